@@ -1,0 +1,76 @@
+"""The `gettok` command: thin wrappers that load settings and a campaign, then call a flow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from gettok import db
+from gettok.settings import Settings, get_settings
+from models.campaign import Campaign, CampaignError, load_campaign
+
+app = typer.Typer(help="Collect, download and enrich TikTok videos for research.", no_args_is_help=True)
+db_app = typer.Typer(help="The results database.", no_args_is_help=True)
+campaign_app = typer.Typer(help="Campaign files.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(campaign_app, name="campaign")
+
+CampaignFile = Annotated[Path, typer.Option("--campaign", "-c", help="Campaign TOML file.")]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"GETTOK_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise fail(f"invalid configuration: {problems}") from None
+
+
+def campaign_or_exit(path: Path) -> Campaign:
+    try:
+        return load_campaign(path)
+    except CampaignError as exc:
+        raise fail(str(exc)) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema on GETTOK_DATABASE_URL (idempotent)."""
+    settings = settings_or_exit()
+    db.upgrade(settings.resolved_database_url)
+    url = db.make_url(db.normalise_url(settings.resolved_database_url))
+    typer.echo(f"database at revision {db.current_revision(settings.resolved_database_url)}: "
+               f"{url.render_as_string(hide_password=True)}")
+
+
+@campaign_app.command("show")
+def campaign_show(path: Annotated[Path, typer.Argument(help="Campaign TOML file.")]) -> None:
+    """Validate a campaign and print the query the Research API will receive."""
+    campaign = campaign_or_exit(path)
+    end = campaign.end_date or campaign.start_date
+    typer.echo(f"campaign {campaign.name}: {campaign.title}")
+    typer.echo(f"dates (UTC, inclusive): {campaign.start_date} to {campaign.end_date or 'ongoing'}")
+    if campaign.stance:
+        typer.echo(f"stance towards {campaign.stance.target!r}: {', '.join(campaign.stance.labels)}")
+    typer.echo("first request body (one window):")
+    typer.echo(json.dumps(campaign.api_request_body(campaign.start_date, min(end, campaign.start_date)),
+                          indent=2, ensure_ascii=False))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

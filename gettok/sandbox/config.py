@@ -1,0 +1,61 @@
+"""Sandbox configuration: corpus size, quotas and fault rates, from `GETTOK_SANDBOX_*` or code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Rate = Field(0.0, ge=0.0, le=1.0)
+
+
+class ApiFaults(BaseModel):
+    """Research API faults, each a probability per request (or per page)."""
+
+    error_500: float = Rate
+    expired_search_id: float = Rate
+    invalid_cursor: float = Rate
+    rate_limit_429: float = Rate
+    empty_page: float = Rate  # has_more true and no videos
+    duplicates: float = Rate  # a page repeats videos of the previous page
+
+
+class WebFaults(BaseModel):
+    """tiktok.com page and media faults, each a probability per request."""
+
+    html_as_media: float = Rate
+    truncated_media: float = Rate
+    dropped_connection: float = Rate
+    throttle: float = Rate  # 429 / captcha-like block
+
+
+class LlmFaults(BaseModel):
+    """OpenAI-compatible endpoint faults, each a probability per request."""
+
+    rate_limit_429: float = Rate
+    error_500: float = Rate
+    timeout: float = Rate
+    refusal: float = Rate
+    invalid_json: float = Rate
+    timeout_s: float = Field(30.0, ge=0)  # how long a "timeout" stalls
+
+
+class SandboxConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GETTOK_SANDBOX_", env_nested_delimiter="__")
+
+    seed: int = 2022
+    daily_quota: int = Field(1000, ge=0)
+    records_per_day: int = Field(100_000, ge=0)
+    videos_per_day: int = Field(40, ge=0, le=20_000)  # corpus size per UTC day
+    private_share: float = Field(0.05, ge=0, le=1)  # corpus videos that are private on the web
+    removed_share: float = Field(0.03, ge=0, le=1)
+    slideshow_share: float = Field(0.03, ge=0, le=1)
+    client_key: str = "sandbox-client-key"
+    client_secret: str = "sandbox-client-secret"
+    token_ttl_s: int = Field(7200, ge=1)
+    media_cache_dir: Path = Path.home() / ".cache" / "gettok" / "sandbox-media"
+    fault_seed: int | None = None  # None: faults vary per run; an int makes them repeatable
+    api: ApiFaults = Field(default_factory=ApiFaults)
+    web: WebFaults = Field(default_factory=WebFaults)
+    llm: LlmFaults = Field(default_factory=LlmFaults)

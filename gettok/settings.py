@@ -1,0 +1,134 @@
+"""One settings model for the whole pipeline, read from `GETTOK_*` variables and `.env`.
+
+Built by `get_settings()`, never at import time, so tests and workers can change the
+environment before the first read. Secrets are `SecretStr`: they print as `**********`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Every field the Research API documents. `favourites_count` is left out of the default
+# request because some servers reject it with invalid_params (see the API reference).
+ALL_VIDEO_FIELDS = (
+    "id,video_description,create_time,region_code,share_count,view_count,like_count,"
+    "comment_count,music_id,hashtag_names,username,effect_ids,playlist_id,voice_to_text,"
+    "is_stem_verified,favourites_count,video_duration,hashtag_info_list,video_mention_list,"
+    "video_label"
+).split(",")
+DEFAULT_VIDEO_FIELDS = [f for f in ALL_VIDEO_FIELDS if f != "favourites_count"]
+
+# USD per million tokens (input, output); override with GETTOK_LLM_PRICES as JSON.
+DEFAULT_LLM_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "sandbox-vision": (0.0, 0.0),
+}
+
+
+class Settings(BaseSettings):
+    """Everything a run can be configured with; see `.env.example` for one line each."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GETTOK_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    media_dir: Path | None = None
+
+    tiktok_client_key: SecretStr | None = None
+    tiktok_client_secret: SecretStr | None = None
+    tiktok_api_url: str = "https://open.tiktokapis.com"
+    tiktok_web_url: str = "https://www.tiktok.com"
+    tiktok_video_fields: list[str] = Field(default_factory=lambda: list(DEFAULT_VIDEO_FIELDS))
+    daily_request_budget: int = Field(1000, ge=1, le=1_000_000)
+    window_days: int = Field(1, ge=1, le=30)
+
+    download_concurrency: int = Field(4, ge=1, le=64)
+    download_requests_per_s: float = Field(2.0, gt=0, le=1000)
+
+    whisper_model: str = "large-v3"
+    whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
+    whisper_compute_type: str = "auto"
+    whisper_batch_size: int = Field(8, ge=1, le=256)
+    transcription_concurrency: int = Field(1, ge=1, le=64)
+
+    frame_every: int = Field(300, ge=1)
+    frame_max_per_video: int = Field(20, ge=1, le=10_000)
+    frame_max_side: int = Field(768, ge=64, le=4096)
+
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("GETTOK_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("GETTOK_OPENAI_BASE_URL", "OPENAI_BASE_URL")
+    )
+    llm_model: str = "gpt-4o-mini"
+    llm_description_model: str | None = None
+    llm_stance_model: str | None = None
+    llm_sentiment_model: str | None = None
+    llm_summary_model: str | None = None
+    llm_temperature: float = Field(0.0, ge=0, le=2)
+    llm_budget_usd: float = Field(5.0, ge=0)
+    llm_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: dict(DEFAULT_LLM_PRICES)
+    )
+
+    sandbox_port: int = Field(8765, ge=0, le=65535)
+
+    @field_validator("tiktok_api_url", "tiktok_web_url", "openai_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value.rstrip("/") if value else value
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'gettok.db'}"
+
+    @property
+    def resolved_media_dir(self) -> Path:
+        return self.media_dir or self.data_dir / "media"
+
+    @property
+    def has_tiktok_credentials(self) -> bool:
+        return bool(self.tiktok_client_key and self.tiktok_client_secret)
+
+    def llm_model_for(self, kind: str) -> str:
+        """The model configured for one annotation kind, else the general one."""
+        return getattr(self, f"llm_{kind}_model", None) or self.llm_model
+
+
+def get_settings(**overrides) -> Settings:
+    """Read the settings now (environment, then `.env`), with explicit overrides on top."""
+    return Settings(**overrides)
+
+
+def redact(text: str, settings: Settings) -> str:
+    """Replace every configured secret in `text`, for messages that may quote a request."""
+    for secret in (settings.tiktok_client_secret, settings.openai_api_key, settings.tiktok_client_key):
+        value = secret.get_secret_value() if secret else ""
+        if value and len(value) >= 4:
+            text = text.replace(value, "**********")
+    return text
+
+
+def environment_summary() -> dict[str, str]:
+    """The GETTOK_ variables that are set, secrets masked: safe to log."""
+    return {
+        k: ("**********" if any(s in k for s in ("SECRET", "KEY", "TOKEN", "PASSWORD")) else v)
+        for k, v in sorted(os.environ.items())
+        if k.startswith("GETTOK_")
+    }

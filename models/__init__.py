@@ -1,0 +1,1 @@
+"""Data models: what the Research API sends, campaigns, and the database schema."""

@@ -1,0 +1,167 @@
+"""What the TikTok Research API sends, as pydantic models.
+
+Ids are Python ints (they exceed 2^53, so never floats), NUL bytes are stripped from every
+string (Postgres TEXT rejects them; a username with one was recorded live), and unknown fields
+are kept so that a new API field is stored, not dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_BIGINT = 2**63 - 1
+
+
+def strip_nul(value: Any) -> Any:
+    """Remove NUL characters from strings anywhere inside a JSON-like value."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [strip_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {strip_nul(k): strip_nul(v) for k, v in value.items()}
+    return value
+
+
+class ApiRecord(BaseModel):
+    """Base for API records: keeps unknown fields, strips NULs before validation."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strip_nul(cls, data: Any) -> Any:
+        return strip_nul(data)
+
+
+def _as_bigint(value: Any, field: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError(f"{field} must be an integer id, got {value!r} (a float loses digits)")
+    number = int(value)
+    if not 0 <= number <= MAX_BIGINT:
+        raise ValueError(f"{field} {number} does not fit a signed 64-bit integer")
+    return number
+
+
+class ResearchVideo(ApiRecord):
+    """One video as the video query endpoint returns it; any field but `id` may be absent."""
+
+    id: int
+    video_description: str | None = None
+    create_time: int | None = None
+    region_code: str | None = None
+    share_count: int | None = None
+    view_count: int | None = None
+    like_count: int | None = None
+    comment_count: int | None = None
+    favourites_count: int | None = None
+    music_id: int | None = None
+    hashtag_names: list[str] = Field(default_factory=list)
+    username: str | None = None
+    effect_ids: list[str] = Field(default_factory=list)
+    playlist_id: int | None = None
+    voice_to_text: str | None = None
+    is_stem_verified: bool | None = None
+    video_duration: int | None = None
+    hashtag_info_list: list[dict[str, Any]] | None = None
+    video_mention_list: list[str] | None = None
+    video_label: dict[str, Any] | None = None
+
+    @field_validator("id", "music_id", "playlist_id", mode="before")
+    @classmethod
+    def _ids_are_ints(cls, value: Any, info) -> int | None:
+        return _as_bigint(value, info.field_name)
+
+    @field_validator("hashtag_names", "effect_ids", mode="before")
+    @classmethod
+    def _list_or_empty(cls, value: Any) -> list:
+        if value is None:
+            return []
+        return [str(v) for v in value]
+
+    @field_validator(
+        "share_count", "view_count", "like_count", "comment_count", "favourites_count",
+        mode="before",
+    )
+    @classmethod
+    def _counts(cls, value: Any, info) -> int | None:
+        number = _as_bigint(value, info.field_name)
+        return number
+
+    @property
+    def created_at(self) -> datetime | None:
+        if self.create_time is None:
+            return None
+        return datetime.fromtimestamp(self.create_time, tz=UTC)
+
+    @property
+    def extra_fields(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ResearchComment(ApiRecord):
+    id: int
+    video_id: int
+    text: str = ""
+    like_count: int | None = None
+    reply_count: int | None = None
+    parent_comment_id: int | None = None
+    create_time: int | None = None
+
+    @field_validator("id", "video_id", "parent_comment_id", mode="before")
+    @classmethod
+    def _ids_are_ints(cls, value: Any, info) -> int | None:
+        return _as_bigint(value, info.field_name)
+
+
+class ApiError(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str = "ok"
+    message: str = ""
+    log_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "ok"
+
+
+class VideoPageData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    videos: list[ResearchVideo] = Field(default_factory=list)
+    cursor: int = 0
+    has_more: bool = False
+    search_id: str | None = None
+
+    @field_validator("search_id", mode="before")
+    @classmethod
+    def _search_id_text(cls, value: Any) -> str | None:
+        return None if value in (None, "") else str(value)
+
+
+class VideoQueryPage(BaseModel):
+    """The whole answer of `POST /v2/research/video/query/`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    data: VideoPageData = Field(default_factory=VideoPageData)
+    error: ApiError = Field(default_factory=ApiError)
+
+
+def parse_video_page(payload: bytes | str) -> tuple[VideoQueryPage, list[dict[str, Any]]]:
+    """Parse a page and also return each video's raw payload, ints intact.
+
+    The stdlib json parser keeps big integers exact, so the raw dicts are safe to store.
+    """
+    import json
+
+    raw = json.loads(payload)
+    page = VideoQueryPage.model_validate(raw)
+    raw_videos = list((raw.get("data") or {}).get("videos") or [])
+    return page, raw_videos

@@ -1,0 +1,235 @@
+"""A campaign: what to collect (query, region, dates) and how to label it (stance target).
+
+Campaigns are TOML files (see `campaigns/`). Loading one validates everything a run depends on,
+so a typo fails at once with the field named, not three days into a backfill.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from models.regions import ISO_3166_ALPHA2
+
+# The earliest day the Research API indexes (TikTok's research data starts in 2016).
+EARLIEST_DATE = date(2016, 1, 1)
+
+Operation = Literal["EQ", "IN", "GT", "GTE", "LT", "LTE"]
+FieldName = Literal[
+    "create_date", "username", "region_code", "video_id", "hashtag_name", "keyword",
+    "music_id", "effect_id", "video_length",
+]
+VideoLength = Literal["SHORT", "MID", "LONG", "EXTRA_LONG"]
+
+
+class CampaignError(ValueError):
+    """A campaign file that cannot be used; the message names the file and the field."""
+
+
+class Condition(BaseModel):
+    """One condition of the API's query language."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation: Operation = "IN"
+    field_name: FieldName
+    field_values: list[str] = Field(min_length=1)
+
+    @field_validator("field_values", mode="before")
+    @classmethod
+    def _as_strings(cls, values: Any) -> list[str]:
+        if not isinstance(values, list):
+            values = [values]
+        cleaned = [str(v).replace("\x00", "").strip() for v in values]
+        return [v for v in cleaned if v]
+
+
+class Query(BaseModel):
+    """What to search for. Selectors are ORed; region and length are ANDed; `exclude_*` are NOTed.
+
+    `and`, `or` and `not` take raw API conditions for anything the shorthand cannot say.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    region_codes: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    hashtags: list[str] = Field(default_factory=list)
+    usernames: list[str] = Field(default_factory=list)
+    music_ids: list[int] = Field(default_factory=list)
+    effect_ids: list[int] = Field(default_factory=list)
+    video_length: list[VideoLength] = Field(default_factory=list)
+    exclude_keywords: list[str] = Field(default_factory=list)
+    exclude_hashtags: list[str] = Field(default_factory=list)
+    and_: list[Condition] = Field(default_factory=list, alias="and")
+    or_: list[Condition] = Field(default_factory=list, alias="or")
+    not_: list[Condition] = Field(default_factory=list, alias="not")
+
+    @field_validator("keywords", "hashtags", "usernames", "exclude_keywords", "exclude_hashtags")
+    @classmethod
+    def _clean_terms(cls, values: list[str]) -> list[str]:
+        # The Ecuador term list has trailing spaces; '#' is not part of a hashtag name.
+        seen: dict[str, None] = {}
+        for v in values:
+            term = v.replace("\x00", "").strip().lstrip("#").strip()
+            if term:
+                seen.setdefault(term, None)
+        return list(seen)
+
+    @field_validator("region_codes")
+    @classmethod
+    def _valid_regions(cls, values: list[str]) -> list[str]:
+        codes = []
+        for v in values:
+            code = v.strip().upper()
+            if code not in ISO_3166_ALPHA2:
+                raise ValueError(f"{v!r} is not an ISO 3166-1 alpha-2 region code (e.g. 'PE', 'EC')")
+            codes.append(code)
+        return codes
+
+    @model_validator(mode="after")
+    def _selects_something(self) -> Query:
+        if not self.to_api()["or"] and not self.and_:
+            raise ValueError(
+                "the query selects nothing: give keywords, hashtags, usernames, music_ids, "
+                "effect_ids or an explicit [[query.and]]/[[query.or]] condition"
+            )
+        return self
+
+    def to_api(self) -> dict[str, list[dict[str, Any]]]:
+        """The `query` object of the video query request body."""
+
+        def cond(field: str, values: list) -> dict[str, Any]:
+            return {"operation": "IN", "field_name": field, "field_values": [str(v) for v in values]}
+
+        and_ = [c.model_dump() for c in self.and_]
+        if self.region_codes:
+            and_.insert(0, cond("region_code", self.region_codes))
+        if self.video_length:
+            and_.append(cond("video_length", self.video_length))
+        or_ = [c.model_dump() for c in self.or_]
+        for field, values in (
+            ("keyword", self.keywords), ("hashtag_name", self.hashtags),
+            ("username", self.usernames), ("music_id", self.music_ids),
+            ("effect_id", self.effect_ids),
+        ):
+            if values:
+                or_.append(cond(field, values))
+        not_ = [c.model_dump() for c in self.not_]
+        if self.exclude_keywords:
+            not_.append(cond("keyword", self.exclude_keywords))
+        if self.exclude_hashtags:
+            not_.append(cond("hashtag_name", self.exclude_hashtags))
+        query: dict[str, list[dict[str, Any]]] = {"and": and_, "or": or_, "not": not_}
+        return {k: v for k, v in query.items() if v} or query
+
+
+class Stance(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: str = Field(min_length=1)
+    labels: list[str] = Field(default_factory=lambda: ["support", "no support", "neutral"])
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct(cls, labels: list[str]) -> list[str]:
+        cleaned = [label.strip() for label in labels if label.strip()]
+        if len(cleaned) < 2 or len(set(cleaned)) != len(cleaned):
+            raise ValueError("stance needs at least two distinct labels")
+        return cleaned
+
+
+class Watch(BaseModel):
+    """Visual targets for the monitoring flow: reference images and/or a text description."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    images: list[Path] = Field(default_factory=list)
+    description: str | None = None
+    webhook_url: str | None = None
+
+
+class Campaign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,62}$")
+    title: str = ""
+    start_date: date
+    end_date: date | None = None  # None: an ongoing campaign, collected by the daily schedule
+    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$")  # transcript language hint
+    query: Query
+    stance: Stance | None = None
+    watch: Watch | None = None
+
+    @field_validator("start_date", "end_date", mode="before")
+    @classmethod
+    def _parse_date(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not a date as YYYY-MM-DD") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Campaign:
+        if self.start_date < EARLIEST_DATE:
+            raise ValueError(f"start_date {self.start_date} is before {EARLIEST_DATE}")
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        return self
+
+    @property
+    def query_hash(self) -> str:
+        body = json.dumps(self.query.to_api(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    def api_request_body(self, start: date, end: date, max_count: int = 100) -> dict[str, Any]:
+        """The body the video query endpoint receives for one window (dates as YYYYMMDD)."""
+        return {
+            "query": self.query.to_api(),
+            "start_date": start.strftime("%Y%m%d"),
+            "end_date": end.strftime("%Y%m%d"),
+            "max_count": max_count,
+        }
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Read and validate a campaign TOML file; errors name the file and each bad field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise CampaignError(f"{path}: no such campaign file") from exc
+    except UnicodeDecodeError as exc:
+        raise CampaignError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    if "\x00" in text:
+        raise CampaignError(f"{path}: contains a NUL byte")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CampaignError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_campaign(data, source=str(path))
+
+
+def parse_campaign(data: dict[str, Any], source: str = "campaign") -> Campaign:
+    try:
+        return Campaign.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'campaign'}: {_message(err)}"
+            for err in exc.errors()
+        )
+        raise CampaignError(f"{source}: {problems}") from None
+
+
+def _message(err: dict[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown field"
+    return str(err["msg"]).removeprefix("Value error, ")

@@ -1,0 +1,343 @@
+"""The database schema (SQLAlchemy 2, typed). The same tables run on Postgres and SQLite.
+
+Ids from TikTok are BIGINT; times are stored as UTC; status columns take a fixed vocabulary.
+Alembic migrations in `gettok/migrations/` create exactly these tables.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSONB on Postgres for querying; plain JSON elsewhere.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# Raw payloads keep NUL escapes exactly as sent: Postgres `json` accepts \u0000, `jsonb` does not.
+RawJSON = JSON()
+BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite INTEGER is 64-bit already
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in and out, on databases with and without time zones."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class WindowStatus(enum.StrEnum):
+    pending = "pending"
+    running = "running"
+    done = "done"
+    split = "split"  # persistent 500s: replaced by smaller windows
+    quota_exhausted = "quota_exhausted"  # checkpointed; resumes after 00:00 UTC
+    failed = "failed"
+
+
+class DownloadStatus(enum.StrEnum):
+    ok = "ok"
+    private = "private"
+    removed = "removed"
+    slideshow = "slideshow"
+    invalid = "invalid"
+    transient = "transient"
+    blocked = "blocked"
+
+
+class AnnotationKind(enum.StrEnum):
+    description = "description"
+    onscreen_text = "onscreen_text"
+    stance = "stance"
+    sentiment = "sentiment"
+    summary = "summary"
+    watch_match = "watch_match"
+
+
+class AnnotationStatus(enum.StrEnum):
+    ok = "ok"
+    refused = "refused"
+    invalid = "invalid"  # output failed validation after the corrective retry
+    failed = "failed"
+
+
+def _enum(e: type[enum.Enum], name: str) -> Enum:
+    return Enum(e, name=name, native_enum=False, length=32, values_callable=lambda x: [m.value for m in x])
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType, list[Any]: JSONType}
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    query: Mapped[dict[str, Any]]
+    query_hash: Mapped[str] = mapped_column(String(32))
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    region_codes: Mapped[list[Any]]
+    language: Mapped[str | None] = mapped_column(String(8))
+    stance_target: Mapped[str | None] = mapped_column(Text)
+    stance_labels: Mapped[list[Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CollectionWindow(Base):
+    """One date window of a campaign's query, paged to the end: the unit of resumable collection."""
+
+    __tablename__ = "collection_windows"
+    __table_args__ = (UniqueConstraint("campaign_id", "query_hash", "window_start", "window_end"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    query_hash: Mapped[str] = mapped_column(String(32))
+    window_start: Mapped[date] = mapped_column(Date)  # inclusive, UTC
+    window_end: Mapped[date] = mapped_column(Date)  # inclusive, UTC
+    status: Mapped[WindowStatus] = mapped_column(_enum(WindowStatus, "window_status"), default=WindowStatus.pending)
+    cursor: Mapped[int | None] = mapped_column(Integer)
+    search_id: Mapped[str | None] = mapped_column(String(64))
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    videos: Mapped[int] = mapped_column(Integer, default=0)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Video(Base):
+    """A video as the Research API last described it, with its raw payload."""
+
+    __tablename__ = "videos"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    username: Mapped[str | None] = mapped_column(Text)
+    video_description: Mapped[str | None] = mapped_column(Text)
+    create_time: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime | None] = mapped_column(index=True)
+    region_code: Mapped[str | None] = mapped_column(String(8))
+    view_count: Mapped[int | None] = mapped_column(BigInteger)
+    like_count: Mapped[int | None] = mapped_column(BigInteger)
+    comment_count: Mapped[int | None] = mapped_column(BigInteger)
+    share_count: Mapped[int | None] = mapped_column(BigInteger)
+    favourites_count: Mapped[int | None] = mapped_column(BigInteger)
+    music_id: Mapped[int | None] = mapped_column(BigInteger)
+    hashtag_names: Mapped[list[Any] | None]
+    effect_ids: Mapped[list[Any] | None]
+    playlist_id: Mapped[int | None] = mapped_column(BigInteger)
+    voice_to_text: Mapped[str | None] = mapped_column(Text)
+    is_stem_verified: Mapped[bool | None] = mapped_column(Boolean)
+    video_duration: Mapped[int | None] = mapped_column(Integer)
+    hashtag_info_list: Mapped[list[Any] | None]
+    video_mention_list: Mapped[list[Any] | None]
+    video_label: Mapped[dict[str, Any] | None]
+    extra_fields: Mapped[dict[str, Any] | None]
+    raw: Mapped[dict[str, Any]] = mapped_column(RawJSON)
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Compliance: set when a re-check found the video no longer public and its media was pruned.
+    pruned_at: Mapped[datetime | None]
+    pruned_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class CampaignVideo(Base):
+    __tablename__ = "campaign_videos"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
+    window_id: Mapped[int | None] = mapped_column(ForeignKey("collection_windows.id", ondelete="SET NULL"))
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EngagementSnapshot(Base):
+    """Counts at one sighting; re-collection builds a time series per video."""
+
+    __tablename__ = "engagement_snapshots"
+    __table_args__ = (UniqueConstraint("video_id", "collected_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    collected_at: Mapped[datetime]
+    view_count: Mapped[int | None] = mapped_column(BigInteger)
+    like_count: Mapped[int | None] = mapped_column(BigInteger)
+    comment_count: Mapped[int | None] = mapped_column(BigInteger)
+    share_count: Mapped[int | None] = mapped_column(BigInteger)
+    favourites_count: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ApiRequest(Base):
+    """One request to the Research API, for the daily quota (which 500s count against too)."""
+
+    __tablename__ = "api_requests"
+    __table_args__ = (Index("ix_api_requests_day", "day"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)  # UTC day the request counts against
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    window_id: Mapped[int | None] = mapped_column(ForeignKey("collection_windows.id", ondelete="SET NULL"))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    videos: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Download(Base):
+    __tablename__ = "downloads"
+
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[DownloadStatus] = mapped_column(_enum(DownloadStatus, "download_status"), index=True)
+    path: Mapped[str | None] = mapped_column(Text)  # relative to the media directory
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    is_slideshow: Mapped[bool] = mapped_column(Boolean, default=False)
+    image_paths: Mapped[list[Any] | None]
+    audio_path: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MediaInfo(Base):
+    __tablename__ = "media_info"
+
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    fps: Mapped[float | None] = mapped_column(Float)
+    frame_count: Mapped[int | None] = mapped_column(Integer)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    has_audio: Mapped[bool | None] = mapped_column(Boolean)
+    video_codec: Mapped[str | None] = mapped_column(String(32))
+    audio_codec: Mapped[str | None] = mapped_column(String(32))
+    probed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Transcript(Base):
+    """One transcript per video, engine, model and settings (Whisper's or TikTok's own)."""
+
+    __tablename__ = "transcripts"
+    __table_args__ = (UniqueConstraint("video_id", "engine", "model", "settings_hash"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    engine: Mapped[str] = mapped_column(String(32))  # "faster-whisper" or "tiktok"
+    model: Mapped[str] = mapped_column(String(256))
+    settings: Mapped[dict[str, Any]]
+    settings_hash: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="ok")  # ok | failed
+    error: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(8))
+    language_probability: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(Text)
+    segments: Mapped[list[Any] | None]
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    is_empty: Mapped[bool] = mapped_column(Boolean, default=False)  # empty / music-only: kept, flagged
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Frame(Base):
+    __tablename__ = "frames"
+    __table_args__ = (UniqueConstraint("video_id", "frame_index"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    frame_index: Mapped[int] = mapped_column(Integer)  # slideshow: image number
+    timestamp_s: Mapped[float | None] = mapped_column(Float)
+    path: Mapped[str] = mapped_column(Text)  # relative to the media directory
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16), default="video")  # video | slideshow
+    settings: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Annotation(Base):
+    """A derived label or text, with the provenance that made it."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (UniqueConstraint("video_id", "kind", "model", "prompt_hash"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[AnnotationKind] = mapped_column(_enum(AnnotationKind, "annotation_kind"))
+    status: Mapped[AnnotationStatus] = mapped_column(
+        _enum(AnnotationStatus, "annotation_status"), default=AnnotationStatus.ok
+    )
+    value: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(256))
+    prompt_id: Mapped[str] = mapped_column(String(64))
+    prompt_hash: Mapped[str] = mapped_column(String(64))
+    settings: Mapped[dict[str, Any] | None]
+    temperature: Mapped[float | None] = mapped_column(Float)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    is_sandbox: Mapped[bool] = mapped_column(Boolean, default=False)
+    frame_id: Mapped[int | None] = mapped_column(ForeignKey("frames.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PruneRecord(Base):
+    """What a compliance run removed, and why (the API terms require deleting non-public data)."""
+
+    __tablename__ = "prune_records"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    video_id: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(32))
+    removed_paths: Mapped[list[Any]]
+    pruned_at: Mapped[datetime] = mapped_column(default=utcnow)

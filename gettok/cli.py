@@ -13,7 +13,9 @@ from gettok import db
 from gettok.settings import Settings, get_settings
 from models.campaign import Campaign, CampaignError, load_campaign
 
-app = typer.Typer(help="Collect, download and enrich TikTok videos for research.", no_args_is_help=True)
+app = typer.Typer(
+    help="Collect, download and enrich TikTok videos for research.", no_args_is_help=True
+)
 db_app = typer.Typer(help="The results database.", no_args_is_help=True)
 campaign_app = typer.Typer(help="Campaign files.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -50,8 +52,10 @@ def db_upgrade() -> None:
     settings = settings_or_exit()
     db.upgrade(settings.resolved_database_url)
     url = db.make_url(db.normalise_url(settings.resolved_database_url))
-    typer.echo(f"database at revision {db.current_revision(settings.resolved_database_url)}: "
-               f"{url.render_as_string(hide_password=True)}")
+    typer.echo(
+        f"database at revision {db.current_revision(settings.resolved_database_url)}: "
+        f"{url.render_as_string(hide_password=True)}"
+    )
 
 
 @campaign_app.command("show")
@@ -62,10 +66,17 @@ def campaign_show(path: Annotated[Path, typer.Argument(help="Campaign TOML file.
     typer.echo(f"campaign {campaign.name}: {campaign.title}")
     typer.echo(f"dates (UTC, inclusive): {campaign.start_date} to {campaign.end_date or 'ongoing'}")
     if campaign.stance:
-        typer.echo(f"stance towards {campaign.stance.target!r}: {', '.join(campaign.stance.labels)}")
+        typer.echo(
+            f"stance towards {campaign.stance.target!r}: {', '.join(campaign.stance.labels)}"
+        )
     typer.echo("first request body (one window):")
-    typer.echo(json.dumps(campaign.api_request_body(campaign.start_date, min(end, campaign.start_date)),
-                          indent=2, ensure_ascii=False))
+    typer.echo(
+        json.dumps(
+            campaign.api_request_body(campaign.start_date, min(end, campaign.start_date)),
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
 
 
 def main() -> None:

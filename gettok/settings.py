@@ -118,7 +118,11 @@ def get_settings(**overrides) -> Settings:
 
 def redact(text: str, settings: Settings) -> str:
     """Replace every configured secret in `text`, for messages that may quote a request."""
-    for secret in (settings.tiktok_client_secret, settings.openai_api_key, settings.tiktok_client_key):
+    for secret in (
+        settings.tiktok_client_secret,
+        settings.openai_api_key,
+        settings.tiktok_client_key,
+    ):
         value = secret.get_secret_value() if secret else ""
         if value and len(value) >= 4:
             text = text.replace(value, "**********")

@@ -7,10 +7,11 @@ are kept so that a new API field is stored, not dropped.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 MAX_BIGINT = 2**63 - 1
 
@@ -85,7 +86,11 @@ class ResearchVideo(ApiRecord):
         return [str(v) for v in value]
 
     @field_validator(
-        "share_count", "view_count", "like_count", "comment_count", "favourites_count",
+        "share_count",
+        "view_count",
+        "like_count",
+        "comment_count",
+        "favourites_count",
         mode="before",
     )
     @classmethod
@@ -102,6 +107,13 @@ class ResearchVideo(ApiRecord):
     @property
     def extra_fields(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    def columns(self) -> dict[str, Any]:
+        """The `videos` table columns this record fills (not the raw payload or sighting times)."""
+        values = self.model_dump(exclude=set(self.model_extra or {}))
+        values["created_at"] = self.created_at
+        values["extra_fields"] = self.extra_fields or None
+        return values
 
 
 class ResearchComment(ApiRecord):
@@ -154,14 +166,53 @@ class VideoQueryPage(BaseModel):
     error: ApiError = Field(default_factory=ApiError)
 
 
-def parse_video_page(payload: bytes | str) -> tuple[VideoQueryPage, list[dict[str, Any]]]:
-    """Parse a page and also return each video's raw payload, ints intact.
+class RejectedRecord(BaseModel):
+    """A record the API sent that cannot be stored as is (e.g. an id beyond 64 bits)."""
+
+    raw: dict[str, Any]
+    reason: str
+
+
+class ParsedVideo(BaseModel):
+    record: ResearchVideo
+    raw: dict[str, Any]  # the payload exactly as sent (big ints exact, NULs included)
+
+
+class ParsedPage(BaseModel):
+    """One video query page: paging state, the videos, and any records that failed validation."""
+
+    error: ApiError = Field(default_factory=ApiError)
+    cursor: int = 0
+    has_more: bool = False
+    search_id: str | None = None
+    videos: list[ParsedVideo] = Field(default_factory=list)
+    rejected: list[RejectedRecord] = Field(default_factory=list)
+
+
+def parse_video_page(payload: bytes | str | dict[str, Any]) -> ParsedPage:
+    """Parse a video query answer; one bad record is rejected with its reason, never the page.
 
     The stdlib json parser keeps big integers exact, so the raw dicts are safe to store.
     """
-    import json
-
-    raw = json.loads(payload)
-    page = VideoQueryPage.model_validate(raw)
-    raw_videos = list((raw.get("data") or {}).get("videos") or [])
-    return page, raw_videos
+    raw = json.loads(payload) if isinstance(payload, bytes | str) else payload
+    data = raw.get("data") or {}
+    envelope = VideoQueryPage.model_validate(
+        {"data": {k: v for k, v in data.items() if k != "videos"}, "error": raw.get("error") or {}}
+    )
+    page = ParsedPage(
+        error=envelope.error,
+        cursor=envelope.data.cursor,
+        has_more=envelope.data.has_more,
+        search_id=envelope.data.search_id,
+    )
+    for item in data.get("videos") or []:
+        try:
+            page.videos.append(ParsedVideo(record=ResearchVideo.model_validate(item), raw=item))
+        except ValidationError as exc:
+            reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            page.rejected.append(
+                RejectedRecord(
+                    raw=item if isinstance(item, dict) else {"value": item}, reason=reason
+                )
+            )
+    return page

@@ -22,8 +22,15 @@ EARLIEST_DATE = date(2016, 1, 1)
 
 Operation = Literal["EQ", "IN", "GT", "GTE", "LT", "LTE"]
 FieldName = Literal[
-    "create_date", "username", "region_code", "video_id", "hashtag_name", "keyword",
-    "music_id", "effect_id", "video_length",
+    "create_date",
+    "username",
+    "region_code",
+    "video_id",
+    "hashtag_name",
+    "keyword",
+    "music_id",
+    "effect_id",
+    "video_length",
 ]
 VideoLength = Literal["SHORT", "MID", "LONG", "EXTRA_LONG"]
 
@@ -89,13 +96,17 @@ class Query(BaseModel):
         for v in values:
             code = v.strip().upper()
             if code not in ISO_3166_ALPHA2:
-                raise ValueError(f"{v!r} is not an ISO 3166-1 alpha-2 region code (e.g. 'PE', 'EC')")
+                raise ValueError(
+                    f"{v!r} is not an ISO 3166-1 alpha-2 region code (e.g. 'PE', 'EC')"
+                )
             codes.append(code)
         return codes
 
     @model_validator(mode="after")
     def _selects_something(self) -> Query:
-        if not self.to_api()["or"] and not self.and_:
+        if not self.to_api().get("or") and not self.and_:
+            # A region alone would match every video of a country: never what a study wants,
+            # and it spends the daily quota in minutes.
             raise ValueError(
                 "the query selects nothing: give keywords, hashtags, usernames, music_ids, "
                 "effect_ids or an explicit [[query.and]]/[[query.or]] condition"
@@ -106,7 +117,11 @@ class Query(BaseModel):
         """The `query` object of the video query request body."""
 
         def cond(field: str, values: list) -> dict[str, Any]:
-            return {"operation": "IN", "field_name": field, "field_values": [str(v) for v in values]}
+            return {
+                "operation": "IN",
+                "field_name": field,
+                "field_values": [str(v) for v in values],
+            }
 
         and_ = [c.model_dump() for c in self.and_]
         if self.region_codes:
@@ -115,8 +130,10 @@ class Query(BaseModel):
             and_.append(cond("video_length", self.video_length))
         or_ = [c.model_dump() for c in self.or_]
         for field, values in (
-            ("keyword", self.keywords), ("hashtag_name", self.hashtags),
-            ("username", self.usernames), ("music_id", self.music_ids),
+            ("keyword", self.keywords),
+            ("hashtag_name", self.hashtags),
+            ("username", self.usernames),
+            ("music_id", self.music_ids),
             ("effect_id", self.effect_ids),
         ):
             if values:

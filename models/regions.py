@@ -1,4 +1,4 @@
-"""Region codes the Research API filters on: ISO 3166-1 alpha-2 (the account's registration country)."""
+"""Region codes the Research API filters on: ISO 3166-1 alpha-2 (country of registration)."""
 
 ISO_3166_ALPHA2 = frozenset(
     """AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR

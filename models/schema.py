@@ -105,7 +105,9 @@ class AnnotationStatus(enum.StrEnum):
 
 
 def _enum(e: type[enum.Enum], name: str) -> Enum:
-    return Enum(e, name=name, native_enum=False, length=32, values_callable=lambda x: [m.value for m in x])
+    return Enum(
+        e, name=name, native_enum=False, length=32, values_callable=lambda x: [m.value for m in x]
+    )
 
 
 class Base(DeclarativeBase):
@@ -142,7 +144,9 @@ class CollectionWindow(Base):
     query_hash: Mapped[str] = mapped_column(String(32))
     window_start: Mapped[date] = mapped_column(Date)  # inclusive, UTC
     window_end: Mapped[date] = mapped_column(Date)  # inclusive, UTC
-    status: Mapped[WindowStatus] = mapped_column(_enum(WindowStatus, "window_status"), default=WindowStatus.pending)
+    status: Mapped[WindowStatus] = mapped_column(
+        _enum(WindowStatus, "window_status"), default=WindowStatus.pending
+    )
     cursor: Mapped[int | None] = mapped_column(Integer)
     search_id: Mapped[str | None] = mapped_column(String(64))
     pages: Mapped[int] = mapped_column(Integer, default=0)
@@ -192,9 +196,15 @@ class Video(Base):
 class CampaignVideo(Base):
     __tablename__ = "campaign_videos"
 
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
-    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
-    window_id: Mapped[int | None] = mapped_column(ForeignKey("collection_windows.id", ondelete="SET NULL"))
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    video_id: Mapped[int] = mapped_column(
+        ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True
+    )
+    window_id: Mapped[int | None] = mapped_column(
+        ForeignKey("collection_windows.id", ondelete="SET NULL")
+    )
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -204,7 +214,9 @@ class EngagementSnapshot(Base):
     __tablename__ = "engagement_snapshots"
     __table_args__ = (UniqueConstraint("video_id", "collected_at"),)
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
     collected_at: Mapped[datetime]
     view_count: Mapped[int | None] = mapped_column(BigInteger)
@@ -220,11 +232,15 @@ class ApiRequest(Base):
     __tablename__ = "api_requests"
     __table_args__ = (Index("ix_api_requests_day", "day"),)
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
     day: Mapped[date] = mapped_column(Date)  # UTC day the request counts against
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     endpoint: Mapped[str] = mapped_column(String(64))
-    window_id: Mapped[int | None] = mapped_column(ForeignKey("collection_windows.id", ondelete="SET NULL"))
+    window_id: Mapped[int | None] = mapped_column(
+        ForeignKey("collection_windows.id", ondelete="SET NULL")
+    )
     status_code: Mapped[int | None] = mapped_column(Integer)
     error_code: Mapped[str | None] = mapped_column(String(64))
     videos: Mapped[int] = mapped_column(Integer, default=0)
@@ -233,8 +249,12 @@ class ApiRequest(Base):
 class Download(Base):
     __tablename__ = "downloads"
 
-    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
-    status: Mapped[DownloadStatus] = mapped_column(_enum(DownloadStatus, "download_status"), index=True)
+    video_id: Mapped[int] = mapped_column(
+        ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[DownloadStatus] = mapped_column(
+        _enum(DownloadStatus, "download_status"), index=True
+    )
     path: Mapped[str | None] = mapped_column(Text)  # relative to the media directory
     bytes: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
@@ -252,7 +272,9 @@ class Download(Base):
 class MediaInfo(Base):
     __tablename__ = "media_info"
 
-    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
+    video_id: Mapped[int] = mapped_column(
+        ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True
+    )
     duration_s: Mapped[float | None] = mapped_column(Float)
     fps: Mapped[float | None] = mapped_column(Float)
     frame_count: Mapped[int | None] = mapped_column(Integer)
@@ -270,7 +292,9 @@ class Transcript(Base):
     __tablename__ = "transcripts"
     __table_args__ = (UniqueConstraint("video_id", "engine", "model", "settings_hash"),)
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
     engine: Mapped[str] = mapped_column(String(32))  # "faster-whisper" or "tiktok"
     model: Mapped[str] = mapped_column(String(256))
@@ -283,7 +307,9 @@ class Transcript(Base):
     text: Mapped[str | None] = mapped_column(Text)
     segments: Mapped[list[Any] | None]
     duration_s: Mapped[float | None] = mapped_column(Float)
-    is_empty: Mapped[bool] = mapped_column(Boolean, default=False)  # empty / music-only: kept, flagged
+    is_empty: Mapped[bool] = mapped_column(
+        Boolean, default=False
+    )  # empty / music-only: kept, flagged
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -291,7 +317,9 @@ class Frame(Base):
     __tablename__ = "frames"
     __table_args__ = (UniqueConstraint("video_id", "frame_index"),)
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
     frame_index: Mapped[int] = mapped_column(Integer)  # slideshow: image number
     timestamp_s: Mapped[float | None] = mapped_column(Float)
@@ -309,7 +337,9 @@ class Annotation(Base):
     __tablename__ = "annotations"
     __table_args__ = (UniqueConstraint("video_id", "kind", "model", "prompt_hash"),)
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
     kind: Mapped[AnnotationKind] = mapped_column(_enum(AnnotationKind, "annotation_kind"))
     status: Mapped[AnnotationStatus] = mapped_column(
@@ -336,8 +366,27 @@ class PruneRecord(Base):
 
     __tablename__ = "prune_records"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
     video_id: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(32))
     removed_paths: Mapped[list[Any]]
     pruned_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RejectedRecord(Base):
+    """An API record that could not be stored as a video (e.g. an id beyond 64 bits): kept."""
+
+    __tablename__ = "rejected_records"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    window_id: Mapped[int | None] = mapped_column(
+        ForeignKey("collection_windows.id", ondelete="SET NULL")
+    )
+    source: Mapped[str] = mapped_column(String(64))  # e.g. "video_query"
+    raw: Mapped[dict[str, Any]] = mapped_column(RawJSON)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -17,13 +17,19 @@ from sqlalchemy import create_engine, text
 from gettok import db
 
 POSTGRES = os.environ.get("GETTOK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-BACKENDS = [b.strip() for b in os.environ.get("GETTOK_TEST_BACKENDS", "sqlite,postgres").split(",") if b.strip()]
+BACKENDS = [
+    b.strip()
+    for b in os.environ.get("GETTOK_TEST_BACKENDS", "sqlite,postgres").split(",")
+    if b.strip()
+]
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _admin_engine():
-    return create_engine(f"{POSTGRES}/postgres".replace("postgresql://", "postgresql+psycopg://"),
-                         isolation_level="AUTOCOMMIT")
+    return create_engine(
+        f"{POSTGRES}/postgres".replace("postgresql://", "postgresql+psycopg://"),
+        isolation_level="AUTOCOMMIT",
+    )
 
 
 def create_postgres_database() -> str:

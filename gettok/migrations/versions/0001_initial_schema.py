@@ -443,8 +443,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("campaign_id", "video_id", name=op.f("pk_campaign_videos")),
     )
 
+    op.create_table(
+        "rejected_records",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("window_id", sa.Integer(), nullable=True),
+        sa.Column("source", sa.String(length=64), nullable=False),
+        sa.Column("raw", sa.JSON(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["window_id"],
+            ["collection_windows.id"],
+            name=op.f("fk_rejected_records_window_id_collection_windows"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rejected_records")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("rejected_records")
     op.drop_table("campaign_videos")
     with op.batch_alter_table("api_requests", schema=None) as batch_op:
         batch_op.drop_index("ix_api_requests_day")

@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     llm_prices: dict[str, tuple[float, float]] = Field(
         default_factory=lambda: dict(DEFAULT_LLM_PRICES)
     )
+    llm_timeout_s: float = Field(60.0, gt=0, le=600)  # per request; the SDK does not retry
+    llm_max_attempts: int = Field(5, ge=1, le=20)  # per request, on 429 / 5xx / timeouts
+    llm_backoff_s: float = Field(2.0, ge=0, le=300)  # first backoff after a 5xx or timeout
+    llm_max_wait_s: float = Field(60.0, ge=0, le=3600)  # cap on one wait, Retry-After included
+    llm_concurrency: int = Field(4, ge=1, le=64)  # requests in flight at once
+    llm_batch_size: int = Field(50, ge=1, le=10_000)  # videos per Prefect task run
+    llm_max_frames: int = Field(8, ge=1, le=50)  # frames sent for a description
+    llm_image_detail: Literal["low", "high", "auto"] = "high"  # "high" to read on-screen text
+    sentiment_low_confidence: float = Field(0.6, ge=0, le=1)  # below: flagged low_confidence
 
     sandbox_port: int = Field(8765, ge=0, le=65535)
 

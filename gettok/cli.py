@@ -79,6 +79,15 @@ def campaign_show(path: Annotated[Path, typer.Argument(help="Campaign TOML file.
     )
 
 
+@app.command("setup")
+def setup() -> None:
+    """Create the Prefect work pools (cpu, gpu) and global concurrency limits; safe to rerun."""
+    from gettok.orchestration import ensure_prefect_objects
+
+    for line in ensure_prefect_objects(settings_or_exit()):
+        typer.echo(line)
+
+
 def main() -> None:
     app()
 

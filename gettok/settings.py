@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     sentiment_low_confidence: float = Field(0.6, ge=0, le=1)  # below: flagged low_confidence
 
     sandbox_port: int = Field(8765, ge=0, le=65535)
+    llm_requests_per_s: float = Field(5.0, gt=0, le=1000)  # the `llm-rate` limit, all workers
+
+    # Public exports name users by HMAC(salt, username); without a salt they carry no user column.
+    export_salt: SecretStr | None = None
 
     @field_validator("tiktok_api_url", "tiktok_web_url", "openai_base_url")
     @classmethod

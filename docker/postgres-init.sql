@@ -1,0 +1,3 @@
+-- One server, two databases: gettok's results and Prefect's own state.
+CREATE DATABASE gettok;
+CREATE DATABASE prefect;

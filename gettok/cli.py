@@ -88,6 +88,27 @@ def setup() -> None:
         typer.echo(line)
 
 
+@app.command("sandbox")
+def sandbox(
+    port: Annotated[int | None, typer.Option(help="Port (default: GETTOK_SANDBOX_PORT).")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Serve the local TikTok + OpenAI stand-in in the foreground (faults from GETTOK_SANDBOX_*)."""
+    from gettok.sandbox.config import SandboxConfig
+    from gettok.sandbox.server import sandbox_env, serve
+
+    settings = settings_or_exit()
+    config = SandboxConfig()
+    port = settings.sandbox_port if port is None else port
+    base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    typer.echo(f"gettok sandbox at {base_url} (seed {config.seed}, "
+               f"{config.videos_per_day} videos/day)")
+    typer.echo("point gettok at it with:")
+    for key, value in sandbox_env(base_url, config).items():
+        typer.echo(f"  export {key}={value}")
+    serve(config, host=host, port=port)
+
+
 def main() -> None:
     app()
 

@@ -390,3 +390,19 @@ class RejectedRecord(Base):
     raw: Mapped[dict[str, Any]] = mapped_column(RawJSON)
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkClaim(Base):
+    """A lease on one video for one stage, so workers on several machines never do it twice.
+
+    Claimed with INSERT … ON CONFLICT DO NOTHING (atomic on Postgres and SQLite); a lease that
+    expires (its worker was killed) can be taken over.
+    """
+
+    __tablename__ = "work_claims"
+
+    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
+    video_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    worker: Mapped[str] = mapped_column(String(128))
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

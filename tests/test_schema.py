@@ -100,3 +100,12 @@ def test_status_vocabulary_is_enforced_in_python(db_url):
     assert json.dumps([s.value for s in DownloadStatus]) == json.dumps(
         ["ok", "private", "removed", "slideshow", "invalid", "transient", "blocked"]
     )
+
+
+def test_migration_is_in_step_with_the_models(db_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with db.get_engine(db_url).connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []

@@ -460,8 +460,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rejected_records")),
     )
 
+    op.create_table(
+        "work_claims",
+        sa.Column("stage", sa.String(length=32), nullable=False),
+        sa.Column("video_id", sa.BigInteger(), nullable=False),
+        sa.Column("worker", sa.String(length=128), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("stage", "video_id", name=op.f("pk_work_claims")),
+    )
+    with op.batch_alter_table("work_claims", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_work_claims_expires_at"), ["expires_at"], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_table("work_claims")
     op.drop_table("rejected_records")
     op.drop_table("campaign_videos")
     with op.batch_alter_table("api_requests", schema=None) as batch_op:

@@ -16,6 +16,8 @@ from sqlalchemy import create_engine, text
 
 from gettok import db
 
+pytest_plugins = ["tests.sandbox_fixtures"]
+
 POSTGRES = os.environ.get("GETTOK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 BACKENDS = [
     b.strip()

@@ -63,7 +63,7 @@ class TruncatedMedia(MediaProblem):
 
 
 class NoVideoStream(MediaProblem):
-    """A valid container with no video in it (audio only)."""
+    """A valid container with audio and no video."""
 
     reason = "no_video_stream"
 
@@ -135,7 +135,9 @@ def probe_media(path: Path | str) -> MediaInfo:
         raise UndecodableMedia(path, f"container does not open: {exc}") from exc
     with container:
         if not container.streams.video:
-            raise NoVideoStream(path, "no video stream")
+            if container.streams.audio:
+                raise NoVideoStream(path, "audio only")
+            raise UndecodableMedia(path, "no stream with samples (zero-length)")
         video = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
         first = None

@@ -231,6 +231,7 @@ def make_clip(
     caption: str | None = None,
     overlay_image: Path | str | np.ndarray | None = None,
     overlay_between: tuple[float, float] | None = None,
+    keyframe_interval: int | None = None,
 ) -> Path:
     """Write a playable mp4 at `path` and return it.
 
@@ -238,7 +239,7 @@ def make_clip(
     `caption=None` follows the seed rule of `default_caption`; `caption=""` shows none.
     `overlay_image` (a path or BGR array) is shown centred while `overlay_between` (seconds,
     default the whole clip) covers the frame time: a clip that contains a reference image, for the
-    watchlist.
+    watchlist. `keyframe_interval` is in frames (default GOP_SECONDS * fps).
     """
     if kind not in ("speech", "silent", "music"):
         raise ValueError(f"unknown clip kind {kind!r}")
@@ -268,7 +269,7 @@ def make_clip(
         options = {"preset": "ultrafast", "tune": "zerolatency"} if codec == "libx264" else {}
         vstream = container.add_stream(codec, rate=fps, options=options)
         vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
-        vstream.gop_size = GOP_SECONDS * fps
+        vstream.gop_size = keyframe_interval or GOP_SECONDS * fps
         vstream.codec_context.time_base = Fraction(1, fps)
         astream = None
         if audio is not None:

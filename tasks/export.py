@@ -1,0 +1,482 @@
+"""The campaign's dataset as one table: one row per video, every derived value with its model.
+
+`--public` follows what the studies could publish under the platform's terms: no usernames (a
+salted hash at most), no raw payloads, no media paths or errors that quote URLs, @mentions masked
+in free text, and no video whose media a compliance run pruned. Every export gets a data dictionary
+beside it (column, type, description).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import polars as pl
+from pydantic import BaseModel, SecretStr
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gettok.db import session_scope
+from models.schema import (
+    Annotation,
+    AnnotationKind,
+    CampaignVideo,
+    Download,
+    Frame,
+    MediaInfo,
+    Transcript,
+    Video,
+)
+from models.schema import Campaign as CampaignRow
+
+ExportFormat = Literal["parquet", "csv", "jsonl"]
+WHISPER_ENGINE = "faster-whisper"
+TIKTOK_ENGINE = "tiktok"
+MENTION = re.compile(r"@[\w.]+")
+
+
+class Column(NamedTuple):
+    name: str
+    dtype: pl.DataType
+    description: str
+    public: bool = True  # False: left out of public exports
+
+
+def _annotation_columns(kind: str, values: list[Column]) -> list[Column]:
+    return [
+        *values,
+        Column(
+            f"{kind}_status", pl.Utf8, f"{kind} annotation status: ok, refused, invalid, failed"
+        ),
+        Column(f"{kind}_model", pl.Utf8, f"model that produced the {kind}"),
+        Column(f"{kind}_prompt", pl.Utf8, f"prompt id and version hash used for the {kind}"),
+    ]
+
+
+COLUMNS: list[Column] = [
+    Column(
+        "video_id", pl.Int64, "TikTok video id (64-bit; read as text in tools that use doubles)"
+    ),
+    Column("created_at", pl.Datetime("us", "UTC"), "when the video was posted (UTC)"),
+    Column("create_date", pl.Date, "UTC day the video was posted"),
+    Column("username", pl.Utf8, "author's TikTok username", public=False),
+    Column(
+        "user_hash",
+        pl.Utf8,
+        "HMAC-SHA256 of the username with the project's secret salt "
+        "(first 16 hex digits): counts users without naming them; absent without a salt",
+    ),
+    Column("region_code", pl.Utf8, "region code the API reports"),
+    Column("video_description", pl.Utf8, "the author's caption (public: @mentions masked)"),
+    Column("hashtags", pl.List(pl.Utf8), "hashtag names (CSV: joined with ';')"),
+    Column("mentions", pl.List(pl.Utf8), "usernames mentioned in the video", public=False),
+    Column("view_count", pl.Int64, "views at the last collection"),
+    Column("like_count", pl.Int64, "likes at the last collection"),
+    Column("comment_count", pl.Int64, "comments at the last collection"),
+    Column("share_count", pl.Int64, "shares at the last collection"),
+    Column("favourites_count", pl.Int64, "favourites at the last collection (often missing)"),
+    Column("music_id", pl.Int64, "id of the video's sound"),
+    Column("video_duration", pl.Int64, "duration in seconds as the API reports it"),
+    Column("is_stem_verified", pl.Boolean, "TikTok's STEM flag"),
+    Column("first_seen_at", pl.Datetime("us", "UTC"), "first collected (UTC)"),
+    Column("last_seen_at", pl.Datetime("us", "UTC"), "last collected (UTC)"),
+    Column("pruned_at", pl.Datetime("us", "UTC"), "when compliance found it no longer public"),
+    Column("pruned_reason", pl.Utf8, "why it was pruned: private or removed"),
+    Column(
+        "download_status",
+        pl.Utf8,
+        "ok, private, removed, slideshow, invalid, transient, blocked; empty when not attempted",
+    ),
+    Column("download_attempts", pl.Int64, "download attempts so far"),
+    Column("download_error", pl.Utf8, "last download error", public=False),
+    Column("media_path", pl.Utf8, "video file, relative to the media directory", public=False),
+    Column("media_bytes", pl.Int64, "size of the downloaded file"),
+    Column("media_sha256", pl.Utf8, "SHA-256 of the downloaded file"),
+    Column("is_slideshow", pl.Boolean, "a photo post (images + audio) rather than a video"),
+    Column("duration_s", pl.Float64, "duration of the downloaded media in seconds"),
+    Column("fps", pl.Float64, "frames per second of the downloaded video"),
+    Column("frame_count", pl.Int64, "frames in the downloaded video"),
+    Column("width", pl.Int64, "video width in pixels"),
+    Column("height", pl.Int64, "video height in pixels"),
+    Column("has_audio", pl.Boolean, "whether the media has an audio track"),
+    Column("video_codec", pl.Utf8, "video codec"),
+    Column("audio_codec", pl.Utf8, "audio codec"),
+    Column("frames_extracted", pl.Int64, "frames extracted for annotation"),
+    Column("whisper_transcript", pl.Utf8, "Whisper transcript (public: @mentions masked)"),
+    Column("whisper_status", pl.Utf8, "ok or failed; empty when not transcribed"),
+    Column("whisper_model", pl.Utf8, "Whisper model that made the transcript"),
+    Column("whisper_settings_hash", pl.Utf8, "hash of the transcription settings"),
+    Column("whisper_language", pl.Utf8, "language Whisper detected"),
+    Column("whisper_language_probability", pl.Float64, "Whisper's confidence in the language"),
+    Column(
+        "whisper_is_empty",
+        pl.Boolean,
+        "empty or near-empty transcript (music, silence): kept, flagged",
+    ),
+    Column("tiktok_transcript", pl.Utf8, "TikTok's own transcript (voice_to_text)"),
+    Column("tiktok_transcript_model", pl.Utf8, "source of TikTok's transcript"),
+    *_annotation_columns(
+        "description",
+        [
+            Column("description", pl.Utf8, "LLM's objective description of the video"),
+        ],
+    ),
+    *_annotation_columns(
+        "onscreen_text",
+        [
+            Column("onscreen_text", pl.Utf8, "text shown in the frames, as the LLM read it"),
+        ],
+    ),
+    *_annotation_columns(
+        "stance",
+        [
+            Column("stance", pl.Utf8, "stance label towards the campaign's target"),
+            Column("stance_confidence", pl.Float64, "the model's stated confidence (0-1)"),
+        ],
+    ),
+    *_annotation_columns(
+        "sentiment",
+        [
+            Column("sentiment", pl.Utf8, "sentiment label: positive, negative or neutral"),
+            Column("sentiment_confidence", pl.Float64, "the model's stated confidence (0-1)"),
+            Column("sentiment_low_confidence", pl.Boolean, "flagged as low confidence"),
+        ],
+    ),
+    *_annotation_columns(
+        "summary",
+        [
+            Column("summary", pl.Utf8, "LLM summary of the transcript"),
+        ],
+    ),
+    Column("raw", pl.Utf8, "the Research API record as received (JSON)", public=False),
+]
+TEXT_COLUMNS = (
+    "video_description",
+    "whisper_transcript",
+    "tiktok_transcript",
+    "description",
+    "onscreen_text",
+    "summary",
+)
+ANNOTATION_KINDS = ("description", "onscreen_text", "stance", "sentiment", "summary")
+
+
+class ExportResult(BaseModel):
+    path: Path
+    dictionary_path: Path
+    format: ExportFormat
+    public: bool
+    rows: int
+    columns: int
+    excluded_pruned: int  # public exports leave out videos that are no longer public
+
+
+class CampaignNotFound(LookupError):
+    """The campaign has no rows in this database yet (nothing collected)."""
+
+
+def campaign_id(session: Session, name: str) -> int:
+    found = session.scalar(select(CampaignRow.id).where(CampaignRow.name == name))
+    if found is None:
+        raise CampaignNotFound(f"campaign {name!r} is not in the database: collect it first")
+    return found
+
+
+def user_hash(username: str | None, salt: SecretStr) -> str | None:
+    if not username:
+        return None
+    key = salt.get_secret_value().encode()
+    return hmac.new(key, username.casefold().encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def _latest(rows, key: Callable[[Any], Any]) -> dict:
+    """The newest row per key, preferring ok rows over failed ones."""
+    best: dict = {}
+    for row in rows:
+        k = key(row)
+        rank = (row.status == "ok", row.created_at, row.id)
+        if k not in best or rank > best[k][0]:
+            best[k] = (rank, row)
+    return {k: row for k, (_, row) in best.items()}
+
+
+def _value(value: dict | None, *keys: str) -> Any:
+    for key in keys:
+        if value and value.get(key) is not None:
+            return value[key]
+    return None
+
+
+def campaign_records(url: str, campaign: str) -> list[dict[str, Any]]:
+    """Every video of the campaign with what the stages derived, as plain dicts (all columns)."""
+    with session_scope(url) as session:
+        cid = campaign_id(session, campaign)
+        in_campaign = select(CampaignVideo.video_id).where(CampaignVideo.campaign_id == cid)
+        videos = session.scalars(
+            select(Video).where(Video.id.in_(in_campaign)).order_by(Video.id)
+        ).all()
+        downloads = {
+            d.video_id: d
+            for d in session.scalars(select(Download).where(Download.video_id.in_(in_campaign)))
+        }
+        media = {
+            m.video_id: m
+            for m in session.scalars(select(MediaInfo).where(MediaInfo.video_id.in_(in_campaign)))
+        }
+        frames = dict(
+            session.execute(
+                select(Frame.video_id, func.count())
+                .where(Frame.video_id.in_(in_campaign))
+                .group_by(Frame.video_id)
+            ).all()
+        )
+        transcripts = _latest(
+            session.execute(
+                select(
+                    Transcript.id,
+                    Transcript.video_id,
+                    Transcript.engine,
+                    Transcript.model,
+                    Transcript.settings_hash,
+                    Transcript.status,
+                    Transcript.language,
+                    Transcript.language_probability,
+                    Transcript.text,
+                    Transcript.is_empty,
+                    Transcript.created_at,
+                ).where(Transcript.video_id.in_(in_campaign))
+            ).all(),
+            key=lambda t: (
+                t.video_id,
+                TIKTOK_ENGINE if t.engine == TIKTOK_ENGINE else WHISPER_ENGINE,
+            ),
+        )
+        annotations = _latest(
+            session.execute(
+                select(
+                    Annotation.id,
+                    Annotation.video_id,
+                    Annotation.kind,
+                    Annotation.status,
+                    Annotation.value,
+                    Annotation.model,
+                    Annotation.prompt_id,
+                    Annotation.prompt_hash,
+                    Annotation.created_at,
+                ).where(
+                    Annotation.video_id.in_(in_campaign),
+                    Annotation.kind != AnnotationKind.watch_match,
+                )
+            ).all(),
+            key=lambda a: (a.video_id, str(a.kind)),
+        )
+        return [
+            _record(
+                v,
+                downloads.get(v.id),
+                media.get(v.id),
+                frames.get(v.id, 0),
+                transcripts,
+                annotations,
+            )
+            for v in videos
+        ]
+
+
+def _record(
+    v: Video,
+    d: Download | None,
+    m: MediaInfo | None,
+    frames: int,
+    transcripts: dict,
+    annotations: dict,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "video_id": v.id,
+        "created_at": v.created_at,
+        "create_date": v.created_at.date() if v.created_at else None,
+        "username": v.username,
+        "region_code": v.region_code,
+        "video_description": v.video_description,
+        "hashtags": [str(h) for h in (v.hashtag_names or [])],
+        "mentions": [str(u) for u in (v.video_mention_list or [])],
+        "view_count": v.view_count,
+        "like_count": v.like_count,
+        "comment_count": v.comment_count,
+        "share_count": v.share_count,
+        "favourites_count": v.favourites_count,
+        "music_id": v.music_id,
+        "video_duration": v.video_duration,
+        "is_stem_verified": v.is_stem_verified,
+        "first_seen_at": v.first_seen_at,
+        "last_seen_at": v.last_seen_at,
+        "pruned_at": v.pruned_at,
+        "pruned_reason": v.pruned_reason,
+        "frames_extracted": frames,
+        "raw": json.dumps(v.raw, ensure_ascii=False),
+    }
+    if d is not None:
+        row.update(
+            download_status=str(d.status),
+            download_attempts=d.attempts,
+            download_error=d.last_error,
+            media_path=d.path,
+            media_bytes=d.bytes,
+            media_sha256=d.sha256,
+            is_slideshow=d.is_slideshow,
+        )
+    if m is not None:
+        row.update(
+            duration_s=m.duration_s,
+            fps=m.fps,
+            frame_count=m.frame_count,
+            width=m.width,
+            height=m.height,
+            has_audio=m.has_audio,
+            video_codec=m.video_codec,
+            audio_codec=m.audio_codec,
+        )
+    w = transcripts.get((v.id, WHISPER_ENGINE))
+    if w is not None:
+        row.update(
+            whisper_transcript=w.text if w.status == "ok" else None,
+            whisper_status=w.status,
+            whisper_model=w.model,
+            whisper_settings_hash=w.settings_hash,
+            whisper_language=w.language,
+            whisper_language_probability=w.language_probability,
+            whisper_is_empty=w.is_empty,
+        )
+    t = transcripts.get((v.id, TIKTOK_ENGINE))
+    if t is not None and t.status == "ok" and t.text:
+        row.update(tiktok_transcript=t.text, tiktok_transcript_model=t.model)
+    elif v.voice_to_text:
+        row.update(
+            tiktok_transcript=v.voice_to_text, tiktok_transcript_model="research-api voice_to_text"
+        )
+    for kind in ANNOTATION_KINDS:
+        a = annotations.get((v.id, kind))
+        if a is None:
+            continue
+        row.update(
+            {
+                f"{kind}_status": str(a.status),
+                f"{kind}_model": a.model,
+                f"{kind}_prompt": f"{a.prompt_id}@{a.prompt_hash[:12]}",
+            }
+        )
+        value = a.value if str(a.status) == "ok" else None
+        if kind == "description":
+            row["description"] = _value(value, "description", "text")
+            # The description prompt answers the on-screen text too (GET-Tok asked for both).
+            if (v.id, "onscreen_text") not in annotations:
+                row["onscreen_text"] = _value(value, "onscreen_text")
+        elif kind == "onscreen_text":
+            row["onscreen_text"] = _value(value, "onscreen_text", "text")
+        elif kind == "stance":
+            row.update(
+                stance=_value(value, "label", "stance"),
+                stance_confidence=_value(value, "confidence"),
+            )
+        elif kind == "sentiment":
+            row.update(
+                sentiment=_value(value, "label", "sentiment"),
+                sentiment_confidence=_value(value, "confidence"),
+                sentiment_low_confidence=_value(value, "low_confidence"),
+            )
+        elif kind == "summary":
+            row["summary"] = _value(value, "summary", "text")
+    return row
+
+
+def export_frame(
+    records: list[dict[str, Any]], *, public: bool = False, salt: SecretStr | None = None
+) -> tuple[pl.DataFrame, list[Column], int]:
+    """The export table and its columns; public mode drops what may not be published."""
+    columns = [c for c in COLUMNS if c.public or not public]
+    if not (public and salt):
+        columns = [c for c in columns if c.name != "user_hash"]
+    excluded = 0
+    if public:
+        kept = [r for r in records if r.get("pruned_at") is None]
+        excluded = len(records) - len(kept)
+        records = kept
+    rows = []
+    for record in records:
+        row = {c.name: record.get(c.name) for c in columns}
+        if public:
+            if salt:
+                row["user_hash"] = user_hash(record.get("username"), salt)
+            for name in TEXT_COLUMNS:
+                if row.get(name):
+                    row[name] = MENTION.sub("@user", row[name])
+        rows.append(row)
+    frame = pl.DataFrame(rows, schema={c.name: c.dtype for c in columns}, orient="row")
+    return frame, columns, excluded
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_export(
+    frame: pl.DataFrame, columns: list[Column], out_dir: Path, stem: str, fmt: ExportFormat
+) -> tuple[Path, Path]:
+    """Write the table and its data dictionary; both replace earlier files atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{stem}.{fmt}"
+    if fmt == "parquet":
+        _atomic_write(path, frame.write_parquet)
+    elif fmt == "jsonl":
+        _atomic_write(path, frame.write_ndjson)
+    else:
+        flat = frame.with_columns(
+            pl.col(c.name).list.join(";") for c in columns if isinstance(c.dtype, pl.List)
+        )
+        _atomic_write(path, flat.write_csv)
+    dictionary = pl.DataFrame(
+        {
+            "column": [c.name for c in columns],
+            "type": [
+                str(c.dtype) if fmt != "csv" or not isinstance(c.dtype, pl.List) else "String"
+                for c in columns
+            ],
+            "description": [c.description for c in columns],
+        }
+    )
+    dictionary_path = out_dir / f"{stem}.dictionary.csv"
+    _atomic_write(dictionary_path, dictionary.write_csv)
+    return path, dictionary_path
+
+
+def export_dataset(
+    url: str,
+    campaign: str,
+    out_dir: Path,
+    fmt: ExportFormat = "parquet",
+    *,
+    public: bool = False,
+    salt: SecretStr | None = None,
+) -> ExportResult:
+    """Write `<campaign>[.public].<fmt>` and its data dictionary into `out_dir`."""
+    records = campaign_records(url, campaign)
+    frame, columns, excluded = export_frame(records, public=public, salt=salt)
+    stem = f"{campaign}.public" if public else campaign
+    path, dictionary_path = write_export(frame, columns, out_dir, stem, fmt)
+    return ExportResult(
+        path=path,
+        dictionary_path=dictionary_path,
+        format=fmt,
+        public=public,
+        rows=frame.height,
+        columns=frame.width,
+        excluded_pruned=excluded,
+    )

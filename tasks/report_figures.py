@@ -1,0 +1,246 @@
+"""The report's charts (matplotlib, Agg backend: no display needed on a worker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import polars as pl  # noqa: E402
+from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
+
+from tasks.compare_transcripts import TranscriptComparison, words  # noqa: E402
+
+DPI = 120
+# Fixed colours per label so a label keeps its colour across figures and reports.
+LABEL_COLOURS = {
+    "support": "#1b9e77",
+    "positive": "#1b9e77",
+    "no support": "#d95f02",
+    "negative": "#d95f02",
+    "neutral": "#7570b3",
+    "(none)": "#d9d9d9",
+}
+OTHER_COLOURS = ["#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#1f78b4", "#b2df8a"]
+
+
+def _humanise(x: float, _pos=None) -> str:
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= size:
+            return f"{x / size:.1f}".rstrip("0").rstrip(".") + suffix
+    return f"{x:.0f}"
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _empty(ax, message: str = "no data yet") -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="grey")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _dates(ax) -> None:
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=10))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%Y"))
+
+
+def _style(ax) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def hashtags_figure(
+    by_count: list[tuple[str, int]], by_views: list[tuple[str, int]], path: Path
+) -> Path:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    for ax, data, title, colour in (
+        (axes[0], by_count, "by number of videos", "#1f78b4"),
+        (axes[1], by_views, "by views", "#e6550d"),
+    ):
+        if not data:
+            _empty(ax)
+        else:
+            tags = [f"#{t}" for t, _ in data][::-1]
+            values = [v for _, v in data][::-1]
+            bars = ax.barh(tags, values, color=colour)
+            ax.bar_label(bars, labels=[_humanise(v) for v in values], padding=3, fontsize=8)
+            ax.xaxis.set_major_formatter(FuncFormatter(_humanise))
+            ax.set_xlim(0, max(values) * 1.15)
+            ax.spines[["top", "right"]].set_visible(False)
+        ax.set_title(f"Top hashtags {title}")
+    fig.suptitle(
+        "Generic hashtags (fyp, parati, foryou, viral, ...) excluded",
+        fontsize=9,
+        color="grey",
+        y=0.02,
+    )
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def daily_volume_figure(daily: pl.DataFrame, path: Path) -> Path:
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(11, 6), sharex=True, gridspec_kw={"height_ratios": [1, 1.2]}
+    )
+    if daily.height == 0:
+        _empty(top)
+        _empty(bottom)
+        return _save(fig, path)
+    days = daily["create_date"].to_list()
+    top.bar(days, daily["videos"].to_list(), width=0.8, color="#1f78b4")
+    top.set_ylabel("videos posted")
+    top.set_title("Daily volume and engagement (UTC posting day)")
+    _style(top)
+    for column, colour in (
+        ("views", "#e6550d"),
+        ("likes", "#31a354"),
+        ("shares", "#756bb1"),
+        ("comments", "#636363"),
+    ):
+        values = [max(v or 0, 0) for v in daily[column].to_list()]
+        bottom.plot(days, values, marker="o", markersize=3, label=column, color=colour)
+    bottom.set_yscale("symlog", linthresh=10)
+    bottom.yaxis.set_major_formatter(FuncFormatter(_humanise))
+    bottom.set_ylabel("engagement (log scale)")
+    bottom.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    _style(bottom)
+    _dates(bottom)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def coverage_figure(coverage: pl.DataFrame, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(11, 4))
+    if coverage.height == 0:
+        _empty(ax)
+        return _save(fig, path)
+    days = coverage["create_date"].to_list()
+    for column, label, colour in (
+        ("whisper", "Whisper", "#1f78b4"),
+        ("tiktok", "TikTok (voice_to_text)", "#e6550d"),
+        ("both", "both", "#31a354"),
+    ):
+        ax.plot(
+            days, coverage[column].to_list(), marker="o", markersize=3, label=label, color=colour
+        )
+    ax.set_ylim(0, 1.05)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel("share of the day's videos")
+    ax.set_title("Transcript coverage by source")
+    ax.legend(fontsize=8, frameon=False, ncols=3, loc="upper left", bbox_to_anchor=(0, -0.12))
+    _style(ax)
+    _dates(ax)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def bar_figure(data: list[tuple[str, int]], title: str, ylabel: str, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    if not data:
+        _empty(ax)
+    else:
+        names = [str(n) for n, _ in data]
+        values = [v for _, v in data]
+        bars = ax.bar(names, values, color="#1f78b4")
+        ax.bar_label(bars, labels=[f"{v:,}" for v in values], padding=2, fontsize=8)
+        ax.set_ylim(0, max(values) * 1.15)
+        ax.set_ylabel(ylabel)
+        if max(len(n) for n in names) > 8:
+            plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+        _style(ax)
+    ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def labels_figure(per_day: pl.DataFrame, title: str, path: Path) -> Path:
+    """Stacked shares of each label per day; unlabelled videos in grey on top."""
+    fig, ax = plt.subplots(figsize=(11, 4))
+    if per_day.height == 0:
+        _empty(ax)
+        ax.set_title(title)
+        return _save(fig, path)
+    wide = (
+        per_day.pivot(on="label", index="create_date", values="videos")
+        .fill_null(0)
+        .sort("create_date")
+    )
+    labels = sorted(
+        (c for c in wide.columns if c not in ("create_date", "(none)")),
+        key=lambda s: (s not in LABEL_COLOURS, s),
+    )
+    if "(none)" in wide.columns:
+        labels.append("(none)")
+    totals = wide.select(pl.sum_horizontal(labels)).to_series().to_list()
+    days = wide["create_date"].to_list()
+    bottom = [0.0] * len(days)
+    extra = iter(OTHER_COLOURS * 4)
+    for label in labels:
+        shares = [c / t if t else 0.0 for c, t in zip(wide[label].to_list(), totals, strict=True)]
+        ax.bar(
+            days,
+            shares,
+            bottom=bottom,
+            width=0.85,
+            label="not labelled" if label == "(none)" else label,
+            color=LABEL_COLOURS.get(label) or next(extra),
+        )
+        bottom = [b + s for b, s in zip(bottom, shares, strict=True)]
+    if len(days) <= 45:
+        for day, total in zip(days, totals, strict=True):
+            ax.text(day, 1.01, f"n={total}", ha="center", va="bottom", fontsize=7, color="grey")
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel("share of the day's videos")
+    ax.set_title(title, pad=14)
+    handles, names = ax.get_legend_handles_labels()
+    ax.legend(
+        handles[::-1],
+        names[::-1],
+        fontsize=8,
+        frameon=False,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+    )
+    ax.spines[["top", "right"]].set_visible(False)
+    _dates(ax)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def word_counts_figure(
+    pairs: list[tuple[str, str]], comparison: TranscriptComparison, path: Path
+) -> Path:
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    if not pairs:
+        _empty(ax, "no video has both transcripts yet")
+    else:
+        xs = [len(words(w)) for w, _ in pairs]
+        ys = [len(words(t)) for _, t in pairs]
+        top = max(xs + ys) * 1.05 or 1
+        ax.plot([0, top], [0, top], color="grey", linewidth=1, linestyle="--", label="same count")
+        ax.scatter(xs, ys, s=14, alpha=0.7, color="#1f78b4")
+        ax.set_xlim(0, top)
+        ax.set_ylim(0, top)
+        ax.set_xlabel("words in Whisper's transcript")
+        ax.set_ylabel("words in TikTok's transcript")
+        r = comparison.pearson_r
+        stats = (
+            f"n = {comparison.videos}\nPearson r = {r:.3f}, R² = {comparison.r_squared:.3f}"
+            if r is not None
+            else f"n = {comparison.videos}\nPearson r undefined"
+        )
+        stats += f"\nmean Jaccard = {comparison.mean_jaccard:.3f}"
+        ax.text(0.03, 0.97, stats, transform=ax.transAxes, va="top", fontsize=9)
+        ax.spines[["top", "right"]].set_visible(False)
+    ax.set_title("Word counts per video: Whisper vs TikTok")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,194 @@
+"""Compliance: delete the media of videos that are no longer public, and record what went.
+
+The Research API terms ask researchers to refresh their data at least every 15 days and delete what
+the author made private or removed. Each stored video's tiktok.com page is read with the download
+stage's own page reader; only an explicit "private" or "removed" answer deletes anything. A network
+error, a throttle, a page that cannot be read: the video is left as it is and counted as transient,
+to be checked again by the next run.
+
+Files go first, then the rows are marked in one transaction with the record of what was removed:
+a run killed in between finds the video still not public next time, deletes nothing more (the
+files are gone) and writes the record then. Metadata rows stay (the API's records are not media);
+transcripts and annotations stay too, but public exports leave pruned videos out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import requests
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, select, update
+
+from gettok.db import session_scope
+from models.schema import (
+    CampaignVideo,
+    Download,
+    DownloadStatus,
+    Frame,
+    MediaInfo,
+    PruneRecord,
+    Video,
+    utcnow,
+)
+from tasks.download_page import PageFailure, read_page, video_url
+
+log = logging.getLogger(__name__)
+
+PRUNED = (DownloadStatus.private, DownloadStatus.removed)
+
+
+class PageCheck(BaseModel):
+    video_id: int
+    verdict: str  # public | private | removed | transient
+    reason: str = ""
+
+
+class PruneResult(BaseModel):
+    checked: int = 0
+    public: int = 0
+    pruned: dict[str, int] = Field(default_factory=dict)  # by reason: private, removed
+    transient: int = 0  # not decided this run: nothing deleted, checked again next run
+    files_removed: int = 0
+    pruned_ids: list[int] = Field(default_factory=list)
+    transient_reasons: dict[str, int] = Field(default_factory=dict)
+
+
+def check_page(
+    web_url: str, video_id: int, username: str | None, timeout_s: float = 20.0
+) -> PageCheck:
+    """Whether the video's page still shows it publicly; any doubt is `transient`."""
+    try:
+        read_page(video_url(web_url, username, video_id), timeout_s=timeout_s)
+    except PageFailure as failure:
+        if failure.status in PRUNED:
+            return PageCheck(video_id=video_id, verdict=str(failure.status), reason=failure.reason)
+        # blocked, transient, invalid (a page without a media address is still a public page)
+        verdict = "public" if failure.status == DownloadStatus.invalid else "transient"
+        return PageCheck(video_id=video_id, verdict=verdict, reason=str(failure))
+    except (requests.RequestException, OSError, ValueError) as exc:
+        return PageCheck(video_id=video_id, verdict="transient", reason=type(exc).__name__)
+    return PageCheck(video_id=video_id, verdict="public")
+
+
+def videos_to_check(
+    url: str, campaign_id: int | None = None, limit: int | None = None
+) -> list[tuple[int, str | None]]:
+    """Stored, not yet pruned videos that have media or frames on disk: (id, username)."""
+    has_media = select(Download.video_id).where(
+        Download.status.in_([DownloadStatus.ok, DownloadStatus.slideshow])
+        | Download.path.is_not(None)
+        | Download.audio_path.is_not(None)
+    )
+    has_frames = select(Frame.video_id)
+    query = (
+        select(Video.id, Video.username)
+        .where(Video.pruned_at.is_(None), Video.id.in_(has_media) | Video.id.in_(has_frames))
+        .order_by(Video.id)
+    )
+    if campaign_id is not None:
+        query = query.where(
+            Video.id.in_(
+                select(CampaignVideo.video_id).where(CampaignVideo.campaign_id == campaign_id)
+            )
+        )
+    if limit:
+        query = query.limit(limit)
+    with session_scope(url) as session:
+        return [(vid, user) for vid, user in session.execute(query).all()]
+
+
+def stored_paths(url: str, video_id: int) -> list[str]:
+    """Every file the database knows for a video, relative to the media directory."""
+    with session_scope(url) as session:
+        download = session.get(Download, video_id)
+        frames = session.scalars(select(Frame.path).where(Frame.video_id == video_id)).all()
+    paths: list[str] = []
+    if download is not None:
+        paths += [p for p in (download.path, download.audio_path) if p]
+        paths += [str(p) for p in (download.image_paths or []) if p]
+    return paths + list(frames)
+
+
+def _inside(media_dir: Path, relative: str) -> Path | None:
+    """The file under the media directory; None for a path that escapes it."""
+    root = media_dir.resolve()
+    path = (root / relative).resolve()
+    return path if path.is_relative_to(root) else None
+
+
+def remove_files(media_dir: Path, paths: Iterable[str]) -> int:
+    """Delete the files (missing ones are fine: a rerun after a kill) and emptied folders."""
+    removed = 0
+    for relative in paths:
+        path = _inside(media_dir, relative)
+        if path is None:
+            log.warning("not deleting %s: outside the media directory", relative)
+            continue
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed += 1
+        parent = path.parent
+        while parent != media_dir.resolve() and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+    return removed
+
+
+def prune_video(url: str, media_dir: Path, video_id: int, reason: str) -> int:
+    """Delete one video's media and frames, mark it pruned and record what went; files removed."""
+    paths = stored_paths(url, video_id)
+    removed = remove_files(media_dir, paths)
+    now = utcnow()
+    with session_scope(url) as session:
+        session.execute(delete(Frame).where(Frame.video_id == video_id))
+        session.execute(delete(MediaInfo).where(MediaInfo.video_id == video_id))
+        session.execute(
+            update(Download)
+            .where(Download.video_id == video_id)
+            .values(
+                status=DownloadStatus(reason),
+                path=None,
+                image_paths=None,
+                audio_path=None,
+                last_error=f"pruned: {reason}",
+                updated_at=now,
+            )
+        )
+        session.execute(
+            update(Video)
+            .where(Video.id == video_id, Video.pruned_at.is_(None))
+            .values(pruned_at=now, pruned_reason=reason)
+        )
+        session.add(
+            PruneRecord(video_id=video_id, reason=reason, removed_paths=paths, pruned_at=now)
+        )
+    return removed
+
+
+def prune_videos(
+    url: str,
+    media_dir: Path,
+    web_url: str,
+    videos: Iterable[tuple[int, str | None]],
+    *,
+    timeout_s: float = 20.0,
+) -> PruneResult:
+    """Re-check each video's page and prune the ones that are private or removed."""
+    result = PruneResult()
+    for video_id, username in videos:
+        verdict = check_page(web_url, video_id, username, timeout_s)
+        result.checked += 1
+        if verdict.verdict == "public":
+            result.public += 1
+        elif verdict.verdict in ("private", "removed"):
+            result.files_removed += prune_video(url, media_dir, video_id, verdict.verdict)
+            result.pruned[verdict.verdict] = result.pruned.get(verdict.verdict, 0) + 1
+            result.pruned_ids.append(video_id)
+        else:
+            result.transient += 1
+            key = verdict.reason.split(":")[0] or "unknown"
+            result.transient_reasons[key] = result.transient_reasons.get(key, 0) + 1
+    return result

@@ -74,10 +74,13 @@ def _to_bgr(frame: av.VideoFrame, max_side: int) -> np.ndarray:
 def sample_frames(
     path: Path | str, every: int, cap: int, max_side: int
 ) -> Iterator[tuple[int, float, np.ndarray]]:
-    """Yield (frame index, time in seconds, BGR image resized to fit `max_side`) for kept frames."""
+    """Yield (frame index, time in seconds, BGR image resized to fit `max_side`) for kept frames.
+
+    A kept frame that does not decode (a damaged stretch) is left out and the next one is tried;
+    the caller decides what too few frames means.
+    """
     path = Path(path)
     pts, keys = _packet_index(path)
-    wanted = frame_indices(len(pts), every, cap)
     if not pts:
         return
     with av.open(str(path)) as container:
@@ -86,28 +89,27 @@ def sample_frames(
         base = stream.start_time if stream.start_time is not None else pts[0]
         frames: Iterator[av.VideoFrame] | None = None
         last_pts: int | None = None
-        for index in wanted:
+        for index in frame_indices(len(pts), every, cap):
             target = pts[index]
-            key = (
-                keys[bisect.bisect_right(keys, target) - 1] if keys and keys[0] <= target else None
-            )
+            at = bisect.bisect_right(keys, target) - 1
+            key = keys[at] if at >= 0 else pts[0]
             # Seek only when the keyframe lies ahead of where the decoder already is.
-            if frames is None or (key is not None and last_pts is not None and key > last_pts):
-                container.seek(key if key is not None else pts[0], stream=stream, backward=True)
+            if frames is None or last_pts is None or key > last_pts:
+                container.seek(key, stream=stream, backward=True)
                 frames = container.decode(stream)
             found = None
-            for frame in frames:
-                if frame.pts is None:
-                    continue
-                last_pts = frame.pts
-                if frame.pts >= target:
-                    found = frame if frame.pts == target else None
-                    break
-            if found is None:
-                raise av.InvalidDataError(
-                    0, f"frame {index} (pts {target}) not decodable in {path.name}"
-                )
-            yield index, float((target - base) * stream.time_base), _to_bgr(found, max_side)
+            try:
+                for frame in frames:
+                    if frame.pts is None:
+                        continue
+                    last_pts = frame.pts
+                    if frame.pts >= target:
+                        found = frame if frame.pts == target else None
+                        break
+            except av.FFmpegError:
+                frames = None  # start again from the next keyframe
+            if found is not None:
+                yield index, float((target - base) * stream.time_base), _to_bgr(found, max_side)
 
 
 def naive_sample_frames(path: Path | str, every: int, cap: int) -> list[tuple[int, np.ndarray]]:

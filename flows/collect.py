@@ -1,0 +1,183 @@
+"""Collect: query the TikTok Research API for a campaign, one UTC date window at a time.
+
+Method: the campaign's date range is cut into windows of `window_days` (default one day); each
+window's search is paged with cursor and search_id until the API says there is no more, storing
+every page (videos, an engagement snapshot, campaign membership) together with the window's
+checkpoint. Faults follow the named policies of `tasks/collect.py`. A run stopped by the daily
+quota ends "quota exhausted, resumes at 00:00 UTC"; the next run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.states import Completed
+
+from gettok.settings import get_settings
+from models.campaign import Campaign, load_campaign
+from tasks.collect import (
+    CollectAborted,
+    CollectContext,
+    CollectResult,
+    QuotaExhausted,
+    WindowOutcome,
+    collect_campaign,
+    collect_window,
+    daily_counts,
+)
+from tasks.windows import CollectionWindow
+
+
+class WindowIncomplete(Exception):
+    """A window that ended `failed`: raised so Prefect retries it once and never caches it."""
+
+    def __init__(self, outcome: WindowOutcome):
+        super().__init__(f"window {outcome.window}: {outcome.note}")
+        self.outcome = outcome
+
+
+class CollectIncomplete(Exception):
+    """Windows failed or the run was aborted; carries the result (artifact already published)."""
+
+    def __init__(self, result: CollectResult):
+        super().__init__(result.state)
+        self.result = result
+
+
+def window_cache_key(_context, parameters) -> str:
+    """The work a window task does: which database, campaign, query, fields and days."""
+    ctx: CollectContext = parameters["ctx"]
+    window: CollectionWindow = parameters["window"]
+    identity = "|".join(
+        [
+            ctx.database_url,
+            ctx.campaign.name,
+            ctx.campaign.query_hash,
+            ",".join(ctx.client.fields),
+            window.start.isoformat(),
+            window.end.isoformat(),
+        ]
+    )
+    return "collect-window-" + hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def _retriable(_task, _task_run, state) -> bool:
+    """Retry a window after unexpected errors or a failed pass; never for quota or abort."""
+    error = state.result(raise_on_failure=False)
+    return not isinstance(error, QuotaExhausted | CollectAborted)
+
+
+@task(
+    name="collect-window",
+    retries=1,
+    retry_delay_seconds=[30],
+    retry_condition_fn=_retriable,
+    cache_key_fn=window_cache_key,
+    persist_result=True,
+)
+def collect_window_task(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
+    outcome = collect_window(ctx, window)
+    if outcome.status == "failed":
+        raise WindowIncomplete(outcome)
+    return outcome
+
+
+def run_window_in_prefect(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
+    """Run one window as a Prefect task and turn its final state back into an outcome."""
+    state = collect_window_task(ctx, window, return_state=True)
+    if state.is_completed():
+        outcome: WindowOutcome = state.result()
+        if state.name == "Cached":
+            note = f"cached: {outcome.status} in an earlier run"
+            return WindowOutcome(
+                window=window, status="skipped", note=note, split_into=outcome.split_into
+            )
+        return outcome
+    error = state.result(raise_on_failure=False)
+    if isinstance(error, WindowIncomplete):
+        return error.outcome
+    raise error
+
+
+@flow(name="collect")
+def collect(
+    campaign: Campaign | str,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    wait_for_quota: bool = False,
+) -> CollectResult:
+    """Collect a campaign's videos from `start_date` to `end_date` (inclusive, UTC)."""
+    logger = get_run_logger()
+    if not isinstance(campaign, Campaign):
+        campaign = load_campaign(Path(campaign))
+    settings = get_settings()
+
+    def log_window(outcome: WindowOutcome) -> None:
+        logger.info(
+            "window %s: %s, %d videos (%d new) in %d pages, %d requests%s",
+            outcome.window,
+            outcome.status,
+            outcome.videos,
+            outcome.new_videos,
+            outcome.pages,
+            outcome.requests,
+            f" ({outcome.note})" if outcome.note else "",
+        )
+
+    result = collect_campaign(
+        settings,
+        campaign,
+        start_date,
+        end_date,
+        wait_for_quota=wait_for_quota,
+        run_window=run_window_in_prefect,
+        on_window=log_window,
+    )
+    if result.end is not None:
+        per_day = daily_counts(
+            settings.resolved_database_url, campaign.name, result.start, result.end
+        )
+        for day, count in per_day.items():
+            logger.info("day %s: %d videos stored for %s", day, count, campaign.name)
+        publish_summary(result, per_day)
+    if result.deferred_after:
+        logger.warning(
+            "days after %s are not fully indexed yet (the API lags ~48 h); collect them later",
+            result.deferred_after,
+        )
+    logger.info("collect %s: %s", campaign.name, result.state)
+    if result.aborted or result.windows_failed:
+        raise CollectIncomplete(result)
+    if result.quota_exhausted:
+        return Completed(message=f"{result.state} ({result.resumes_at:%Y-%m-%d})", data=result)
+    return result
+
+
+def publish_summary(result: CollectResult, per_day: dict[date, int]) -> None:
+    rows = [
+        {
+            "window": str(w.window),
+            "status": w.status,
+            "videos": w.videos,
+            "new_videos": w.new_videos,
+            "pages": w.pages,
+            "requests": w.requests,
+            "note": w.note or "",
+        }
+        for w in result.windows
+    ]
+    rows += [
+        {"window": f"day {day}", "status": "stored", "videos": count}
+        for day, count in per_day.items()
+    ]
+    key = "collect-" + "".join(c if c.isalnum() else "-" for c in result.campaign.lower())
+    create_table_artifact(
+        table=rows,
+        key=key,
+        description=f"Collect {result.campaign} {result.start}..{result.end}: {result.state}; "
+        f"{result.videos} videos, {result.requests} requests",
+    )

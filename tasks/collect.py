@@ -1,0 +1,434 @@
+"""Collecting a campaign: page through each date window, store every page, survive the API's faults.
+
+Each kind of fault has its own named policy (`CollectPolicies`):
+- 500s: jittered exponential backoff; still failing, a window of several days is split in two
+  (status `split`, the halves collected instead), a one-day window is marked `failed`.
+- "search id invalid or expired": retried with growing waits (the API issues this even for ids it
+  just gave out); still failing, the window's search is restarted from cursor 0 once. Pages stored
+  before the restart stay; repeats are upserts, so nothing is counted twice.
+- "invalid count or cursor": retried with growing waits, then the window is `failed` with its
+  checkpoint intact, so the next run resumes from the last good cursor.
+- 429: a short-term limit is waited out; a 429 that names the daily quota, our own ledger budget,
+  or a short-term limit that never lifts end the run for the day (status `quota_exhausted`,
+  checkpoint kept; the run resumes at 00:00 UTC or waits for it when asked to).
+- 401: the client refreshes its token once; a second refusal aborts the run (bad credentials).
+- Other 400s (invalid_params, e.g. a rejected field): abort, since every window would fail alike.
+- Network errors and timeouts: retried with backoff, then the window is `failed`.
+- Pages with has_more and no new video: followed up to `max_empty_pages` in a row, then the
+  window ends `done` with the stop recorded in `last_error` (never silently).
+A window whose status is `done` or `split` is skipped by a rerun; any other resumes from its
+saved cursor and search_id.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, Field, computed_field
+from sqlalchemy import select, update
+
+from gettok.db import session_scope
+from gettok.settings import Settings
+from models.campaign import Campaign
+from models.schema import Campaign as CampaignRow
+from models.schema import CampaignVideo, Video, WindowStatus, utcnow
+from models.schema import CollectionWindow as WindowRow
+from tasks.research_api import (
+    ApiFault,
+    DailyQuotaExhausted,
+    InvalidCursor,
+    NetworkFailure,
+    RequestRejected,
+    ResearchApiClient,
+    SearchIdExpired,
+    ServerError,
+    ShortRateLimit,
+    TokenRejected,
+    VideoPage,
+)
+from tasks.store_videos import (
+    checkpoint_window,
+    ensure_window,
+    requests_for_window,
+    save_campaign,
+    store_page,
+)
+from tasks.windows import CollectionWindow, collection_windows, last_indexed_day, next_utc_midnight
+
+log = logging.getLogger(__name__)
+
+# Seconds past midnight UTC before asking again, so our clock and theirs agree the day turned.
+QUOTA_RESET_MARGIN_S = 60
+
+
+class RetryPolicy(BaseModel):
+    """Jittered exponential waits for one kind of fault: `retries` more tries, then give up."""
+
+    retries: int = Field(ge=0)
+    base_s: float = Field(ge=0)
+    max_s: float = Field(ge=0)
+    factor: float = 2.0
+    jitter: float = Field(0.2, ge=0, lt=1)
+
+    def wait_s(self, retry: int, scale: float = 1.0) -> float:
+        wait = min(self.max_s, self.base_s * self.factor ** (retry - 1))
+        return wait * scale * (1 + random.uniform(-self.jitter, self.jitter))
+
+
+class CollectPolicies(BaseModel):
+    """One named policy per fault of the Research API (see the module docstring)."""
+
+    server_error: RetryPolicy = RetryPolicy(retries=4, base_s=5, max_s=60)
+    search_id_expired: RetryPolicy = RetryPolicy(retries=4, base_s=2, max_s=30)
+    invalid_cursor: RetryPolicy = RetryPolicy(retries=4, base_s=2, max_s=30)
+    rate_limited: RetryPolicy = RetryPolicy(retries=5, base_s=10, max_s=300)
+    network: RetryPolicy = RetryPolicy(retries=5, base_s=2, max_s=60)
+    max_empty_pages: int = Field(5, ge=1)
+    max_search_restarts: int = Field(1, ge=0)
+    wait_scale: float = Field(1.0, ge=0)  # multiplies every wait; tests use tiny ones
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CollectPolicies:
+        return cls(wait_scale=settings.tiktok_retry_wait_scale)
+
+    def for_fault(self, fault: ApiFault) -> RetryPolicy | None:
+        return getattr(self, fault.kind, None) if fault.kind in RETRIED else None
+
+
+RETRIED = ("server_error", "search_id_expired", "invalid_cursor", "rate_limited", "network")
+
+OutcomeStatus = Literal["done", "split", "failed", "quota_exhausted", "skipped"]
+
+
+class WindowOutcome(BaseModel):
+    """What one pass over a window did (counts are for this pass)."""
+
+    window: CollectionWindow
+    status: OutcomeStatus
+    pages: int = 0
+    videos: int = 0  # distinct videos sighted in this window pass
+    new_videos: int = 0  # of which never stored before
+    requests: int = 0
+    invalid_videos: int = 0  # records that failed validation (kept out, reported)
+    faults: dict[str, int] = Field(default_factory=dict)
+    note: str | None = None
+    split_into: list[CollectionWindow] = Field(default_factory=list)
+
+
+class QuotaExhausted(Exception):
+    """The day's requests are used up; the window is checkpointed as `quota_exhausted`."""
+
+    def __init__(self, outcome: WindowOutcome, reason: str):
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+
+
+class CollectAborted(Exception):
+    """A fault no window can get past (rejected credentials or query); the run stops."""
+
+    def __init__(self, outcome: WindowOutcome, reason: str):
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+
+
+@dataclass
+class CollectContext:
+    """What every window of one run shares (passed to tasks, never part of a cache key)."""
+
+    database_url: str
+    client: ResearchApiClient
+    campaign: Campaign
+    campaign_id: int
+    policies: CollectPolicies
+    sleep: Callable[[float], None] = time.sleep
+
+
+def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
+    """Page one window to the end (or to a fault), checkpointing after every page."""
+    with session_scope(ctx.database_url) as session:
+        row = ensure_window(session, ctx.campaign_id, ctx.campaign.query_hash, window)
+        if row.status in (WindowStatus.done, WindowStatus.split):
+            halves = window.halves() if row.status == WindowStatus.split else []
+            return WindowOutcome(
+                window=window,
+                status="skipped",
+                note=f"already {row.status.value}",
+                split_into=halves,
+            )
+        window_id, cursor, search_id = row.id, row.cursor, row.search_id
+        sighting_at = row.started_at or utcnow()
+        session.execute(
+            update(WindowRow)
+            .where(WindowRow.id == window_id)
+            .values(status=WindowStatus.running, started_at=sighting_at, updated_at=utcnow())
+        )
+        requests_before = requests_for_window(session, window_id)
+
+    start_date, end_date = window.request_dates()
+    body = ctx.campaign.api_request_body(window.start, window.end)
+    body.update(start_date=start_date, end_date=end_date)
+    outcome = WindowOutcome(window=window, status="done")
+    fruitless, restarts = 0, 0
+
+    def finish(status: OutcomeStatus, note: str | None, **checkpoint) -> WindowOutcome:
+        with session_scope(ctx.database_url) as session:
+            checkpoint_window(
+                session, window_id, status=WindowStatus(status), last_error=note, **checkpoint
+            )
+            outcome.requests = requests_for_window(session, window_id) - requests_before
+        outcome.status, outcome.note = status, note
+        return outcome
+
+    while True:
+        try:
+            page = fetch_page(ctx, body, cursor, search_id, window_id, outcome.faults)
+        except SearchIdExpired as fault:
+            if restarts < ctx.policies.max_search_restarts:
+                restarts += 1
+                cursor, search_id = None, None
+                with session_scope(ctx.database_url) as session:
+                    checkpoint_window(
+                        session,
+                        window_id,
+                        cursor=None,
+                        search_id=None,
+                        last_error=f"search restarted from cursor 0 after: {fault}",
+                    )
+                continue
+            return finish("failed", f"search id kept failing after a restart: {fault}")
+        except ServerError as fault:
+            if window.days > 1:
+                outcome.split_into = window.halves()
+                halves = " and ".join(str(w) for w in outcome.split_into)
+                return finish("split", f"persistent server errors ({fault}); split into {halves}")
+            return finish("failed", f"persistent server errors on a one-day window: {fault}")
+        except (InvalidCursor, NetworkFailure) as fault:
+            return finish("failed", f"{fault.kind} after retries: {fault}")
+        except (DailyQuotaExhausted, ShortRateLimit) as fault:
+            reason = (
+                f"rate limit never lifted: {fault}"
+                if isinstance(fault, ShortRateLimit)
+                else str(fault)
+            )
+            raise QuotaExhausted(finish("quota_exhausted", reason), reason) from None
+        except (TokenRejected, RequestRejected) as fault:
+            raise CollectAborted(
+                finish("failed", f"request refused: {fault}"), str(fault)
+            ) from None
+
+        outcome.invalid_videos += len(page.invalid)
+        if page.invalid:
+            log.warning("window %s: skipped invalid records: %s", window, "; ".join(page.invalid))
+        search_id = page.search_id or search_id
+        with session_scope(ctx.database_url) as session:
+            checkpoint = {"cursor": page.cursor, "search_id": search_id}
+            stored = store_page(
+                session,
+                campaign_id=ctx.campaign_id,
+                window_id=window_id,
+                videos=page.videos,
+                raws=page.raw,
+                sighting_at=sighting_at,
+                checkpoint=checkpoint,
+            )
+        outcome.pages += 1
+        outcome.videos += stored.new_sightings
+        outcome.new_videos += stored.new_videos
+        fruitless = fruitless + 1 if page.has_more and stored.new_sightings == 0 else 0
+        if not page.has_more:
+            return finish("done", None, finished_at=utcnow())
+        if fruitless >= ctx.policies.max_empty_pages:
+            note = (
+                f"stopped after {fruitless} pages in a row with has_more and no new video "
+                f"(cursor {page.cursor})"
+            )
+            return finish("done", note, finished_at=utcnow())
+        cursor = page.cursor
+
+
+def fetch_page(
+    ctx: CollectContext,
+    body: dict,
+    cursor: int | None,
+    search_id: str | None,
+    window_id: int,
+    faults: dict[str, int],
+) -> VideoPage:
+    """One page, retrying each fault under its own policy; the fault is raised once it gives up."""
+    tries: dict[str, int] = {}
+    while True:
+        try:
+            return ctx.client.query_videos(
+                body, cursor=cursor, search_id=search_id, window_id=window_id
+            )
+        except ApiFault as fault:
+            faults[fault.kind] = faults.get(fault.kind, 0) + 1
+            policy = ctx.policies.for_fault(fault)
+            tries[fault.kind] = tries.get(fault.kind, 0) + 1
+            if policy is None or tries[fault.kind] > policy.retries:
+                raise
+            wait = policy.wait_s(tries[fault.kind], ctx.policies.wait_scale)
+            log.info("%s (retry %d in %.1fs)", fault, tries[fault.kind], wait)
+            ctx.sleep(wait)
+
+
+class CollectResult(BaseModel):
+    """A collect run: what each window did, and whether the run stopped for the day."""
+
+    campaign: str
+    start: date
+    end: date | None  # None: nothing to collect yet (the index lags)
+    windows: list[WindowOutcome] = Field(default_factory=list)
+    quota_exhausted: bool = False
+    resumes_at: datetime | None = None
+    aborted: str | None = None
+    deferred_after: date | None = None  # days after this were left for a later run (index lag)
+
+    def _count(self, status: str) -> int:
+        return sum(1 for w in self.windows if w.status == status)
+
+    @computed_field
+    @property
+    def windows_done(self) -> int:
+        return self._count("done")
+
+    @computed_field
+    @property
+    def windows_skipped(self) -> int:
+        return self._count("skipped")
+
+    @computed_field
+    @property
+    def windows_split(self) -> int:
+        return self._count("split")
+
+    @computed_field
+    @property
+    def windows_failed(self) -> int:
+        return self._count("failed")
+
+    @computed_field
+    @property
+    def videos(self) -> int:
+        return sum(w.videos for w in self.windows)
+
+    @computed_field
+    @property
+    def requests(self) -> int:
+        return sum(w.requests for w in self.windows)
+
+    @computed_field
+    @property
+    def state(self) -> str:
+        if self.aborted:
+            return f"aborted: {self.aborted}"
+        if self.quota_exhausted:
+            return "quota exhausted, resumes at 00:00 UTC"
+        if self.windows_failed:
+            return f"incomplete: {self.windows_failed} window(s) failed"
+        return "completed"
+
+
+WindowRunner = Callable[[CollectContext, CollectionWindow], WindowOutcome]
+
+
+def plan_range(
+    campaign: Campaign, start: date | None, end: date | None
+) -> tuple[date, date | None, date | None]:
+    """The range to collect: defaults from the campaign, the end held back by the index lag."""
+    start = start or campaign.start_date
+    end = end or campaign.end_date or last_indexed_day()
+    deferred = None
+    if end > last_indexed_day():
+        deferred, end = last_indexed_day(), last_indexed_day()
+    return start, (end if end >= start else None), deferred
+
+
+def collect_campaign(
+    settings: Settings,
+    campaign: Campaign,
+    start: date | None = None,
+    end: date | None = None,
+    *,
+    wait_for_quota: bool = False,
+    run_window: WindowRunner = collect_window,
+    on_window: Callable[[WindowOutcome], None] | None = None,
+    policies: CollectPolicies | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> CollectResult:
+    """Collect `start`..`end` (inclusive, UTC) for a campaign, one window at a time."""
+    start, end, deferred = plan_range(campaign, start, end)
+    result = CollectResult(campaign=campaign.name, start=start, end=end, deferred_after=deferred)
+    if end is None:
+        return result
+    url = settings.resolved_database_url
+    with session_scope(url) as session:
+        campaign_id = save_campaign(session, campaign)
+    queue = deque(collection_windows(start, end, settings.window_days))
+    with ResearchApiClient.from_settings(settings) as client:
+        ctx = CollectContext(
+            url,
+            client,
+            campaign,
+            campaign_id,
+            policies or CollectPolicies.from_settings(settings),
+            sleep,
+        )
+        while queue:
+            window = queue.popleft()
+            try:
+                outcome = run_window(ctx, window)
+            except QuotaExhausted as exc:
+                outcome = exc.outcome
+                if wait_for_quota:
+                    resumes_at = next_utc_midnight()
+                    wait = (resumes_at - utcnow()).total_seconds() + QUOTA_RESET_MARGIN_S
+                    log.warning("%s; waiting %.0fs until %s", exc.reason, wait, resumes_at)
+                    _report(result, outcome, on_window)
+                    sleep(wait)
+                    queue.appendleft(window)
+                    continue
+                result.quota_exhausted, result.resumes_at = True, next_utc_midnight()
+                _report(result, outcome, on_window)
+                break
+            except CollectAborted as exc:
+                result.aborted = exc.reason
+                _report(result, exc.outcome, on_window)
+                break
+            _report(result, outcome, on_window)
+            queue.extendleft(reversed(outcome.split_into))
+    return result
+
+
+def _report(result: CollectResult, outcome: WindowOutcome, on_window) -> None:
+    result.windows.append(outcome)
+    if on_window:
+        on_window(outcome)
+
+
+def daily_counts(database_url: str, campaign_name: str, start: date, end: date) -> dict[date, int]:
+    """Videos of the campaign per UTC creation day in `start`..`end`, days with none included."""
+    counts = {start + timedelta(days=i): 0 for i in range((end - start).days + 1)}
+    low = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
+    high = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    with session_scope(database_url) as session:
+        rows = session.scalars(
+            select(Video.created_at)
+            .join(CampaignVideo, CampaignVideo.video_id == Video.id)
+            .join(CampaignRow, CampaignRow.id == CampaignVideo.campaign_id)
+            .where(
+                CampaignRow.name == campaign_name, Video.created_at >= low, Video.created_at < high
+            )
+        )
+        for created_at in rows:
+            counts[created_at.date()] += 1
+    return counts

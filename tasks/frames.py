@@ -40,7 +40,9 @@ DATABASE_RETRIES = {"retries": 2, "retry_delay_seconds": [10, 60]}
 
 class FrameFailure(BaseModel):
     video_id: int
-    reason: str  # missing | not_mp4 | truncated | no_video_stream | undecodable | no_images
+    reason: (
+        str  # missing | bad_path | not_mp4 | truncated | no_video_stream | undecodable | no_images
+    )
     detail: str
 
 
@@ -102,7 +104,7 @@ def pending_videos(db_url: str, video_ids: Iterable[int] | None = None, limit: i
 def _inside(media_dir: Path, relative: str) -> Path:
     path = (media_dir / relative).resolve()
     if not path.is_relative_to(media_dir.resolve()):
-        raise _Unusable("missing", f"path outside the media directory: {relative!r}")
+        raise _Unusable("bad_path", f"path outside the media directory: {relative!r}")
     return path
 
 

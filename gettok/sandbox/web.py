@@ -1,0 +1,299 @@
+"""tiktok.com in the sandbox: video pages with the live site's embedded JSON, and their media.
+
+A page sets a `tt_chain_token` cookie; media answers 403 without that cookie and a referer, as the
+live CDN does. Faults come from the video itself (private, removed, slideshow) and from the rates in
+`state.config.web` (throttling, HTML served as the media, truncated bodies, dropped connections).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import secrets
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from gettok.sandbox import media
+from gettok.sandbox.state import SandboxState
+
+TOKEN_COOKIE = "tt_chain_token"
+DATA_SCRIPT_ID = "__UNIVERSAL_DATA_FOR_REHYDRATION__"
+# Live statusCode values of `webapp.video-detail` (observed on tiktok.com).
+STATUS_REMOVED = 10204  # "item doesn't exist"
+STATUS_PRIVATE = 10222  # "item is private"
+
+LOGIN_PAGE = """<!DOCTYPE html><html><head><title>Log in | TikTok</title></head>
+<body><div id="loginContainer"><h2>Log in to TikTok</h2>
+<p>This account is private. Log in to see its videos.</p></div></body></html>"""
+
+CAPTCHA_PAGE = """<!DOCTYPE html><html><head><title>Security Check</title></head>
+<body><div id="captcha-verify-container"><p>Drag the slider to fit the puzzle</p></div>
+<script>window.__captcha = {"type": "slide", "region": "va"};</script></body></html>"""
+
+NOT_FOUND_PAGE = """<!DOCTYPE html><html><head><title>TikTok - Make Your Day</title></head>
+<body><p>Couldn't find this page</p></body></html>"""
+
+
+def build_router(state: SandboxState) -> APIRouter:
+    router = APIRouter(tags=["tiktok.com"])
+    tokens: set[str] = set()
+
+    def draw(fault: str, rate: float) -> bool:
+        if state.chance(rate):
+            with state.lock:
+                state.counters[f"web_{fault}"] += 1
+            return True
+        return False
+
+    def throttled() -> Response:
+        if state.randint(0, 1):
+            return Response("Too many requests", status_code=429, headers={"Retry-After": "60"})
+        return HTMLResponse(CAPTCHA_PAGE)
+
+    @router.get("/@{username:path}/video/{video_id}", response_class=HTMLResponse)
+    def video_page(username: str, video_id: str, request: Request) -> Response:
+        web = state.config.web
+        if draw("throttle", web.throttle):
+            return throttled()
+        if draw("dropped_connection", web.dropped_connection):
+            return _dropped()
+        video = state.corpus.get(int(video_id)) if video_id.isdigit() else None
+        base = str(request.base_url).rstrip("/")
+        token = request.cookies.get(TOKEN_COOKIE)
+        if token not in tokens:
+            token = secrets.token_urlsafe(16)
+            if len(tokens) > 100_000:
+                tokens.clear()
+            tokens.add(token)
+        if video is None or video.web_state == "removed":
+            # The live site answers both ways: a 200 page whose JSON says 10204, or a bare 404.
+            if video is not None and video.id % 2:
+                response: Response = HTMLResponse(NOT_FOUND_PAGE, status_code=404)
+            else:
+                response = HTMLResponse(_page(_detail(STATUS_REMOVED, "item doesn't exist")))
+        elif video.web_state == "private":
+            variant = video.id % 3
+            if variant == 0:
+                response = RedirectResponse(f"{base}/login?redirect_url={request.url}", 302)
+            elif variant == 1:
+                response = HTMLResponse(_page(_detail(STATUS_PRIVATE, "item is private")))
+            else:
+                item = _item_struct(video, base)
+                item["privateItem"] = True
+                item["video"] = {"playAddr": "", "downloadAddr": ""}
+                response = HTMLResponse(_page(_detail(0, "", item)))
+        else:
+            response = HTMLResponse(_page(_detail(0, "", _item_struct(video, base))))
+        with state.lock:
+            state.counters["web_pages"] += 1
+        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="lax")
+        return response
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login_page() -> Response:
+        return HTMLResponse(LOGIN_PAGE)
+
+    def media_response(request: Request, path_of) -> Response:
+        web = state.config.web
+        referer = request.headers.get("referer", "")
+        if request.cookies.get(TOKEN_COOKIE) not in tokens or not referer:
+            return Response("Forbidden", status_code=403)
+        if draw("throttle", web.throttle):
+            return Response("Too many requests", status_code=429, headers={"Retry-After": "60"})
+        path = path_of()
+        if path is None:
+            return Response("Not Found", status_code=404)
+        media_type = _media_type(path)
+        if draw("html_as_media", web.html_as_media):
+            # A CDN error page with a 200 status and the media's content type: only content tells.
+            return Response(media.html_page(), media_type=media_type)
+        body = path.read_bytes()
+        if draw("truncated_media", web.truncated_media):
+            return _truncated(body, media_type, state.randint(0, 2))
+        if draw("dropped_connection", web.dropped_connection):
+            return _dropped(body[: len(body) // 3], media_type)
+        rate = getattr(web, "media_bytes_per_s", 0.0)
+        if rate > 0:
+            return _paced(body, media_type, rate)
+        return Response(body, media_type=media_type)
+
+    def corpus_video(video_id: int):
+        video = state.corpus.get(video_id)
+        if video is None or video.web_state in ("removed", "private"):
+            return None
+        return video
+
+    @router.get("/media/video/{video_id}.mp4")
+    def media_video(video_id: int, request: Request) -> Response:
+        def path_of() -> Path | None:
+            video = corpus_video(video_id)
+            if video is None or video.web_state != "public":
+                return None
+            return media.clip_for(video, state.config.media_cache_dir)
+
+        return media_response(request, path_of)
+
+    @router.get("/media/slides/{video_id}/{number}.jpg")
+    def media_slide(video_id: int, number: int, request: Request) -> Response:
+        def path_of() -> Path | None:
+            video = corpus_video(video_id)
+            if video is None or video.web_state != "slideshow":
+                return None
+            images, _audio = media.slideshow_assets(video, state.config.media_cache_dir)
+            return images[number] if 0 <= number < len(images) else None
+
+        return media_response(request, path_of)
+
+    @router.get("/media/audio/{video_id}")
+    def media_audio(video_id: int, request: Request) -> Response:
+        def path_of() -> Path | None:
+            video = corpus_video(video_id)
+            if video is None or video.web_state != "slideshow":
+                return None
+            return media.slideshow_assets(video, state.config.media_cache_dir)[1]
+
+        return media_response(request, path_of)
+
+    def _item_struct(video, base: str) -> dict:
+        item = _base_item(video)
+        if video.web_state == "slideshow":
+            images, _audio = media.slideshow_assets(video, state.config.media_cache_dir)
+            item["imagePost"] = {
+                "images": [
+                    {
+                        "imageURL": {"urlList": [f"{base}/media/slides/{video.id}/{n}.jpg"]},
+                        "imageWidth": 1080,
+                        "imageHeight": 1920,
+                    }
+                    for n in range(len(images))
+                ],
+                "title": "",
+            }
+            item["music"]["playUrl"] = f"{base}/media/audio/{video.id}"
+            item["video"] = {"playAddr": "", "downloadAddr": "", "duration": 0}
+        else:
+            url = f"{base}/media/video/{video.id}.mp4"
+            item["video"].update({"playAddr": url, "downloadAddr": url})
+        return item
+
+    return router
+
+
+def _base_item(video) -> dict:
+    return {
+        "id": str(video.id),
+        "desc": video.description,
+        "createTime": str(video.create_time),
+        "author": {
+            "id": str(zlib.crc32(video.username.encode()) * 7919),
+            "uniqueId": video.username,
+            "nickname": video.username,
+            "privateAccount": False,
+            "verified": False,
+        },
+        "video": {
+            "id": str(video.id),
+            "height": 640,
+            "width": 360,
+            "duration": int(round(video.duration_s)),
+            "ratio": "540p",
+            "format": "mp4",
+            "codecType": "h264",
+            "playAddr": "",
+            "downloadAddr": "",
+        },
+        "music": {
+            "id": str(video.music_id),
+            "title": "original sound",
+            "playUrl": "",
+            "duration": int(round(video.duration_s)),
+        },
+        "stats": {
+            "diggCount": video.like_count,
+            "shareCount": video.share_count,
+            "commentCount": video.comment_count,
+            "playCount": video.view_count,
+        },
+        "locationCreated": video.region_code,
+        "privateItem": False,
+        "isAd": False,
+    }
+
+
+def _detail(status_code: int, status_msg: str, item: dict | None = None) -> dict:
+    detail: dict = {"statusCode": status_code, "statusMsg": status_msg}
+    if item is not None:
+        detail["itemInfo"] = {"itemStruct": item}
+        detail["shareMeta"] = {"title": item["author"]["nickname"], "desc": item["desc"][:120]}
+    return detail
+
+
+def _page(detail: dict) -> str:
+    data = {
+        "__DEFAULT_SCOPE__": {
+            "webapp.app-context": {"language": "en", "region": "US", "user": {}},
+            "webapp.video-detail": detail,
+        }
+    }
+    # `</` inside a script element would end it early: the live site escapes it the same way.
+    payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+    title = html.escape(detail.get("shareMeta", {}).get("desc", "") or "TikTok")
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title} | TikTok</title></head>'
+        f'<body><div id="app"></div>'
+        f'<script id="{DATA_SCRIPT_ID}" type="application/json">{payload}</script>'
+        f"</body></html>"
+    )
+
+
+def _media_type(path: Path) -> str:
+    return {
+        ".mp4": "video/mp4",
+        ".jpg": "image/jpeg",
+        ".jpeg": "image/jpeg",
+        ".m4a": "audio/mp4",
+        ".mp3": "audio/mpeg",
+        ".aac": "audio/aac",
+        ".ogg": "audio/ogg",
+        ".wav": "audio/wav",
+    }.get(path.suffix.lower(), "application/octet-stream")
+
+
+def _truncated(body: bytes, media_type: str, variant: int) -> Response:
+    """A body cut short: mid-transfer (promised length unmet), a complete short file, or empty."""
+    if variant == 0:
+        return _dropped(body[: len(body) // 2], media_type)
+    if variant == 1:
+        return Response(body[: len(body) // 2], media_type=media_type)
+    return Response(b"", media_type=media_type)
+
+
+def _paced(body: bytes, media_type: str, bytes_per_s: float) -> Response:
+    """The whole body at a slow CDN's pace (so a test can kill a download mid-transfer)."""
+    step = max(1024, int(bytes_per_s / 20))
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), step):
+            yield body[start : start + step]
+            time.sleep(step / bytes_per_s)
+
+    return StreamingResponse(
+        chunks(), media_type=media_type, headers={"content-length": str(len(body))}
+    )
+
+
+def _dropped(sent: bytes = b"", media_type: str = "text/html") -> Response:
+    """Headers promise more than is sent, then the connection closes (the server aborts)."""
+
+    def chunks() -> Iterator[bytes]:
+        if sent:
+            yield sent
+        raise ConnectionAbortedError("sandbox: dropped connection")
+
+    promised = str(max(len(sent) * 2, 1024))
+    return StreamingResponse(chunks(), media_type=media_type, headers={"content-length": promised})

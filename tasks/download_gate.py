@@ -1,0 +1,89 @@
+"""One gate for every request to tiktok.com from this process: a polite rate and a shared back-off.
+
+When TikTok throttles one download worker, every worker pauses (the back-off doubles while the
+throttling goes on); after `block_limit` throttles in a row the gate closes for the run, and the
+videos not yet asked for wait for a later run instead of feeding a retry storm. Across processes,
+`also_wait` takes a callable such as Prefect's global `rate_limit("download-rate")`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from gettok.settings import Settings
+
+
+class GateClosed(Exception):
+    """The run was throttled too often: stop asking until `until`."""
+
+    def __init__(self, until: datetime):
+        super().__init__(f"throttled by tiktok.com: paused until {until.isoformat()}")
+        self.until = until
+
+
+class DownloadGate:
+    def __init__(
+        self,
+        requests_per_s: float,
+        block_backoff_s: float,
+        block_limit: int,
+        also_wait: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.interval = 1.0 / requests_per_s
+        self.block_backoff_s = block_backoff_s
+        self.block_limit = block_limit
+        self.also_wait = also_wait
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_slot = 0.0
+        self._paused_until = 0.0  # monotonic
+        self._throttles_in_a_row = 0
+        self.requests = 0
+        self.throttles = 0
+        self.closed_until: datetime | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, also_wait: Callable[[], None] | None = None):
+        return cls(
+            settings.download_requests_per_s,
+            settings.download_block_backoff_s,
+            settings.download_block_limit,
+            also_wait,
+        )
+
+    def wait(self) -> None:
+        """Block until this worker may send one request; raise GateClosed if the run must stop."""
+        with self._lock:
+            if self.closed_until is not None:
+                raise GateClosed(self.closed_until)
+            now = self._clock()
+            slot = max(now, self._next_slot, self._paused_until)
+            self._next_slot = slot + self.interval
+            self.requests += 1
+        if slot > now:
+            self._sleep(slot - now)
+        if self.also_wait is not None:
+            self.also_wait()
+
+    def throttled(self) -> datetime:
+        """Record a throttle; pause every worker and return when asking again is polite."""
+        with self._lock:
+            self.throttles += 1
+            self._throttles_in_a_row += 1
+            pause = self.block_backoff_s * 2 ** (self._throttles_in_a_row - 1)
+            self._paused_until = max(self._paused_until, self._clock() + pause)
+            until = datetime.now(UTC) + timedelta(seconds=self._paused_until - self._clock())
+            if self._throttles_in_a_row >= self.block_limit:
+                self.closed_until = until
+            return until
+
+    def succeeded(self) -> None:
+        """A request got through: the throttling is over."""
+        with self._lock:
+            self._throttles_in_a_row = 0

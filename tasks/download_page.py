@@ -1,0 +1,150 @@
+"""Read a video's tiktok.com page with Pyktok and say what it offers: media, or why not.
+
+Pyktok keeps its cookies and headers in module globals and prints instead of raising, so every
+call goes through one lock, with the HTTP response recorded on the side: the status code and the
+final URL are what tell a login wall, a throttle and a missing page apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from models.schema import DownloadStatus
+
+# statusCode of `webapp.video-detail` on the live site.
+REMOVED_CODES = {10204: "item doesn't exist", 10216: "item under review", 10217: "item removed"}
+PRIVATE_CODES = {10222: "item is private"}
+
+_pyktok_lock = threading.Lock()
+_pyktok = None
+
+
+def video_url(web_url: str, username: str | None, video_id: int) -> str:
+    """The public page of a video. The handle is URL-quoted; TikTok resolves the page by id."""
+    handle = (username or "").replace("\x00", "").strip() or "_"
+    return f"{web_url.rstrip('/')}/@{quote(handle, safe='')}/video/{int(video_id)}"
+
+
+@dataclass
+class PageFailure(Exception):
+    """The page offers no media: `status` is the download status that this means."""
+
+    status: DownloadStatus
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.reason}"
+
+
+@dataclass
+class VideoPage:
+    """What a page offers: a video address, or a slideshow's images and sound."""
+
+    url: str
+    item: dict[str, Any]
+    cookies: dict[str, str] = field(repr=False)
+    video_address: str | None = None
+    image_addresses: list[str] = field(default_factory=list)
+    audio_address: str | None = None
+
+    @property
+    def is_slideshow(self) -> bool:
+        return bool(self.image_addresses)
+
+
+class _RecordingRequests:
+    """Stands in for the `requests` module inside Pyktok: same call, response kept for us."""
+
+    def __init__(self, timeout_s: float):
+        self.timeout_s = timeout_s
+        self.response: requests.Response | None = None
+
+    def get(self, url, **kwargs):
+        kwargs["timeout"] = self.timeout_s
+        self.response = requests.get(url, **kwargs)
+        return self.response
+
+
+def _load_pyktok():
+    global _pyktok
+    if _pyktok is None:
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints advice on import
+            from pyktok import pyktok  # the module itself: its globals are what it reads
+        _pyktok = pyktok
+    return _pyktok
+
+
+def read_page(url: str, timeout_s: float = 20.0) -> VideoPage:
+    """Fetch and classify one page. Raises PageFailure, or requests' errors on network failure."""
+    pyktok = _load_pyktok()
+    recorder = _RecordingRequests(timeout_s)
+    with _pyktok_lock:
+        pyktok.cookies = {}  # a fresh session per page: no cookie of another video leaks in
+        pyktok.requests, real = recorder, pyktok.requests
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                data = pyktok.alt_get_tiktok_json(url)
+        finally:
+            pyktok.requests = real
+        cookies = {c.name: c.value for c in pyktok.cookies} if recorder.response else {}
+    response = recorder.response
+    if response is None:
+        raise PageFailure(DownloadStatus.transient, "no response")
+    return classify_page(url, response, data, cookies)
+
+
+def classify_page(
+    url: str, response: requests.Response, data: dict | None, cookies: dict[str, str]
+) -> VideoPage:
+    final_path = urlsplit(response.url).path
+    text_head = response.text[:4000].lower() if data is None else ""
+    if response.status_code == 429 or "captcha" in text_head:
+        raise PageFailure(DownloadStatus.blocked, f"throttled (HTTP {response.status_code})")
+    if final_path.startswith("/login") or "logincontainer" in text_head:
+        raise PageFailure(DownloadStatus.private, "login page")
+    if response.status_code in (404, 410):
+        raise PageFailure(DownloadStatus.removed, f"HTTP {response.status_code}")
+    if response.status_code >= 400:
+        raise PageFailure(DownloadStatus.transient, f"HTTP {response.status_code}")
+    if data is None:
+        raise PageFailure(DownloadStatus.transient, "page without embedded data")
+    try:
+        detail = data["__DEFAULT_SCOPE__"]["webapp.video-detail"]
+    except (KeyError, TypeError):
+        raise PageFailure(DownloadStatus.transient, "page without webapp.video-detail") from None
+    code = detail.get("statusCode", 0)
+    if code in REMOVED_CODES:
+        raise PageFailure(DownloadStatus.removed, f"statusCode {code}: {REMOVED_CODES[code]}")
+    if code in PRIVATE_CODES:
+        raise PageFailure(DownloadStatus.private, f"statusCode {code}: {PRIVATE_CODES[code]}")
+    item = (detail.get("itemInfo") or {}).get("itemStruct")
+    if code or not isinstance(item, dict):
+        raise PageFailure(DownloadStatus.transient, f"statusCode {code}: {detail.get('statusMsg')}")
+    if item.get("privateItem") or (item.get("author") or {}).get("privateAccount"):
+        raise PageFailure(DownloadStatus.private, "privateItem")
+    page = VideoPage(url=url, item=item, cookies=cookies)
+    images = (item.get("imagePost") or {}).get("images") or []
+    if images:
+        page.image_addresses = [_first_url(image.get("imageURL")) for image in images]
+        if not all(page.image_addresses):
+            raise PageFailure(DownloadStatus.invalid, "slideshow image without an address")
+        page.audio_address = (item.get("music") or {}).get("playUrl") or None
+        return page
+    video = item.get("video") or {}
+    # Pyktok's order: playAddr, then downloadAddr (the latter is watermarked on the live site).
+    page.video_address = video.get("playAddr") or video.get("downloadAddr") or None
+    if not page.video_address:
+        raise PageFailure(DownloadStatus.invalid, "no media address in the page")
+    return page
+
+
+def _first_url(image_url: dict | None) -> str | None:
+    urls = (image_url or {}).get("urlList") or []
+    return urls[0] if urls else None

@@ -1,0 +1,304 @@
+"""Downloads against the sandbox over HTTP, through the real Pyktok and httpx code."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select
+
+from gettok import db
+from gettok.sandbox.config import SandboxConfig
+from gettok.sandbox.media import clip_for
+from gettok.sandbox.server import running_sandbox
+from gettok.settings import get_settings
+from models.api import ResearchVideo
+from models.campaign import load_campaign
+from models.schema import CampaignVideo, Download, DownloadStatus, MediaInfo, utcnow
+from tasks.download import (
+    download_pending,
+    partial_dir,
+    pending_videos,
+    video_file,
+)
+from tasks.download_gate import DownloadGate
+from tasks.download_page import video_url
+from tasks.media import probe_media
+from tasks.store_videos import save_campaign, upsert_videos
+
+CAMPAIGN = Path(__file__).parents[1] / "campaigns" / "peru_2022.toml"
+DAY = date(2022, 12, 1)
+EXPECTED = {
+    "public": DownloadStatus.ok,
+    "private": DownloadStatus.private,
+    "removed": DownloadStatus.removed,
+    "slideshow": DownloadStatus.slideshow,
+}
+
+
+@pytest.fixture(scope="session")
+def media_cache(tmp_path_factory) -> Path:
+    """Sandbox clips, generated once for the whole session."""
+    return tmp_path_factory.mktemp("sandbox-media")
+
+
+def sandbox_config(media_cache: Path, **overrides) -> SandboxConfig:
+    values = dict(
+        media_cache_dir=media_cache,
+        seed=2022,
+        private_share=0.2,
+        removed_share=0.2,
+        slideshow_share=0.15,
+        fault_seed=7,
+    )
+    return SandboxConfig(**(values | overrides))
+
+
+def pick_videos(sandbox, per_state: dict[str, int]) -> list:
+    """Corpus videos of DAY, `per_state[web_state]` of each state, in corpus order."""
+    chosen, counts = [], Counter()
+    for video in sandbox.state.corpus.videos_on(DAY):
+        if counts[video.web_state] < per_state.get(video.web_state, 0):
+            counts[video.web_state] += 1
+            chosen.append(video)
+    assert counts == Counter(per_state), f"corpus of {DAY} lacks {per_state}: {counts}"
+    return chosen
+
+
+def store(url: str, videos: list) -> str:
+    """Store corpus videos as collection would (their API records) under the Peru campaign."""
+    campaign = load_campaign(CAMPAIGN)
+    records = [v.api_record() for v in videos]
+    with db.session_scope(url) as session:
+        campaign_id = save_campaign(session, campaign)
+        parsed = [ResearchVideo.model_validate(r) for r in records]
+        upsert_videos(session, parsed, records, utcnow())
+        session.execute(
+            insert(CampaignVideo),
+            [{"campaign_id": campaign_id, "video_id": v.id} for v in videos],
+        )
+    return campaign.name
+
+
+def use_sandbox(monkeypatch, sandbox, db_url: str, **settings) -> None:
+    monkeypatch.setenv("GETTOK_DATABASE_URL", db_url)
+    monkeypatch.setenv("GETTOK_TIKTOK_WEB_URL", sandbox.base_url)
+    values = {
+        "download_requests_per_s": 200,
+        "download_concurrency": 3,
+        "download_transient_backoff_s": 60,
+        "download_block_backoff_s": 0.3,
+        "download_invalid_attempts": 2,
+        "download_timeout_s": 10,
+    } | settings
+    for key, value in values.items():
+        monkeypatch.setenv(f"GETTOK_{key.upper()}", str(value))
+
+
+def rows(url: str) -> dict[int, Download]:
+    with db.session_scope(url) as session:
+        return {r.video_id: r for r in session.scalars(select(Download))}
+
+
+def assert_media_consistent(media_dir: Path, url: str) -> None:
+    """Every ok row has a valid file; nothing is left half-written."""
+    for row in rows(url).values():
+        if row.status == DownloadStatus.ok:
+            info = probe_media(media_dir / row.path)
+            assert info.frame_count >= 1 and row.bytes == (media_dir / row.path).stat().st_size
+        elif row.status == DownloadStatus.slideshow:
+            assert row.is_slideshow and row.image_paths
+            assert all((media_dir / p).stat().st_size > 0 for p in row.image_paths)
+        else:
+            assert not video_file(media_dir, row.video_id).exists()
+    folder = partial_dir(media_dir)
+    assert not folder.exists() or not any(folder.iterdir())
+
+
+def test_video_url_never_trusts_the_username():
+    url = video_url("http://sandbox", "../../etc/pass\x00wd", 7171965565856099370)
+    assert url == "http://sandbox/@..%2F..%2Fetc%2Fpasswd/video/7171965565856099370"
+    assert video_url("http://sandbox/", "niño 🇵🇪", 1).endswith(
+        "/@ni%C3%B1o%20%F0%9F%87%B5%F0%9F%87%AA/video/1"
+    )
+    assert video_url("http://sandbox", None, 1) == "http://sandbox/@_/video/1"
+    assert video_file(Path("/m"), 7171965565856099370) == Path("/m/videos/7171965565856099370.mp4")
+
+
+def test_every_web_state_gets_its_status(db_url, settings_env, monkeypatch, media_cache):
+    with running_sandbox(sandbox_config(media_cache)) as sandbox:
+        videos = pick_videos(sandbox, {"public": 3, "private": 3, "removed": 2, "slideshow": 2})
+        name = store(db_url, videos)
+        use_sandbox(monkeypatch, sandbox, db_url)
+        settings = get_settings()
+        result = download_pending(settings, name)
+        pages = sandbox.state.counters["web_pages"]
+
+        assert result.statuses == {v.id: EXPECTED[v.web_state] for v in videos}
+        assert result.by_status == {"ok": 3, "private": 3, "removed": 2, "slideshow": 2}
+        assert (result.done, result.failed, result.skipped) == (5, 5, 0)
+        media_dir = settings.resolved_media_dir
+        found = rows(db_url)
+        for video in videos:
+            row = found[video.id]
+            assert row.attempts == 1
+            assert (row.last_error is None) == (row.status in ("ok", "slideshow"))
+            assert row.next_attempt_at is None
+        with db.session_scope(db_url) as session:
+            infos = {m.video_id: m for m in session.scalars(select(MediaInfo))}
+        for video in (v for v in videos if v.web_state == "public"):
+            info = infos[video.id]
+            assert (info.width, info.height) == (360, 640)
+            served = clip_for(video, media_cache)
+            assert found[video.id].sha256 == hashlib.sha256(served.read_bytes()).hexdigest()
+            assert info.duration_s == pytest.approx(probe_media(served).duration_s)
+            assert info.has_audio == (video.clip_kind != "silent")
+            assert found[video.id].path == f"videos/{video.id}.mp4"
+        for video in (v for v in videos if v.web_state == "slideshow"):
+            row = found[video.id]
+            assert row.is_slideshow and row.audio_path == f"slides/{video.id}/audio.m4a"
+            assert len(row.image_paths) >= 2 and row.image_paths[0] == f"slides/{video.id}/0.jpg"
+            assert video.id not in infos
+        assert_media_consistent(media_dir, db_url)
+
+        # A rerun has nothing to do: done, private and removed are not asked again.
+        assert pending_videos(db_url, name) == []
+        again = download_pending(settings, name)
+        assert again.statuses == {} and sandbox.state.counters["web_pages"] == pages
+
+
+def test_html_truncated_and_empty_bodies_are_never_ok(
+    sqlite_url, settings_env, monkeypatch, media_cache
+):
+    config = sandbox_config(media_cache, web={"html_as_media": 1.0})
+    with running_sandbox(config) as sandbox:
+        videos = pick_videos(sandbox, {"public": 4})
+        name = store(sqlite_url, videos)
+        use_sandbox(monkeypatch, sandbox, sqlite_url, download_transient_backoff_s=0)
+        settings = get_settings()
+
+        result = download_pending(settings, name)
+        assert result.by_status == {"invalid": 4}
+        for row in rows(sqlite_url).values():
+            assert (
+                row.attempts == 2
+                and "not_mp4" in row.last_error
+                and "an HTML page" in row.last_error
+            )
+        assert sandbox.state.counters["web_html_as_media"] == 8
+
+        # Cut-off and empty bodies: cut mid-transfer is a network failure, a short file invalid.
+        sandbox.state.update_config({"web": {"html_as_media": 0.0, "truncated_media": 1.0}})
+        result = download_pending(settings, name, retry_failed=True)
+        assert set(result.by_status) <= {"invalid", "transient"} and len(result.statuses) == 4
+        assert sandbox.state.counters["web_truncated_media"] >= 4
+        assert_media_consistent(settings.resolved_media_dir, sqlite_url)
+        assert not any((settings.resolved_media_dir / "videos").glob("*.mp4"))
+
+        # Invalid is final for plain reruns; --retry-failed asks again.
+        sandbox.state.update_config({"web": {"truncated_media": 0.0}})
+        invalid = {i for i, s in result.statuses.items() if s == DownloadStatus.invalid}
+        assert {i for i, _ in pending_videos(sqlite_url, name)} == set(result.statuses) - invalid
+        result = download_pending(settings, name, retry_failed=True)
+        assert result.by_status == {"ok": 4}
+        assert_media_consistent(settings.resolved_media_dir, sqlite_url)
+
+
+def test_dropped_connections_are_retried_after_the_backoff(
+    sqlite_url, settings_env, monkeypatch, media_cache
+):
+    config = sandbox_config(media_cache, web={"dropped_connection": 1.0})
+    with running_sandbox(config) as sandbox:
+        videos = pick_videos(sandbox, {"public": 2, "slideshow": 1})
+        name = store(sqlite_url, videos)
+        use_sandbox(monkeypatch, sandbox, sqlite_url, download_transient_backoff_s=1.0)
+        settings = get_settings()
+
+        before = utcnow()
+        result = download_pending(settings, name)
+        assert result.by_status == {"transient": 3}
+        for row in rows(sqlite_url).values():
+            assert row.attempts == 1 and row.last_error
+            assert (
+                before + timedelta(seconds=1)
+                <= row.next_attempt_at
+                <= utcnow() + timedelta(seconds=1)
+            )
+        # Not due yet: a rerun right away asks nothing.
+        assert pending_videos(sqlite_url, name) == []
+
+        sandbox.state.update_config({"web": {"dropped_connection": 0.0}})
+        time.sleep(1.1)
+        result = download_pending(settings, name)
+        assert result.by_status == {"ok": 2, "slideshow": 1}
+        assert all(r.attempts == 2 and r.last_error is None for r in rows(sqlite_url).values())
+        assert_media_consistent(settings.resolved_media_dir, sqlite_url)
+
+
+def test_throttling_pauses_every_worker_instead_of_a_retry_storm(
+    sqlite_url, settings_env, monkeypatch, media_cache
+):
+    config = sandbox_config(media_cache, web={"throttle": 1.0})
+    with running_sandbox(config) as sandbox:
+        videos = pick_videos(sandbox, {"public": 8})
+        name = store(sqlite_url, videos)
+        use_sandbox(
+            monkeypatch,
+            sandbox,
+            sqlite_url,
+            download_concurrency=2,
+            download_block_backoff_s=0.5,
+            download_block_limit=2,
+        )
+        settings = get_settings()
+
+        result = download_pending(settings, name)
+        # Two throttles in a row close the gate for the run: no other video is asked for.
+        assert sandbox.state.counters["web_throttle"] == 2 and result.requests == 2
+        assert result.by_status == {"blocked": 2}
+        assert result.skipped == 6 and result.blocked_until is not None
+        blocked = [r for r in rows(sqlite_url).values() if r.status == DownloadStatus.blocked]
+        assert len(blocked) == 2 and max(r.next_attempt_at for r in blocked) > utcnow()
+
+        # The back-off is global and outlives the run: a rerun now asks nothing at all.
+        sandbox.state.update_config({"web": {"throttle": 0.0}})
+        result = download_pending(settings, name)
+        assert result.statuses == {} and result.skipped >= 6
+        assert sandbox.state.counters["web_pages"] == 0
+
+        while pending_videos(sqlite_url, name) and utcnow() < result.blocked_until:
+            time.sleep(0.1)
+        time.sleep(0.1)
+        result = download_pending(settings, name)
+        assert result.by_status == {"ok": 8}
+        assert_media_consistent(settings.resolved_media_dir, sqlite_url)
+
+
+def test_gate_keeps_a_polite_rate_across_threads():
+    clock = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    gate = DownloadGate(4.0, 10.0, 3, clock=lambda: clock[0], sleep=sleep)
+    for _ in range(5):
+        gate.wait()
+    # Five requests at 4/s: slots at 0, .25, .5, .75, 1.0 (nobody sleeps for the first).
+    assert slept == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    until = gate.throttled()
+    assert until is not None and gate.closed_until is None
+    slept.clear()
+    gate.wait()
+    assert slept == pytest.approx([10.0])  # everyone waits out the pause
+    gate.throttled()
+    gate.succeeded()
+    gate.throttled()
+    assert gate.closed_until is None  # a success in between: not "in a row"
+    gate.throttled()
+    gate.throttled()
+    assert gate.closed_until is not None

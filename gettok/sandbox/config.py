@@ -51,6 +51,10 @@ class SandboxConfig(BaseSettings):
     private_share: float = Field(0.05, ge=0, le=1)  # corpus videos that are private on the web
     removed_share: float = Field(0.03, ge=0, le=1)
     slideshow_share: float = Field(0.03, ge=0, le=1)
+    # Index slots the API counts but never shows (deleted/private since indexing): they make
+    # pages short. The recorded live pages show 27 of 100; 0 gives full pages (benchmarks).
+    invisible_share: float = Field(0.12, ge=0, le=1)
+    index_lag_hours: int = Field(48, ge=0)  # the newest videos are not searchable yet
     client_key: str = "sandbox-client-key"
     client_secret: str = "sandbox-client-secret"
     token_ttl_s: int = Field(7200, ge=1)

@@ -24,10 +24,6 @@ from gettok.sandbox.config import SandboxConfig
 from gettok.sandbox.topics import TOPICS, Topic, topic_weights
 
 FIRST_DAY = date(2016, 1, 1)
-# Index slots that the API counts but never shows (deleted or private since indexing). The
-# recorded live pages show far more (27 of 100); a smaller share keeps the sandbox's pages
-# short without making tests slow.
-INVISIBLE_SHARE = 0.12
 NUL_SHARE = 0.01  # records with a NUL byte in a string, as recorded live
 OTHER_REGIONS = ("CO", "CL", "BO", "AR", "MX", "US", "ES", "VE")
 _DAYS_CACHED = 256
@@ -227,9 +223,11 @@ class Corpus:
             web_state = "slideshow"
         else:
             web_state = "public"
-        visible = rng.random() >= INVISIBLE_SHARE
+        # Always two draws, so the share changes visibility alone, not the rest of the day.
+        visible = rng.random() >= cfg.invisible_share
+        gone = rng.choice(("private", "removed"))
         if not visible:
-            web_state = rng.choice(("private", "removed"))
+            web_state = gone
         missing = tuple(
             name
             for name, share in (
@@ -312,7 +310,9 @@ def _user_pool(seed: int, size: int = 3000) -> tuple[str, ...]:
     while len(names) < size:
         stem = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4)))
         sep = rng.choice(("", "_", ".", ""))
-        names.setdefault(f"{stem}{sep}{rng.randint(0, 9999) if rng.random() < 0.7 else ''}", None)
+        # TikTok handles cannot end with a period, so a separator is always followed by digits.
+        tail = f"{sep}{rng.randint(0, 9999)}" if rng.random() < 0.7 else ""
+        names.setdefault(stem + tail, None)
     return tuple(names)
 
 

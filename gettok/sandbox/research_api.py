@@ -8,6 +8,9 @@ ended (what `Campaign.api_request_body(day, day)` sends). `end_date` more than 3
 Filtering uses what the index knows about a video, even where its record omits the field
 (a record without `region_code` still matches `region_code IN [PE]` if it is from Peru).
 
+Index lag: videos newer than `index_lag_hours` (default 48) are not searchable yet, as on the
+live service; a daily run should query windows that ended at least two days ago.
+
 Paging: the result set is every indexed video that matches, in creation order, INCLUDING
 deleted/private slots that are never shown. `cursor` indexes slots, so a page of `max_count`
 100 can hold fewer than 100 videos while the returned cursor still advances by 100 (as in the
@@ -264,8 +267,13 @@ def _search(
                 )
             state.searches.move_to_end(search.search_id)
             return search
-    slots = [v for v in state.corpus.videos_between(start, end) if matcher(v)]
-    search = Search(str(state.randint(7 * 10**18, 7 * 10**18 + 10**17)), fingerprint, slots)
+    indexed_until = int(state.clock().timestamp()) - state.config.index_lag_hours * 3600
+    slots = [
+        v
+        for v in state.corpus.videos_between(start, end)
+        if v.create_time <= indexed_until and matcher(v)
+    ]
+    search = Search(str(7 * 10**18 + secrets.randbelow(10**17)), fingerprint, slots)
     with state.lock:
         state.searches[search.search_id] = search
         while len(state.searches) > MAX_SEARCHES:

@@ -20,7 +20,14 @@ from gettok.sandbox.config import SandboxConfig
 from gettok.sandbox.corpus import Corpus
 
 # Fields whose change means a different corpus (the rest are faults, quotas and credentials).
-CORPUS_FIELDS = ("seed", "videos_per_day", "private_share", "removed_share", "slideshow_share")
+CORPUS_FIELDS = (
+    "seed",
+    "videos_per_day",
+    "private_share",
+    "removed_share",
+    "slideshow_share",
+    "invisible_share",
+)
 MAX_SEARCHES = 10_000
 
 

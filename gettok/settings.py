@@ -60,6 +60,12 @@ class Settings(BaseSettings):
 
     download_concurrency: int = Field(4, ge=1, le=64)
     download_requests_per_s: float = Field(2.0, gt=0, le=1000)
+    download_timeout_s: float = Field(60.0, gt=0, le=3600)  # per request (page or media)
+    download_transient_backoff_s: float = Field(100.0, ge=0)  # the studies: ask again after ~100 s
+    download_block_backoff_s: float = Field(300.0, ge=0)  # first global pause when throttled
+    download_block_limit: int = Field(3, ge=1, le=100)  # throttles in a row before a run stops
+    download_invalid_attempts: int = Field(3, ge=1, le=20)  # tries before a file counts invalid
+    download_batch_size: int = Field(200, ge=1, le=10_000)  # videos per Prefect task run
 
     whisper_model: str = "large-v3"
     whisper_device: Literal["auto", "cpu", "cuda"] = "auto"

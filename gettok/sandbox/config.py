@@ -28,6 +28,7 @@ class WebFaults(BaseModel):
     truncated_media: float = Rate
     dropped_connection: float = Rate
     throttle: float = Rate  # 429 / captcha-like block
+    media_bytes_per_s: float = Field(0.0, ge=0)  # 0: as fast as possible; >0: a slow CDN
 
 
 class LlmFaults(BaseModel):

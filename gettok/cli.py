@@ -109,6 +109,61 @@ def sandbox(
     serve(config, host=host, port=port)
 
 
+@app.command("collect")
+def collect_command(
+    campaign_file: CampaignFile,
+    start: Annotated[
+        str | None, typer.Option("--start", help="First UTC day, YYYY-MM-DD (default: campaign's).")
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--end", help="Last UTC day, inclusive (default: campaign's, or 2 days ago)."),
+    ] = None,
+    wait_for_quota: Annotated[
+        bool, typer.Option("--wait-for-quota", help="Sleep until 00:00 UTC instead of stopping.")
+    ] = False,
+) -> None:
+    """Collect a campaign's videos from the Research API, one UTC date window at a time.
+
+    Resumable: a rerun skips finished windows and resumes the others from their last page.
+    Exit status 75 when the daily quota stopped the run (rerun after 00:00 UTC), 1 when windows
+    failed.
+    """
+    from datetime import date
+
+    from flows.collect import CollectIncomplete, collect
+
+    settings = settings_or_exit()
+    campaign = campaign_or_exit(campaign_file)
+    try:
+        first = date.fromisoformat(start) if start else None
+        last = date.fromisoformat(end) if end else None
+    except ValueError as exc:
+        raise fail(f"--start/--end must be dates as YYYY-MM-DD: {exc}") from None
+    if first and last and last < first:
+        raise fail(f"--end {last} is before --start {first}")
+    if not settings.has_tiktok_credentials:
+        raise fail("set GETTOK_TIKTOK_CLIENT_KEY and GETTOK_TIKTOK_CLIENT_SECRET "
+                   "(or run `gettok sandbox` and use the variables it prints)")
+    db.upgrade(settings.resolved_database_url)
+    try:
+        result = collect(campaign, first, last, wait_for_quota)
+    except CollectIncomplete as exc:
+        result = exc.result
+    for window in result.windows:
+        note = f"  ({window.note})" if window.note else ""
+        typer.echo(f"{window.window!s:<22} {window.status:<16} {window.videos:>6} videos "
+                   f"{window.requests:>4} requests{note}")
+    typer.echo(f"{campaign.name}: {result.state}; {result.videos} videos, "
+               f"{result.requests} requests")
+    if result.deferred_after:
+        typer.echo(f"days after {result.deferred_after} are not fully indexed yet: collect later")
+    if result.aborted or result.windows_failed:
+        raise typer.Exit(code=1)
+    if result.quota_exhausted:
+        raise typer.Exit(code=75)
+
+
 def main() -> None:
     app()
 

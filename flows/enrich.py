@@ -1,0 +1,217 @@
+"""Enrich: extract frames, describe each video and read its on-screen text, classify its stance
+towards the campaign's target, label the sentiment of its transcript, and summarise it.
+
+Every step works on what is pending in the database, in batches, so a rerun (after a crash, or the
+next day) does only what is left. The LLM steps share one budget per run; what the budget leaves
+is counted and stays pending. `enrich_campaign` is the core, callable without Prefect.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
+
+from gettok import db
+from gettok.settings import Settings, get_settings
+from models.campaign import Campaign, load_campaign
+from tasks.annotate import REQUESTED_KINDS, AnnotateResult, annotate_videos, pending_video_ids
+from tasks.annotate import plan_for as annotation_plan
+from tasks.annotation_cost import CostEstimate, _videos_without_frames, estimate_enrich
+from tasks.frames import FramesResult, extract_frames
+from tasks.llm import Budget, LlmClient, price_for
+
+FRAMES_BATCH = 500
+
+
+class EnrichResult(BaseModel):
+    """What one enrich run did: frames, then each annotation kind, against its budget."""
+
+    campaign: str
+    frames: FramesResult = Field(default_factory=FramesResult)
+    kinds: list[AnnotateResult] = Field(default_factory=list)
+    budget_usd: float
+    spent_usd: float = 0.0
+
+    @property
+    def skipped_budget(self) -> int:
+        return sum(k.skipped_budget for k in self.kinds)
+
+    def summary(self) -> str:
+        lines = [
+            f"enrich {self.campaign}: frames for {self.frames.videos_done} video(s) "
+            f"({self.frames.frames_written} frames, {sum(self.frames.failed.values())} failed); "
+            f"spent ${self.spent_usd:.4f} of ${self.budget_usd:.2f}"
+        ]
+        for k in self.kinds:
+            lines.append(
+                f"  {k.kind} ({k.model}): {k.done} done, {k.refused} refused, {k.invalid} invalid, "
+                f"{k.failed} failed, {k.skipped_budget} left for budget, "
+                f"{k.missing_input} missing input; {k.input_tokens}+{k.output_tokens} tokens, "
+                f"${k.cost_usd:.4f}"
+            )
+        return "\n".join(lines)
+
+
+BatchRunner = Callable[..., AnnotateResult]
+FramesRunner = Callable[..., FramesResult]
+
+
+def enrich_campaign(
+    campaign: Campaign,
+    settings: Settings,
+    *,
+    kinds: list[str] | None = None,
+    budget_usd: float | None = None,
+    frames: bool = True,
+    run_frames: FramesRunner = extract_frames,
+    run_batch: BatchRunner = annotate_videos,
+    log: logging.Logger | logging.LoggerAdapter | None = None,
+) -> EnrichResult:
+    """Frames, then every configured kind over what is pending, in batches, within the budget."""
+    log = log or logging.getLogger(__name__)
+    url = settings.resolved_database_url
+    budget = Budget(settings.llm_budget_usd if budget_usd is None else budget_usd)
+    result = EnrichResult(campaign=campaign.name, budget_usd=budget.limit_usd)
+    if frames:
+        result.frames = extract_campaign_frames(url, settings, campaign, run_frames)
+        log.info("frames: %s", result.frames.model_dump(exclude={"failures"}))
+    plans = [p for k in kinds or REQUESTED_KINDS if (p := annotation_plan(k, campaign, settings))]
+    for plan in plans:
+        price_for(settings, plan.model)  # an unknown price stops the run before any request
+    client = LlmClient(settings)
+    try:
+        for plan in plans:
+            total = AnnotateResult(
+                kind=plan.kind.value, model=plan.model, prompt_hash=plan.prompt_hash
+            )
+            with db.session_scope(url) as session:
+                pending = pending_video_ids(session, campaign.name, plan)
+            for start in range(0, len(pending), settings.llm_batch_size):
+                batch = pending[start : start + settings.llm_batch_size]
+                total.add(
+                    run_batch(
+                        url,
+                        settings,
+                        campaign,
+                        plan.kind.value,
+                        batch,
+                        client=client,
+                        budget=budget,
+                    )
+                )
+            result.kinds.append(total)
+            log.info("%s: %s", plan.kind.value, total.model_dump())
+    finally:
+        client.close()
+    result.spent_usd = budget.spent_usd
+    if result.skipped_budget:
+        log.warning(
+            "the budget of $%.2f was reached: %d request(s) left pending for a later run",
+            budget.limit_usd,
+            result.skipped_budget,
+        )
+    return result
+
+
+def extract_campaign_frames(
+    url: str, settings: Settings, campaign: Campaign, run_frames: FramesRunner = extract_frames
+) -> FramesResult:
+    """Frames for the campaign's downloaded videos that have none yet, in batches."""
+    with db.session_scope(url) as session:
+        video_ids = sorted(_videos_without_frames(session, campaign.name))
+    total = FramesResult()
+    for start in range(0, len(video_ids), FRAMES_BATCH):
+        batch = video_ids[start : start + FRAMES_BATCH]
+        done = run_frames(url, settings, batch, len(batch))
+        total.videos_done += done.videos_done
+        total.frames_written += done.frames_written
+        total.skipped += done.skipped
+        total.seconds += done.seconds
+        for reason, count in done.failed.items():
+            total.failed[reason] = total.failed.get(reason, 0) + count
+        total.failures += done.failures
+    return total
+
+
+# Retries of a whole batch cover the database going away; the LLM's own faults are retried per
+# request inside, and a batch rerun skips what it already stored.
+@task(
+    name="annotate-batch",
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    cache_policy=NO_CACHE,
+    task_run_name="annotate-{kind}[{video_ids[0]}..]",
+)
+def annotate_batch(
+    database_url: str,
+    settings: Settings,
+    campaign: Campaign,
+    kind: str,
+    video_ids: list[int],
+    *,
+    client: LlmClient,
+    budget: Budget,
+) -> AnnotateResult:
+    return annotate_videos(
+        database_url, settings, campaign, kind, video_ids, client=client, budget=budget
+    )
+
+
+@task(
+    name="extract-frames-batch",
+    cache_policy=NO_CACHE,
+    task_run_name="extract-frames[{video_ids[0]}..]",
+)
+def extract_frames_batch(
+    database_url: str, settings: Settings, video_ids: list[int], limit: int
+) -> FramesResult:
+    """Local decoding has nothing worth retrying: failures are recorded per video."""
+    return extract_frames(database_url, settings, video_ids, limit)
+
+
+@flow(name="enrich", log_prints=False)
+def enrich(
+    campaign_file: str | None = None,
+    campaign: Campaign | None = None,
+    kinds: list[str] | None = None,
+    budget_usd: float | None = None,
+    dry_run: bool = False,
+) -> EnrichResult | CostEstimate:
+    """Frames and LLM annotations for what is pending; `dry_run` only estimates the cost."""
+    settings = get_settings()
+    campaign = campaign or load_campaign(Path(campaign_file or ""))
+    log = get_run_logger()
+    if dry_run:
+        estimate = estimate_enrich(
+            settings.resolved_database_url, settings, campaign, kinds, budget_usd
+        )
+        log.info("dry run: %s", estimate.model_dump_json())
+        return estimate
+    result = enrich_campaign(
+        campaign,
+        settings,
+        kinds=kinds,
+        budget_usd=budget_usd,
+        run_frames=extract_frames_batch,
+        run_batch=annotate_batch,
+        log=log,
+    )
+    log.info(result.summary())
+    create_markdown_artifact(
+        key=f"enrich-{campaign.name}",
+        markdown=f"```\n{result.summary()}\n```",
+        description=f"enrich run for {campaign.name}",
+    )
+    return result
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(enrich(campaign_file=sys.argv[1]).summary())

@@ -1,0 +1,374 @@
+"""An OpenAI-compatible chat completions endpoint whose answers are functions of the input.
+
+Every answer is valid against the requested JSON schema and marked as sandbox output: text fields
+start with "[sandbox]" and `system_fingerprint` is "gettok-sandbox". Descriptions come from image
+statistics (size, mean colour, brightness), stance and sentiment from keywords in the prompt,
+summaries from the transcript's first words; nothing is OCRed, and the answer says so. Faults
+(429 with Retry-After, 500, stalls, refusals, invalid JSON) follow `state.config.llm`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import math
+import re
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+MODEL = "sandbox-vision"
+FINGERPRINT = "gettok-sandbox"
+MARK = "[sandbox]"
+TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+WORD = re.compile(r"\w+", re.UNICODE)
+
+# Small bilingual lexicons (the corpus speaks Spanish and English).
+POSITIVE = {
+    "good",
+    "great",
+    "love",
+    "happy",
+    "support",
+    "yes",
+    "best",
+    "hope",
+    "thank",
+    "thanks",
+    "bueno",
+    "buena",
+    "bien",
+    "amor",
+    "feliz",
+    "apoyo",
+    "apoyamos",
+    "sí",
+    "si",
+    "mejor",
+    "esperanza",
+    "gracias",
+    "viva",
+    "fuerza",
+    "excelente",
+}
+NEGATIVE = {
+    "bad",
+    "hate",
+    "sad",
+    "against",
+    "no",
+    "worst",
+    "corrupt",
+    "crisis",
+    "fear",
+    "angry",
+    "never",
+    "malo",
+    "mala",
+    "mal",
+    "odio",
+    "triste",
+    "contra",
+    "peor",
+    "corrupto",
+    "corrupción",
+    "miedo",
+    "fuera",
+    "nunca",
+    "violencia",
+    "vacancia",
+    "renuncia",
+}
+STOPWORDS = {"the", "of", "as", "a", "an", "de", "del", "la", "el", "los", "las", "y", "and", "to"}
+COLOURS = {  # RGB anchors for naming a frame's mean colour
+    "black": (0, 0, 0),
+    "white": (255, 255, 255),
+    "grey": (128, 128, 128),
+    "red": (200, 30, 30),
+    "green": (30, 160, 60),
+    "blue": (30, 60, 200),
+    "yellow": (230, 210, 40),
+    "orange": (240, 140, 30),
+    "purple": (130, 50, 160),
+    "brown": (120, 80, 40),
+    "pink": (240, 150, 180),
+    "cyan": (40, 200, 210),
+}
+
+
+def build_router(state) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/v1/models")
+    def list_models() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "gettok-sandbox"}],
+        }
+
+    @router.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        if not request.headers.get("authorization", "").startswith("Bearer "):
+            return _error(401, "missing API key", "invalid_request_error")
+        try:
+            body = await request.json()
+            parts = _parts(body["messages"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return _error(400, f"{MARK} malformed request: {exc}", "invalid_request_error")
+        _count(state, "llm_requests")
+
+        faults = state.config.llm
+        if state.chance(faults.rate_limit_429):
+            _count(state, "llm_429")
+            return _error(
+                429,
+                f"{MARK} rate limit reached",
+                "rate_limit_exceeded",
+                headers={"Retry-After": "1"},
+            )
+        if state.chance(faults.error_500):
+            _count(state, "llm_500")
+            return _error(500, f"{MARK} injected server error", "server_error")
+        if state.chance(faults.timeout):
+            _count(state, "llm_timeout")
+            await asyncio.sleep(faults.timeout_s)  # longer than the client waits
+        refusal = state.chance(faults.refusal)
+        # A corrective turn (the conversation already holds an answer) is answered correctly,
+        # as a model that reads the validation error would; so both outcomes can be tested.
+        first_turn = not any(m.get("role") == "assistant" for m in body["messages"])
+        invalid = first_turn and state.chance(faults.invalid_json)
+
+        schema = _schema(body.get("response_format"))
+        if refusal:
+            _count(state, "llm_refusal")
+            content, refusal_text = None, f"{MARK} I can't help with that request."
+        else:
+            answer = answer_for(schema, parts) if schema is not None else None
+            content = (
+                json.dumps(answer, ensure_ascii=False)
+                if answer is not None
+                else (f"{MARK} {describe_images(parts['images'])}")
+            )
+            refusal_text = None
+            if invalid:
+                _count(state, "llm_invalid_json")
+                content = content[: max(1, len(content) // 2)]  # cut mid-object
+        _count(state, "llm_answers")
+        prompt_tokens = prompt_token_count(body["messages"], parts)
+        if schema is not None:  # the schema is part of what the model reads
+            prompt_tokens += len(TOKEN.findall(json.dumps(schema)))
+        completion_tokens = len(TOKEN.findall(content or refusal_text or ""))
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
+        return {
+            "id": f"chatcmpl-sandbox-{digest}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": MODEL,
+            "system_fingerprint": FINGERPRINT,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": refusal_text},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+    return router
+
+
+def _count(state, key: str) -> None:
+    with state.lock:
+        state.counters[key] += 1
+
+
+def _error(status: int, message: str, code: str, headers: dict[str, str] | None = None):
+    body = {"error": {"message": message, "type": code, "code": code, "param": None}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _schema(response_format: Any) -> dict[str, Any] | None:
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        return response_format["json_schema"]["schema"]
+    return None
+
+
+def _parts(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The texts (system, user, assistant) and decoded images of a conversation."""
+    texts, images = [], []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+            continue
+        for part in content or []:
+            if part.get("type") == "text":
+                texts.append(part["text"])
+            elif part.get("type") == "image_url":
+                images.append(
+                    (
+                        _decode_image(part["image_url"]["url"]),
+                        part["image_url"].get("detail", "auto"),
+                    )
+                )
+    user = [m for m in messages if m.get("role") == "user"]
+    first_user = user[0]["content"] if user else ""
+    if not isinstance(first_user, str):
+        first_user = "\n".join(p.get("text", "") for p in first_user if p.get("type") == "text")
+    return {"texts": texts, "images": images, "prompt": first_user}
+
+
+def _decode_image(url: str) -> np.ndarray:
+    if not url.startswith("data:"):
+        raise ValueError("the sandbox reads only data: image URLs")
+    data = base64.b64decode(url.split(",", 1)[1], validate=True)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("an image could not be decoded")
+    return image
+
+
+def prompt_token_count(messages: list[dict[str, Any]], parts: dict[str, Any]) -> int:
+    """Word-piece count of the text plus OpenAI's tile formula for each image."""
+    tokens = 3 * len(messages) + sum(len(TOKEN.findall(t)) for t in parts["texts"])
+    for image, detail in parts["images"]:
+        height, width = image.shape[:2]
+        if detail == "low":
+            tokens += 85
+            continue
+        scale = min(1.0, 2048 / max(width, height))
+        scale *= min(1.0, 768 / (min(width, height) * scale))
+        tokens += 85 + 170 * math.ceil(width * scale / 512) * math.ceil(height * scale / 512)
+    return tokens
+
+
+def answer_for(schema: dict[str, Any], parts: dict[str, Any]) -> Any:
+    """A value valid against `schema`, with the known annotation fields filled from the input."""
+    answer = _fill(schema)
+    if not isinstance(answer, dict):
+        return answer
+    properties = schema.get("properties", {})
+    prompt = parts["prompt"]
+    if "description" in answer:
+        answer["description"] = f"{MARK} {describe_images(parts['images'])}"
+    if "onscreen_text" in answer:
+        answer["onscreen_text"] = f"{MARK} on-screen text not read: the sandbox does no OCR"
+    if "summary" in answer:
+        answer["summary"] = f"{MARK} {summarise(_section(prompt, 'transcript'))}"
+    labels = properties.get("label", {}).get("enum")
+    if labels:
+        if "rationale" in answer:
+            label, confidence, why = stance_of(prompt, labels)
+            answer["rationale"] = f"{MARK} {why}"
+        else:
+            label, confidence = sentiment_of(_section(prompt, "transcript") or prompt, labels)
+        answer["label"] = label
+        if "confidence" in answer:
+            answer["confidence"] = confidence
+    return answer
+
+
+def _fill(schema: dict[str, Any]) -> Any:
+    """The simplest value of a JSON schema: first enum value, 0.5, false, "[sandbox]"."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        return {name: _fill(sub) for name, sub in schema.get("properties", {}).items()}
+    if kind == "array":
+        return []
+    if kind in ("number", "integer"):
+        low, high = schema.get("minimum", 0), schema.get("maximum", 1)
+        value = min(max(0.5, low), high)
+        return int(value) if kind == "integer" else value
+    if kind == "boolean":
+        return False
+    if kind == "null":
+        return None
+    return MARK
+
+
+def _section(prompt: str, tag: str) -> str:
+    match = re.search(rf"<{tag}>(.*?)</{tag}>", prompt, re.DOTALL)
+    return match.group(1).strip() if match else ""
+
+
+def describe_images(images: list[tuple[np.ndarray, str]]) -> str:
+    if not images:
+        return "no images were given"
+    height, width = images[0][0].shape[:2]
+    means = [image.reshape(-1, 3).mean(axis=0)[::-1] for image, _detail in images]  # BGR->RGB
+    mean = np.mean(means, axis=0)
+    brightness = float(mean.mean())
+    level = "dark" if brightness < 85 else "bright" if brightness > 170 else "medium"
+    changes = sum(float(np.abs(a - b).mean()) > 20 for a, b in zip(means, means[1:], strict=False))
+    return (
+        f"{len(images)} frame(s) of {width}x{height} px, mostly {colour_name(mean)} "
+        f"(mean RGB {int(mean[0])}, {int(mean[1])}, {int(mean[2])}), {level} brightness, "
+        f"{changes} marked colour change(s) between frames"
+    )
+
+
+def colour_name(rgb: np.ndarray) -> str:
+    return min(COLOURS, key=lambda name: float(np.sum((np.array(COLOURS[name]) - rgb) ** 2)))
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in WORD.findall(text)]
+
+
+def sentiment_of(text: str, labels: list[str]) -> tuple[str, float]:
+    words = _words(text)
+    positive = sum(w in POSITIVE for w in words)
+    negative = sum(w in NEGATIVE for w in words)
+    if positive == negative:
+        label, confidence = "neutral", 0.4 if positive == 0 else 0.5
+    else:
+        label = "positive" if positive > negative else "negative"
+        confidence = min(0.95, 0.55 + 0.1 * abs(positive - negative))
+    return (label if label in labels else labels[0]), round(confidence, 2)
+
+
+def stance_of(prompt: str, labels: list[str]) -> tuple[str, float, str]:
+    """Keywords near the target: supportive words give the first label, opposing the second."""
+    target_line = re.search(r"^Target:\s*(.+)$", prompt, re.MULTILINE)
+    target = target_line.group(1) if target_line else ""
+    evidence = " ".join(_section(prompt, tag) for tag in ("transcript", "description", "caption"))
+    words = _words(evidence)
+    names = {w for w in _words(target) if w not in STOPWORDS and len(w) > 3}
+    mentions = sum(w in names for w in words)
+    positive = sum(w in POSITIVE for w in words)
+    negative = sum(w in NEGATIVE for w in words)
+    neutral = next((label for label in labels if "neutral" in label.lower()), labels[-1])
+    if mentions == 0 or positive == negative:
+        label, confidence = neutral, 0.4 if mentions == 0 else 0.5
+    else:
+        label = labels[0] if positive > negative else labels[1 if labels[1] != neutral else 0]
+        confidence = min(0.95, 0.55 + 0.1 * abs(positive - negative))
+    why = (
+        f"the target is mentioned {mentions} time(s), with {positive} supportive and "
+        f"{negative} opposing keyword(s)"
+    )
+    return label, round(confidence, 2), why
+
+
+def summarise(transcript: str, max_words: int = 30) -> str:
+    words = transcript.split()
+    if not words:
+        return "the transcript is empty"
+    text = " ".join(words[:max_words])
+    return f"the speaker says: {text}{'...' if len(words) > max_words else ''}"

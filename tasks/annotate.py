@@ -1,0 +1,449 @@
+"""Annotate videos with an LLM: description + on-screen text, stance, sentiment and summary.
+
+Each kind is a prompt file, an answer model and the inputs it reads (frames, transcript, the
+description). What is pending is decided by the database: a video gets a kind once per model and
+prompt hash; only `failed` rows (429s, 5xx, timeouts that outlasted the retries) are asked again.
+Every row records the model, prompt id and hash, temperature, tokens, cost, latency and inputs.
+"""
+
+from __future__ import annotations
+
+import base64
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gettok import db
+from gettok.settings import Settings
+from models.annotations import (
+    Description,
+    Sentiment,
+    SentimentAnswer,
+    Summary,
+    stance_model,
+    strict_json_schema,
+)
+from models.campaign import Campaign
+from models.schema import (
+    Annotation,
+    AnnotationKind,
+    AnnotationStatus,
+    CampaignVideo,
+    Frame,
+    Transcript,
+    Video,
+    utcnow,
+)
+from models.schema import Campaign as CampaignRow
+from tasks import claims
+from tasks.llm import Budget, ChatRequest, LlmClient, LlmOutcome
+from tasks.prompts import PromptTemplate, load_prompt
+
+# The kinds we request, in the order they run (stance reads the description).
+REQUESTED_KINDS = ("description", "stance", "sentiment", "summary")
+TRANSCRIPT_ENGINES = ("faster-whisper", "tiktok")  # preferred first
+NO_TEXT = "(none)"
+
+
+@dataclass(frozen=True)
+class KindPlan:
+    """What one kind asks for in one campaign: prompt, answer model, model name and hash."""
+
+    kind: AnnotationKind
+    prompt: PromptTemplate
+    answer_model: type[BaseModel]
+    model: str
+    prompt_hash: str
+    fixed: dict[str, Any] = field(default_factory=dict)  # campaign values in the prompt
+
+    @property
+    def stage(self) -> str:
+        return f"annotate:{self.kind.value}"
+
+
+def plan_for(kind: str, campaign: Campaign, settings: Settings) -> KindPlan | None:
+    """The plan for `kind`, or None when the campaign does not call for it (no stance target)."""
+    kind = AnnotationKind(kind)
+    prompt = load_prompt(kind.value)
+    fixed: dict[str, Any] = {}
+    if kind is AnnotationKind.description:
+        answer = Description
+    elif kind is AnnotationKind.stance:
+        if campaign.stance is None:
+            return None
+        answer = stance_model(tuple(campaign.stance.labels))
+        fixed = {"target": campaign.stance.target, "labels": list(campaign.stance.labels)}
+    elif kind is AnnotationKind.sentiment:
+        answer = SentimentAnswer
+    elif kind is AnnotationKind.summary:
+        answer = Summary
+    else:
+        raise ValueError(f"{kind.value} is not an annotation kind requested from the LLM here")
+    schema = strict_json_schema(answer)
+    return KindPlan(
+        kind,
+        prompt,
+        answer,
+        settings.llm_model_for(kind.value),
+        prompt.hash(schema, **fixed),
+        fixed,
+    )
+
+
+class AnnotateResult(BaseModel):
+    """What one kind did over a batch or a run."""
+
+    kind: str
+    model: str
+    prompt_hash: str
+    done: int = 0
+    refused: int = 0
+    invalid: int = 0
+    failed: int = 0
+    skipped_budget: int = 0  # not sent: the run's budget was reached
+    skipped_taken: int = 0  # claimed by another worker, or already annotated
+    missing_input: int = 0  # a frame file that is gone
+    attempts: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, other: AnnotateResult) -> AnnotateResult:
+        for name in type(self).model_fields:
+            if name not in ("kind", "model", "prompt_hash"):
+                setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+
+# --- what is pending -------------------------------------------------------------------------
+
+
+def _campaign_videos(campaign_name: str):
+    return (
+        select(CampaignVideo.video_id)
+        .join(CampaignRow, CampaignRow.id == CampaignVideo.campaign_id)
+        .join(Video, Video.id == CampaignVideo.video_id)
+        .where(CampaignRow.name == campaign_name, Video.pruned_at.is_(None))
+    )
+
+
+def _has_final(kind: AnnotationKind, model: str | None = None, prompt_hash: str | None = None):
+    clauses = [
+        Annotation.video_id == CampaignVideo.video_id,
+        Annotation.kind == kind,
+        Annotation.status != AnnotationStatus.failed,
+    ]
+    if model is not None:
+        clauses += [Annotation.model == model, Annotation.prompt_hash == prompt_hash]
+    return exists().where(*clauses)
+
+
+def _has_transcript_text():
+    return exists().where(
+        Transcript.video_id == CampaignVideo.video_id,
+        Transcript.status == "ok",
+        Transcript.is_empty.is_(False),
+        Transcript.text.is_not(None),
+        Transcript.text != "",
+    )
+
+
+def pending_video_ids(session: Session, campaign_name: str, plan: KindPlan) -> list[int]:
+    """Videos of the campaign with this kind's inputs and no final annotation of this plan."""
+    query = _campaign_videos(campaign_name).where(
+        ~_has_final(plan.kind, plan.model, plan.prompt_hash)
+    )
+    if plan.kind is AnnotationKind.description:
+        query = query.where(exists().where(Frame.video_id == CampaignVideo.video_id))
+    elif plan.kind is AnnotationKind.stance:
+        query = query.where(_has_final(AnnotationKind.description))
+    else:
+        query = query.where(_has_transcript_text())
+    return list(session.scalars(query.order_by(CampaignVideo.video_id)))
+
+
+# --- inputs and requests ---------------------------------------------------------------------
+
+
+@dataclass
+class VideoInputs:
+    """What the prompts of one video read, with ids for provenance."""
+
+    video_id: int
+    caption: str = ""
+    transcript_id: int | None = None
+    transcript: str = ""
+    frames: list[Frame] = field(default_factory=list)
+    description_id: int | None = None
+    description: str = ""
+
+
+def load_inputs(session: Session, video_ids: list[int]) -> dict[int, VideoInputs]:
+    inputs = {i: VideoInputs(i) for i in video_ids}
+    for video_id, caption in session.execute(
+        select(Video.id, Video.video_description).where(Video.id.in_(video_ids))
+    ):
+        inputs[video_id].caption = caption or ""
+    transcripts = session.scalars(
+        select(Transcript).where(Transcript.video_id.in_(video_ids), Transcript.status == "ok")
+    ).all()
+    rank = {engine: n for n, engine in enumerate(TRANSCRIPT_ENGINES)}
+    for t in sorted(transcripts, key=lambda t: (-rank.get(t.engine, 9), t.created_at, t.id)):
+        if t.text and t.text.strip():  # later (better-ranked, newer) ones win
+            inputs[t.video_id].transcript_id, inputs[t.video_id].transcript = t.id, t.text.strip()
+    for frame in session.scalars(
+        select(Frame).where(Frame.video_id.in_(video_ids)).order_by(Frame.frame_index)
+    ):
+        inputs[frame.video_id].frames.append(frame)
+    descriptions = session.scalars(
+        select(Annotation)
+        .where(
+            Annotation.video_id.in_(video_ids),
+            Annotation.kind == AnnotationKind.description,
+            Annotation.status != AnnotationStatus.failed,
+        )
+        .order_by(Annotation.created_at, Annotation.id)
+    )
+    for row in descriptions:  # the newest wins
+        value = row.value or {}
+        text = value.get("description", NO_TEXT) if row.status is AnnotationStatus.ok else NO_TEXT
+        if value.get("onscreen_text"):
+            text += f"\nOn-screen text: {value['onscreen_text']}"
+        inputs[row.video_id].description_id, inputs[row.video_id].description = row.id, text
+    return inputs
+
+
+def spread(frames: list[Frame], count: int) -> list[Frame]:
+    """`count` frames spread from first to last (all of them when there are fewer)."""
+    if len(frames) <= count:
+        return list(frames)
+    step = (len(frames) - 1) / max(1, count - 1)
+    return [frames[round(i * step)] for i in range(count)] if count > 1 else [frames[0]]
+
+
+def frames_for(plan: KindPlan, inputs: VideoInputs, settings: Settings) -> list[Frame]:
+    if plan.kind is AnnotationKind.description:
+        return spread(inputs.frames, settings.llm_max_frames)
+    if plan.kind is AnnotationKind.stance and inputs.frames:
+        return [inputs.frames[len(inputs.frames) // 2]]  # one frame: the middle one
+    return []
+
+
+def build_request(
+    plan: KindPlan, inputs: VideoInputs, settings: Settings, media_dir: Path | None
+) -> ChatRequest:
+    """The request for one video; `media_dir=None` leaves images unread (for estimates)."""
+    frames = frames_for(plan, inputs, settings)
+    user = plan.prompt.render(
+        frame_count=len(frames),
+        target=plan.fixed.get("target", ""),
+        labels=", ".join(f'"{label}"' for label in plan.fixed.get("labels", [])),
+        transcript=inputs.transcript or NO_TEXT,
+        description=inputs.description or NO_TEXT,
+        caption=inputs.caption or NO_TEXT,
+    )
+    images = [
+        (_data_url(media_dir / f.path) if media_dir else "", f.width, f.height) for f in frames
+    ]
+    return ChatRequest(
+        model=plan.model,
+        system=plan.prompt.system,
+        user_text=user,
+        answer_model=plan.answer_model,
+        schema_name=plan.kind.value,
+        images=images,
+        temperature=settings.llm_temperature,
+        max_output_tokens=plan.prompt.max_output_tokens,
+        expected_output_tokens=plan.prompt.expected_output_tokens,
+        image_detail=settings.llm_image_detail,
+    )
+
+
+def _data_url(path: Path) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+# --- one batch -------------------------------------------------------------------------------
+
+
+def annotate_videos(
+    database_url: str,
+    settings: Settings,
+    campaign: Campaign,
+    kind: str,
+    video_ids: list[int],
+    *,
+    client: LlmClient,
+    budget: Budget,
+) -> AnnotateResult:
+    """Annotate one batch of videos with one kind; one bad video never fails the batch."""
+    plan = plan_for(kind, campaign, settings)
+    if plan is None:
+        raise ValueError(f"campaign {campaign.name} does not call for {kind}")
+    result = AnnotateResult(kind=plan.kind.value, model=plan.model, prompt_hash=plan.prompt_hash)
+    held = claims.claim(database_url, plan.stage, video_ids)
+    try:
+        with db.session_scope(database_url) as session:
+            todo = set(pending_video_ids(session, campaign.name, plan)) & set(held)
+            inputs = load_inputs(session, sorted(todo))
+        result.skipped_taken = len(video_ids) - len(todo)
+        media_dir = settings.resolved_media_dir
+        with ThreadPoolExecutor(settings.llm_concurrency, thread_name_prefix="llm") as pool:
+            futures = {
+                pool.submit(_ask, plan, inputs[i], settings, media_dir, client, budget): i
+                for i in sorted(todo)
+            }
+            for future in as_completed(futures):
+                outcome, used = future.result()
+                _tally(result, outcome)
+                if outcome is not None and outcome.status is not None:
+                    store_outcome(
+                        database_url,
+                        plan,
+                        inputs[futures[future]],
+                        used,
+                        outcome,
+                        settings,
+                        settings.sentiment_low_confidence,
+                    )
+    finally:
+        claims.release(database_url, plan.stage, held)
+    return result
+
+
+def _ask(
+    plan: KindPlan,
+    inputs: VideoInputs,
+    settings: Settings,
+    media_dir: Path,
+    client: LlmClient,
+    budget: Budget,
+) -> tuple[LlmOutcome | None, list[Frame]]:
+    try:
+        request = build_request(plan, inputs, settings, media_dir)
+    except OSError:  # a frame file gone (pruned, moved): not the LLM's failure
+        return None, []
+    return client.annotate(request, budget), frames_for(plan, inputs, settings)
+
+
+def _tally(result: AnnotateResult, outcome: LlmOutcome | None) -> None:
+    if outcome is None:
+        result.missing_input += 1
+        return
+    if outcome.status is None:
+        result.skipped_budget += 1
+    else:
+        counter = "done" if outcome.status is AnnotationStatus.ok else outcome.status.value
+        setattr(result, counter, getattr(result, counter) + 1)
+    result.attempts += outcome.attempts
+    result.input_tokens += outcome.input_tokens
+    result.output_tokens += outcome.output_tokens
+    result.cost_usd += outcome.cost_usd
+
+
+def store_outcome(
+    database_url: str,
+    plan: KindPlan,
+    inputs: VideoInputs,
+    frames: list[Frame],
+    outcome: LlmOutcome,
+    settings: Settings,
+    low_confidence_below: float,
+) -> None:
+    """Write (or replace a failed) annotation row; a description also writes on-screen text."""
+    provenance = {
+        "prompt_id": plan.prompt.id,
+        "prompt_version": plan.prompt.version,
+        "temperature": settings.llm_temperature,
+        "image_detail": settings.llm_image_detail if frames else None,
+        "max_output_tokens": plan.prompt.max_output_tokens,
+        "server": _server_name(settings.openai_base_url),
+        "served_model": outcome.served_model,
+        "attempts": outcome.attempts,
+        "inputs": {
+            "transcript_id": inputs.transcript_id
+            if plan.kind is not AnnotationKind.description
+            else None,
+            "description_annotation_id": inputs.description_id
+            if plan.kind is AnnotationKind.stance
+            else None,
+            "frame_ids": [f.id for f in frames],
+        },
+        **plan.fixed,
+    }
+    rows = {plan.kind: outcome.value}
+    if plan.kind is AnnotationKind.sentiment and outcome.value is not None:
+        confidence = outcome.value["confidence"]
+        rows[plan.kind] = Sentiment(
+            **outcome.value, low_confidence=confidence < low_confidence_below
+        ).model_dump()
+        provenance["low_confidence_below"] = low_confidence_below
+    if plan.kind is AnnotationKind.description:
+        value = outcome.value or {}
+        rows = {
+            AnnotationKind.description: {"description": value["description"]} if value else None,
+            AnnotationKind.onscreen_text: {"onscreen_text": value["onscreen_text"]}
+            if value
+            else None,
+        }
+    with db.session_scope(database_url) as session:
+        for kind, value in rows.items():
+            shares_request = kind is AnnotationKind.onscreen_text
+            fields = {
+                "status": outcome.status,
+                "value": value,
+                "error": outcome.error,
+                "prompt_id": plan.prompt.name,
+                "settings": {**provenance, "same_request_as": "description"}
+                if shares_request
+                else provenance,
+                "temperature": settings.llm_temperature,
+                # One request, one bill: tokens and cost are on the description row only.
+                "input_tokens": 0 if shares_request else outcome.input_tokens,
+                "output_tokens": 0 if shares_request else outcome.output_tokens,
+                "cost_usd": 0.0 if shares_request else outcome.cost_usd,
+                "latency_ms": outcome.latency_ms,
+                "is_sandbox": outcome.is_sandbox,
+                "frame_id": frames[0].id if len(frames) == 1 else None,
+                "created_at": outcome.created_at or utcnow(),
+            }
+            existing = session.scalar(
+                select(Annotation).where(
+                    Annotation.video_id == inputs.video_id,
+                    Annotation.kind == kind,
+                    Annotation.model == plan.model,
+                    Annotation.prompt_hash == plan.prompt_hash,
+                )
+            )
+            if existing is None:
+                session.add(
+                    Annotation(
+                        video_id=inputs.video_id,
+                        kind=kind,
+                        model=plan.model,
+                        prompt_hash=plan.prompt_hash,
+                        **fields,
+                    )
+                )
+            elif existing.status is AnnotationStatus.failed:
+                for name, value_ in fields.items():
+                    setattr(existing, name, value_)
+        try:
+            session.flush()
+        except IntegrityError:  # another worker wrote it first: theirs stands
+            session.rollback()
+
+
+def _server_name(base_url: str | None) -> str:
+    """Scheme, host and path of the server, without any credentials in the URL."""
+    if not base_url:
+        return "https://api.openai.com/v1"
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"

@@ -1,0 +1,119 @@
+"""What an enrich run would cost, estimated before spending anything (the dry run).
+
+Input tokens come from the real prompts of the pending videos (text length / 4, plus OpenAI's
+tile formula for each image at its stored size), output tokens from each prompt's expected answer
+length. Videos whose frames or description do not exist yet are counted as this run would make
+them: `llm_max_frames` frames at the configured frame size, a description of expected length.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from sqlalchemy import exists
+from sqlalchemy.orm import Session
+
+from gettok import db
+from gettok.settings import Settings
+from models.campaign import Campaign
+from models.schema import AnnotationKind, CampaignVideo, Download, DownloadStatus, Frame, MediaInfo
+from tasks.annotate import (
+    REQUESTED_KINDS,
+    KindPlan,
+    VideoInputs,
+    _campaign_videos,
+    build_request,
+    load_inputs,
+    pending_video_ids,
+    plan_for,
+)
+from tasks.llm import cost_usd
+from tasks.prompts import load_prompt
+
+DEFAULT_FRAME_SIZE = (720, 1280)  # TikTok's usual portrait size, when nothing was probed
+
+
+class KindEstimate(BaseModel):
+    kind: str
+    model: str
+    videos: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class CostEstimate(BaseModel):
+    """The dry run's answer: per kind and in total, against the run's budget."""
+
+    kinds: list[KindEstimate]
+    total_usd: float
+    budget_usd: float
+
+    @property
+    def within_budget(self) -> bool:
+        return self.total_usd <= self.budget_usd
+
+
+def estimate_enrich(
+    database_url: str,
+    settings: Settings,
+    campaign: Campaign,
+    kinds: list[str] | None = None,
+    budget_usd: float | None = None,
+) -> CostEstimate:
+    """Estimate the requests an enrich run would make now, without making any."""
+    plans = [p for k in kinds or REQUESTED_KINDS if (p := plan_for(k, campaign, settings))]
+    estimates = []
+    with db.session_scope(database_url) as session:
+        to_describe: set[int] = set()
+        for plan in plans:
+            estimate = KindEstimate(kind=plan.kind.value, model=plan.model)
+            ids = pending_video_ids(session, campaign.name, plan)
+            inputs = load_inputs(session, ids)
+            if plan.kind is AnnotationKind.description:
+                for video_id, size in _videos_without_frames(session, campaign.name).items():
+                    inputs[video_id] = VideoInputs(video_id, frames=_planned_frames(settings, size))
+                to_describe = set(inputs)
+            elif plan.kind is AnnotationKind.stance:
+                expected = "x" * 4 * load_prompt("description").expected_output_tokens
+                for video_id in to_describe - set(inputs):
+                    inputs[video_id] = VideoInputs(video_id, description=expected)
+            for video_inputs in inputs.values():
+                _add(estimate, plan, video_inputs, settings)
+            estimates.append(estimate)
+    budget = settings.llm_budget_usd if budget_usd is None else budget_usd
+    return CostEstimate(
+        kinds=estimates, total_usd=sum(e.cost_usd for e in estimates), budget_usd=budget
+    )
+
+
+def _add(estimate: KindEstimate, plan: KindPlan, inputs: VideoInputs, settings: Settings) -> None:
+    tokens_in, tokens_out = build_request(plan, inputs, settings, media_dir=None).estimated_tokens()
+    estimate.videos += 1
+    estimate.input_tokens += tokens_in
+    estimate.output_tokens += tokens_out
+    estimate.cost_usd += cost_usd(settings, plan.model, tokens_in, tokens_out)
+
+
+def _videos_without_frames(session: Session, campaign_name: str) -> dict[int, tuple[int, int]]:
+    """Downloaded videos that frame extraction has yet to reach, with their probed size."""
+    query = (
+        _campaign_videos(campaign_name)
+        .add_columns(MediaInfo.width, MediaInfo.height)
+        .join(Download, Download.video_id == CampaignVideo.video_id)
+        .outerjoin(MediaInfo, MediaInfo.video_id == CampaignVideo.video_id)
+        .where(Download.status.in_([DownloadStatus.ok, DownloadStatus.slideshow]))
+        .where(~exists().where(Frame.video_id == CampaignVideo.video_id))
+    )
+    return {
+        video_id: (width, height) if width and height else DEFAULT_FRAME_SIZE
+        for video_id, width, height in session.execute(query)
+    }
+
+
+def _planned_frames(settings: Settings, size: tuple[int, int]) -> list[Frame]:
+    scale = min(1.0, settings.frame_max_side / max(size))
+    width, height = round(size[0] * scale), round(size[1] * scale)
+    count = min(settings.llm_max_frames, settings.frame_max_per_video)
+    return [
+        Frame(id=None, frame_index=i, path="", width=width, height=height) for i in range(count)
+    ]

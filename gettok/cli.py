@@ -109,6 +109,47 @@ def sandbox(
     serve(config, host=host, port=port)
 
 
+@app.command("enrich")
+def enrich_command(
+    campaign_file: CampaignFile,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only estimate the cost.")] = False,
+    budget_usd: Annotated[
+        float | None,
+        typer.Option("--budget-usd", min=0, help="Run budget in USD (GETTOK_LLM_BUDGET_USD)."),
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", help="description, stance, sentiment or summary (repeatable)."),
+    ] = None,
+) -> None:
+    """Extract frames and annotate pending videos with the LLM (description, stance, sentiment,
+    summary), within a budget; --dry-run estimates the cost without sending anything."""
+    from flows.enrich import enrich
+    from tasks.annotate import REQUESTED_KINDS
+    from tasks.annotation_cost import estimate_enrich
+    from tasks.llm import PriceUnknown
+
+    settings = settings_or_exit()
+    campaign = campaign_or_exit(campaign_file)
+    unknown = sorted(set(kind or []) - set(REQUESTED_KINDS))
+    if unknown:
+        raise fail(f"unknown --kind {', '.join(unknown)}: use {', '.join(REQUESTED_KINDS)}")
+    try:
+        if dry_run:
+            estimate = estimate_enrich(settings.resolved_database_url, settings, campaign,
+                                       kind, budget_usd)
+            for k in estimate.kinds:
+                typer.echo(f"{k.kind:<12} {k.model:<24} {k.videos:>7} videos "
+                           f"{k.input_tokens:>11} in {k.output_tokens:>9} out  ${k.cost_usd:.4f}")
+            typer.echo(f"estimated total ${estimate.total_usd:.4f} of a ${estimate.budget_usd:.2f} "
+                       f"budget{'' if estimate.within_budget else ': OVER BUDGET'}")
+            return
+        result = enrich(campaign=campaign, kinds=kind, budget_usd=budget_usd)
+    except PriceUnknown as exc:
+        raise fail(str(exc)) from None
+    typer.echo(result.summary())
+
+
 @app.command("collect")
 def collect_command(
     campaign_file: CampaignFile,

@@ -28,7 +28,7 @@ CORPUS_FIELDS = (
     "slideshow_share",
     "invisible_share",
 )
-MAX_SEARCHES = 10_000
+MAX_SEARCHES = 1000  # oldest searches expire first (their ids become "invalid or expired")
 
 
 @dataclass

@@ -9,29 +9,16 @@ from fastapi import Body, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from gettok.sandbox import research_api
+from gettok.sandbox import openai_api, research_api, web
 from gettok.sandbox.state import SandboxState
-
-# web.py and openai_api.py are being written concurrently by other engineers; until they land,
-# the app serves the Research API alone. (The lead removes this guard once both exist.)
-try:
-    from gettok.sandbox import web
-except ImportError:  # pragma: no cover - transitional
-    web = None
-try:
-    from gettok.sandbox import openai_api
-except ImportError:  # pragma: no cover - transitional
-    openai_api = None
 
 
 def create_app(state: SandboxState | None = None) -> FastAPI:
     state = state or SandboxState()
     app = FastAPI(title="gettok sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = state
-    app.include_router(research_api.build_router(state))
-    for module in (web, openai_api):
-        if module is not None:
-            app.include_router(module.build_router(state))
+    for module in (research_api, web, openai_api):
+        app.include_router(module.build_router(state))
 
     @app.get("/_sandbox/health")
     async def health() -> dict[str, Any]:
@@ -72,4 +59,4 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
 
 
 def _routers() -> list[str]:
-    return ["research_api"] + [n for n, m in (("web", web), ("openai_api", openai_api)) if m]
+    return ["research_api", "web", "openai_api"]

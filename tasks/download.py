@@ -28,14 +28,22 @@ import requests
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, computed_field
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from gettok import db
 from gettok.settings import Settings
-from models.schema import Campaign, CampaignVideo, Download, DownloadStatus, Video, utcnow
+from models.schema import (
+    Campaign,
+    CampaignVideo,
+    Download,
+    DownloadStatus,
+    Video,
+    WorkClaim,
+    utcnow,
+)
 from tasks import claims
-from tasks.download_gate import DownloadGate, GateClosed
+from tasks.download_gate import DownloadGate, GateClosed, prefect_rate_limit
 from tasks.download_page import PageFailure, VideoPage, read_page, video_url
 from tasks.media import MediaInfo, MediaProblem, probe_media, save_media_info
 
@@ -57,6 +65,7 @@ class DownloadResult(BaseModel):
 
     statuses: dict[int, DownloadStatus] = {}
     deferred: list[int] = []  # not asked: the run was throttled (global back-off)
+    busy: int = 0  # claimed by another worker at the time
     blocked_until: datetime | None = None
     requests: int = 0
     seconds: float = 0.0
@@ -84,6 +93,18 @@ class DownloadResult(BaseModel):
             counts[status.value] = counts.get(status.value, 0) + 1
         return dict(sorted(counts.items()))
 
+    def summary(self) -> str:
+        counts = ", ".join(f"{n} {s}" for s, n in self.by_status.items()) or "nothing asked"
+        text = f"{self.done} downloaded of {len(self.statuses)} ({counts})"
+        if self.deferred:
+            until = (
+                f" until {self.blocked_until:%Y-%m-%d %H:%M:%S} UTC" if self.blocked_until else ""
+            )
+            text += f"; {self.skipped} put off (throttled{until})"
+        if self.busy:
+            text += f"; {self.busy} held by other workers"
+        return text
+
     def merge(self, other: DownloadResult) -> DownloadResult:
         """This run followed by `other` (a later round or batch): the later status wins."""
         statuses = {**self.statuses, **other.statuses}
@@ -93,6 +114,7 @@ class DownloadResult(BaseModel):
             statuses=statuses,
             deferred=deferred,
             blocked_until=until,
+            busy=self.busy + other.busy,
             requests=self.requests + other.requests,
             seconds=self.seconds + other.seconds,
         )
@@ -153,6 +175,28 @@ def remove_stale_partials(media_dir: Path) -> int:
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+def release_dead_claims(url: str) -> int:
+    """Drop download claims held by dead processes of this host, so a rerun after kill -9 can
+    take their videos at once instead of waiting for the lease to expire."""
+    prefix = f"{socket.gethostname()}:"
+    with db.session_scope(url) as session:
+        workers = session.scalars(
+            select(WorkClaim.worker)
+            .where(WorkClaim.stage == STAGE, WorkClaim.worker.startswith(prefix))
+            .distinct()
+        ).all()
+        dead = [
+            w
+            for w in workers
+            if w[len(prefix) :].isdigit() and not _process_alive(int(w[len(prefix) :]))
+        ]
+        if dead:
+            session.execute(
+                delete(WorkClaim).where(WorkClaim.stage == STAGE, WorkClaim.worker.in_(dead))
+            )
+    return len(dead)
 
 
 def _process_alive(pid: int) -> bool:
@@ -403,6 +447,18 @@ def pending_videos(
         return [(i, u) for i, u in session.execute(stmt.limit(limit))]
 
 
+def transient_due(url: str, campaign_name: str) -> datetime | None:
+    """When every dropped connection of the campaign so far may be asked for again."""
+    stmt = (
+        select(func.max(Download.next_attempt_at))
+        .join(CampaignVideo, CampaignVideo.video_id == Download.video_id)
+        .join(Campaign, Campaign.id == CampaignVideo.campaign_id)
+        .where(Campaign.name == campaign_name, Download.status == DownloadStatus.transient)
+    )
+    with db.session_scope(url) as session:
+        return session.scalar(stmt)
+
+
 def global_backoff_until(url: str) -> datetime | None:
     """The end of the current back-off, if the last throttle is still recent: then ask nothing."""
     with db.session_scope(url) as session:
@@ -419,16 +475,21 @@ def global_backoff_until(url: str) -> datetime | None:
 _gates: dict[tuple, DownloadGate] = {}
 
 
-def shared_gate(settings: Settings, also_wait=None) -> DownloadGate:
-    """The process-wide gate for these settings: every batch in a process shares its rate."""
+def shared_gate(settings: Settings, shared_rate_limit: str | None = None) -> DownloadGate:
+    """The process-wide gate for these settings: every batch in a process shares its rate.
+
+    `shared_rate_limit` names a Prefect global rate limit that every request also takes a slot of
+    (the `download-rate` limit of `gettok setup`), for workers in several processes.
+    """
     key = (
         settings.download_requests_per_s,
         settings.download_block_backoff_s,
         settings.download_block_limit,
-        also_wait,
+        shared_rate_limit,
     )
     gate = _gates.get(key)
     if gate is None or gate.closed_until is not None:
+        also_wait = prefect_rate_limit(shared_rate_limit) if shared_rate_limit else None
         gate = _gates[key] = DownloadGate.from_settings(settings, also_wait)
     return gate
 
@@ -468,6 +529,7 @@ def download_videos(
     return DownloadResult(
         statuses=statuses,
         deferred=deferred,
+        busy=len(videos) - len(mine),
         blocked_until=gate.closed_until,
         requests=gate.requests - requests_before,
         seconds=round(time.monotonic() - started, 3),
@@ -485,6 +547,7 @@ def download_pending(
     """Everything a campaign has pending, in one call (the flow does the same in batches)."""
     url = settings.resolved_database_url
     remove_stale_partials(settings.resolved_media_dir)
+    release_dead_claims(url)
     videos = pending_videos(url, campaign_name, retry_failed=retry_failed, limit=limit)
     until = global_backoff_until(url)
     if until is not None:
@@ -493,6 +556,10 @@ def download_pending(
 
 
 @task(name="download-videos", cache_policy=NO_CACHE, **DATABASE_RETRIES)
-def download_batch(videos: list[tuple[int, str | None]], settings: Settings) -> DownloadResult:
+def download_batch(
+    videos: list[tuple[int, str | None]],
+    settings: Settings,
+    shared_rate_limit: str | None = None,
+) -> DownloadResult:
     """One batch as a Prefect task; the database, not a cache, says what is already done."""
-    return download_videos(videos, settings)
+    return download_videos(videos, settings, shared_gate(settings, shared_rate_limit))

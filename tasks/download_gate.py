@@ -87,3 +87,14 @@ class DownloadGate:
         """A request got through: the throttling is over."""
         with self._lock:
             self._throttles_in_a_row = 0
+
+
+def prefect_rate_limit(name: str) -> Callable[[], None]:
+    """A hook for the gate: one slot of a Prefect global rate limit per request."""
+
+    def wait() -> None:
+        from prefect.concurrency.sync import rate_limit
+
+        rate_limit(name, occupy=1, strict=True)
+
+    return wait

@@ -205,6 +205,31 @@ def collect_command(
         raise typer.Exit(code=75)
 
 
+@app.command("download")
+def download_command(
+    campaign_file: CampaignFile,
+    retry_failed: Annotated[
+        bool,
+        typer.Option("--retry-failed", help="Ask again for invalid, private and removed videos."),
+    ] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N videos.")] = None,
+) -> None:
+    """Download the campaign's collected videos that have no good download yet (Pyktok).
+
+    A rerun asks only for what can succeed: new videos, dropped connections past their back-off,
+    and throttled ones once the pause is over. Exit status 75 when throttling stopped the run.
+    """
+    from flows.download import download
+
+    settings = settings_or_exit()
+    campaign = campaign_or_exit(campaign_file)
+    db.upgrade(settings.resolved_database_url)
+    result = download(campaign=campaign, retry_failed=retry_failed, limit=limit)
+    typer.echo(f"{campaign.name}: {result.summary()}")
+    if result.blocked_until is not None:
+        raise typer.Exit(code=75)
+
+
 def main() -> None:
     app()
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import struct
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -86,6 +89,58 @@ def test_seeking_picks_the_same_frames_as_reading_all(clips, every, cap):
     assert [i for i, _, _ in fast] == [i for i, _ in naive] == frame_indices(120, every, cap)
     for (_, _, image), (_, expected) in zip(fast, naive, strict=True):
         assert np.abs(image.astype(int) - expected.astype(int)).mean() < 1.0
+
+
+def reencode(source: Path, target: Path, *, vfr=False, offset=0, **options) -> Path:
+    """The same pictures as another encoder would store them (B-frames, odd timing)."""
+    with av.open(str(source)) as src, av.open(str(target), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=30, options=options)
+        stream.width, stream.height, stream.pix_fmt, stream.gop_size = 360, 640, "yuv420p", 50
+        clock = Fraction(1, 90_000) if vfr else Fraction(1, 30)
+        stream.codec_context.time_base = clock
+        pts = 0
+        for n, frame in enumerate(src.decode(video=0)):
+            frame = frame.reformat(format="yuv420p")
+            pts = (pts + (3000 if n % 3 else 4500)) if vfr else n + offset
+            frame.pts, frame.time_base = pts, clock
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return target
+
+
+def rotated(source: Path, target: Path, degrees: int) -> Path:
+    """The clip flagged as recorded sideways (the track matrix phones write)."""
+    data = bytearray(source.read_bytes())
+    at = data.find(b"tkhd")
+    matrix = at + 8 + (20 if data[at + 4] == 0 else 32) + 16
+    turn = {90: (0, 1, -1, 0), 270: (0, -1, 1, 0)}[degrees]
+    a, b, c, d = (v * 65536 for v in turn)
+    data[matrix : matrix + 36] = struct.pack(">9i", a, b, 0, c, d, 0, 0, 0, 1 << 30)
+    target.write_bytes(bytes(data))
+    return target
+
+
+@pytest.mark.parametrize("variant", ["bframes", "open-gop", "vfr", "pts-offset", "rot90", "rot270"])
+def test_seeking_matches_reading_all_on_other_encodings(clips, tmp_path, variant):
+    source, target = clips["short"], tmp_path / f"{variant}.mp4"
+    path = {
+        "bframes": lambda: reencode(source, target, preset="medium", bf="3"),
+        "open-gop": lambda: reencode(
+            source, target, preset="fast", **{"x264-params": "open-gop=1"}
+        ),
+        "vfr": lambda: reencode(source, target, vfr=True, preset="veryfast"),
+        "pts-offset": lambda: reencode(source, target, offset=17, preset="veryfast"),
+        "rot90": lambda: rotated(source, target, 90),
+        "rot270": lambda: rotated(source, target, 270),
+    }[variant]()
+    fast = list(sample_frames(path, 13, 50, 10_000))
+    naive = naive_sample_frames(path, 13, 50)  # OpenCV applies the rotation flag itself
+    assert [i for i, _, _ in fast] == [i for i, _ in naive] == list(range(0, 120, 13))
+    for (_, _, image), (_, expected) in zip(fast, naive, strict=True):
+        assert image.shape == expected.shape
+        assert np.abs(image.astype(int) - expected.astype(int)).mean() < 1.0
+    if variant.startswith("rot"):
+        assert fast[0][2].shape == (360, 640, 3)  # shown upright: landscape
 
 
 def test_video_frames_on_the_database(db_url, media_dir, clips):

@@ -195,6 +195,18 @@ def test_validation_rejects_broken_media(tmp_path, clips, make, problem, reason)
     assert caught.value.reason == (reason or problem.reason)
 
 
+@pytest.mark.parametrize("keep", [0.3, 0.9, 0.999])
+def test_truncated_with_index_at_the_end(tmp_path, keep):
+    clip = media.make_clip(tmp_path / "late.mp4", kind="music", duration_s=1, faststart=False)
+    data = clip.read_bytes()
+    assert data.find(b"moov") > data.find(b"mdat")  # the index comes last
+    assert probe_media(clip).frame_count == 30
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(media.truncated(data, keep))
+    with pytest.raises(TruncatedMedia):
+        probe_media(cut)
+
+
 def test_garbage_after_ftyp_is_undecodable(tmp_path, clips):
     data = bytearray(clips["music"].read_bytes())
     moov = data.find(b"moov")

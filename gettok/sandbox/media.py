@@ -232,6 +232,7 @@ def make_clip(
     overlay_image: Path | str | np.ndarray | None = None,
     overlay_between: tuple[float, float] | None = None,
     keyframe_interval: int | None = None,
+    faststart: bool = True,
 ) -> Path:
     """Write a playable mp4 at `path` and return it.
 
@@ -239,7 +240,8 @@ def make_clip(
     `caption=None` follows the seed rule of `default_caption`; `caption=""` shows none.
     `overlay_image` (a path or BGR array) is shown centred while `overlay_between` (seconds,
     default the whole clip) covers the frame time: a clip that contains a reference image, for the
-    watchlist. `keyframe_interval` is in frames (default GOP_SECONDS * fps).
+    watchlist. `keyframe_interval` is in frames (default GOP_SECONDS * fps); `faststart=False`
+    puts the index (moov) after the media, as many phone and server encoders do.
     """
     if kind not in ("speech", "silent", "music"):
         raise ValueError(f"unknown clip kind {kind!r}")
@@ -264,7 +266,8 @@ def make_clip(
         width, height, seed, default_caption(seed, text) if caption is None else caption, overlay
     )
 
-    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
+    muxer_options = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), "w", format="mp4", options=muxer_options) as container:
         codec = _video_codec()
         options = {"preset": "ultrafast", "tune": "zerolatency"} if codec == "libx264" else {}
         vstream = container.add_stream(codec, rate=fps, options=options)

@@ -205,6 +205,29 @@ def collect_command(
         raise typer.Exit(code=75)
 
 
+@app.command("transcribe")
+def transcribe_command(
+    campaign_file: CampaignFile,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Ask again for videos whose audio failed.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N videos.")] = None,
+) -> None:
+    """Transcribe the campaign's downloaded videos with Whisper (GETTOK_WHISPER_MODEL) and keep
+    TikTok's own transcripts beside them; a rerun transcribes only what is pending."""
+    from flows.transcribe import transcribe
+    from tasks.transcribe import ensure_transcription_limit
+
+    settings = settings_or_exit()
+    campaign = campaign_or_exit(campaign_file)
+    db.upgrade(settings.resolved_database_url)
+    ensure_transcription_limit(settings)  # strict acquisition needs the limit to exist
+    result = transcribe(campaign=campaign, retry_failed=retry_failed, limit=limit)
+    typer.echo(f"{campaign.name}: {result.summary()}")
+    for video_id, error in result.failed.items():  # recorded as `failed` rows; not retried
+        typer.echo(f"  video {video_id}: {error}", err=True)
+
+
 @app.command("download")
 def download_command(
     campaign_file: CampaignFile,

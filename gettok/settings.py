@@ -71,7 +71,13 @@ class Settings(BaseSettings):
     whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
     whisper_compute_type: str = "auto"
     whisper_batch_size: int = Field(8, ge=1, le=256)
-    transcription_concurrency: int = Field(1, ge=1, le=64)
+    transcription_concurrency: int = Field(1, ge=1, le=64)  # slots of the limit below
+    transcription_limit: str = "gpu"  # Prefect global concurrency limit around the model work
+    transcription_batch_files: int = Field(16, ge=1, le=1024)  # clips decoded and batched together
+    whisper_beam_size: int = Field(5, ge=1, le=20)
+    whisper_vad: bool = True  # Silero VAD: only speech reaches the model; no speech -> flagged empty
+    whisper_timestamps: bool = False  # timestamped segments inside each ≤30 s window
+    whisper_cpu_threads: int = Field(0, ge=0, le=256)  # 0: CTranslate2's default
 
     frame_every: int = Field(300, ge=1)
     frame_max_per_video: int = Field(20, ge=1, le=10_000)

@@ -1,0 +1,75 @@
+"""Transcription: every downloaded video's speech, by Whisper, beside TikTok's own transcript.
+
+Method: TikTok's `voice_to_text` is kept as it came from the Research API; each downloaded video
+(or slideshow sound) without a transcript for the configured model and settings is decoded from
+its mp4 and transcribed with faster-whisper in batches that span many clips, in the campaign's
+language when it gives one. Silence and music are kept but flagged empty; undecodable audio is
+recorded as a failure. The model work holds a slot of the `gpu` concurrency limit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from gettok.settings import get_settings
+from models.campaign import Campaign, load_campaign
+from tasks.transcribe import (
+    TranscribeResult,
+    pending_videos,
+    record_tiktok_task,
+    transcribe_batch,
+    whisper_options,
+)
+
+
+@flow(name="transcribe", log_prints=False)
+def transcribe(
+    campaign_file: str | None = None,
+    campaign: Campaign | None = None,
+    video_ids: list[int] | None = None,
+    retry_failed: bool = False,
+    limit: int | None = None,
+) -> TranscribeResult:
+    """Transcribe a campaign's pending videos (or just `video_ids`, as the pipeline hands them)."""
+    logger = get_run_logger()
+    settings = get_settings()
+    campaign = campaign or load_campaign(Path(campaign_file or ""))
+    url = settings.resolved_database_url
+    options = whisper_options(settings, campaign.language)
+
+    result = TranscribeResult(tiktok=record_tiktok_task(settings, campaign.name))
+    pending = pending_videos(
+        url, options, campaign.name, video_ids=video_ids, retry_failed=retry_failed, limit=limit
+    )
+    logger.info("%d videos to transcribe with %s", len(pending), options.model)
+    size = settings.transcription_batch_files
+    for start in range(0, len(pending), size):
+        batch = transcribe_batch(pending[start : start + size], settings, options, retry_failed)
+        result = result.merge(batch)
+        logger.info("batch %d: %s", start // size + 1, batch.summary())
+
+    logger.info("transcription of %s: %s", campaign.name, result.summary())
+    create_markdown_artifact(
+        key=f"transcribe-{campaign.name}".replace("_", "-"),
+        markdown=_report(campaign.name, options.model, result),
+        description=f"Transcription run of {campaign.name}",
+    )
+    return result
+
+
+def _report(name: str, model: str, result: TranscribeResult) -> str:
+    failed = "\n".join(f"| {i} | {e[:120]} |" for i, e in list(result.failed.items())[:20])
+    return (
+        f"# Transcription: {name}\n\nModel `{model}` on {result.device or 'n/a'}: "
+        f"{result.summary()}.\n\n"
+        + (f"| failed video | error |\n| --- | --- |\n{failed}\n" if failed else "")
+    )
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(transcribe(campaign_file=sys.argv[1]).summary())

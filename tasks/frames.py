@@ -209,7 +209,9 @@ def extract_frames(
     started = time.monotonic()
     result = FramesResult()
     pending = pending_videos(db_url, video_ids, limit)
-    held = set(claims.claim(db_url, STAGE, [d.video_id for d in pending]))
+    # One name per call: two runs in one process (threads) must not share each other's claims.
+    worker = f"{claims.worker_name()}:{uuid.uuid4().hex[:8]}"
+    held = set(claims.claim(db_url, STAGE, [d.video_id for d in pending], worker=worker))
     result.skipped += len(pending) - len(held)
     try:
         for download in pending:
@@ -227,7 +229,7 @@ def extract_frames(
             else:
                 result.skipped += 1
     finally:
-        claims.release(db_url, STAGE, held)
+        claims.release(db_url, STAGE, held, worker=worker)
     result.seconds = round(time.monotonic() - started, 3)
     return result
 

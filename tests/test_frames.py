@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import struct
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -278,3 +279,27 @@ def test_only_selected_and_unpruned_videos(db_url, media_dir, clips):
     result = extract_frames(db_url, settings, limit=10)
     assert result.videos_done == 1 and len(frames_of(db_url, first)) == 2
     assert frames_of(db_url, pruned) == [] and frames_of(db_url, private) == []
+
+
+def test_concurrent_runs_share_the_work(db_url, media_dir, clips):
+    settings = settings_for(media_dir, frame_every=30)
+    ids = [add_video(db_url, media_dir, n, clips["short"]) for n in range(1, 7)]
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(extract_frames(db_url, settings))
+        except Exception as exc:  # pragma: no cover - reported by the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sum(r.videos_done for r in results) == len(ids)  # each video done exactly once
+    for video_id in ids:
+        rows = frames_of(db_url, video_id)
+        assert [r.frame_index for r in rows] == [0, 30, 60, 90]
+        assert all((media_dir / r.path).is_file() for r in rows)

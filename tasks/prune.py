@@ -15,6 +15,7 @@ transcripts and annotations stay too, but public exports leave pruned videos out
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -54,6 +55,27 @@ class PruneResult(BaseModel):
     files_removed: int = 0
     pruned_ids: list[int] = Field(default_factory=list)
     transient_reasons: dict[str, int] = Field(default_factory=dict)
+    stopped_early: bool = False  # too many transient answers in a row (site down or blocking)
+
+    def add(self, other: PruneResult) -> PruneResult:
+        merged = self.model_copy(deep=True)
+        for name in ("checked", "public", "transient", "files_removed"):
+            setattr(merged, name, getattr(self, name) + getattr(other, name))
+        for name in ("pruned", "transient_reasons"):
+            counts = getattr(merged, name)
+            for key, value in getattr(other, name).items():
+                counts[key] = counts.get(key, 0) + value
+        merged.pruned_ids += other.pruned_ids
+        merged.stopped_early = self.stopped_early or other.stopped_early
+        return merged
+
+    def summary(self) -> str:
+        pruned = ", ".join(f"{n} {k}" for k, n in sorted(self.pruned.items())) or "none"
+        return (
+            f"{self.checked} checked: {self.public} still public, pruned {pruned} "
+            f"({self.files_removed} files), {self.transient} undecided (kept, checked again "
+            f"next run){'; stopped early' if self.stopped_early else ''}"
+        )
 
 
 def check_page(
@@ -175,11 +197,24 @@ def prune_videos(
     videos: Iterable[tuple[int, str | None]],
     *,
     timeout_s: float = 20.0,
+    interval_s: float = 0.0,
+    max_transient_in_a_row: int = 20,
 ) -> PruneResult:
-    """Re-check each video's page and prune the ones that are private or removed."""
+    """Re-check each video's page and prune the ones that are private or removed.
+
+    `interval_s` spaces the page requests; a run of `max_transient_in_a_row` undecided answers
+    stops it (the site is down or blocking us: asking more only prolongs the block).
+    """
     result = PruneResult()
-    for video_id, username in videos:
+    in_a_row = 0
+    for n, (video_id, username) in enumerate(videos):
+        if in_a_row >= max_transient_in_a_row:
+            result.stopped_early = True
+            break
+        if n and interval_s:
+            time.sleep(interval_s)
         verdict = check_page(web_url, video_id, username, timeout_s)
+        in_a_row = in_a_row + 1 if verdict.verdict == "transient" else 0
         result.checked += 1
         if verdict.verdict == "public":
             result.public += 1

@@ -1,0 +1,102 @@
+"""Prune (compliance): delete what authors made private or removed, as the API terms require.
+
+Method: every stored video with media or frames has its tiktok.com page read again; a video the
+page shows as private or removed loses its media files and frames, its rows are marked
+(`videos.pruned_at`, `pruned_reason`) and a `prune_records` row lists what was deleted. Network
+errors, throttles and unreadable pages delete nothing: the video is checked again next run.
+Deployed every 15 days (`deployments/prefect.yaml`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+
+from gettok.db import session_scope
+from gettok.settings import get_settings
+from models.campaign import Campaign, load_campaign
+from tasks.export import CampaignNotFound, campaign_id
+from tasks.prune import PruneResult, prune_videos, videos_to_check
+
+PRUNE_INTERVAL_DAYS = 15  # the Research API terms: refresh at least every 15 days
+BATCH_SIZE = 200
+
+
+@task(name="prune-batch", retries=2, retry_delay_seconds=[30, 120])
+def prune_batch(
+    database_url: str,
+    media_dir: Path,
+    web_url: str,
+    videos: list[tuple[int, str | None]],
+    timeout_s: float,
+    interval_s: float,
+) -> PruneResult:
+    # Retries cover database hiccups; a rerun is safe (pruned videos are skipped, files missing ok).
+    return prune_videos(
+        database_url, media_dir, web_url, videos, timeout_s=timeout_s, interval_s=interval_s
+    )
+
+
+@flow(name="prune")
+def prune(
+    campaign_file: Campaign | str | None = None,
+    limit: int | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> PruneResult:
+    """Re-check the campaign's stored videos (all campaigns when none is given)."""
+    logger = get_run_logger()
+    settings = get_settings()
+    url = settings.resolved_database_url
+    cid = None
+    if campaign_file is not None:
+        campaign = (
+            campaign_file if isinstance(campaign_file, Campaign) else load_campaign(campaign_file)
+        )
+        try:
+            with session_scope(url) as session:
+                cid = campaign_id(session, campaign.name)
+        except CampaignNotFound as exc:
+            logger.info("%s: nothing to prune", exc)
+            return PruneResult()
+    videos = videos_to_check(url, cid, limit)
+    logger.info("re-checking %d stored videos against %s", len(videos), settings.tiktok_web_url)
+    total = PruneResult()
+    for start in range(0, len(videos), batch_size):
+        result = prune_batch(
+            url,
+            settings.resolved_media_dir,
+            settings.tiktok_web_url,
+            videos[start : start + batch_size],
+            settings.download_timeout_s,
+            1.0 / settings.download_requests_per_s,
+        )
+        total = total.add(result)
+        if result.stopped_early:
+            logger.warning(
+                "too many undecided pages in a row: stopping; the rest waits for the next run"
+            )
+            break
+    logger.info("prune: %s", total.summary())
+    if total.transient:
+        logger.warning(
+            "%d videos undecided (%s): kept, checked again next run",
+            total.transient,
+            total.transient_reasons,
+        )
+    create_table_artifact(
+        key="prune",
+        table=[
+            {"outcome": k, "videos": v}
+            for k, v in (
+                ("checked", total.checked),
+                ("still public", total.public),
+                *((f"pruned: {r}", n) for r, n in sorted(total.pruned.items())),
+                ("undecided (kept)", total.transient),
+                ("files removed", total.files_removed),
+            )
+        ],
+        description=f"Compliance run: {total.summary()}",
+    )
+    return total

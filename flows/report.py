@@ -1,0 +1,81 @@
+"""Report: the dataset's figures, as the studies reported them, in Markdown with PNG charts.
+
+Method: dataset totals (videos, users, likes, views, comments, shares); top-10 hashtags by count
+and by views without generic ones; daily volume and engagement; transcript coverage by source;
+languages; Whisper against TikTok's transcripts (Pearson r, R^2, Jaccard); stance and sentiment
+over time; download outcomes; LLM cost. Published as Prefect artifacts when run as a flow.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from gettok.settings import get_settings
+from models.campaign import Campaign, load_campaign
+from tasks.report import ReportResult, build_report
+
+
+@task(name="build-report", retries=1, retry_delay_seconds=[10])
+def build_report_task(database_url: str, campaign: str, out_dir: Path, title: str) -> ReportResult:
+    return build_report(database_url, campaign, out_dir, title)
+
+
+def publish_report(result: ReportResult) -> None:
+    """The report as a Markdown artifact with its figures inline, and the dataset table."""
+    folder = result.markdown_path.parent
+
+    def inline(match: re.Match) -> str:
+        path = folder / match.group(2)
+        if not path.is_file():
+            return match.group(0)
+        data = base64.b64encode(path.read_bytes()).decode()
+        return f"![{match.group(1)}](data:image/png;base64,{data})"
+
+    markdown = re.sub(
+        r"!\[([^\]]*)\]\(([^)]+\.png)\)", inline, result.markdown_path.read_text(encoding="utf-8")
+    )
+    key = "report-" + "".join(c if c.isalnum() else "-" for c in result.campaign.lower())
+    create_markdown_artifact(
+        markdown=markdown, key=key, description=f"Dataset report of {result.campaign}"
+    )
+    create_table_artifact(
+        table=[result.dataset.model_dump()],
+        key=f"{key}-dataset",
+        description=f"Dataset totals of {result.campaign}",
+    )
+
+
+@flow(name="report")
+def report(campaign_file: Campaign | str, out_dir: str | None = None) -> ReportResult:
+    """Write report.md and its PNG figures (default data/reports/<name>/) and publish them."""
+    logger = get_run_logger()
+    campaign = (
+        campaign_file if isinstance(campaign_file, Campaign) else load_campaign(campaign_file)
+    )
+    settings = get_settings()
+    target = Path(out_dir) if out_dir else settings.data_dir / "reports" / campaign.name
+    result = build_report_task(
+        settings.resolved_database_url, campaign.name, target, campaign.title
+    )
+    c = result.comparison
+    logger.info(
+        "report of %s: %d videos, %d users, %d figures in %s",
+        campaign.name,
+        result.dataset.videos,
+        result.dataset.users,
+        len(result.figures),
+        target,
+    )
+    logger.info(
+        "transcripts compared on %d videos: r=%s, mean Jaccard=%s",
+        c.videos,
+        c.pearson_r,
+        c.mean_jaccard,
+    )
+    publish_report(result)
+    return result

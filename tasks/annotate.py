@@ -9,6 +9,7 @@ Every row records the model, prompt id and hash, temperature, tokens, cost, late
 from __future__ import annotations
 
 import base64
+import logging
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gettok import db
-from gettok.settings import Settings
+from gettok.settings import Settings, redact
 from models.annotations import (
     Description,
     Sentiment,
@@ -45,6 +46,8 @@ from models.schema import Campaign as CampaignRow
 from tasks import claims
 from tasks.llm import Budget, ChatRequest, LlmClient, LlmOutcome
 from tasks.prompts import PromptTemplate, load_prompt
+
+log = logging.getLogger(__name__)
 
 # The kinds we request, in the order they run (stance reads the description).
 REQUESTED_KINDS = ("description", "stance", "sentiment", "summary")
@@ -155,11 +158,16 @@ def _has_transcript_text():
     )
 
 
-def pending_video_ids(session: Session, campaign_name: str, plan: KindPlan) -> list[int]:
-    """Videos of the campaign with this kind's inputs and no final annotation of this plan."""
+def pending_video_ids(
+    session: Session, campaign_name: str, plan: KindPlan, among: list[int] | None = None
+) -> list[int]:
+    """Videos of the campaign (or of `among`) with this kind's inputs and no final annotation of
+    this plan."""
     query = _campaign_videos(campaign_name).where(
         ~_has_final(plan.kind, plan.model, plan.prompt_hash)
     )
+    if among is not None:
+        query = query.where(CampaignVideo.video_id.in_(among))
     if plan.kind is AnnotationKind.description:
         query = query.where(exists().where(Frame.video_id == CampaignVideo.video_id))
     elif plan.kind is AnnotationKind.stance:
@@ -288,10 +296,12 @@ def annotate_videos(
     if plan is None:
         raise ValueError(f"campaign {campaign.name} does not call for {kind}")
     result = AnnotateResult(kind=plan.kind.value, model=plan.model, prompt_hash=plan.prompt_hash)
-    held = claims.claim(database_url, plan.stage, video_ids)
+    # A lease long enough for the batch at its slowest; a killed worker's lease then runs out.
+    lease_s = 300 + len(video_ids) * settings.llm_timeout_s * 2 / settings.llm_concurrency
+    held = claims.claim(database_url, plan.stage, video_ids, lease_s=lease_s)
     try:
         with db.session_scope(database_url) as session:
-            todo = set(pending_video_ids(session, campaign.name, plan)) & set(held)
+            todo = set(pending_video_ids(session, campaign.name, plan, held))
             inputs = load_inputs(session, sorted(todo))
         result.skipped_taken = len(video_ids) - len(todo)
         media_dir = settings.resolved_media_dir
@@ -330,7 +340,13 @@ def _ask(
         request = build_request(plan, inputs, settings, media_dir)
     except OSError:  # a frame file gone (pruned, moved): not the LLM's failure
         return None, []
-    return client.annotate(request, budget), frames_for(plan, inputs, settings)
+    frames = frames_for(plan, inputs, settings)
+    try:
+        return client.annotate(request, budget), frames
+    except Exception as exc:  # noqa: BLE001 - one video's surprise must not sink its batch
+        log.exception("annotating video %s with %s failed", inputs.video_id, plan.kind.value)
+        error = f"{type(exc).__name__}: {redact(str(exc), settings)}"[:500]
+        return LlmOutcome(status=AnnotationStatus.failed, error=error, model=plan.model), frames
 
 
 def _tally(result: AnnotateResult, outcome: LlmOutcome | None) -> None:

@@ -196,6 +196,10 @@ class LlmClient:
                 outcome.status = AnnotationStatus.failed
                 outcome.error = f"HTTP {exc.status_code}: {self._clean(exc.message)}"
                 return outcome
+            except openai.OpenAIError as exc:  # e.g. a body the SDK could not read
+                outcome.status = AnnotationStatus.failed
+                outcome.error = f"{type(exc).__name__}: {self._clean(str(exc))}"
+                return outcome
             finally:
                 usage = completion.usage if completion is not None else None
                 budget.settle(estimate, self._charge(outcome, usage))

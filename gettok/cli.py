@@ -253,6 +253,101 @@ def download_command(
         raise typer.Exit(code=75)
 
 
+@app.command("export")
+def export_command(
+    campaign_file: CampaignFile,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="parquet, csv or jsonl.")
+    ] = "parquet",
+    public: Annotated[
+        bool,
+        typer.Option("--public", help="No usernames (salted hash with GETTOK_EXPORT_SALT), "
+                     "no raw payloads or media paths, pruned videos left out."),
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder (default: data/exports/<campaign>/).")
+    ] = None,
+) -> None:
+    """Export the campaign's videos, one row each, with a data dictionary beside the file."""
+    from flows.export import export
+    from tasks.export import CampaignNotFound
+
+    if fmt not in ("parquet", "csv", "jsonl"):
+        raise fail(f"--format must be parquet, csv or jsonl, not {fmt!r}")
+    settings = settings_or_exit()
+    campaign = campaign_or_exit(campaign_file)
+    db.upgrade(settings.resolved_database_url)
+    try:
+        result = export(campaign, fmt, public, str(out) if out else None)
+    except CampaignNotFound as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"{result.rows} videos, {result.columns} columns: {result.path}")
+    typer.echo(f"data dictionary: {result.dictionary_path}")
+    if result.excluded_pruned:
+        typer.echo(f"{result.excluded_pruned} pruned videos left out of the public export")
+
+
+@app.command("report")
+def report_command(
+    campaign_file: CampaignFile,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder (default: data/reports/<campaign>/).")
+    ] = None,
+) -> None:
+    """Write the dataset report (Markdown + PNG figures) and publish it as Prefect artifacts."""
+    from flows.report import report
+    from tasks.export import CampaignNotFound
+
+    settings = settings_or_exit()
+    campaign = campaign_or_exit(campaign_file)
+    db.upgrade(settings.resolved_database_url)
+    try:
+        result = report(campaign, str(out) if out else None)
+    except CampaignNotFound as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"report: {result.markdown_path} ({len(result.figures)} figures)")
+
+
+@app.command("prune")
+def prune_command(
+    campaign_file: Annotated[
+        Path | None, typer.Option("--campaign", "-c", help="Campaign TOML (default: all).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N videos.")] = None,
+) -> None:
+    """Compliance: re-check stored videos and delete media and frames of non-public ones."""
+    from flows.prune import prune
+
+    settings = settings_or_exit()
+    campaign = campaign_or_exit(campaign_file) if campaign_file else None
+    db.upgrade(settings.resolved_database_url)
+    result = prune(campaign, limit)
+    typer.echo(result.summary())
+
+
+@app.command("watch")
+def watch_command(
+    campaign_file: CampaignFile,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N videos.")] = None,
+) -> None:
+    """Check new videos' frames for the campaign's watchlist targets; alert on matches."""
+    from flows.watch import watch
+
+    settings = settings_or_exit()
+    campaign = campaign_or_exit(campaign_file)
+    if campaign.watch is None:
+        raise fail(f"{campaign_file}: no [watch] section")
+    missing = [str(p) for p in campaign.watch.images
+               if not (p.exists() or (campaign_file.parent / p).exists())]
+    if missing:
+        raise fail(f"watch images not found: {', '.join(missing)}")
+    db.upgrade(settings.resolved_database_url)
+    for r in watch(str(campaign_file), limit):
+        typer.echo(f"{r.target}: {r.videos_checked} videos checked, {len(r.matched)} matched"
+                   + (f" {r.matched}" if r.matched else "")
+                   + (f"; not checked: {r.failed}" if r.failed else ""))
+
+
 def main() -> None:
     app()
 

@@ -297,7 +297,7 @@ def annotate_videos(
         raise ValueError(f"campaign {campaign.name} does not call for {kind}")
     result = AnnotateResult(kind=plan.kind.value, model=plan.model, prompt_hash=plan.prompt_hash)
     # A lease long enough for the batch at its slowest; a killed worker's lease then runs out.
-    lease_s = 300 + len(video_ids) * settings.llm_timeout_s * 2 / settings.llm_concurrency
+    lease_s = 300 + len(video_ids) * settings.llm_timeout_s / settings.llm_concurrency
     held = claims.claim(database_url, plan.stage, video_ids, lease_s=lease_s)
     try:
         with db.session_scope(database_url) as session:

@@ -50,9 +50,8 @@ def download(
 
     result = DownloadResult()
     for round_number in range(transient_rounds + 1):
-        videos = pending_videos(
-            url, campaign.name, retry_failed=retry_failed and round_number == 0, limit=limit
-        )
+        retrying = retry_failed and round_number == 0
+        videos = pending_videos(url, campaign.name, retry_failed=retrying, limit=limit)
         until = global_backoff_until(url)
         if until is not None:
             logger.warning("tiktok.com throttled us: nothing asked until %s", until.isoformat())
@@ -65,7 +64,9 @@ def download(
         logger.info("round %d: %d videos to download", round_number + 1, len(videos))
         size = settings.download_batch_size
         for start in range(0, len(videos), size):
-            batch = download_batch(videos[start : start + size], settings, shared_rate_limit)
+            batch = download_batch(
+                videos[start : start + size], settings, retrying, shared_rate_limit
+            )
             logger.info("batch %d: %s", start // size + 1, batch.summary())
             result = result.merge(batch)
             if batch.blocked_until is not None:  # the rest waits for a later run

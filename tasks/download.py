@@ -413,6 +413,34 @@ def record_outcome(url: str, outcome: Outcome) -> None:
                 raise
 
 
+def _askable(retry_failed: bool):
+    """Videos worth asking for now: never tried, or failed in a way that can still succeed."""
+    due = or_(Download.next_attempt_at.is_(None), Download.next_attempt_at <= utcnow())
+    askable = [
+        Download.video_id.is_(None),
+        and_(Download.status.in_([DownloadStatus.transient, DownloadStatus.blocked]), due),
+    ]
+    if retry_failed:
+        askable.append(Download.status.in_(FINAL_FAILURES))
+    return or_(*askable)
+
+
+def still_pending(url: str, video_ids: list[int], retry_failed: bool = False) -> set[int]:
+    """Which of `video_ids` are still worth asking for (another worker may have done them)."""
+    found: set[int] = set()
+    with db.session_scope(url) as session:
+        for start in range(0, len(video_ids), 500):
+            chunk = video_ids[start : start + 500]
+            found.update(
+                session.scalars(
+                    select(Video.id)
+                    .outerjoin(Download, Download.video_id == Video.id)
+                    .where(Video.id.in_(chunk), Video.pruned_at.is_(None), _askable(retry_failed))
+                )
+            )
+    return found
+
+
 def pending_videos(
     url: str,
     campaign_name: str | None = None,
@@ -421,18 +449,10 @@ def pending_videos(
     limit: int | None = None,
 ) -> list[tuple[int, str | None]]:
     """(id, username) of the videos a run should ask for now, first collected first."""
-    now = utcnow()
-    due = or_(Download.next_attempt_at.is_(None), Download.next_attempt_at <= now)
-    retryable = [
-        Download.video_id.is_(None),
-        and_(Download.status.in_([DownloadStatus.transient, DownloadStatus.blocked]), due),
-    ]
-    if retry_failed:
-        retryable.append(Download.status.in_(FINAL_FAILURES))
     stmt = (
         select(Video.id, Video.username)
         .outerjoin(Download, Download.video_id == Video.id)
-        .where(Video.pruned_at.is_(None), or_(*retryable))
+        .where(Video.pruned_at.is_(None), _askable(retry_failed))
     )
     if campaign_name is not None:
         stmt = (
@@ -498,13 +518,16 @@ def download_videos(
     videos: list[tuple[int, str | None]],
     settings: Settings,
     gate: DownloadGate | None = None,
+    retry_failed: bool = False,
 ) -> DownloadResult:
     """Download `videos` ((id, username) pairs) with bounded parallelism; record each status."""
     started, url = time.monotonic(), settings.resolved_database_url
     gate = gate or shared_gate(settings)
     requests_before = gate.requests
-    held = set(claims.claim(url, STAGE, [i for i, _ in videos]))
-    mine = [(i, u) for i, u in videos if i in held]
+    held = claims.claim(url, STAGE, [i for i, _ in videos])
+    # Claimed, then checked: a worker that finished one of these just before our claim wins.
+    todo = still_pending(url, held, retry_failed)
+    mine = [(i, u) for i, u in videos if i in todo]
     statuses: dict[int, DownloadStatus] = {}
     deferred: list[int] = []
     downloader = Downloader(settings, gate)
@@ -529,7 +552,7 @@ def download_videos(
     return DownloadResult(
         statuses=statuses,
         deferred=deferred,
-        busy=len(videos) - len(mine),
+        busy=len(videos) - len(held),
         blocked_until=gate.closed_until,
         requests=gate.requests - requests_before,
         seconds=round(time.monotonic() - started, 3),
@@ -552,14 +575,16 @@ def download_pending(
     until = global_backoff_until(url)
     if until is not None:
         return DownloadResult(deferred=[i for i, _ in videos], blocked_until=until)
-    return download_videos(videos, settings, gate)
+    return download_videos(videos, settings, gate, retry_failed)
 
 
 @task(name="download-videos", cache_policy=NO_CACHE, **DATABASE_RETRIES)
 def download_batch(
     videos: list[tuple[int, str | None]],
     settings: Settings,
+    retry_failed: bool = False,
     shared_rate_limit: str | None = None,
 ) -> DownloadResult:
     """One batch as a Prefect task; the database, not a cache, says what is already done."""
-    return download_videos(videos, settings, shared_gate(settings, shared_rate_limit))
+    gate = shared_gate(settings, shared_rate_limit)
+    return download_videos(videos, settings, gate, retry_failed)

@@ -1,14 +1,15 @@
 """Read a video's tiktok.com page with Pyktok and say what it offers: media, or why not.
 
-Pyktok keeps its cookies and headers in module globals and prints instead of raising, so every
-call goes through one lock, with the HTTP response recorded on the side: the status code and the
-final URL are what tell a login wall, a throttle and a missing page apart.
+Pyktok keeps its cookies in a module global and prints instead of raising, so its `requests` is
+replaced by a recorder that keeps each thread's HTTP response (and each page's own cookies): the
+status code and the final URL are what tell a login wall, a throttle and a missing page apart.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +23,10 @@ from models.schema import DownloadStatus
 REMOVED_CODES = {10204: "item doesn't exist", 10216: "item under review", 10217: "item removed"}
 PRIVATE_CODES = {10222: "item is private"}
 
+logger = logging.getLogger(__name__)
 _pyktok_lock = threading.Lock()
 _pyktok = None
+_recorder = None
 
 
 def video_url(web_url: str, username: str | None, video_id: int) -> str:
@@ -60,43 +63,59 @@ class VideoPage:
 
 
 class _RecordingRequests:
-    """Stands in for the `requests` module inside Pyktok: same call, response kept for us."""
+    """Stands in for the `requests` module inside Pyktok: same call, and each thread keeps its
+    own response (Pyktok's module-global cookie jar is shared; the response is not)."""
 
-    def __init__(self, timeout_s: float):
-        self.timeout_s = timeout_s
-        self.response: requests.Response | None = None
+    def __init__(self):
+        self._local = threading.local()
 
     def get(self, url, **kwargs):
-        kwargs["timeout"] = self.timeout_s
-        self.response = requests.get(url, **kwargs)
-        return self.response
+        self._local.response = None
+        kwargs["timeout"] = getattr(self._local, "timeout_s", kwargs.get("timeout", 20))
+        self._local.sent_cookies = _as_dict(kwargs.get("cookies"))
+        self._local.response = requests.get(url, **kwargs)
+        return self._local.response
+
+    def fetch(self, fetch_json, url: str, timeout_s: float):
+        """Run Pyktok's `fetch_json(url)`: its result, the HTTP response, the cookies sent."""
+        self._local.timeout_s, self._local.response = timeout_s, None
+        data = fetch_json(url)
+        return data, self._local.response, getattr(self._local, "sent_cookies", {})
 
 
 def _load_pyktok():
-    global _pyktok
-    if _pyktok is None:
-        with contextlib.redirect_stdout(io.StringIO()):  # it prints advice on import
-            from pyktok import pyktok  # the module itself: its globals are what it reads
-        _pyktok = pyktok
-    return _pyktok
+    global _pyktok, _recorder
+    with _pyktok_lock:
+        if _pyktok is None:
+            with contextlib.redirect_stdout(io.StringIO()):  # it prints advice on import
+                from pyktok import pyktok  # the module itself: its globals are what it reads
+            _recorder = _RecordingRequests()
+            pyktok.requests = _recorder
+            pyktok.print = _pyktok_says  # it prints its errors; we classify the response instead
+            _pyktok = pyktok
+    return _pyktok, _recorder
+
+
+def _as_dict(cookies) -> dict[str, str]:
+    if not cookies:
+        return {}
+    if isinstance(cookies, dict):
+        return {str(k): str(v) for k, v in cookies.items()}
+    return {c.name: c.value for c in cookies}
+
+
+def _pyktok_says(*args, **_kwargs) -> None:
+    logger.debug("pyktok: %s", " ".join(str(a) for a in args))
 
 
 def read_page(url: str, timeout_s: float = 20.0) -> VideoPage:
     """Fetch and classify one page. Raises PageFailure, or requests' errors on network failure."""
-    pyktok = _load_pyktok()
-    recorder = _RecordingRequests(timeout_s)
-    with _pyktok_lock:
-        pyktok.cookies = {}  # a fresh session per page: no cookie of another video leaks in
-        pyktok.requests, real = recorder, pyktok.requests
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                data = pyktok.alt_get_tiktok_json(url)
-        finally:
-            pyktok.requests = real
-        cookies = {c.name: c.value for c in pyktok.cookies} if recorder.response else {}
-    response = recorder.response
+    pyktok, recorder = _load_pyktok()
+    data, response, sent = recorder.fetch(pyktok.alt_get_tiktok_json, url, timeout_s)
     if response is None:
         raise PageFailure(DownloadStatus.transient, "no response")
+    # The media wants the session's cookies: those sent, updated by those the page set.
+    cookies = {**sent, **_as_dict(response.cookies)}
     return classify_page(url, response, data, cookies)
 
 

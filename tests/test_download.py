@@ -131,7 +131,7 @@ def test_video_url_never_trusts_the_username():
 
 def test_every_web_state_gets_its_status(db_url, settings_env, monkeypatch, media_cache):
     with running_sandbox(sandbox_config(media_cache)) as sandbox:
-        videos = pick_videos(sandbox, {"public": 3, "private": 3, "removed": 2, "slideshow": 2})
+        videos = pick_videos(sandbox, {"public": 3, "private": 5, "removed": 2, "slideshow": 2})
         name = store(db_url, videos)
         use_sandbox(monkeypatch, sandbox, db_url)
         settings = get_settings()
@@ -139,8 +139,8 @@ def test_every_web_state_gets_its_status(db_url, settings_env, monkeypatch, medi
         pages = sandbox.state.counters["web_pages"]
 
         assert result.statuses == {v.id: EXPECTED[v.web_state] for v in videos}
-        assert result.by_status == {"ok": 3, "private": 3, "removed": 2, "slideshow": 2}
-        assert (result.done, result.failed, result.skipped) == (5, 5, 0)
+        assert result.by_status == {"ok": 3, "private": 5, "removed": 2, "slideshow": 2}
+        assert (result.done, result.failed, result.skipped) == (5, 7, 0)
         media_dir = settings.resolved_media_dir
         found = rows(db_url)
         for video in videos:
@@ -148,6 +148,15 @@ def test_every_web_state_gets_its_status(db_url, settings_env, monkeypatch, medi
             assert row.attempts == 1
             assert (row.last_error is None) == (row.status in ("ok", "slideshow"))
             assert row.next_attempt_at is None
+        # Each way the live site says "private" or "gone" is recognised.
+        errors = {found[v.id].last_error for v in videos if v.web_state in ("private", "removed")}
+        assert errors == {
+            "login page",
+            "statusCode 10222: item is private",
+            "privateItem",
+            "HTTP 404",
+            "statusCode 10204: item doesn't exist",
+        }
         with db.session_scope(db_url) as session:
             infos = {m.video_id: m for m in session.scalars(select(MediaInfo))}
         for video in (v for v in videos if v.web_state == "public"):
@@ -176,26 +185,31 @@ def test_html_truncated_and_empty_bodies_are_never_ok(
 ):
     config = sandbox_config(media_cache, web={"html_as_media": 1.0})
     with running_sandbox(config) as sandbox:
-        videos = pick_videos(sandbox, {"public": 4})
+        videos = pick_videos(sandbox, {"public": 4, "slideshow": 1})
         name = store(sqlite_url, videos)
-        use_sandbox(monkeypatch, sandbox, sqlite_url, download_transient_backoff_s=0)
+        # One worker: the fault draws come in a fixed order (the sandbox's fault_seed is set).
+        use_sandbox(
+            monkeypatch, sandbox, sqlite_url, download_transient_backoff_s=0, download_concurrency=1
+        )
         settings = get_settings()
 
         result = download_pending(settings, name)
-        assert result.by_status == {"invalid": 4}
-        for row in rows(sqlite_url).values():
-            assert (
-                row.attempts == 2
-                and "not_mp4" in row.last_error
-                and "an HTML page" in row.last_error
-            )
-        assert sandbox.state.counters["web_html_as_media"] == 8
+        assert result.by_status == {"invalid": 5}
+        errors = [r.last_error for r in rows(sqlite_url).values()]
+        assert all(r.attempts == 2 for r in rows(sqlite_url).values())
+        assert sum("not_mp4: an HTML page" in e for e in errors) == 4
+        assert sum("is not an image" in e for e in errors) == 1  # the slideshow's first photo
+        assert sandbox.state.counters["web_html_as_media"] == 10
 
         # Cut-off and empty bodies: cut mid-transfer is a network failure, a short file invalid.
         sandbox.state.update_config({"web": {"html_as_media": 0.0, "truncated_media": 1.0}})
-        result = download_pending(settings, name, retry_failed=True)
-        assert set(result.by_status) <= {"invalid", "transient"} and len(result.statuses) == 4
-        assert sandbox.state.counters["web_truncated_media"] >= 4
+        one_try = get_settings(download_invalid_attempts=1)  # each video shows its own fault
+        result = download_pending(one_try, name, retry_failed=True)
+        assert set(result.by_status) <= {"invalid", "transient"} and len(result.statuses) == 5
+        assert sandbox.state.counters["web_truncated_media"] >= 5
+        errors = " ".join(r.last_error for r in rows(sqlite_url).values())
+        for kind in ("RemoteProtocolError", "truncated:", "empty:"):  # cut, short, empty
+            assert kind in errors
         assert_media_consistent(settings.resolved_media_dir, sqlite_url)
         assert not any((settings.resolved_media_dir / "videos").glob("*.mp4"))
 
@@ -204,7 +218,7 @@ def test_html_truncated_and_empty_bodies_are_never_ok(
         invalid = {i for i, s in result.statuses.items() if s == DownloadStatus.invalid}
         assert {i for i, _ in pending_videos(sqlite_url, name)} == set(result.statuses) - invalid
         result = download_pending(settings, name, retry_failed=True)
-        assert result.by_status == {"ok": 4}
+        assert result.by_status == {"ok": 4, "slideshow": 1}
         assert_media_consistent(settings.resolved_media_dir, sqlite_url)
 
 

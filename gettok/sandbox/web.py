@@ -114,7 +114,8 @@ def build_router(state: SandboxState) -> APIRouter:
             return Response(media.html_page(), media_type=media_type)
         body = path.read_bytes()
         if draw("truncated_media", web.truncated_media):
-            return _truncated(body, media_type, state.randint(0, 2))
+            # in turn: cut mid-transfer, a complete short file, an empty body
+            return _truncated(body, media_type, state.counters["web_truncated_media"] % 3)
         if draw("dropped_connection", web.dropped_connection):
             return _dropped(body[: len(body) // 3], media_type)
         rate = getattr(web, "media_bytes_per_s", 0.0)

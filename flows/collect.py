@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.states import Completed
 
+from gettok.db import database_identity
 from gettok.settings import get_settings
 from models.campaign import Campaign, load_campaign
 from tasks.collect import (
@@ -49,12 +50,13 @@ class CollectIncomplete(Exception):
 
 
 def window_cache_key(_context, parameters) -> str:
-    """The work a window task does: which database, campaign, query, fields and days."""
+    """The work a window task does: which database (its identity, not its URL: a recreated
+    database must not inherit the old one's cached windows), campaign, query, fields and days."""
     ctx: CollectContext = parameters["ctx"]
     window: CollectionWindow = parameters["window"]
     identity = "|".join(
         [
-            ctx.database_url,
+            database_identity(ctx.database_url),
             ctx.campaign.name,
             ctx.campaign.query_hash,
             ",".join(ctx.client.fields),
@@ -105,7 +107,7 @@ def run_window_in_prefect(ctx: CollectContext, window: CollectionWindow) -> Wind
 
 @flow(name="collect")
 def collect(
-    campaign: Campaign | str,
+    campaign: Campaign | Path,
     start_date: date | None = None,
     end_date: date | None = None,
     wait_for_quota: bool = False,

@@ -24,7 +24,7 @@ from tasks.annotate import REQUESTED_KINDS, AnnotateResult, annotate_videos, pen
 from tasks.annotate import plan_for as annotation_plan
 from tasks.annotation_cost import CostEstimate, _videos_without_frames, estimate_enrich
 from tasks.frames import FramesResult, extract_frames
-from tasks.llm import Budget, LlmClient, price_for
+from tasks.llm import Budget, LlmClient, prefect_rate_limit, price_for
 
 FRAMES_BATCH = 500
 
@@ -72,6 +72,7 @@ def enrich_campaign(
     run_frames: FramesRunner = extract_frames,
     run_batch: BatchRunner = annotate_videos,
     log: logging.Logger | logging.LoggerAdapter | None = None,
+    shared_rate_limit: str | None = None,
 ) -> EnrichResult:
     """Frames, then every configured kind over what is pending, in batches, within the budget."""
     log = log or logging.getLogger(__name__)
@@ -84,7 +85,8 @@ def enrich_campaign(
     plans = [p for k in kinds or REQUESTED_KINDS if (p := annotation_plan(k, campaign, settings))]
     for plan in plans:
         price_for(settings, plan.model)  # an unknown price stops the run before any request
-    client = LlmClient(settings)
+    hook = prefect_rate_limit(shared_rate_limit) if shared_rate_limit else None
+    client = LlmClient(settings, before_request=hook)
     try:
         for plan in plans:
             total = AnnotateResult(
@@ -175,6 +177,21 @@ def extract_frames_batch(
     return extract_frames(database_url, settings, video_ids, limit)
 
 
+def require_rate_limit(name: str) -> None:
+    """Fail before any request when the named limit is missing (`gettok setup` creates it),
+    rather than record a failure for every video."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            raise ValueError(
+                f"no Prefect global concurrency limit {name!r}: run `gettok setup` first"
+            ) from None
+
+
 @flow(name="enrich", log_prints=False)
 def enrich(
     campaign_file: str | None = None,
@@ -182,11 +199,17 @@ def enrich(
     kinds: list[str] | None = None,
     budget_usd: float | None = None,
     dry_run: bool = False,
+    shared_rate_limit: str | None = None,
 ) -> EnrichResult | CostEstimate:
-    """Frames and LLM annotations for what is pending; `dry_run` only estimates the cost."""
+    """Frames and LLM annotations for what is pending; `dry_run` only estimates the cost.
+
+    `shared_rate_limit` names a Prefect global rate limit (`gettok setup` creates "llm-rate")
+    that every LLM request takes a slot of, so that all workers together stay under it."""
     settings = get_settings()
     campaign = campaign or load_campaign(Path(campaign_file or ""))
     log = get_run_logger()
+    if shared_rate_limit and not dry_run:
+        require_rate_limit(shared_rate_limit)
     if dry_run:
         estimate = estimate_enrich(
             settings.resolved_database_url, settings, campaign, kinds, budget_usd
@@ -201,10 +224,11 @@ def enrich(
         run_frames=extract_frames_batch,
         run_batch=annotate_batch,
         log=log,
+        shared_rate_limit=shared_rate_limit,
     )
     log.info(result.summary())
     create_markdown_artifact(
-        key=f"enrich-{campaign.name}",
+        key="enrich-" + "".join(c if c.isalnum() else "-" for c in campaign.name.lower()),
         markdown=f"```\n{result.summary()}\n```",
         description=f"enrich run for {campaign.name}",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -44,6 +45,20 @@ def campaign_or_exit(path: Path) -> Campaign:
         return load_campaign(path)
     except CampaignError as exc:
         raise fail(str(exc)) from None
+
+
+def dates_or_exit(start: str | None, end: str | None) -> tuple[date | None, date | None]:
+    """Parse --start/--end (YYYY-MM-DD, UTC, inclusive) or exit naming the bad one."""
+    parsed = []
+    for flag, value in (("--start", start), ("--end", end)):
+        try:
+            parsed.append(date.fromisoformat(value) if value else None)
+        except ValueError:
+            raise fail(f"{flag} {value!r} is not a date as YYYY-MM-DD") from None
+    first, last = parsed
+    if first and last and last < first:
+        raise fail(f"--end {last} is before --start {first}")
+    return first, last
 
 
 @db_app.command("upgrade")
@@ -170,19 +185,11 @@ def collect_command(
     Exit status 75 when the daily quota stopped the run (rerun after 00:00 UTC), 1 when windows
     failed.
     """
-    from datetime import date
-
     from flows.collect import CollectIncomplete, collect
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
-    try:
-        first = date.fromisoformat(start) if start else None
-        last = date.fromisoformat(end) if end else None
-    except ValueError as exc:
-        raise fail(f"--start/--end must be dates as YYYY-MM-DD: {exc}") from None
-    if first and last and last < first:
-        raise fail(f"--end {last} is before --start {first}")
+    first, last = dates_or_exit(start, end)
     if not settings.has_tiktok_credentials:
         raise fail("set GETTOK_TIKTOK_CLIENT_KEY and GETTOK_TIKTOK_CLIENT_SECRET "
                    "(or run `gettok sandbox` and use the variables it prints)")
@@ -251,6 +258,47 @@ def download_command(
     typer.echo(f"{campaign.name}: {result.summary()}")
     if result.blocked_until is not None:
         raise typer.Exit(code=75)
+
+
+@app.command("run")
+def run_command(
+    campaign_file: CampaignFile,
+    start: Annotated[str, typer.Option("--start", help="First UTC day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--end", help="Last UTC day, inclusive, YYYY-MM-DD.")],
+    budget_usd: Annotated[
+        float | None, typer.Option("--budget-usd", min=0, help="LLM spending cap for this run.")
+    ] = None,
+) -> None:
+    """Run the whole pipeline locally: collect, download, transcribe, enrich.
+
+    Embedded defaults: SQLite and media under ./data, an ephemeral Prefect. Services without
+    credentials (TikTok, OpenAI) are replaced by the local sandbox, which this command starts.
+    """
+    from flows.pipeline import PipelineIncomplete, pipeline
+    from gettok.local_mode import local_services
+    from gettok.orchestration import ensure_prefect_objects
+
+    campaign_or_exit(campaign_file)
+    first, last = dates_or_exit(start, end)
+    with local_services(settings_or_exit()) as services:
+        for note in services.notes:
+            typer.secho(note, fg=typer.colors.YELLOW)
+        settings = settings_or_exit()
+        db.upgrade(settings.resolved_database_url)
+        ensure_prefect_objects(settings)
+        try:
+            result = pipeline(campaign_file=str(campaign_file), start_date=first, end_date=last,
+                              budget_usd=budget_usd)
+            code = 0
+        except PipelineIncomplete as exc:
+            result, code = exc.result, 1
+            typer.secho(str(exc), err=True, fg=typer.colors.RED)
+    typer.echo(f"{result.campaign} {result.start}..{result.end}: {result.collect_state}; "
+               f"LLM spend ${result.spent_usd:.4f}")
+    for row in result.counts.table() if result.counts else []:
+        typer.echo(f"  {row['stage']:<11} {row['status']:<28} {row['videos']:>6}")
+    typer.echo(f"results: {settings.resolved_database_url}; media: {settings.resolved_media_dir}")
+    raise typer.Exit(code=code)
 
 
 @app.command("export")

@@ -82,3 +82,11 @@ def current_revision(url: str) -> str | None:
 
     with get_engine(url).connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def database_identity(url: str) -> str:
+    """The random id the first migration gave this database (for cache keys)."""
+    from sqlalchemy import text
+
+    with get_engine(url).connect() as connection:
+        return connection.execute(text("SELECT id FROM database_identity")).scalar_one()

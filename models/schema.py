@@ -406,3 +406,16 @@ class WorkClaim(Base):
     worker: Mapped[str] = mapped_column(String(128))
     claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class DatabaseIdentity(Base):
+    """One random id per database, made by the first migration.
+
+    Prefect caches key on it, so a recreated database (same URL, new file) never inherits the
+    cached "done" of the old one: the database, not the cache, is the source of truth.
+    """
+
+    __tablename__ = "database_identity"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -109,3 +109,11 @@ def test_migration_is_in_step_with_the_models(db_url):
     with db.get_engine(db_url).connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
+
+
+def test_each_database_has_its_own_identity(tmp_path):
+    first, second = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    db.upgrade(first)
+    db.upgrade(second)
+    assert db.database_identity(first) != db.database_identity(second)
+    assert db.database_identity(first) == db.database_identity(first)  # stable across reads

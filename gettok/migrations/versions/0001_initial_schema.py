@@ -5,7 +5,9 @@ Revises:
 Create Date: 2026-11-21
 """
 
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -472,8 +474,20 @@ def upgrade() -> None:
     with op.batch_alter_table("work_claims", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_work_claims_expires_at"), ["expires_at"], unique=False)
 
+    identity = op.create_table(
+        "database_identity",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_database_identity")),
+    )
+    now = datetime.now(UTC)
+    if op.get_bind().dialect.name == "sqlite":  # stored naive, read back as UTC
+        now = now.replace(tzinfo=None)
+    op.bulk_insert(identity, [{"id": str(uuid.uuid4()), "created_at": now}])
+
 
 def downgrade() -> None:
+    op.drop_table("database_identity")
     op.drop_table("work_claims")
     op.drop_table("rejected_records")
     op.drop_table("campaign_videos")

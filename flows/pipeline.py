@@ -1,0 +1,289 @@
+"""The pipeline: collect a campaign window by window, and process each window as soon as it is in.
+
+Method: the date range is cut into UTC windows. Windows are collected one after another (the
+quota-bound part, checkpointed page by page); after each, its videos go to download, transcription
+and enrichment while the next window is collected, so downloads start before videos go private and
+the GPU never waits on collection. A last sweep retries dropped connections after their back-off
+and processes anything left. Every stage works on what the database says is pending, so a rerun
+after a crash does only what is left. A scheduled run takes its day from the scheduled time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from flows.collect import run_window_in_prefect
+from flows.download import download
+from flows.enrich import enrich
+from flows.transcribe import transcribe
+from gettok.settings import Settings, get_settings
+from models.campaign import Campaign, load_campaign
+from tasks.collect import CollectResult, WindowOutcome, collect_campaign
+from tasks.progress import StageCounts, stage_counts
+
+
+class RunDates(BaseModel):
+    start: date
+    end: date
+    scheduled_day: date | None = None  # the day a scheduled run is for (None: a backfill)
+
+
+def run_dates(
+    campaign: Campaign,
+    start_date: date | None,
+    end_date: date | None,
+    scheduled_at: datetime | None,
+    lag_days: int,
+    catch_up_days: int,
+) -> RunDates | None:
+    """The days one run covers, inside the campaign's range; None when nothing is due.
+
+    A backfill gives both dates. A scheduled run gives none: it collects the last whole UTC day
+    that ended at least `lag_days` before the scheduled time (the API's index lags ~2 days), plus
+    the `catch_up_days` before it, whose windows are skipped when done and resumed when not, so a
+    failed or quota-cut day is never silently left behind.
+    """
+    if (start_date is None) != (end_date is None):
+        raise ValueError("give both start_date and end_date (a backfill), or neither (scheduled)")
+    if start_date is not None and end_date is not None:
+        if end_date < start_date:
+            raise ValueError(f"end_date {end_date} is before start_date {start_date}")
+        return RunDates(start=start_date, end=end_date)
+    at = (scheduled_at or datetime.now(UTC)).astimezone(UTC)
+    day = (at - timedelta(days=lag_days)).date() - timedelta(days=1)
+    start = max(day - timedelta(days=catch_up_days), campaign.start_date)
+    end = min(day, campaign.end_date) if campaign.end_date else day
+    if end < start:
+        return None
+    return RunDates(start=start, end=end, scheduled_day=day)
+
+
+class PipelineResult(BaseModel):
+    campaign: str
+    start: date | None = None
+    end: date | None = None
+    collect_state: str = "nothing due"
+    windows: int = 0
+    batches: int = 0
+    spent_usd: float = 0.0
+    counts: StageCounts | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+@dataclass
+class RunBudget:
+    """The run's LLM budget, shared by its batches (they run one after another)."""
+
+    limit_usd: float
+    spent_usd: float = 0.0
+
+    @property
+    def left_usd(self) -> float:
+        return max(0.0, self.limit_usd - self.spent_usd)
+
+
+@dataclass(frozen=True)
+class Stages:
+    """What processing a batch of new videos means; the benchmark swaps in instant stages."""
+
+    download: Callable[..., object] = download
+    transcribe: Callable[..., object] = transcribe
+    enrich: Callable[..., object] = enrich
+    collect_window: Callable[..., WindowOutcome] = run_window_in_prefect
+
+
+STAGES = Stages()
+
+
+@task(
+    name="process-new-videos",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=[30],
+    task_run_name="process[{label}]",
+)
+def process_new_videos(
+    campaign: Campaign,
+    campaign_file: str,
+    label: str,
+    final: bool,
+    transcribe_deployment: str | None,
+    budget: RunBudget,
+    stages: Stages = STAGES,
+) -> None:
+    """Download, transcribe and enrich what is pending (child flows), within the run's budget."""
+    # Dropped connections wait ~100 s before they are asked again: only the final sweep waits.
+    stages.download(campaign, transient_rounds=1 if final else 0)
+    if transcribe_deployment:
+        from prefect.deployments import run_deployment
+
+        run = run_deployment(
+            transcribe_deployment,
+            parameters={"campaign_file": campaign_file},
+            timeout=None,
+            as_subflow=True,
+        )
+        if not run.state or not run.state.is_completed():
+            raise RuntimeError(f"transcription run {run.name} ended {run.state and run.state.name}")
+    else:
+        stages.transcribe(campaign=campaign)
+    enriched = stages.enrich(campaign=campaign, budget_usd=budget.left_usd)
+    budget.spent_usd += float(getattr(enriched, "spent_usd", 0.0))
+
+
+def pipeline_run_name() -> str:
+    params = flow_run.parameters
+    name = Path(str(params.get("campaign_file", "campaign"))).stem
+    start, end = params.get("start_date"), params.get("end_date")
+    return (
+        f"{name}-{start}-to-{end}"
+        if start
+        else f"{name}-scheduled-{flow_run.scheduled_start_time:%Y-%m-%d}"
+    )
+
+
+def run_pipeline(
+    campaign: Campaign,
+    campaign_file: str,
+    settings: Settings,
+    dates: RunDates,
+    transcribe_deployment: str | None,
+    budget_usd: float | None,
+    stages: Stages = STAGES,
+) -> PipelineResult:
+    """Collect window by window; each collected window starts processing at once (in order)."""
+    logger = get_run_logger()
+    result = PipelineResult(campaign=campaign.name, start=dates.start, end=dates.end)
+    total_days = (dates.end - dates.start).days + 1
+    progress = create_progress_artifact(
+        progress=0.0,
+        key=_key("pipeline-progress", campaign.name),
+        description=f"{campaign.name} {dates.start}..{dates.end}: days collected",
+    )
+    budget = RunBudget(settings.llm_budget_usd if budget_usd is None else budget_usd)
+    chain: list[PrefectFuture] = []
+    days_done = 0
+
+    def process(label: str, final: bool) -> None:
+        chain.append(
+            process_new_videos.submit(
+                campaign,
+                campaign_file,
+                label,
+                final,
+                transcribe_deployment,
+                budget,
+                stages,
+                wait_for=chain[-1:],
+            )
+        )
+
+    def after_window(outcome: WindowOutcome) -> None:
+        nonlocal days_done
+        if outcome.status in ("done", "skipped"):
+            days_done += outcome.window.days
+        update_progress_artifact(progress, progress=min(100.0, 100.0 * days_done / total_days))
+        logger.info(
+            "window %s: %s, %d videos (%d new)",
+            outcome.window,
+            outcome.status,
+            outcome.videos,
+            outcome.new_videos,
+        )
+        if outcome.new_videos:
+            process(str(outcome.window), final=False)
+
+    collected: CollectResult = collect_campaign(
+        settings,
+        campaign,
+        dates.start,
+        dates.end,
+        run_window=stages.collect_window,
+        on_window=after_window,
+    )
+    result.collect_state, result.windows = collected.state, len(collected.windows)
+    if collected.deferred_after:
+        result.notes.append(f"days after {collected.deferred_after} are not indexed yet")
+    process("final sweep", final=True)
+    for future in chain:
+        future.wait()
+    failed = [f.state.message or f.state.name for f in chain if not f.state.is_completed()]
+    if collected.aborted or collected.windows_failed:
+        failed.insert(0, f"collect {collected.state}")
+    result.spent_usd, result.batches = budget.spent_usd, len(chain)
+    result.counts = stage_counts(settings.resolved_database_url, campaign.name)
+    create_table_artifact(
+        table=result.counts.table(),
+        key=_key("pipeline-stages", campaign.name),
+        description=f"{campaign.name} {dates.start}..{dates.end}: {result.collect_state}; "
+        f"LLM spend ${result.spent_usd:.4f}",
+    )
+    logger.info(
+        "pipeline %s %s..%s: %s; %s",
+        campaign.name,
+        dates.start,
+        dates.end,
+        result.collect_state,
+        result.counts.model_dump(exclude={"campaign"}),
+    )
+    if failed:
+        # Published the summary first: the run fails, and says what it did get done.
+        raise PipelineIncomplete(result, failed)
+    return result
+
+
+class PipelineIncomplete(Exception):
+    """Some processing batches failed after their retries; carries the run's result."""
+
+    def __init__(self, result: PipelineResult, reasons: list[str]):
+        super().__init__(f"{len(reasons)} batch(es) failed: {'; '.join(reasons)[:500]}")
+        self.result = result
+
+
+@flow(
+    name="pipeline",
+    flow_run_name=pipeline_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=2),
+)
+def pipeline(
+    campaign_file: str,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    lag_days: int = 2,
+    catch_up_days: int = 7,
+    transcribe_deployment: str | None = None,
+    budget_usd: float | None = None,
+) -> PipelineResult:
+    """Collect, download, transcribe and enrich a campaign over a date range (or its scheduled day).
+
+    `transcribe_deployment` (e.g. "transcribe/transcribe-gpu") hands transcription to the gpu work
+    pool; without it transcription runs here, still bounded by the `gpu` concurrency limit.
+    """
+    campaign = load_campaign(Path(campaign_file))
+    settings = get_settings()
+    dates = run_dates(
+        campaign, start_date, end_date, flow_run.scheduled_start_time, lag_days, catch_up_days
+    )
+    if dates is None:
+        get_run_logger().info("%s: nothing due (outside the campaign's dates)", campaign.name)
+        return PipelineResult(campaign=campaign.name)
+    return run_pipeline(campaign, campaign_file, settings, dates, transcribe_deployment, budget_usd)
+
+
+def _key(prefix: str, name: str) -> str:
+    return f"{prefix}-" + "".join(c if c.isalnum() else "-" for c in name.lower())

@@ -1,0 +1,96 @@
+"""Where a campaign stands: counts per stage and per status, for artifacts, logs and tests."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from sqlalchemy import distinct, func, select
+
+from gettok import db
+from models.schema import (
+    Annotation,
+    CampaignVideo,
+    Download,
+    Frame,
+    Transcript,
+)
+from models.schema import Campaign as CampaignRow
+
+
+class StageCounts(BaseModel):
+    """Videos of one campaign at each stage, with the statuses that explain the rest."""
+
+    campaign: str
+    videos: int = 0
+    downloads: dict[str, int] = Field(default_factory=dict)  # status -> videos
+    not_downloaded_yet: int = 0
+    transcripts: dict[str, int] = Field(default_factory=dict)  # "engine/status" -> videos
+    with_frames: int = 0
+    annotations: dict[str, int] = Field(default_factory=dict)  # "kind/status" -> rows
+
+    def table(self) -> list[dict[str, object]]:
+        rows: list[dict[str, object]] = [
+            {"stage": "collect", "status": "collected", "videos": self.videos}
+        ]
+        rows += [
+            {"stage": "download", "status": s, "videos": n}
+            for s, n in sorted(self.downloads.items())
+        ]
+        rows.append({"stage": "download", "status": "pending", "videos": self.not_downloaded_yet})
+        rows += [
+            {"stage": "transcribe", "status": s, "videos": n}
+            for s, n in sorted(self.transcripts.items())
+        ]
+        rows.append({"stage": "frames", "status": "extracted", "videos": self.with_frames})
+        rows += [
+            {"stage": "annotate", "status": s, "videos": n}
+            for s, n in sorted(self.annotations.items())
+        ]
+        return rows
+
+
+def stage_counts(url: str, campaign_name: str) -> StageCounts:
+    counts = StageCounts(campaign=campaign_name)
+    members = (
+        select(CampaignVideo.video_id)
+        .join(CampaignRow, CampaignRow.id == CampaignVideo.campaign_id)
+        .where(CampaignRow.name == campaign_name)
+        .scalar_subquery()
+    )
+    with db.session_scope(url) as session:
+        counts.videos = (
+            session.scalar(
+                select(func.count()).select_from(
+                    select(CampaignVideo.video_id)
+                    .join(CampaignRow, CampaignRow.id == CampaignVideo.campaign_id)
+                    .where(CampaignRow.name == campaign_name)
+                    .subquery()
+                )
+            )
+            or 0
+        )
+        for status, n in session.execute(
+            select(Download.status, func.count())
+            .where(Download.video_id.in_(members))
+            .group_by(Download.status)
+        ):
+            counts.downloads[status.value] = n
+        counts.not_downloaded_yet = counts.videos - sum(counts.downloads.values())
+        for engine, status, n in session.execute(
+            select(Transcript.engine, Transcript.status, func.count(distinct(Transcript.video_id)))
+            .where(Transcript.video_id.in_(members))
+            .group_by(Transcript.engine, Transcript.status)
+        ):
+            counts.transcripts[f"{engine}/{status}"] = n
+        counts.with_frames = (
+            session.scalar(
+                select(func.count(distinct(Frame.video_id))).where(Frame.video_id.in_(members))
+            )
+            or 0
+        )
+        for kind, status, n in session.execute(
+            select(Annotation.kind, Annotation.status, func.count())
+            .where(Annotation.video_id.in_(members))
+            .group_by(Annotation.kind, Annotation.status)
+        ):
+            counts.annotations[f"{kind.value}/{status.value}"] = n
+    return counts

@@ -13,6 +13,7 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -160,8 +161,17 @@ class GaveUp(Exception):
 class LlmClient:
     """The configured OpenAI-compatible server (OpenAI, Azure gateways, vLLM, Ollama, LM Studio)."""
 
-    def __init__(self, settings: Settings, *, sleep=time.sleep) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        before_request: Callable[[], None] | None = None,
+    ) -> None:
+        """`before_request` runs before every HTTP attempt: e.g. a slot of a Prefect global rate
+        limit shared by all workers (`prefect_rate_limit("llm-rate")`)."""
         self.settings = settings
+        self._before_request = before_request
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
         self._client = openai.OpenAI(
             api_key=key,
@@ -236,6 +246,8 @@ class LlmClient:
         last_error = ""
         for attempt in range(1, self.settings.llm_max_attempts + 1):
             outcome.attempts += 1
+            if self._before_request is not None:
+                self._before_request()
             started = time.perf_counter()
             try:
                 completion = self._client.chat.completions.create(
@@ -291,6 +303,17 @@ class LlmClient:
 
     def _clean(self, text: str) -> str:
         return redact(str(text), self.settings).replace("\x00", "")[:500]
+
+
+def prefect_rate_limit(name: str) -> Callable[[], None]:
+    """A `before_request` hook taking one slot of a Prefect global rate limit per request."""
+
+    def wait() -> None:
+        from prefect.concurrency.sync import rate_limit
+
+        rate_limit(name, occupy=1, strict=True)
+
+    return wait
 
 
 def _retry_after_s(response: Any) -> float | None:

@@ -17,6 +17,8 @@ from tasks.annotation_cost import estimate_enrich
 from tasks.llm import Budget, LlmClient, PriceUnknown
 from tests.enrich_rows import PERU, add_videos, point_at_sandbox
 
+# Tests of the CLI and of Prefect wiring need one backend; the stage's SQL runs on both above.
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 UNFRAMED_ID = (1668988800 << 32) | 77  # a video downloaded but not yet through the frames stage
 
 
@@ -123,6 +125,7 @@ def test_dry_run_estimates_without_asking_and_is_close(rows, db_url, sandbox_env
     assert estimate.total_usd >= result.spent_usd  # expected answers are longer than the sandbox's
 
 
+@SQLITE_ONLY
 def test_unknown_price_stops_the_run_before_any_request(rows, sandbox_env, monkeypatch):
     from flows.enrich import enrich_campaign
 
@@ -146,6 +149,7 @@ def write_campaign(path) -> str:
     return str(path)
 
 
+@SQLITE_ONLY
 def test_cli_dry_run_prints_the_estimate(rows, tmp_path, sandbox_env):
     campaign = write_campaign(tmp_path / "peru.toml")
     out = CliRunner().invoke(
@@ -159,6 +163,7 @@ def test_cli_dry_run_prints_the_estimate(rows, tmp_path, sandbox_env):
     assert bad.exit_code == 2 and "unknown --kind mood" in bad.output
 
 
+@SQLITE_ONLY
 def test_cli_runs_the_prefect_flow(rows, tmp_path, sandbox_env, prefect_harness, db_url):
     campaign = write_campaign(tmp_path / "peru.toml")
     out = CliRunner().invoke(
@@ -168,3 +173,18 @@ def test_cli_runs_the_prefect_flow(rows, tmp_path, sandbox_env, prefect_harness,
     assert "summary (sandbox-vision): 4 done" in out.output
     assert count(db_url, AnnotationKind.summary) == 4
     assert count(db_url, AnnotationKind.description) == 0  # only the kind asked for
+
+
+@SQLITE_ONLY
+def test_flow_takes_prefect_rate_limit_slots(rows, db_url, sandbox_env, prefect_harness):
+    from prefect.client.orchestration import get_client
+
+    from flows.enrich import enrich
+
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name("llm-test-rate", 5, slot_decay_per_second=50)
+    result = enrich(campaign=rows.campaign, kinds=["sentiment"], shared_rate_limit="llm-test-rate")
+    assert result.kinds[0].done == 4
+    with pytest.raises(ValueError, match="llm-missing-limit"):  # fails before any request
+        enrich(campaign=rows.campaign, kinds=["summary"], shared_rate_limit="llm-missing-limit")
+    assert count(db_url, AnnotationKind.summary) == 0

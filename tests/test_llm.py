@@ -225,3 +225,13 @@ def test_image_tokens_follow_openai_examples():
 def test_models_endpoint_lists_the_sandbox_model(client_for):
     client = client_for()
     assert [m.id for m in client._client.models.list()] == ["sandbox-vision"]
+
+
+def test_every_attempt_takes_a_shared_rate_limit_slot(sandbox_env):
+    sandbox_env.state.update_config({"llm": {"error_500": 1.0}})
+    slots: list[int] = []
+    settings = get_settings(llm_model="sandbox-vision", llm_max_attempts=3, llm_backoff_s=0)
+    client = LlmClient(settings, sleep=lambda s: None, before_request=lambda: slots.append(1))
+    outcome = client.annotate(request(), Budget(1.0))
+    client.close()
+    assert len(slots) == outcome.attempts == requests_made(sandbox_env) == 3

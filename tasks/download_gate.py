@@ -58,16 +58,33 @@ class DownloadGate:
         )
 
     def wait(self) -> None:
-        """Block until this worker may send one request; raise GateClosed if the run must stop."""
-        with self._lock:
-            if self.closed_until is not None:
-                raise GateClosed(self.closed_until)
-            now = self._clock()
-            slot = max(now, self._next_slot, self._paused_until)
-            self._next_slot = slot + self.interval
-            self.requests += 1
-        if slot > now:
-            self._sleep(slot - now)
+        """Block until this worker may send one request; raise GateClosed if the run must stop.
+
+        A worker that slept through a pause looks again: the pause may have grown, or the gate
+        closed, while it slept.
+        """
+        while True:
+            with self._lock:
+                if self.closed_until is not None:
+                    raise GateClosed(self.closed_until)
+                now = self._clock()
+                if self._paused_until > now:
+                    delay, slot = self._paused_until - now, None
+                else:
+                    slot = max(now, self._next_slot)
+                    self._next_slot = slot + self.interval
+                    delay = slot - now
+            if delay > 0:
+                self._sleep(delay)
+            if slot is None:
+                continue
+            with self._lock:
+                if self.closed_until is not None:
+                    raise GateClosed(self.closed_until)
+                if self._paused_until > self._clock():
+                    continue  # a throttle came while this worker waited for its slot
+                self.requests += 1
+            break
         if self.also_wait is not None:
             self.also_wait()
 

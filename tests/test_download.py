@@ -25,7 +25,7 @@ from tasks.download import (
     pending_videos,
     video_file,
 )
-from tasks.download_gate import DownloadGate
+from tasks.download_gate import DownloadGate, GateClosed
 from tasks.download_page import video_url
 from tasks.media import probe_media
 from tasks.store_videos import save_campaign, upsert_videos
@@ -135,8 +135,14 @@ def test_every_web_state_gets_its_status(db_url, settings_env, monkeypatch, medi
         name = store(db_url, videos)
         use_sandbox(monkeypatch, sandbox, db_url)
         settings = get_settings()
+        # A file kept from before the video went private must not survive the check.
+        went_private = next(v for v in videos if v.web_state == "private")
+        stale = video_file(settings.resolved_media_dir, went_private.id)
+        stale.parent.mkdir(parents=True)
+        stale.write_bytes(b"kept from an earlier run")
         result = download_pending(settings, name)
         pages = sandbox.state.counters["web_pages"]
+        assert not stale.exists()
 
         assert result.statuses == {v.id: EXPECTED[v.web_state] for v in videos}
         assert result.by_status == {"ok": 3, "private": 5, "removed": 2, "slideshow": 2}
@@ -292,27 +298,39 @@ def test_throttling_pauses_every_worker_instead_of_a_retry_storm(
         assert_media_consistent(settings.resolved_media_dir, sqlite_url)
 
 
-def test_gate_keeps_a_polite_rate_across_threads():
+def test_gate_keeps_a_polite_rate_and_a_shared_pause():
     clock = [0.0]
     slept: list[float] = []
 
     def sleep(seconds: float) -> None:
         slept.append(seconds)
+        clock[0] += seconds
 
     gate = DownloadGate(4.0, 10.0, 3, clock=lambda: clock[0], sleep=sleep)
     for _ in range(5):
         gate.wait()
-    # Five requests at 4/s: slots at 0, .25, .5, .75, 1.0 (nobody sleeps for the first).
-    assert slept == pytest.approx([0.25, 0.5, 0.75, 1.0])
-    until = gate.throttled()
-    assert until is not None and gate.closed_until is None
+    assert slept == pytest.approx([0.25] * 4) and gate.requests == 5  # 4 requests a second
+    gate.throttled()
+    assert gate.closed_until is None
     slept.clear()
     gate.wait()
     assert slept == pytest.approx([10.0])  # everyone waits out the pause
-    gate.throttled()
+    gate.throttled()  # 2 in a row: a 20 s pause
     gate.succeeded()
     gate.throttled()
     assert gate.closed_until is None  # a success in between: not "in a row"
+
+
+def test_gate_closes_on_a_worker_asleep_in_the_pause():
+    clock = [0.0]
+    gate = DownloadGate(100.0, 1.0, 2, clock=lambda: clock[0], sleep=lambda s: None)
+
+    def sleep_while_another_worker_is_throttled(seconds: float) -> None:
+        clock[0] += seconds
+        gate.throttled()  # the other worker's request, sent before the pause, comes back 429
+
+    gate._sleep = sleep_while_another_worker_is_throttled
     gate.throttled()
-    gate.throttled()
-    assert gate.closed_until is not None
+    with pytest.raises(GateClosed):
+        gate.wait()
+    assert gate.requests == 0

@@ -70,6 +70,7 @@ class TruthVideo:
     tiktok: str | None = None
     stance: str | None = None
     sentiment: str | None = None
+    tiktok_differences: dict[str, int] = field(default_factory=dict)
     costs: list[tuple[str, str, int, int, float]] = field(default_factory=list)
 
 
@@ -79,20 +80,22 @@ class Dataset:
     videos: list[TruthVideo]
 
 
-def _tiktok_variant(rng: random.Random, text: str) -> str:
-    """TikTok's transcript of the same speech: other capitals, punctuation, a lost word."""
-    out = []
+def _tiktok_variant(rng: random.Random, text: str) -> tuple[str, dict[str, int]]:
+    """TikTok's transcript of the same speech: other capitals, punctuation, lost words."""
+    out, counts = [], {"capitalisation": 0, "punctuation": 0, "only_in_whisper": 0}
     for word in text.split():
         roll = rng.random()
         if roll < 0.15:
             out.append(word.capitalize())
+            counts["capitalisation"] += 1
         elif roll < 0.25:
             out.append(word + ",")
+            counts["punctuation"] += 1
         elif roll < 0.3:
-            continue
+            counts["only_in_whisper"] += 1
         else:
             out.append(word)
-    return " ".join(out)
+    return " ".join(out), counts
 
 
 def build_dataset(
@@ -137,7 +140,7 @@ def build_dataset(
                 v.whisper = " ".join(rng.choices(WORDS, k=rng.randint(3, 40)))
                 v.whisper_language = rng.choice(["es", "es", "es", "en", "pt"])
                 if rng.random() < 0.45:
-                    v.tiktok = _tiktok_variant(rng, v.whisper)
+                    v.tiktok, v.tiktok_differences = _tiktok_variant(rng, v.whisper)
                 v.stance = rng.choice(["support", "no support", "neutral", None])
                 v.sentiment = rng.choice(["positive", "negative", "neutral"])
             elif rng.random() < 0.1:

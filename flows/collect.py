@@ -88,9 +88,12 @@ def collect_window_task(ctx: CollectContext, window: CollectionWindow) -> Window
     return outcome
 
 
-def run_window_in_prefect(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
+def run_window_in_prefect(
+    ctx: CollectContext, window: CollectionWindow, retry_delay_s: float = 30.0
+) -> WindowOutcome:
     """Run one window as a Prefect task and turn its final state back into an outcome."""
-    state = collect_window_task(ctx, window, return_state=True)
+    window_task = collect_window_task.with_options(retry_delay_seconds=[retry_delay_s])
+    state = window_task(ctx, window, return_state=True)
     if state.is_completed():
         outcome: WindowOutcome = state.result()
         if state.name == "Cached":
@@ -130,13 +133,14 @@ def collect(
             f" ({outcome.note})" if outcome.note else "",
         )
 
+    retry_delay_s = 30.0 * settings.tiktok_retry_wait_scale
     result = collect_campaign(
         settings,
         campaign,
         start_date,
         end_date,
         wait_for_quota=wait_for_quota,
-        run_window=run_window_in_prefect,
+        run_window=lambda ctx, window: run_window_in_prefect(ctx, window, retry_delay_s),
         on_window=log_window,
     )
     if result.end is not None:

@@ -24,7 +24,7 @@ from tasks.annotate import REQUESTED_KINDS, AnnotateResult, annotate_videos, pen
 from tasks.annotate import plan_for as annotation_plan
 from tasks.annotation_cost import CostEstimate, _videos_without_frames, estimate_enrich
 from tasks.frames import FramesResult, extract_frames
-from tasks.llm import Budget, LlmClient, prefect_rate_limit, price_for
+from tasks.llm import Budget, LlmClient, LlmUnavailable, prefect_rate_limit, price_for
 
 FRAMES_BATCH = 500
 
@@ -141,12 +141,24 @@ def extract_campaign_frames(
     return total
 
 
+def _retry_unless_unavailable(task, task_run, state) -> bool:
+    """Retry a batch, except when the server refuses everything (key, model): that needs a fix."""
+    try:
+        state.result()
+    except LlmUnavailable:
+        return False
+    except Exception:  # noqa: BLE001 - any other failure is worth another try
+        return True
+    return True
+
+
 # Retries of a whole batch cover the database going away; the LLM's own faults are retried per
 # request inside, and a batch rerun skips what it already stored.
 @task(
     name="annotate-batch",
     retries=2,
     retry_delay_seconds=[10, 60],
+    retry_condition_fn=_retry_unless_unavailable,
     cache_policy=NO_CACHE,
     task_run_name="annotate-{kind}[{video_ids[0]}..]",
 )

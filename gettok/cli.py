@@ -142,7 +142,7 @@ def enrich_command(
     from flows.enrich import enrich
     from tasks.annotate import REQUESTED_KINDS
     from tasks.annotation_cost import estimate_enrich
-    from tasks.llm import PriceUnknown
+    from tasks.llm import LlmUnavailable, PriceUnknown
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
@@ -160,7 +160,7 @@ def enrich_command(
                        f"budget{'' if estimate.within_budget else ': OVER BUDGET'}")
             return
         result = enrich(campaign=campaign, kinds=kind, budget_usd=budget_usd)
-    except PriceUnknown as exc:
+    except (PriceUnknown, LlmUnavailable) as exc:
         raise fail(str(exc)) from None
     typer.echo(result.summary())
 

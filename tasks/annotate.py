@@ -44,7 +44,7 @@ from models.schema import (
 )
 from models.schema import Campaign as CampaignRow
 from tasks import claims
-from tasks.llm import Budget, ChatRequest, LlmClient, LlmOutcome
+from tasks.llm import Budget, ChatRequest, LlmClient, LlmOutcome, LlmUnavailable
 from tasks.prompts import PromptTemplate, load_prompt
 
 log = logging.getLogger(__name__)
@@ -343,6 +343,8 @@ def _ask(
     frames = frames_for(plan, inputs, settings)
     try:
         return client.annotate(request, budget), frames
+    except LlmUnavailable:
+        raise  # not this video's fault: stops the batch and the run
     except Exception as exc:  # noqa: BLE001 - one video's surprise must not sink its batch
         log.exception("annotating video %s with %s failed", inputs.video_id, plan.kind.value)
         error = f"{type(exc).__name__}: {redact(str(exc), settings)}"[:500]

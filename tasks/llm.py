@@ -154,6 +154,11 @@ class LlmOutcome(BaseModel):
         return self.status is None
 
 
+class LlmUnavailable(RuntimeError):
+    """The server refuses every request (bad key, no access, unknown model): stop the run
+    instead of recording the same failure against every video."""
+
+
 class GaveUp(Exception):
     """Every attempt met a 429, a 5xx, a timeout or a dropped connection."""
 
@@ -202,6 +207,15 @@ class LlmClient:
             except GaveUp as exc:
                 outcome.status, outcome.error = AnnotationStatus.failed, str(exc)
                 return outcome
+            except (
+                openai.AuthenticationError,
+                openai.PermissionDeniedError,
+                openai.NotFoundError,
+            ) as exc:
+                raise LlmUnavailable(
+                    f"{self._server()} answered HTTP {exc.status_code} for model "
+                    f"{request.model!r}: {self._clean(exc.message)}"
+                ) from None
             except openai.APIStatusError as exc:  # 4xx other than 429: retrying cannot help
                 outcome.status = AnnotationStatus.failed
                 outcome.error = f"HTTP {exc.status_code}: {self._clean(exc.message)}"
@@ -300,6 +314,9 @@ class LlmClient:
     def _backoff_s(self, attempt: int) -> float:
         base = self.settings.llm_backoff_s * 2 ** (attempt - 1)
         return base * self._rng.uniform(0.5, 1.0)
+
+    def _server(self) -> str:
+        return self.settings.openai_base_url or "api.openai.com"
 
     def _clean(self, text: str) -> str:
         return redact(str(text), self.settings).replace("\x00", "")[:500]

@@ -188,3 +188,16 @@ def test_flow_takes_prefect_rate_limit_slots(rows, db_url, sandbox_env, prefect_
     with pytest.raises(ValueError, match="llm-missing-limit"):  # fails before any request
         enrich(campaign=rows.campaign, kinds=["summary"], shared_rate_limit="llm-missing-limit")
     assert count(db_url, AnnotationKind.summary) == 0
+
+
+@SQLITE_ONLY
+def test_wrong_model_stops_the_run_with_a_clear_error(
+    rows, db_url, sandbox_env, monkeypatch, tmp_path, prefect_harness
+):
+    monkeypatch.setenv("GETTOK_LLM_SUMMARY_MODEL", "gpt-4o-mini")  # priced, but not served
+    monkeypatch.setenv("GETTOK_LLM_PRICES", '{"gpt-4o-mini": [0.15, 0.6]}')
+    campaign = write_campaign(tmp_path / "peru.toml")
+    out = CliRunner().invoke(app, ["enrich", "--campaign", campaign, "--kind", "summary"])
+    assert out.exit_code == 2 and "HTTP 404 for model 'gpt-4o-mini'" in out.output
+    assert "GETTOK_LLM_MODEL=sandbox-vision" in out.output
+    assert count(db_url, AnnotationKind.summary) == 0  # no failure recorded against the videos

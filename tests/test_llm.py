@@ -4,6 +4,7 @@ answers per kind, every fault, costs, the budget, and the token estimates."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import cv2
 import numpy as np
@@ -13,7 +14,15 @@ from pydantic import field_validator
 from gettok.settings import get_settings
 from models.annotations import Description, SentimentAnswer, Summary, stance_model
 from models.schema import AnnotationStatus
-from tasks.llm import Budget, ChatRequest, LlmClient, PriceUnknown, cost_usd, image_tokens
+from tasks.llm import (
+    Budget,
+    ChatRequest,
+    LlmClient,
+    LlmUnavailable,
+    PriceUnknown,
+    cost_usd,
+    image_tokens,
+)
 
 LABELS = ("support", "no support", "neutral")
 TARGET = "Target: Pedro Castillo as President of Peru\n"
@@ -235,3 +244,11 @@ def test_every_attempt_takes_a_shared_rate_limit_slot(sandbox_env):
     outcome = client.annotate(request(), Budget(1.0))
     client.close()
     assert len(slots) == outcome.attempts == requests_made(sandbox_env) == 3
+
+
+def test_a_server_refusing_everything_stops_instead_of_failing_each_video(client_for, sandbox_env):
+    client = client_for(llm_prices={"gpt-4o-mini": (0.15, 0.6)})
+    wrong_model = dataclasses.replace(request(), model="gpt-4o-mini")
+    with pytest.raises(LlmUnavailable, match="HTTP 404 for model 'gpt-4o-mini'"):
+        client.annotate(wrong_model, Budget(1.0))
+    assert requests_made(sandbox_env) == 1

@@ -114,14 +114,21 @@ def build_router(state) -> APIRouter:
 
     @router.post("/v1/chat/completions")
     async def chat_completions(request: Request):
+        _count(state, "llm_requests")
         if not request.headers.get("authorization", "").startswith("Bearer "):
-            return _error(401, "missing API key", "invalid_request_error")
+            return _error(401, "missing API key", "invalid_api_key")
         try:
             body = await request.json()
             parts = _parts(body["messages"])
         except (ValueError, KeyError, TypeError) as exc:
             return _error(400, f"{MARK} malformed request: {exc}", "invalid_request_error")
-        _count(state, "llm_requests")
+        if body.get("model") != MODEL:  # as a real server does: a wrong name is a config error
+            return _error(
+                404,
+                f"{MARK} the model {body.get('model')!r} does not exist: the sandbox serves "
+                f"{MODEL!r} (set GETTOK_LLM_MODEL={MODEL})",
+                "model_not_found",
+            )
 
         faults = state.config.llm
         if state.chance(faults.rate_limit_429):

@@ -19,13 +19,12 @@ from prefect.artifacts import create_table_artifact
 from gettok.settings import get_settings
 from models.campaign import Campaign, load_campaign
 from models.schema import DownloadStatus, utcnow
-from tasks.download import (
+from tasks.download import download_batch, remove_stale_partials
+from tasks.download_records import (
     DownloadResult,
-    download_batch,
     global_backoff_until,
     pending_videos,
     release_dead_claims,
-    remove_stale_partials,
     transient_due,
 )
 

@@ -16,8 +16,7 @@ import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -27,30 +26,25 @@ import numpy as np
 import requests
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, computed_field
-from sqlalchemy import and_, delete, func, or_, select
-from sqlalchemy.exc import IntegrityError
 
-from gettok import db
 from gettok.settings import Settings
-from models.schema import (
-    Campaign,
-    CampaignVideo,
-    Download,
-    DownloadStatus,
-    Video,
-    WorkClaim,
-    utcnow,
-)
+from models.schema import DownloadStatus, utcnow
 from tasks import claims
 from tasks.download_gate import DownloadGate, GateClosed, prefect_rate_limit
 from tasks.download_page import PageFailure, VideoPage, read_page, video_url
-from tasks.media import MediaInfo, MediaProblem, probe_media, save_media_info
+from tasks.download_records import (
+    STAGE,
+    DownloadResult,
+    Outcome,
+    global_backoff_until,
+    pending_videos,
+    process_alive,
+    record_outcome,
+    release_dead_claims,
+    still_pending,
+)
+from tasks.media import MediaProblem, probe_media
 
-STAGE = "download"
-DONE = (DownloadStatus.ok, DownloadStatus.slideshow)
-# Decided by TikTok, not by luck: asked again only with --retry-failed.
-FINAL_FAILURES = (DownloadStatus.invalid, DownloadStatus.private, DownloadStatus.removed)
 MAX_MEDIA_BYTES = 2 * 1024**3
 USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -58,83 +52,6 @@ USER_AGENT = (
 )
 # One retry policy for the batch task: only the database can fail it (videos never do).
 DATABASE_RETRIES = {"retries": 2, "retry_delay_seconds": [10, 60]}
-
-
-class DownloadResult(BaseModel):
-    """What one run did: the status each attempted video ended with, and what it put off."""
-
-    statuses: dict[int, DownloadStatus] = {}
-    deferred: list[int] = []  # not asked: the run was throttled (global back-off)
-    busy: int = 0  # claimed by another worker at the time
-    blocked_until: datetime | None = None
-    requests: int = 0
-    seconds: float = 0.0
-
-    @computed_field
-    @property
-    def done(self) -> int:
-        return sum(s in DONE for s in self.statuses.values())
-
-    @computed_field
-    @property
-    def failed(self) -> int:
-        return len(self.statuses) - self.done
-
-    @computed_field
-    @property
-    def skipped(self) -> int:
-        return len(self.deferred)
-
-    @computed_field
-    @property
-    def by_status(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for status in self.statuses.values():
-            counts[status.value] = counts.get(status.value, 0) + 1
-        return dict(sorted(counts.items()))
-
-    def summary(self) -> str:
-        counts = ", ".join(f"{n} {s}" for s, n in self.by_status.items()) or "nothing asked"
-        text = f"{self.done} downloaded of {len(self.statuses)} ({counts})"
-        if self.deferred:
-            until = (
-                f" until {self.blocked_until:%Y-%m-%d %H:%M:%S} UTC" if self.blocked_until else ""
-            )
-            text += f"; {self.skipped} put off (throttled{until})"
-        if self.busy:
-            text += f"; {self.busy} held by other workers"
-        return text
-
-    def merge(self, other: DownloadResult) -> DownloadResult:
-        """This run followed by `other` (a later round or batch): the later status wins."""
-        statuses = {**self.statuses, **other.statuses}
-        deferred = [i for i in dict.fromkeys(self.deferred + other.deferred) if i not in statuses]
-        until = max((t for t in (self.blocked_until, other.blocked_until) if t), default=None)
-        return DownloadResult(
-            statuses=statuses,
-            deferred=deferred,
-            blocked_until=until,
-            busy=self.busy + other.busy,
-            requests=self.requests + other.requests,
-            seconds=self.seconds + other.seconds,
-        )
-
-
-@dataclass
-class Outcome:
-    """One video's download, ready to record."""
-
-    video_id: int
-    status: DownloadStatus
-    tries: int = 1
-    error: str | None = None
-    next_attempt_at: datetime | None = None
-    path: str | None = None
-    bytes: int | None = None
-    sha256: str | None = None
-    image_paths: list[str] = field(default_factory=list)
-    audio_path: str | None = None
-    media_info: MediaInfo | None = None
 
 
 class InvalidMedia(Exception):
@@ -170,45 +87,11 @@ def remove_stale_partials(media_dir: Path) -> int:
         parts = entry.name.split(".")
         if len(parts) < 4 or parts[1] != host or not parts[2].isdigit():
             continue
-        if _process_alive(int(parts[2])):
+        if process_alive(int(parts[2])):
             continue
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
         removed += 1
     return removed
-
-
-def release_dead_claims(url: str) -> int:
-    """Drop download claims held by dead processes of this host, so a rerun after kill -9 can
-    take their videos at once instead of waiting for the lease to expire."""
-    prefix = f"{socket.gethostname()}:"
-    with db.session_scope(url) as session:
-        workers = session.scalars(
-            select(WorkClaim.worker)
-            .where(WorkClaim.stage == STAGE, WorkClaim.worker.startswith(prefix))
-            .distinct()
-        ).all()
-        dead = [
-            w
-            for w in workers
-            if w[len(prefix) :].isdigit() and not _process_alive(int(w[len(prefix) :]))
-        ]
-        if dead:
-            session.execute(
-                delete(WorkClaim).where(WorkClaim.stage == STAGE, WorkClaim.worker.in_(dead))
-            )
-    return len(dead)
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --- one video ---
@@ -252,6 +135,8 @@ class Downloader:
                 return self._save_slideshow(video_id, page)
             return self._save_video(video_id, page)
         except PageFailure as failure:
+            if failure.status != DownloadStatus.blocked:
+                self.gate.succeeded()  # an answer, if not the one hoped for: not throttled
             return self._failed(video_id, failure.status, failure.reason)
         except InvalidMedia as exc:
             return self._failed(video_id, DownloadStatus.invalid, str(exc))
@@ -383,111 +268,6 @@ def _check_audio(path: Path, content_type: str) -> None:
             next(container.decode(audio=0))
     except (av.FFmpegError, StopIteration, ValueError) as exc:
         raise InvalidMedia(f"slideshow sound does not decode [{content_type}]: {exc}") from None
-
-
-# --- the database ---
-
-
-def record_outcome(url: str, outcome: Outcome) -> None:
-    """Write a video's status (after its file is in place), adding this run's tries."""
-    for retry in range(2):
-        try:
-            with db.session_scope(url) as session:
-                row = session.get(Download, outcome.video_id)
-                if row is None:
-                    row = Download(video_id=outcome.video_id, attempts=0)
-                    session.add(row)
-                row.status = outcome.status
-                row.attempts = (row.attempts or 0) + outcome.tries
-                row.last_error = outcome.error
-                row.next_attempt_at = outcome.next_attempt_at
-                row.is_slideshow = outcome.status == DownloadStatus.slideshow
-                row.path, row.bytes, row.sha256 = outcome.path, outcome.bytes, outcome.sha256
-                row.image_paths = outcome.image_paths or None
-                row.audio_path = outcome.audio_path
-                if outcome.media_info is not None:
-                    save_media_info(session, outcome.video_id, outcome.media_info)
-            return
-        except IntegrityError:  # another worker inserted the row first: update it instead
-            if retry:
-                raise
-
-
-def _askable(retry_failed: bool):
-    """Videos worth asking for now: never tried, or failed in a way that can still succeed."""
-    due = or_(Download.next_attempt_at.is_(None), Download.next_attempt_at <= utcnow())
-    askable = [
-        Download.video_id.is_(None),
-        and_(Download.status.in_([DownloadStatus.transient, DownloadStatus.blocked]), due),
-    ]
-    if retry_failed:
-        askable.append(Download.status.in_(FINAL_FAILURES))
-    return or_(*askable)
-
-
-def still_pending(url: str, video_ids: list[int], retry_failed: bool = False) -> set[int]:
-    """Which of `video_ids` are still worth asking for (another worker may have done them)."""
-    found: set[int] = set()
-    with db.session_scope(url) as session:
-        for start in range(0, len(video_ids), 500):
-            chunk = video_ids[start : start + 500]
-            found.update(
-                session.scalars(
-                    select(Video.id)
-                    .outerjoin(Download, Download.video_id == Video.id)
-                    .where(Video.id.in_(chunk), Video.pruned_at.is_(None), _askable(retry_failed))
-                )
-            )
-    return found
-
-
-def pending_videos(
-    url: str,
-    campaign_name: str | None = None,
-    *,
-    retry_failed: bool = False,
-    limit: int | None = None,
-) -> list[tuple[int, str | None]]:
-    """(id, username) of the videos a run should ask for now, first collected first."""
-    stmt = (
-        select(Video.id, Video.username)
-        .outerjoin(Download, Download.video_id == Video.id)
-        .where(Video.pruned_at.is_(None), _askable(retry_failed))
-    )
-    if campaign_name is not None:
-        stmt = (
-            stmt.join(CampaignVideo, CampaignVideo.video_id == Video.id)
-            .join(Campaign, Campaign.id == CampaignVideo.campaign_id)
-            .where(Campaign.name == campaign_name)
-            .order_by(CampaignVideo.first_seen_at, Video.id)
-        )
-    else:
-        stmt = stmt.order_by(Video.first_seen_at, Video.id)
-    with db.session_scope(url) as session:
-        return [(i, u) for i, u in session.execute(stmt.limit(limit))]
-
-
-def transient_due(url: str, campaign_name: str) -> datetime | None:
-    """When every dropped connection of the campaign so far may be asked for again."""
-    stmt = (
-        select(func.max(Download.next_attempt_at))
-        .join(CampaignVideo, CampaignVideo.video_id == Download.video_id)
-        .join(Campaign, Campaign.id == CampaignVideo.campaign_id)
-        .where(Campaign.name == campaign_name, Download.status == DownloadStatus.transient)
-    )
-    with db.session_scope(url) as session:
-        return session.scalar(stmt)
-
-
-def global_backoff_until(url: str) -> datetime | None:
-    """The end of the current back-off, if the last throttle is still recent: then ask nothing."""
-    with db.session_scope(url) as session:
-        until = session.scalar(
-            select(func.max(Download.next_attempt_at)).where(
-                Download.status == DownloadStatus.blocked
-            )
-        )
-    return until if until is not None and until > utcnow() else None
 
 
 # --- a batch ---

@@ -19,14 +19,10 @@ from gettok.settings import get_settings
 from models.api import ResearchVideo
 from models.campaign import load_campaign
 from models.schema import CampaignVideo, Download, DownloadStatus, MediaInfo, utcnow
-from tasks.download import (
-    download_pending,
-    partial_dir,
-    pending_videos,
-    video_file,
-)
+from tasks.download import download_pending, partial_dir, video_file
 from tasks.download_gate import DownloadGate, GateClosed
 from tasks.download_page import video_url
+from tasks.download_records import pending_videos
 from tasks.media import probe_media
 from tasks.store_videos import save_campaign, upsert_videos
 

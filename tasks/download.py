@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import shutil
 import socket
@@ -45,6 +46,7 @@ from tasks.download_records import (
 )
 from tasks.media import MediaProblem, probe_media
 
+logger = logging.getLogger(__name__)
 MAX_MEDIA_BYTES = 2 * 1024**3
 USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -146,6 +148,12 @@ class Downloader:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
                 raise  # the disk, not the video: stop the batch
             return self._failed(video_id, DownloadStatus.transient, f"{type(exc).__name__}: {exc}")
+        except GateClosed:
+            raise
+        except Exception as exc:  # a page shaped in a way nobody foresaw: one video, not the batch
+            logger.exception("video %s: unexpected error", video_id)
+            error = f"unexpected {type(exc).__name__}: {exc}"
+            return self._failed(video_id, DownloadStatus.transient, error)
 
     def _failed(self, video_id: int, status: DownloadStatus, error: str) -> Outcome:
         next_attempt_at = None

@@ -134,36 +134,44 @@ def classify_page(
         raise PageFailure(DownloadStatus.transient, f"HTTP {response.status_code}")
     if data is None:
         raise PageFailure(DownloadStatus.transient, "page without embedded data")
-    try:
-        detail = data["__DEFAULT_SCOPE__"]["webapp.video-detail"]
-    except (KeyError, TypeError):
-        raise PageFailure(DownloadStatus.transient, "page without webapp.video-detail") from None
+    detail = _dict(_dict(data).get("__DEFAULT_SCOPE__")).get("webapp.video-detail")
+    if not isinstance(detail, dict):
+        raise PageFailure(DownloadStatus.transient, "page without webapp.video-detail")
     code = detail.get("statusCode", 0)
     if code in REMOVED_CODES:
         raise PageFailure(DownloadStatus.removed, f"statusCode {code}: {REMOVED_CODES[code]}")
     if code in PRIVATE_CODES:
         raise PageFailure(DownloadStatus.private, f"statusCode {code}: {PRIVATE_CODES[code]}")
-    item = (detail.get("itemInfo") or {}).get("itemStruct")
+    item = _dict(detail.get("itemInfo")).get("itemStruct")
     if code or not isinstance(item, dict):
         raise PageFailure(DownloadStatus.transient, f"statusCode {code}: {detail.get('statusMsg')}")
-    if item.get("privateItem") or (item.get("author") or {}).get("privateAccount"):
+    if item.get("privateItem") or _dict(item.get("author")).get("privateAccount"):
         raise PageFailure(DownloadStatus.private, "privateItem")
     page = VideoPage(url=url, item=item, cookies=cookies)
-    images = (item.get("imagePost") or {}).get("images") or []
-    if images:
-        page.image_addresses = [_first_url(image.get("imageURL")) for image in images]
+    images = _dict(item.get("imagePost")).get("images")
+    if isinstance(images, list) and images:
+        page.image_addresses = [_first_url(_dict(image).get("imageURL")) for image in images]
         if not all(page.image_addresses):
             raise PageFailure(DownloadStatus.invalid, "slideshow image without an address")
-        page.audio_address = (item.get("music") or {}).get("playUrl") or None
+        page.audio_address = _url(_dict(item.get("music")).get("playUrl"))
         return page
-    video = item.get("video") or {}
+    video = _dict(item.get("video"))
     # Pyktok's order: playAddr, then downloadAddr (the latter is watermarked on the live site).
-    page.video_address = video.get("playAddr") or video.get("downloadAddr") or None
+    page.video_address = _url(video.get("playAddr")) or _url(video.get("downloadAddr"))
     if not page.video_address:
         raise PageFailure(DownloadStatus.invalid, "no media address in the page")
     return page
 
 
-def _first_url(image_url: dict | None) -> str | None:
-    urls = (image_url or {}).get("urlList") or []
-    return urls[0] if urls else None
+def _dict(value: Any) -> dict:
+    """The live JSON changes shape now and then: anything but an object reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def _url(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _first_url(image_url: dict) -> str | None:
+    urls = image_url.get("urlList")
+    return _url(urls[0]) if isinstance(urls, list) and urls else None

@@ -312,7 +312,8 @@ def download_videos(
     started, url = time.monotonic(), settings.resolved_database_url
     gate = gate or shared_gate(settings)
     requests_before = gate.requests
-    held = claims.claim(url, STAGE, [i for i, _ in videos])
+    lease_s = max(3600.0, 30.0 * len(videos) / settings.download_concurrency)
+    held = claims.claim(url, STAGE, [i for i, _ in videos], lease_s=lease_s)
     # Claimed, then checked: a worker that finished one of these just before our claim wins.
     todo = still_pending(url, held, retry_failed)
     mine = [(i, u) for i, u in videos if i in todo]

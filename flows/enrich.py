@@ -20,7 +20,13 @@ from pydantic import BaseModel, Field
 from gettok import db
 from gettok.settings import Settings, get_settings
 from models.campaign import Campaign, load_campaign
-from tasks.annotate import REQUESTED_KINDS, AnnotateResult, annotate_videos, pending_video_ids
+from tasks.annotate import (
+    REQUESTED_KINDS,
+    AnnotateResult,
+    annotate_videos,
+    pending_video_ids,
+    release_dead_claims,
+)
 from tasks.annotate import plan_for as annotation_plan
 from tasks.annotation_cost import CostEstimate, _videos_without_frames, estimate_enrich
 from tasks.frames import FramesResult, extract_frames
@@ -83,6 +89,7 @@ def enrich_campaign(
         result.frames = extract_campaign_frames(url, settings, campaign, run_frames)
         log.info("frames: %s", result.frames.model_dump(exclude={"failures"}))
     plans = [p for k in kinds or REQUESTED_KINDS if (p := annotation_plan(k, campaign, settings))]
+    release_dead_claims(url)
     for plan in plans:
         price_for(settings, plan.model)  # an unknown price stops the run before any request
     hook = prefect_rate_limit(shared_rate_limit) if shared_rate_limit else None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
+import socket
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
-from sqlalchemy import exists, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,6 +42,7 @@ from models.schema import (
     Frame,
     Transcript,
     Video,
+    WorkClaim,
     utcnow,
 )
 from models.schema import Campaign as CampaignRow
@@ -175,6 +178,38 @@ def pending_video_ids(
     else:
         query = query.where(_has_transcript_text())
     return list(session.scalars(query.order_by(CampaignVideo.video_id)))
+
+
+def release_dead_claims(database_url: str) -> int:
+    """Drop annotation claims held by dead processes of this host, so that a rerun after kill -9
+    takes their videos at once instead of waiting for the lease to run out."""
+    prefix = f"{socket.gethostname()}:"
+    with db.session_scope(database_url) as session:
+        held = session.execute(
+            select(WorkClaim.stage, WorkClaim.worker).where(
+                WorkClaim.stage.startswith("annotate:"), WorkClaim.worker.startswith(prefix)
+            )
+        ).all()
+        dead = {
+            w for _s, w in held if w[len(prefix) :].isdigit() and not _alive(int(w[len(prefix) :]))
+        }
+        if dead:
+            session.execute(
+                delete(WorkClaim).where(
+                    WorkClaim.stage.startswith("annotate:"), WorkClaim.worker.in_(dead)
+                )
+            )
+    return len(dead)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 # --- inputs and requests ---------------------------------------------------------------------

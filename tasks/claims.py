@@ -25,8 +25,14 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def claim(url: str, stage: str, video_ids: Iterable[int], *, lease_s: float = 3600,
-          worker: str | None = None) -> list[int]:
+def claim(
+    url: str,
+    stage: str,
+    video_ids: Iterable[int],
+    *,
+    lease_s: float = 3600,
+    worker: str | None = None,
+) -> list[int]:
     """Claim what nobody holds (or whose lease expired); return the ids this worker now holds."""
     worker = worker or worker_name()
     ids = list(dict.fromkeys(video_ids))
@@ -34,17 +40,30 @@ def claim(url: str, stage: str, video_ids: Iterable[int], *, lease_s: float = 36
         return []
     now = utcnow()
     engine = db.get_engine(url)
-    insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(WorkClaim)
+    insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(
+        WorkClaim
+    )
     with db.session_scope(url) as session:
-        session.execute(delete(WorkClaim).where(WorkClaim.stage == stage, WorkClaim.expires_at < now))
+        session.execute(
+            delete(WorkClaim).where(WorkClaim.stage == stage, WorkClaim.expires_at < now)
+        )
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            rows = [{"stage": stage, "video_id": i, "worker": worker, "claimed_at": now,
-                     "expires_at": now + timedelta(seconds=lease_s)} for i in chunk]
+            rows = [
+                {
+                    "stage": stage,
+                    "video_id": i,
+                    "worker": worker,
+                    "claimed_at": now,
+                    "expires_at": now + timedelta(seconds=lease_s),
+                }
+                for i in chunk
+            ]
             session.execute(insert.values(rows).on_conflict_do_nothing())
         held = session.scalars(
-            select(WorkClaim.video_id).where(WorkClaim.stage == stage, WorkClaim.worker == worker,
-                                             WorkClaim.video_id.in_(ids))
+            select(WorkClaim.video_id).where(
+                WorkClaim.stage == stage, WorkClaim.worker == worker, WorkClaim.video_id.in_(ids)
+            )
         )
         held = set(held)
     return [i for i in ids if i in held]
@@ -56,6 +75,10 @@ def release(url: str, stage: str, video_ids: Iterable[int], *, worker: str | Non
     ids = list(video_ids)
     with db.session_scope(url) as session:
         for start in range(0, len(ids), 500):
-            session.execute(delete(WorkClaim).where(
-                WorkClaim.stage == stage, WorkClaim.worker == worker,
-                WorkClaim.video_id.in_(ids[start : start + 500])))
+            session.execute(
+                delete(WorkClaim).where(
+                    WorkClaim.stage == stage,
+                    WorkClaim.worker == worker,
+                    WorkClaim.video_id.in_(ids[start : start + 500]),
+                )
+            )

@@ -21,35 +21,11 @@ from tasks.export import campaign_id, campaign_records, export_frame
 
 # Hashtags that tag the feed, not the topic (the Ecuador study excluded fyp, parati, foryou).
 GENERIC_HASHTAGS = frozenset(
-    {
-        "fyp",
-        "fy",
-        "fypシ",
-        "fypage",
-        "fyppage",
-        "foryou",
-        "foryoupage",
-        "foru",
-        "4u",
-        "4you",
-        "parati",
-        "paratii",
-        "paratipage",
-        "paratodos",
-        "viral",
-        "viralvideo",
-        "viraltiktok",
-        "tiktok",
-        "tiktokviral",
-        "trending",
-        "trend",
-        "xyzbca",
-        "capcut",
-        "explore",
-        "explorepage",
-        "duet",
-        "stitch",
-    }
+    """
+    fyp fy fypシ fypage fyppage foryou foryoupage foryourpage foru 4u 4you parati paratii
+    paratipage paratodos viral viralvideo viraltiktok tiktok tiktokviral trending trend tendencia
+    tendencias xyzbca xyzcba capcut explore explorepage duet stitch
+    """.split()
 )
 NO_LABEL = "(none)"
 
@@ -143,7 +119,12 @@ def daily_volume(df: pl.DataFrame) -> pl.DataFrame:
 
 def transcript_coverage(df: pl.DataFrame) -> pl.DataFrame:
     """Per day, the share of videos with a Whisper transcript, TikTok's, both, and neither."""
-    whisper = (pl.col("whisper_status") == "ok").fill_null(False)
+    # An empty Whisper transcript (music, silence) is kept in the data but is not a transcript.
+    whisper = (
+        (pl.col("whisper_status") == "ok")
+        & ~pl.col("whisper_is_empty").fill_null(False)
+        & (pl.col("whisper_transcript").str.strip_chars().str.len_chars() > 0)
+    ).fill_null(False)
     tiktok = (pl.col("tiktok_transcript").str.strip_chars().str.len_chars() > 0).fill_null(False)
     return (
         df.drop_nulls("create_date")
@@ -194,9 +175,11 @@ def download_status_counts(df: pl.DataFrame) -> list[tuple[str, int]]:
 
 
 def transcript_pairs(df: pl.DataFrame) -> list[tuple[str, str]]:
+    """(Whisper, TikTok) transcripts of the videos that have both, non-empty."""
     both = df.filter(
         (pl.col("whisper_status") == "ok")
-        & pl.col("whisper_transcript").is_not_null()
+        & ~pl.col("whisper_is_empty").fill_null(False)
+        & (pl.col("whisper_transcript").str.strip_chars().str.len_chars() > 0)
         & (pl.col("tiktok_transcript").str.strip_chars().str.len_chars() > 0)
     )
     return list(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from datetime import date
 from pathlib import Path
 
 import matplotlib
@@ -47,9 +49,12 @@ def _empty(ax, message: str = "no data yet") -> None:
     ax.set_yticks([])
 
 
-def _dates(ax) -> None:
-    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=10))
+def _dates(ax, days: list[date]) -> None:
+    """Whole days only, at most ~10 labels, a little room on both sides."""
+    span = (max(days) - min(days)).days + 1
+    ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, math.ceil(span / 10))))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%Y"))
+    ax.set_xlim(mdates.date2num(min(days)) - 0.6, mdates.date2num(max(days)) + 0.6)
 
 
 def _style(ax) -> None:
@@ -112,7 +117,7 @@ def daily_volume_figure(daily: pl.DataFrame, path: Path) -> Path:
     bottom.set_ylabel("engagement (log scale)")
     bottom.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     _style(bottom)
-    _dates(bottom)
+    _dates(bottom, days)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -137,7 +142,7 @@ def coverage_figure(coverage: pl.DataFrame, path: Path) -> Path:
     ax.set_title("Transcript coverage by source")
     ax.legend(fontsize=8, frameon=False, ncols=3, loc="upper left", bbox_to_anchor=(0, -0.12))
     _style(ax)
-    _dates(ax)
+    _dates(ax, days)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -211,7 +216,7 @@ def labels_figure(per_day: pl.DataFrame, title: str, path: Path) -> Path:
         bbox_to_anchor=(1.01, 1),
     )
     ax.spines[["top", "right"]].set_visible(False)
-    _dates(ax)
+    _dates(ax, days)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -57,7 +57,6 @@ from tasks.research_api import (
 from tasks.store_videos import (
     checkpoint_window,
     ensure_window,
-    requests_for_window,
     save_campaign,
     store_page,
 )
@@ -172,7 +171,12 @@ def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutco
             .where(WindowRow.id == window_id)
             .values(status=WindowStatus.running, started_at=sighting_at, updated_at=utcnow())
         )
-        requests_before = requests_for_window(session, window_id)
+        requests_before = row.requests
+    reserved_before = ctx.client.ledger.reserved[window_id]
+
+    def requests_made() -> int:
+        """This pass's requests (the ledger rows themselves stay the authority on the budget)."""
+        return ctx.client.ledger.reserved[window_id] - reserved_before
 
     start_date, end_date = window.request_dates()
     body = ctx.campaign.api_request_body(window.start, window.end)
@@ -183,9 +187,14 @@ def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutco
     def finish(status: OutcomeStatus, note: str | None, **checkpoint) -> WindowOutcome:
         with session_scope(ctx.database_url) as session:
             checkpoint_window(
-                session, window_id, status=WindowStatus(status), last_error=note, **checkpoint
+                session,
+                window_id,
+                status=WindowStatus(status),
+                last_error=note,
+                requests=requests_before + requests_made(),
+                **checkpoint,
             )
-            outcome.requests = requests_for_window(session, window_id) - requests_before
+        outcome.requests = requests_made()
         outcome.status, outcome.note = status, note
         return outcome
 
@@ -231,7 +240,11 @@ def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutco
             log.warning("window %s: skipped invalid records: %s", window, "; ".join(page.invalid))
         search_id = page.search_id or search_id
         with session_scope(ctx.database_url) as session:
-            checkpoint = {"cursor": page.cursor, "search_id": search_id}
+            checkpoint = {
+                "cursor": page.cursor,
+                "search_id": search_id,
+                "requests": requests_before + requests_made(),
+            }
             stored = store_page(
                 session,
                 campaign_id=ctx.campaign_id,

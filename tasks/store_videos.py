@@ -8,26 +8,27 @@ in flight, never a page whose cursor was already saved.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.api import ResearchVideo
 from models.campaign import Campaign
+from models.schema import Campaign as CampaignRow
 from models.schema import (
-    ApiRequest,
     CampaignVideo,
     CollectionWindow,
     EngagementSnapshot,
     Video,
     utcnow,
 )
-from models.schema import Campaign as CampaignRow
 from tasks.windows import CollectionWindow as DateWindow
 
 # Columns filled straight from the API record (same names).
@@ -68,6 +69,28 @@ class StoredPage(BaseModel):
 def _insert(session: Session, table):
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _upsert_rows(
+    session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    conflict: list[str],
+    update: Sequence[str] = (),
+    returning: str | None = None,
+) -> list[tuple]:
+    """INSERT rows ... ON CONFLICT (`conflict`) DO UPDATE `update` (or DO NOTHING), executemany."""
+    stmt = _insert(session, table)
+    if update:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=conflict, set_={c: stmt.excluded[c] for c in update}
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=conflict)
+    if returning:
+        return list(session.connection().execute(stmt.returning(table.c[returning]), rows))
+    session.connection().execute(stmt, rows)
+    return []
 
 
 def save_campaign(session: Session, campaign: Campaign) -> int:
@@ -159,11 +182,7 @@ def upsert_videos(
     rows = [video_row(v, r, seen_at) for v, r in zip(videos, raws, strict=True)]
     ids = [row["id"] for row in rows]
     known = len(session.scalars(select(Video.id).where(Video.id.in_(ids))).all())
-    stmt = _insert(session, Video)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Video.id], set_={c: stmt.excluded[c] for c in VIDEO_UPDATE_COLUMNS}
-    )
-    session.execute(stmt, rows)
+    _upsert_rows(session, Video.__table__, rows, ["id"], VIDEO_UPDATE_COLUMNS)
     return len(rows) - known
 
 
@@ -177,11 +196,8 @@ def record_sightings(
         {"video_id": v.id, "collected_at": sighting_at, **{c: getattr(v, c) for c in COUNT_COLUMNS}}
         for v in videos
     ]
-    stmt = _insert(session, EngagementSnapshot).on_conflict_do_nothing(
-        index_elements=[EngagementSnapshot.video_id, EngagementSnapshot.collected_at]
-    )
-    inserted = session.execute(stmt.returning(EngagementSnapshot.video_id), rows)
-    return len(inserted.all())
+    table = EngagementSnapshot.__table__
+    return len(_upsert_rows(session, table, rows, ["video_id", "collected_at"], (), "video_id"))
 
 
 def add_members(
@@ -198,22 +214,11 @@ def add_members(
         }
         for i in video_ids
     ]
-    stmt = _insert(session, CampaignVideo).on_conflict_do_nothing(
-        index_elements=[CampaignVideo.campaign_id, CampaignVideo.video_id]
-    )
-    session.execute(stmt, rows)
-
-
-def requests_for_window(session: Session, window_id: int) -> int:
-    """Requests the ledger holds for a window (the truth even after a crash between pages)."""
-    return session.scalar(
-        select(func.count()).select_from(ApiRequest).where(ApiRequest.window_id == window_id)
-    )
+    _upsert_rows(session, CampaignVideo.__table__, rows, ["campaign_id", "video_id"])
 
 
 def checkpoint_window(session: Session, window_id: int, **values: Any) -> None:
-    """Update a window's status, cursor, search_id...; requests are recounted from the ledger."""
-    values["requests"] = requests_for_window(session, window_id)
+    """Update a window's status, cursor, search_id, counters or error."""
     values["updated_at"] = utcnow()
     session.execute(update(CollectionWindow).where(CollectionWindow.id == window_id).values(values))
 
@@ -230,16 +235,115 @@ def store_page(
 ) -> StoredPage:
     """Store one page and, in the same (the caller's) transaction, move the window's checkpoint.
 
-    `checkpoint` holds the new cursor/search_id/status; pages and videos are counted up here.
+    `checkpoint` holds the new cursor, search_id, requests...; pages and videos are counted here.
     """
     videos, raws = unique_by_id(videos, raws)
     seen_at = utcnow()
-    new_videos = upsert_videos(session, videos, raws, seen_at)
-    new_sightings = record_sightings(session, videos, sighting_at)
-    add_members(session, campaign_id, window_id, [v.id for v in videos], seen_at)
+    if not videos:
+        new_videos = new_sightings = 0
+    elif session.get_bind().dialect.name == "postgresql":
+        new_videos, new_sightings = _store_page_postgres(
+            session, campaign_id, window_id, videos, raws, seen_at, sighting_at
+        )
+    else:
+        new_videos = upsert_videos(session, videos, raws, seen_at)
+        new_sightings = record_sightings(session, videos, sighting_at)
+        add_members(session, campaign_id, window_id, [v.id for v in videos], seen_at)
     if checkpoint is not None:
         values = dict(checkpoint)
         values["videos"] = CollectionWindow.videos + new_sightings
         values["pages"] = CollectionWindow.pages + 1
         checkpoint_window(session, window_id, **values)
     return StoredPage(videos=len(videos), new_videos=new_videos, new_sightings=new_sightings)
+
+
+def _store_page_postgres(
+    session: Session,
+    campaign_id: int,
+    window_id: int,
+    videos: Sequence[ResearchVideo],
+    raws: Sequence[dict[str, Any]],
+    seen_at: datetime,
+    sighting_at: datetime,
+) -> tuple[int, int]:
+    """Videos, snapshots and membership of a page in ONE statement (data-modifying CTEs).
+
+    The page travels as one JSON document read by `json_to_recordset`: a short statement with
+    a few parameters, where 100-row VALUES lists (2,500 placeholders) are re-parsed and adapted
+    value by value by the driver on every page, which costs more than the database's own work.
+    Returns (videos new to the database, new sightings).
+    """
+    rows = [video_row(v, r, seen_at) for v, r in zip(videos, raws, strict=True)]
+    document = json.dumps([_as_document_row(row) for row in rows], ensure_ascii=False)
+    params = {
+        "page": document,
+        "sighting_at": sighting_at,
+        "campaign_id": campaign_id,
+        "window_id": window_id,
+        "seen_at": seen_at,
+    }
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(_postgres_page_sql(), params)
+        new_videos, new_sightings, _members, _ = cursor.fetchone()
+    finally:
+        cursor.close()
+    return new_videos, new_sightings
+
+
+def _as_document_row(row: dict[str, Any]) -> dict[str, Any]:
+    row = dict(row)
+    # json_to_recordset unescapes what it reads, and no Postgres text may hold \u0000: the raw
+    # payload travels as JSON text and becomes `json` again (escapes intact) in the statement.
+    row["raw"] = json.dumps(row["raw"])
+    for name in ("created_at", "first_seen_at", "last_seen_at"):
+        row[name] = row[name] and row[name].isoformat()
+    return row
+
+
+@lru_cache(maxsize=1)
+def _postgres_page_sql() -> str:
+    dialect = postgresql.dialect()
+    table = Video.__table__
+    names = [
+        "id",
+        *API_COLUMNS,
+        "created_at",
+        "extra_fields",
+        "raw",
+        "first_seen_at",
+        "last_seen_at",
+    ]
+    record = ", ".join(
+        f"{n} {'TEXT' if n == 'raw' else table.c[n].type.compile(dialect=dialect)}" for n in names
+    )
+    selected = ", ".join("raw::json" if n == "raw" else n for n in names)
+    refreshed = ", ".join(f"{c} = EXCLUDED.{c}" for c in VIDEO_UPDATE_COLUMNS)
+    counts = ", ".join(COUNT_COLUMNS)
+    # synchronous_commit off for this transaction only: a *database* crash may lose the last
+    # pages, but always with their checkpoint (same transaction), so they are fetched again.
+    return f"""
+        WITH page AS (SELECT * FROM json_to_recordset(%(page)s::json) AS page({record})),
+        stored AS (
+            INSERT INTO videos ({", ".join(names)}) SELECT {selected} FROM page
+            ON CONFLICT (id) DO UPDATE SET {refreshed}
+            RETURNING (xmax = 0) AS is_new
+        ),
+        sighted AS (
+            INSERT INTO engagement_snapshots (video_id, collected_at, {counts})
+            SELECT id, %(sighting_at)s, {counts} FROM page
+            ON CONFLICT (video_id, collected_at) DO NOTHING
+            RETURNING 1
+        ),
+        members AS (
+            INSERT INTO campaign_videos (campaign_id, video_id, window_id, first_seen_at)
+            SELECT %(campaign_id)s, id, %(window_id)s, %(seen_at)s FROM page
+            ON CONFLICT (campaign_id, video_id) DO NOTHING
+            RETURNING 1
+        )
+        SELECT
+            (SELECT count(*) FROM stored WHERE is_new)::int,
+            (SELECT count(*) FROM sighted)::int,
+            (SELECT count(*) FROM members)::int,
+            set_config('synchronous_commit', 'off', true)
+    """

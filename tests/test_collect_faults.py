@@ -384,3 +384,23 @@ def test_the_daily_budget_is_never_exceeded(sandbox, sqlite_url, settings_env):
     again = collect_campaign(settings, CAMPAIGN, START, END)  # a rerun the same day
     assert again.quota_exhausted and again.requests == 0
     assert sandbox.state.counters["research_requests"] == 3
+
+
+def test_nul_bytes_are_kept_in_the_raw_payload_and_stripped_from_columns(
+    sandbox, db_url, settings_env
+):
+    result = collect_campaign(settings_for(sandbox, db_url), CAMPAIGN, START, END)
+    assert result.state == "completed"
+    with_nul = [
+        v for v in sandbox.state.corpus.videos_between(START, END) if v.id in expected_ids(sandbox)
+    ]
+    with_nul = [v for v in with_nul if v.nul_in and v.nul_in not in v.missing]
+    assert with_nul, "the corpus holds no matching record with a NUL byte"
+    with session_scope(db_url) as session:
+        for corpus_video in with_nul:
+            stored = session.get(Video, corpus_video.id)
+            field = corpus_video.nul_in
+            assert "\x00" in stored.raw[field]  # the payload exactly as the API sent it
+            if hasattr(stored, field) and isinstance(getattr(stored, field), str):
+                assert "\x00" not in getattr(stored, field)
+                assert getattr(stored, field) == stored.raw[field].replace("\x00", "")

@@ -25,10 +25,10 @@ from tasks.annotate import (
     AnnotateResult,
     annotate_videos,
     pending_video_ids,
-    release_dead_claims,
 )
 from tasks.annotate import plan_for as annotation_plan
 from tasks.annotation_cost import CostEstimate, _videos_without_frames, estimate_enrich
+from tasks.annotation_rows import release_dead_claims
 from tasks.frames import FramesResult, extract_frames
 from tasks.llm import Budget, LlmClient, LlmUnavailable, prefect_rate_limit, price_for
 

@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
-import socket
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel
-from sqlalchemy import delete, exists, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from gettok import db
 from gettok.settings import Settings, redact
 from models.annotations import (
     Description,
-    Sentiment,
     SentimentAnswer,
     Summary,
     stance_model,
@@ -42,11 +37,10 @@ from models.schema import (
     Frame,
     Transcript,
     Video,
-    WorkClaim,
-    utcnow,
 )
 from models.schema import Campaign as CampaignRow
 from tasks import claims
+from tasks.annotation_rows import store_outcome
 from tasks.llm import Budget, ChatRequest, LlmClient, LlmOutcome, LlmUnavailable
 from tasks.prompts import PromptTemplate, load_prompt
 
@@ -178,38 +172,6 @@ def pending_video_ids(
     else:
         query = query.where(_has_transcript_text())
     return list(session.scalars(query.order_by(CampaignVideo.video_id)))
-
-
-def release_dead_claims(database_url: str) -> int:
-    """Drop annotation claims held by dead processes of this host, so that a rerun after kill -9
-    takes their videos at once instead of waiting for the lease to run out."""
-    prefix = f"{socket.gethostname()}:"
-    with db.session_scope(database_url) as session:
-        held = session.execute(
-            select(WorkClaim.stage, WorkClaim.worker).where(
-                WorkClaim.stage.startswith("annotate:"), WorkClaim.worker.startswith(prefix)
-            )
-        ).all()
-        dead = {
-            w for _s, w in held if w[len(prefix) :].isdigit() and not _alive(int(w[len(prefix) :]))
-        }
-        if dead:
-            session.execute(
-                delete(WorkClaim).where(
-                    WorkClaim.stage.startswith("annotate:"), WorkClaim.worker.in_(dead)
-                )
-            )
-    return len(dead)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
 
 
 # --- inputs and requests ---------------------------------------------------------------------
@@ -399,104 +361,3 @@ def _tally(result: AnnotateResult, outcome: LlmOutcome | None) -> None:
     result.input_tokens += outcome.input_tokens
     result.output_tokens += outcome.output_tokens
     result.cost_usd += outcome.cost_usd
-
-
-def store_outcome(
-    database_url: str,
-    plan: KindPlan,
-    inputs: VideoInputs,
-    frames: list[Frame],
-    outcome: LlmOutcome,
-    settings: Settings,
-    low_confidence_below: float,
-) -> None:
-    """Write (or replace a failed) annotation row; a description also writes on-screen text."""
-    provenance = {
-        "prompt_id": plan.prompt.id,
-        "prompt_version": plan.prompt.version,
-        "temperature": settings.llm_temperature,
-        "image_detail": settings.llm_image_detail if frames else None,
-        "max_output_tokens": plan.prompt.max_output_tokens,
-        "server": _server_name(settings.openai_base_url),
-        "served_model": outcome.served_model,
-        "attempts": outcome.attempts,
-        "inputs": {
-            "transcript_id": inputs.transcript_id
-            if plan.kind is not AnnotationKind.description
-            else None,
-            "description_annotation_id": inputs.description_id
-            if plan.kind is AnnotationKind.stance
-            else None,
-            "frame_ids": [f.id for f in frames],
-        },
-        **plan.fixed,
-    }
-    rows = {plan.kind: outcome.value}
-    if plan.kind is AnnotationKind.sentiment and outcome.value is not None:
-        confidence = outcome.value["confidence"]
-        rows[plan.kind] = Sentiment(
-            **outcome.value, low_confidence=confidence < low_confidence_below
-        ).model_dump()
-        provenance["low_confidence_below"] = low_confidence_below
-    if plan.kind is AnnotationKind.description:
-        value = outcome.value or {}
-        rows = {
-            AnnotationKind.description: {"description": value["description"]} if value else None,
-            AnnotationKind.onscreen_text: {"onscreen_text": value["onscreen_text"]}
-            if value
-            else None,
-        }
-    with db.session_scope(database_url) as session:
-        for kind, value in rows.items():
-            shares_request = kind is AnnotationKind.onscreen_text
-            fields = {
-                "status": outcome.status,
-                "value": value,
-                "error": outcome.error,
-                "prompt_id": plan.prompt.name,
-                "settings": {**provenance, "same_request_as": "description"}
-                if shares_request
-                else provenance,
-                "temperature": settings.llm_temperature,
-                # One request, one bill: tokens and cost are on the description row only.
-                "input_tokens": 0 if shares_request else outcome.input_tokens,
-                "output_tokens": 0 if shares_request else outcome.output_tokens,
-                "cost_usd": 0.0 if shares_request else outcome.cost_usd,
-                "latency_ms": outcome.latency_ms,
-                "is_sandbox": outcome.is_sandbox,
-                "frame_id": frames[0].id if len(frames) == 1 else None,
-                "created_at": outcome.created_at or utcnow(),
-            }
-            existing = session.scalar(
-                select(Annotation).where(
-                    Annotation.video_id == inputs.video_id,
-                    Annotation.kind == kind,
-                    Annotation.model == plan.model,
-                    Annotation.prompt_hash == plan.prompt_hash,
-                )
-            )
-            if existing is None:
-                session.add(
-                    Annotation(
-                        video_id=inputs.video_id,
-                        kind=kind,
-                        model=plan.model,
-                        prompt_hash=plan.prompt_hash,
-                        **fields,
-                    )
-                )
-            elif existing.status is AnnotationStatus.failed:
-                for name, value_ in fields.items():
-                    setattr(existing, name, value_)
-        try:
-            session.flush()
-        except IntegrityError:  # another worker wrote it first: theirs stands
-            session.rollback()
-
-
-def _server_name(base_url: str | None) -> str:
-    """Scheme, host and path of the server, without any credentials in the URL."""
-    if not base_url:
-        return "https://api.openai.com/v1"
-    parts = urlsplit(base_url)
-    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"

@@ -163,3 +163,42 @@ def test_transient_errors_delete_nothing(sqlite_url, sandbox, tmp_path, fault):
     with session_scope(sqlite_url) as s:
         assert s.scalar(select(func.count()).select_from(PruneRecord)) == 0
         assert s.scalar(select(func.count()).where(Video.pruned_at.is_not(None))) == 0
+
+
+def test_prune_command_on_one_campaign(prefect_harness, sandbox_env, monkeypatch):
+    from typer.testing import CliRunner
+
+    from gettok import db
+    from gettok.cli import app
+    from models.schema import Campaign, CampaignVideo
+
+    tmp_path = sandbox_env.state.config.media_cache_dir.parent
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    media_dir = tmp_path / "media"
+    monkeypatch.setenv("GETTOK_DATABASE_URL", url)
+    monkeypatch.setenv("GETTOK_MEDIA_DIR", str(media_dir))
+    db.upgrade(url)
+    picked = pick_videos(sandbox_env.state.corpus)
+    videos = [v for vs in picked.values() for v in vs]
+    files = store(url, media_dir, videos)
+    with session_scope(url) as s:
+        row = Campaign(
+            name="peru", query={}, query_hash="q", start_date=date(2022, 12, 1), region_codes=["PE"]
+        )
+        s.add(row)
+        s.flush()
+        # Half the videos belong to the campaign; the rest must not be touched.
+        mine = videos[::2]
+        s.add_all(CampaignVideo(campaign_id=row.id, video_id=v.id) for v in mine)
+    campaign = tmp_path / "peru.toml"
+    campaign.write_text('name = "peru"\nstart_date = "2022-12-01"\n[query]\nkeywords = ["x"]\n')
+
+    run = CliRunner().invoke(app, ["prune", "--campaign", str(campaign)])
+
+    assert run.exit_code == 0, run.output
+    gone = {v.id for v in mine if v.web_state in ("private", "removed")}
+    assert gone and any(v.web_state in ("private", "removed") for v in videos[1::2])
+    assert f"{len(mine)} checked" in run.output
+    for v in videos:
+        assert all((media_dir / p).exists() for p in files[v.id]) == (v.id not in gone), v.web_state
+    db.get_engine.cache_clear()

@@ -103,6 +103,9 @@ def enrich_campaign(
                 pending = pending_video_ids(session, campaign.name, plan)
             for start in range(0, len(pending), settings.llm_batch_size):
                 batch = pending[start : start + settings.llm_batch_size]
+                if budget.reached:  # nothing more will be sent: count, do not claim and load
+                    total.skipped_budget += len(batch)
+                    continue
                 total.add(
                     run_batch(
                         url,

@@ -107,7 +107,8 @@ class Budget:
 
     A request starts only if what is spent, plus what requests in flight are expected to cost,
     plus its own expected cost stays within the limit; so a run stops at the limit instead of
-    overshooting it by the number of requests in flight.
+    overshooting it by the number of requests in flight. Once one request is refused the budget
+    is reached: no later request starts, even a smaller one, so a run stops at one clear point.
     """
 
     def __init__(self, limit_usd: float) -> None:
@@ -115,10 +116,12 @@ class Budget:
         self.spent_usd = 0.0
         self._reserved = 0.0
         self._lock = threading.Lock()
+        self.reached = False
 
     def reserve(self, estimate_usd: float) -> bool:
         with self._lock:
-            if self.spent_usd + self._reserved + estimate_usd > self.limit_usd:
+            if self.reached or self.spent_usd + self._reserved + estimate_usd > self.limit_usd:
+                self.reached = True
                 return False
             self._reserved += estimate_usd
             return True

@@ -70,23 +70,30 @@ def test_enrich_extracts_frames_then_annotates_and_a_rerun_asks_nothing(rows, db
 def test_budget_stops_new_requests_at_the_limit(rows, db_url, sandbox_env):
     from flows.enrich import enrich_campaign
 
-    settings = get_settings()
-    plan = plan_for("summary", rows.campaign, settings)
-    client = LlmClient(settings)
-    # Room for about two summaries, as the client estimates them before sending.
+    settings = get_settings(llm_batch_size=1)
+    # Room for one summary as the client estimates it, not two (answers cost about half).
     one = estimate_enrich(db_url, settings, rows.campaign, ["summary"]).total_usd / 4
     result = enrich_campaign(
-        rows.campaign, settings, kinds=["summary"], budget_usd=2.5 * one, frames=False
+        rows.campaign,
+        settings,
+        kinds=["summary", "sentiment"],
+        budget_usd=1.2 * one,
+        frames=False,
     )
-    summary = result.kinds[0]
-    # Answers cost less than estimated, so how many fit depends on which finish first.
-    assert summary.done >= 2 and summary.skipped_budget >= 1
-    assert summary.done + summary.skipped_budget == 4
-    assert result.spent_usd <= 2.5 * one
-    assert sandbox_env.state.counters["llm_requests"] == summary.done
-    assert count(db_url, AnnotationKind.summary) == summary.done  # nothing for the skipped
+    summary, sentiment = result.kinds
+    assert (summary.done, summary.skipped_budget) == (1, 3)
+    assert (sentiment.done, sentiment.skipped_budget) == (0, 4)  # reached: nothing new starts
+    assert (
+        result.skipped_budget == 7
+        and "0 done, 0 refused, 0 invalid, 0 failed, 4 left for budget" in result.summary()
+    )
+    assert 0 < result.spent_usd <= 1.2 * one
+    assert sandbox_env.state.counters["llm_requests"] == 1
+    assert count(db_url, AnnotationKind.summary) == 1  # nothing written for the skipped
+    assert count(db_url, AnnotationKind.sentiment) == 0
 
     # The next run with budget left does only what the last one could not afford.
+    client = LlmClient(settings)
     rest = annotate_videos(
         db_url,
         settings,
@@ -97,8 +104,8 @@ def test_budget_stops_new_requests_at_the_limit(rows, db_url, sandbox_env):
         budget=Budget(1.0),
     )
     client.close()
-    assert (rest.done, rest.skipped_taken) == (summary.skipped_budget, summary.done)
-    assert plan.prompt_hash == rest.prompt_hash
+    assert (rest.done, rest.skipped_taken) == (3, 1)
+    assert rest.prompt_hash == plan_for("summary", rows.campaign, settings).prompt_hash
 
 
 def test_dry_run_estimates_without_asking_and_is_close(rows, db_url, sandbox_env):

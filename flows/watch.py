@@ -19,7 +19,8 @@ from gettok.db import session_scope
 from gettok.settings import get_settings
 from models.campaign import Campaign, load_campaign
 from tasks.export import CampaignNotFound, campaign_id
-from tasks.watch import Alerts, WatchResult, watch_for_description, watch_for_image
+from tasks.watch import Alerts, WatchResult, watch_for_image
+from tasks.watch_description import watch_for_description
 
 
 @task(name="watch-image", retries=1, retry_delay_seconds=[30])

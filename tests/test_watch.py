@@ -18,7 +18,8 @@ from gettok.sandbox.media import make_clip, make_reference_image, make_reference
 from models.schema import Annotation, AnnotationKind, Campaign, CampaignVideo, Frame, Video
 from tasks.frame_sampling import sample_frames
 from tasks.image_match import load_reference, match_reference
-from tasks.watch import Alerts, watch_for_description, watch_for_image
+from tasks.watch import Alerts, watch_for_image
+from tasks.watch_description import watch_for_description
 
 BETWEEN = (1.0, 2.5)  # seconds during which the positive clip shows the reference
 

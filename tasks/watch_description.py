@@ -1,0 +1,156 @@
+"""A described watchlist target ("a red flag with a white star"), checked by the vision LLM.
+
+The video's frames (up to `llm_max_frames`, spread from first to last) go to the configured
+model with the description; the structured answer says whether the target is visible and in
+which image. Outcomes, costs and alerts are stored as for reference images (`tasks.watch`).
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from models.annotations import Answer
+from models.schema import Annotation, AnnotationKind, AnnotationStatus
+from tasks.watch import (
+    Alerts,
+    StoredFrame,
+    WatchResult,
+    record_alert,
+    store_outcome,
+    target_hash,
+    unchecked_frames,
+)
+
+
+class WatchAnswer(Answer):
+    """The vision LLM's answer for a described target."""
+
+    present: bool = Field(description="Whether the described target is visible in any image.")
+    image_number: int = Field(
+        ge=0,
+        le=50,
+        description="1-based number of the image that shows it best; 0 when it is not present.",
+    )
+    evidence: str = Field(
+        description="What in the image shows it, in one sentence; empty if absent."
+    )
+
+
+WATCH_SYSTEM = (
+    "You check frames of short videos for a monitoring study. Answer only from what is "
+    "visible; do not guess."
+)
+WATCH_USER = (
+    "The images are frames, in order, from one TikTok video. Target: {description}\n"
+    "Is the target visible in any of the images?"
+)
+
+
+def watch_for_description(
+    url: str,
+    media_dir: Path,
+    description: str,
+    alerts: Alerts,
+    llm_settings,
+    *,
+    campaign_id: int | None = None,
+    limit: int | None = None,
+) -> WatchResult:
+    """Ask the vision LLM whether a described target is in each unchecked video's frames."""
+    from tasks.llm import Budget, ChatRequest, LlmClient
+
+    model = llm_settings.llm_model_for("watch")
+    prompt_hash = target_hash(WATCH_SYSTEM, WATCH_USER, description)
+    result = WatchResult(target=description[:64])
+    client, budget = LlmClient(llm_settings), Budget(llm_settings.llm_budget_usd)
+    try:
+        for video_id, frames in unchecked_frames(
+            url, campaign_id, model, prompt_hash, limit
+        ).items():
+            chosen = _spread(frames, llm_settings.llm_max_frames)
+            images = [img for img in (_data_url(media_dir, f) for f in chosen) if img]
+            if not images:
+                result.failed["no readable frame"] = result.failed.get("no readable frame", 0) + 1
+                continue
+            request = ChatRequest(
+                model=model,
+                system=WATCH_SYSTEM,
+                user_text=WATCH_USER.format(description=description),
+                answer_model=WatchAnswer,
+                schema_name="watch_check",
+                images=[(u, w, h) for _f, u, w, h in images],
+                temperature=llm_settings.llm_temperature,
+                image_detail=llm_settings.llm_image_detail,
+            )
+            outcome = client.annotate(request, budget)
+            result.frames_checked += len(images)
+            if outcome.skipped_for_budget or outcome.status == AnnotationStatus.failed:
+                key = "budget reached" if outcome.skipped_for_budget else "llm failed"
+                result.failed[key] = result.failed.get(key, 0) + 1
+                continue
+            result.videos_checked += 1
+            value = dict(
+                outcome.value or {}, matched=False, target=description, target_kind="description"
+            )
+            frame_id = None
+            if outcome.status == AnnotationStatus.ok and value.get("present"):
+                number = value.get("image_number") or 1
+                frame = images[min(max(number, 1), len(images)) - 1][0]
+                frame_id, value["matched"] = frame.id, True
+                details = {
+                    "frame_index": frame.frame_index,
+                    "timestamp_s": frame.timestamp_s,
+                    "evidence": value.get("evidence"),
+                }
+                value["alert"] = alerts.announce(video_id, "description", details)
+                record_alert(result, value["alert"])
+                result.matched.append(video_id)
+            else:
+                result.not_matched += 1
+            store_outcome(
+                url,
+                Annotation(
+                    video_id=video_id,
+                    kind=AnnotationKind.watch_match,
+                    status=outcome.status,
+                    value=value,
+                    error=outcome.error,
+                    model=model,
+                    prompt_id="watch-description",
+                    prompt_hash=prompt_hash,
+                    settings={"max_frames": llm_settings.llm_max_frames},
+                    temperature=llm_settings.llm_temperature,
+                    input_tokens=outcome.input_tokens,
+                    output_tokens=outcome.output_tokens,
+                    cost_usd=outcome.cost_usd,
+                    latency_ms=outcome.latency_ms,
+                    is_sandbox=outcome.is_sandbox,
+                    frame_id=frame_id,
+                ),
+            )
+    finally:
+        client.close()
+    return result
+
+
+def _data_url(media_dir: Path, frame: StoredFrame) -> tuple[StoredFrame, str, int, int] | None:
+    """A frame as the vision API takes it (JPEG data URL and its size); None if unreadable."""
+    path = media_dir / frame.path
+    data = path.read_bytes() if path.is_file() else b""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None:
+        return None
+    encoded = base64.b64encode(data).decode()
+    return frame, f"data:image/jpeg;base64,{encoded}", image.shape[1], image.shape[0]
+
+
+def _spread(frames: list[StoredFrame], cap: int) -> list[StoredFrame]:
+    if len(frames) <= cap:
+        return frames
+    step = (len(frames) - 1) / max(cap - 1, 1)
+    return [frames[round(i * step)] for i in range(cap)]

@@ -183,6 +183,7 @@ def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutco
     body.update(start_date=start_date, end_date=end_date)
     outcome = WindowOutcome(window=window, status="done")
     fruitless, restarts = 0, 0
+    invalid_notes: list[str] = []
 
     def finish(status: OutcomeStatus, note: str | None, **checkpoint) -> WindowOutcome:
         with session_scope(ctx.database_url) as session:
@@ -237,6 +238,7 @@ def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutco
 
         outcome.invalid_videos += len(page.invalid)
         if page.invalid:
+            invalid_notes.extend(page.invalid)
             log.warning("window %s: skipped invalid records: %s", window, "; ".join(page.invalid))
         search_id = page.search_id or search_id
         with session_scope(ctx.database_url) as session:
@@ -259,7 +261,10 @@ def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutco
         outcome.new_videos += stored.new_videos
         fruitless = fruitless + 1 if page.has_more and stored.new_sightings == 0 else 0
         if not page.has_more:
-            return finish("done", None, finished_at=utcnow())
+            # Kept on the window so a record the API sent but we could not store is on file.
+            note = f"{len(invalid_notes)} invalid record(s) skipped: " if invalid_notes else None
+            note = note and note + "; ".join(invalid_notes[:5])
+            return finish("done", note, finished_at=utcnow())
         if fruitless >= ctx.policies.max_empty_pages:
             note = (
                 f"stopped after {fruitless} pages in a row with has_more and no new video "
@@ -291,6 +296,8 @@ def fetch_page(
             if policy is None or tries[fault.kind] > policy.retries:
                 raise
             wait = policy.wait_s(tries[fault.kind], ctx.policies.wait_scale)
+            if fault.retry_after_s is not None:  # never sooner than the server asked
+                wait = max(wait, fault.retry_after_s * ctx.policies.wait_scale)
             log.info("%s (retry %d in %.1fs)", fault, tries[fault.kind], wait)
             ctx.sleep(wait)
 

@@ -43,6 +43,7 @@ class ApiFault(Exception):
         super().__init__(message)
         self.status_code = status_code
         self.error_code = error_code
+        self.retry_after_s: float | None = None  # the server's Retry-After, when it sent one
 
 
 class ServerError(ApiFault):
@@ -329,6 +330,7 @@ class ResearchApiClient:
             self.ledger.record(request_id, 200, None, len(page.videos))
             return page
         fault = classify_fault(response.status_code, error, payload is None)
+        fault.retry_after_s = _seconds(response.headers.get("Retry-After"))
         self.ledger.record(request_id, response.status_code, fault.error_code or fault.kind)
         raise fault
 
@@ -361,3 +363,10 @@ def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: rare, and the policy's own wait applies

@@ -169,6 +169,7 @@ def test_recorded_window_is_stored_once_and_not_fetched_again(recorded_api, db_u
         assert session.scalar(select(func.count()).select_from(CampaignVideo)) == 27
         row = session.scalars(select(WindowRow)).one()
         assert (row.status.value, row.pages, row.videos, row.requests) == ("done", 2, 27, 2)
+        assert row.last_error.startswith("1 invalid record(s) skipped: video 73207681965695992750")
         assert (row.cursor, row.search_id) == (200, SEARCH_ID)
         stored = session.get(Video, page_1[0]["id"])
         assert stored.raw == page_1[0]  # the payload as sent, big ints intact

@@ -19,8 +19,8 @@ from typing import Any, Literal, NamedTuple
 
 import polars as pl
 from pydantic import BaseModel, SecretStr
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session, defer
 
 from gettok.db import session_scope
 from models.schema import (
@@ -213,14 +213,18 @@ def _value(value: dict | None, *keys: str) -> Any:
     return None
 
 
-def campaign_records(url: str, campaign: str) -> list[dict[str, Any]]:
-    """Every video of the campaign with what the stages derived, as plain dicts (all columns)."""
+def campaign_records(url: str, campaign: str, *, with_raw: bool = True) -> list[dict[str, Any]]:
+    """Every video of the campaign with what the stages derived, as plain dicts (all columns).
+
+    `with_raw=False` leaves the raw API payloads in the database (the largest column).
+    """
     with session_scope(url) as session:
         cid = campaign_id(session, campaign)
         in_campaign = select(CampaignVideo.video_id).where(CampaignVideo.campaign_id == cid)
-        videos = session.scalars(
-            select(Video).where(Video.id.in_(in_campaign)).order_by(Video.id)
-        ).all()
+        query = select(Video).where(Video.id.in_(in_campaign)).order_by(Video.id)
+        if not with_raw:
+            query = query.options(defer(Video.raw, raiseload=True))
+        videos = session.scalars(query).all()
         downloads = {
             d.video_id: d
             for d in session.scalars(select(Download).where(Download.video_id.in_(in_campaign)))
@@ -319,7 +323,7 @@ def _record(
         "pruned_at": v.pruned_at,
         "pruned_reason": v.pruned_reason,
         "frames_extracted": frames,
-        "raw": json.dumps(v.raw, ensure_ascii=False),
+        "raw": json.dumps(v.raw, ensure_ascii=False) if "raw" not in inspect(v).unloaded else None,
     }
     if d is not None:
         row.update(
@@ -467,7 +471,7 @@ def export_dataset(
     salt: SecretStr | None = None,
 ) -> ExportResult:
     """Write `<campaign>[.public].<fmt>` and its data dictionary into `out_dir`."""
-    records = campaign_records(url, campaign)
+    records = campaign_records(url, campaign, with_raw=not public)
     frame, columns, excluded = export_frame(records, public=public, salt=salt)
     stem = f"{campaign}.public" if public else campaign
     path, dictionary_path = write_export(frame, columns, out_dir, stem, fmt)

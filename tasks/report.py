@@ -241,7 +241,7 @@ def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> Rep
     from tasks import report_figures as figs
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    df = videos_table(campaign_records(url, campaign))
+    df = videos_table(campaign_records(url, campaign, with_raw=False))
     summary = dataset_summary(df)
     by_count, by_views = top_hashtags(df, "count"), top_hashtags(df, "views")
     daily, coverage = daily_volume(df), transcript_coverage(df)

@@ -199,7 +199,7 @@ def labels_figure(per_day: pl.DataFrame, title: str, path: Path) -> Path:
             color=LABEL_COLOURS.get(label) or next(extra),
         )
         bottom = [b + s for b, s in zip(bottom, shares, strict=True)]
-    if len(days) <= 45:
+    if len(days) <= 14:  # more would overlap; the daily volume figure has the counts
         for day, total in zip(days, totals, strict=True):
             ax.text(day, 1.01, f"n={total}", ha="center", va="bottom", fontsize=7, color="grey")
     ax.set_ylim(0, 1)

@@ -33,7 +33,7 @@ def shipped_whisper_model() -> str:
 def local_services(settings: Settings) -> Iterator[LocalServices]:
     """Start the sandbox if a service lacks credentials, and point gettok at it for the block."""
     needs_tiktok = not settings.has_tiktok_credentials
-    needs_llm = settings.openai_api_key is None
+    needs_llm = not settings.openai_api_key  # unset or empty
     services = LocalServices()
     if not (needs_tiktok or needs_llm):
         yield services

@@ -82,3 +82,12 @@ def test_cli_db_upgrade_creates_the_embedded_database(settings_env):
     assert result.exit_code == 0, result.output
     assert (settings_env / "data" / "gettok.db").exists()
     assert "revision 0001" in result.output
+
+
+def test_env_example_is_what_the_generator_writes():
+    import runpy
+
+    generator = runpy.run_path(str(ROOT / "scripts" / "write_env_example.py"))
+    assert (ROOT / ".env.example").read_text() == generator["main"](), (
+        "run `python scripts/write_env_example.py` after changing a setting"
+    )

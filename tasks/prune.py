@@ -134,6 +134,17 @@ def stored_paths(url: str, video_id: int) -> list[str]:
     return paths + list(frames)
 
 
+def files_on_disk(media_dir: Path, video_id: int) -> list[str]:
+    """Files in the stages' own places for a video, rows or not (a run killed between writing a
+    file and its row leaves one): `videos/<id>.mp4`, `slides/<id>/`, `frames/<id>/`."""
+    vid = str(int(video_id))
+    found = [media_dir / "videos" / f"{vid}.mp4"]
+    for folder in (media_dir / "slides" / vid, media_dir / "frames" / vid):
+        if folder.is_dir():
+            found += sorted(p for p in folder.rglob("*") if p.is_file())
+    return [p.relative_to(media_dir).as_posix() for p in found if p.is_file()]
+
+
 def _inside(media_dir: Path, relative: str) -> Path | None:
     """The file under the media directory; None for a path that escapes it."""
     root = media_dir.resolve()
@@ -161,7 +172,7 @@ def remove_files(media_dir: Path, paths: Iterable[str]) -> int:
 
 def prune_video(url: str, media_dir: Path, video_id: int, reason: str) -> int:
     """Delete one video's media and frames, mark it pruned and record what went; files removed."""
-    paths = stored_paths(url, video_id)
+    paths = list(dict.fromkeys(stored_paths(url, video_id) + files_on_disk(media_dir, video_id)))
     removed = remove_files(media_dir, paths)
     now = utcnow()
     with session_scope(url) as session:

@@ -107,9 +107,13 @@ def test_prune_deletes_private_and_removed_only(db_url, sandbox, tmp_path):
     files = store(db_url, media_dir, videos)
     gone = {v.id: v.web_state for v in videos if v.web_state in ("private", "removed")}
     # A run killed after deleting one video's files but before marking its rows.
-    half_done = next(iter(gone))
+    half_done, *others = list(gone)
     for p in files[half_done]:
         (media_dir / p).unlink()
+    # A frame file the frames stage wrote but never recorded (killed before its row).
+    orphan = f"frames/{others[0]}/000600.jpg"
+    (media_dir / orphan).write_bytes(b"frame")
+    files[others[0]].append(orphan)
 
     result = prune_videos(db_url, media_dir, sandbox.base_url, videos_to_check(db_url))
 

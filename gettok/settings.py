@@ -150,6 +150,7 @@ def redact(text: str, settings: Settings) -> str:
         settings.tiktok_client_secret,
         settings.openai_api_key,
         settings.tiktok_client_key,
+        settings.export_salt,
     ):
         value = secret.get_secret_value() if secret else ""
         if value and len(value) >= 4:

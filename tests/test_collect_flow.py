@@ -263,3 +263,19 @@ def wait_until_mid_window(database_url: str, process: subprocess.Popen, timeout_
             return True
         time.sleep(0.02)
     return False
+
+
+def test_cli_collect_exits_75_when_the_quota_stops_it(prefect_harness, flow_env, sandbox):
+    from typer.testing import CliRunner
+
+    from gettok.cli import app
+
+    sandbox.state.update_config({"daily_quota": 3})
+    args = ["collect", "--campaign", str(CAMPAIGN_FILE), "--start", "2022-12-06"]
+    result = CliRunner().invoke(app, [*args, "--end", "2022-12-08"])
+    assert result.exit_code == 75, result.output
+    assert "peru_2022: quota exhausted, resumes at 00:00 UTC" in result.output
+    assert "2022-12-07             quota_exhausted" in result.output
+
+    bad = CliRunner().invoke(app, [*args, "--end", "2022-12-0x"])
+    assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output

@@ -290,3 +290,18 @@ def test_description_target_asks_the_vision_llm(sqlite_url, tmp_path, sandbox_en
         sqlite_url, tmp_path / "media", "a red circle on stripes", Alerts(None), settings
     )
     assert again.videos_checked == 0
+
+
+def test_watch_command_checks_the_watchlist_first(settings_env):
+    from typer.testing import CliRunner
+
+    from gettok.cli import app
+
+    campaign = settings_env / "c.toml"
+    base = 'name = "c"\nstart_date = "2024-01-01"\n[query]\nkeywords = ["x"]\n'
+    campaign.write_text(base)
+    run = CliRunner().invoke(app, ["watch", "--campaign", str(campaign)])
+    assert run.exit_code == 2 and "no [watch] section" in run.output
+    campaign.write_text(base + '[watch]\nimages = ["missing.jpg"]\n')
+    run = CliRunner().invoke(app, ["watch", "--campaign", str(campaign)])
+    assert run.exit_code == 2 and "missing.jpg" in run.output

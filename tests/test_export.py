@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from gettok.db import session_scope
 from models.schema import Video
-from tasks.export import COLUMNS, export_dataset
+from tasks.export import export_dataset
+from tasks.export_columns import COLUMNS
 from tests.dataset_for_outputs import build_dataset
 
 PRIVATE_COLUMNS = {"username", "raw", "media_path", "download_error", "mentions"}

@@ -8,6 +8,7 @@ the rename: a killed run leaves no partial file in place and no `ok` row without
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -175,7 +176,8 @@ class Downloader:
         }
         self.gate.wait()
         digest, size = hashlib.sha256(), 0
-        with self.client.stream("GET", address, headers=headers) as response:
+        response = self._open(address, headers)
+        with contextlib.closing(response):
             if response.status_code == 429:
                 raise PageFailure(DownloadStatus.blocked, "media throttled (HTTP 429)")
             if response.status_code in (404, 410):
@@ -196,6 +198,15 @@ class Downloader:
                 raise httpx.RemoteProtocolError(f"body cut short: {size} of {promised} bytes")
         self.gate.succeeded()
         return size, digest.hexdigest(), response.headers.get("content-type", "")
+
+    def _open(self, address: str, headers: dict[str, str]) -> httpx.Response:
+        request = self.client.build_request("GET", address, headers=headers)
+        try:
+            return self.client.send(request, stream=True)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            # No answer at all: most often a kept-alive connection the server closed just then.
+            # One more try on a fresh connection; a body cut mid-way is never retried here.
+            return self.client.send(request, stream=True)
 
     def _save_video(self, video_id: int, page: VideoPage) -> Outcome:
         temp = partial_dir(self.media_dir) / _partial_name(video_id, ".mp4")

@@ -140,7 +140,8 @@ def test_every_web_state_gets_its_status(db_url, settings_env, monkeypatch, medi
         pages = sandbox.state.counters["web_pages"]
         assert not stale.exists()
 
-        assert result.statuses == {v.id: EXPECTED[v.web_state] for v in videos}
+        errors = {i: r.last_error for i, r in rows(db_url).items()}
+        assert result.statuses == {v.id: EXPECTED[v.web_state] for v in videos}, errors
         assert result.by_status == {"ok": 3, "private": 5, "removed": 2, "slideshow": 2}
         assert (result.done, result.failed, result.skipped) == (5, 7, 0)
         media_dir = settings.resolved_media_dir

@@ -14,7 +14,7 @@ Each kind of fault has its own named policy (`CollectPolicies`):
 - 401: the client refreshes its token once; a second refusal aborts the run (bad credentials).
 - Other 400s (invalid_params, e.g. a rejected field): abort, since every window would fail alike.
 - Network errors and timeouts: retried with backoff, then the window is `failed`.
-- Pages with has_more and no new video: followed up to `max_empty_pages` in a row, then the
+- Pages with has_more and no video: followed up to `max_empty_pages` in a row, then the
   window is `failed` with its checkpoint kept: it is not known to be complete, so it must not
   pass for done (a silently short day); the next run resumes it from there.
 A window whose status is `done` or `split` is skipped by a rerun; any other resumes from its
@@ -241,12 +241,17 @@ def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutco
             invalid_notes.extend(page.invalid)
             log.warning("window %s: skipped invalid records: %s", window, "; ".join(page.invalid))
         search_id = page.search_id or search_id
+        checkpoint = {
+            "cursor": page.cursor,
+            "search_id": search_id,
+            "requests": requests_before + requests_made(),
+        }
+        last_page = not page.has_more
+        if last_page:  # done in the same transaction as the last page: no resume past the end
+            note = f"{len(invalid_notes)} invalid record(s) skipped: " if invalid_notes else None
+            note = note and note + "; ".join(invalid_notes[:5])  # the API sent them: on file
+            checkpoint.update(status=WindowStatus.done, finished_at=utcnow(), last_error=note)
         with session_scope(ctx.database_url) as session:
-            checkpoint = {
-                "cursor": page.cursor,
-                "search_id": search_id,
-                "requests": requests_before + requests_made(),
-            }
             stored = store_page(
                 session,
                 campaign_id=ctx.campaign_id,
@@ -259,15 +264,13 @@ def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutco
         outcome.pages += 1
         outcome.videos += stored.new_sightings
         outcome.new_videos += stored.new_videos
-        fruitless = fruitless + 1 if page.has_more and stored.new_sightings == 0 else 0
-        if not page.has_more:
-            # Kept on the window so a record the API sent but we could not store is on file.
-            note = f"{len(invalid_notes)} invalid record(s) skipped: " if invalid_notes else None
-            note = note and note + "; ".join(invalid_notes[:5])
-            return finish("done", note, finished_at=utcnow())
+        if last_page:
+            outcome.requests, outcome.note = requests_made(), checkpoint["last_error"]
+            return outcome
+        fruitless = fruitless + 1 if not page.videos else 0
         if fruitless >= ctx.policies.max_empty_pages:
             note = (
-                f"stopped after {fruitless} pages in a row with has_more and no new video "
+                f"stopped after {fruitless} pages in a row with has_more and no video "
                 f"(cursor {page.cursor})"
             )
             return finish("failed", note)

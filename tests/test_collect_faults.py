@@ -7,16 +7,23 @@ sandbox's query engine and of the code under test.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import uvicorn
 from sqlalchemy import func, select
 
 from gettok.db import session_scope
+from gettok.sandbox.app import create_app
 from gettok.sandbox.config import SandboxConfig
+from gettok.sandbox.server import RunningSandbox
+from gettok.sandbox.state import SandboxState
 from gettok.settings import DEFAULT_VIDEO_FIELDS, get_settings
 from models.campaign import load_campaign
 from models.schema import ApiRequest, CampaignVideo, EngagementSnapshot, Video, utcnow
@@ -404,3 +411,54 @@ def test_nul_bytes_are_kept_in_the_raw_payload_and_stripped_from_columns(
             if hasattr(stored, field) and isinstance(getattr(stored, field), str):
                 assert "\x00" not in getattr(stored, field)
                 assert getattr(stored, field) == stored.raw[field].replace("\x00", "")
+
+
+@contextmanager
+def sandbox_with_hook(config: SandboxConfig, after_request) -> Iterator[RunningSandbox]:
+    """The sandbox app with `after_request(path, state)` called after each answer it sends."""
+    state = SandboxState(config)
+    app = create_app(state)
+
+    @app.middleware("http")
+    async def hook(request, call_next):
+        response = await call_next(request)
+        after_request(request.url.path, state)
+        return response
+
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield RunningSandbox(f"http://127.0.0.1:{sock.getsockname()[1]}", state)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def test_a_search_lost_deep_in_a_window_is_restarted_and_the_window_completes(
+    sqlite_url, settings_env
+):
+    served = []
+
+    def forget_searches_once(path: str, state: SandboxState) -> None:
+        if path.startswith("/v2/research/"):
+            served.append(path)
+            if len(served) == 5:  # five pages in: the server forgets every search it issued
+                state.searches.clear()
+
+    # ~480 matching videos on the day: six pages, so the restart re-reads five known pages.
+    config = SandboxConfig(fault_seed=1, videos_per_day=1500)
+    with sandbox_with_hook(config, forget_searches_once) as sandbox:
+        result = collect_campaign(settings_for(sandbox, sqlite_url), CAMPAIGN, START, START)
+        expected = expected_ids(sandbox, START, START)
+    (outcome,) = result.windows
+    assert outcome.status == "done", outcome.note
+    assert outcome.pages >= 5 + 6  # five before the loss, then every page of the new search
+    assert outcome.faults == {"search_id_expired": CollectPolicies().search_id_expired.retries + 1}
+    assert stored_ids(sqlite_url) == expected
+    assert outcome.videos == len(expected) == count(sqlite_url, EngagementSnapshot)

@@ -42,14 +42,14 @@ def sandbox_config() -> SandboxConfig:
 
 
 @pytest.fixture
-def flow_env(sandbox_env, db_url, monkeypatch):
-    monkeypatch.setenv("GETTOK_DATABASE_URL", db_url)
+def flow_env(sandbox_env, pg_url, monkeypatch):
+    monkeypatch.setenv("GETTOK_DATABASE_URL", pg_url)
     monkeypatch.setenv("GETTOK_TIKTOK_RETRY_WAIT_SCALE", "0.001")
     return sandbox_env
 
 
 def test_collect_flow_reports_windows_and_days_and_caches_done_windows(
-    prefect_harness, flow_env, db_url
+    prefect_harness, flow_env, pg_url
 ):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
@@ -80,7 +80,7 @@ def test_collect_flow_reports_windows_and_days_and_caches_done_windows(
         assert any(
             m.startswith(f"window {window.window}: done, {window.videos} videos") for m in messages
         )
-    with session_scope(db_url) as session:
+    with session_scope(pg_url) as session:
         per_day = session.scalar(
             select(func.count()).select_from(Video).where(Video.create_time < 1670371200)
         )  # created before 2022-12-07 00:00 UTC: the first day

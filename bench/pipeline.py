@@ -1,0 +1,419 @@
+"""Benchmark the pipeline's orchestration: what Prefect and the pipeline's own bookkeeping cost per
+video when the work itself is instant. The last stdout line is one JSON object.
+
+The real `pipeline` flow runs with its real child flows (collect windows, download, transcribe,
+enrich) and their real batch tasks; only the leaf work each batch task calls is swapped, with
+`unittest.mock.patch` on the module attribute the task body looks up, for an instant stand-in
+that writes the rows the real work would (so every pending query sees the work done):
+
+- collecting a window links that day's pre-inserted videos to the campaign (as `store_page`
+  does) and marks the window done; videos are pre-inserted (500 per UTC day, like GET-Tok's
+  50,631 over 101 days) so that no Research API is involved;
+- downloading writes `ok` download rows, transcribing writes Whisper transcript rows, frame
+  extraction one frame row per video, annotating one row per kind (two for a description).
+
+The baseline calls the same instant functions directly, window by window, in the same batches,
+without Prefect and without the pipeline's pending queries, artifacts and logs. Overhead per
+video = (pipeline seconds - direct seconds) / videos. Each run gets a fresh SQLite database in a
+temporary directory; Prefect is a throwaway server (`prefect_test_harness`, SQLite). Task runs
+are read back from that server: those of the pipeline's flow run and of its child flow runs
+(each child flow call also counts as one task run in its parent, as Prefect records it).
+
+    python -m bench.pipeline [--sizes 1000 10000] [--per-day 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from collections import Counter
+from contextlib import ExitStack
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from unittest.mock import patch
+
+from sqlalchemy import insert, select, update
+
+from flows.enrich import FRAMES_BATCH
+from gettok import db
+from gettok.settings import Settings, get_settings
+from models.campaign import Campaign, load_campaign
+from models.schema import (
+    Annotation,
+    AnnotationKind,
+    AnnotationStatus,
+    CampaignVideo,
+    Download,
+    DownloadStatus,
+    Frame,
+    Transcript,
+    Video,
+    WindowStatus,
+    utcnow,
+)
+from models.schema import CollectionWindow as WindowRow
+from tasks.annotate import REQUESTED_KINDS, AnnotateResult, KindPlan, plan_for
+from tasks.collect import CollectContext, WindowOutcome
+from tasks.download_records import DownloadResult
+from tasks.frames import FramesResult
+from tasks.progress import stage_counts
+from tasks.store_videos import ensure_window, save_campaign
+from tasks.transcribe import WHISPER_ENGINE, TranscribeResult, settings_hash, whisper_options
+from tasks.windows import CollectionWindow, collection_windows
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMPAIGN_FILE = ROOT / "campaigns" / "peru_2022.toml"
+START = date(2022, 12, 1)
+
+
+# --- the instant work -------------------------------------------------------------------------
+
+
+class InstantWork:
+    """Stand-ins for the leaf work of each stage: they write what the real work would, at once."""
+
+    def __init__(self) -> None:
+        self.plans: dict[str, KindPlan | None] = {}
+        self.linked: dict[CollectionWindow, list[tuple[int, str]]] = {}
+
+    def collect_window(self, ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
+        low = datetime.combine(window.start, datetime.min.time(), tzinfo=UTC)
+        high = datetime.combine(window.end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+        with db.session_scope(ctx.database_url) as session:
+            row = ensure_window(session, ctx.campaign_id, ctx.campaign.query_hash, window)
+            videos = session.execute(
+                select(Video.id, Video.username)
+                .where(Video.created_at >= low, Video.created_at < high)
+                .order_by(Video.id)
+            ).all()
+            now = utcnow()
+            session.execute(
+                insert(CampaignVideo),
+                [
+                    {"campaign_id": ctx.campaign_id, "video_id": i, "window_id": row.id}
+                    for i, _ in videos
+                ],
+            )
+            session.execute(
+                update(WindowRow)
+                .where(WindowRow.id == row.id)
+                .values(
+                    status=WindowStatus.done,
+                    pages=math.ceil(len(videos) / 100),
+                    videos=len(videos),
+                    started_at=now,
+                    finished_at=now,
+                )
+            )
+        self.linked[window] = [(i, u) for i, u in videos]
+        return WindowOutcome(
+            window=window,
+            status="done",
+            pages=math.ceil(len(videos) / 100),
+            videos=len(videos),
+            new_videos=len(videos),
+        )
+
+    def download_videos(
+        self, videos, settings: Settings, gate=None, retry_failed: bool = False
+    ) -> DownloadResult:
+        rows = [
+            {
+                "video_id": i,
+                "status": DownloadStatus.ok,
+                "path": f"videos/{i}.mp4",
+                "bytes": 1,
+                "attempts": 1,
+            }
+            for i, _ in videos
+        ]
+        with db.session_scope(settings.resolved_database_url) as session:
+            session.execute(insert(Download), rows)
+        return DownloadResult(statuses={i: DownloadStatus.ok for i, _ in videos})
+
+    def transcribe_videos(
+        self, video_ids, settings: Settings, options, *, limit_name=None, retry_failed=False
+    ) -> TranscribeResult:
+        provenance = options.provenance()
+        common = {
+            "engine": WHISPER_ENGINE,
+            "model": options.model,
+            "settings": provenance,
+            "settings_hash": settings_hash(provenance),
+            "status": "ok",
+            "text": "el presidente habla",
+            "language": "es",
+            "duration_s": 30.0,
+            "is_empty": False,
+        }
+        with db.session_scope(settings.resolved_database_url) as session:
+            session.execute(insert(Transcript), [{"video_id": i, **common} for i in video_ids])
+        return TranscribeResult(done=list(video_ids))
+
+    def extract_frames(self, db_url: str, settings: Settings, video_ids, limit) -> FramesResult:
+        rows = [
+            {"video_id": i, "frame_index": 0, "timestamp_s": 0.0, "path": f"frames/{i}/0.jpg",
+             "width": 432, "height": 768, "source": "video"}
+            for i in video_ids
+        ]  # fmt: skip
+        with db.session_scope(db_url) as session:
+            session.execute(insert(Frame), rows)
+        return FramesResult(videos_done=len(rows), frames_written=len(rows))
+
+    def plan(self, kind: str, campaign: Campaign, settings: Settings) -> KindPlan | None:
+        if kind not in self.plans:
+            self.plans[kind] = plan_for(kind, campaign, settings)
+        return self.plans[kind]
+
+    def annotate_videos(
+        self, database_url, settings, campaign, kind, video_ids, *, client=None, budget=None
+    ) -> AnnotateResult:
+        plan = self.plan(kind, campaign, settings)
+        kinds = [plan.kind]
+        if plan.kind is AnnotationKind.description:
+            kinds.append(AnnotationKind.onscreen_text)
+        rows = [
+            {"video_id": i, "kind": k, "status": AnnotationStatus.ok, "value": {k.value: "x"},
+             "model": plan.model, "prompt_id": plan.prompt.name, "prompt_hash": plan.prompt_hash,
+             "settings": {}, "is_sandbox": True}
+            for i in video_ids
+            for k in kinds
+        ]  # fmt: skip
+        with db.session_scope(database_url) as session:
+            session.execute(insert(Annotation), rows)
+        return AnnotateResult(
+            kind=kind, model=plan.model, prompt_hash=plan.prompt_hash, done=len(video_ids)
+        )
+
+
+def patched(work: InstantWork) -> ExitStack:
+    """The batch tasks' leaf work, swapped where each task body looks it up."""
+    stack = ExitStack()
+    stack.enter_context(patch("flows.collect.collect_window", work.collect_window))
+    stack.enter_context(patch("tasks.download.download_videos", work.download_videos))
+    stack.enter_context(patch("tasks.transcribe.transcribe_videos", work.transcribe_videos))
+    stack.enter_context(patch("flows.enrich.extract_frames", work.extract_frames))
+    stack.enter_context(patch("flows.enrich.annotate_videos", work.annotate_videos))
+    return stack
+
+
+# --- one run ----------------------------------------------------------------------------------
+
+
+def fresh_database(folder: Path, name: str, campaign: Campaign, days: int, per_day: int) -> str:
+    """A migrated SQLite database with `per_day` videos on each of `days` UTC days."""
+    url = f"sqlite:///{folder / name}.db"
+    db.upgrade(url)
+    rows = []
+    for d in range(days):
+        midnight = int(
+            datetime.combine(START + timedelta(days=d), datetime.min.time(), UTC).timestamp()
+        )
+        for n in range(per_day):
+            create_time = midnight + n * 86_400 // per_day
+            video_id = (create_time << 32) | (n * 2_654_435_761 % 2**32)
+            rows.append({
+                "id": video_id, "username": f"usuario{n % 997}", "create_time": create_time,
+                "created_at": datetime.fromtimestamp(create_time, UTC), "region_code": "PE",
+                "video_description": "Castillo #golpedeestado", "raw": {"id": video_id},
+            })  # fmt: skip
+    with db.session_scope(url) as session:
+        save_campaign(session, campaign)
+        for start in range(0, len(rows), 5_000):
+            session.execute(insert(Video), rows[start : start + 5_000])
+    return url
+
+
+def use_database(url: str, media_dir: Path) -> Settings:
+    os.environ["GETTOK_DATABASE_URL"] = url
+    os.environ["GETTOK_MEDIA_DIR"] = str(media_dir)
+    return get_settings()
+
+
+def run_direct(url: str, media_dir: Path, campaign: Campaign, days: int) -> float:
+    """The same instant work, window by window and batch by batch, with nothing around it."""
+    settings = use_database(url, media_dir)
+    work = InstantWork()
+    with db.session_scope(url) as session:
+        campaign_id = save_campaign(session, campaign)
+    ctx = CollectContext(url, None, campaign, campaign_id, None)  # the stand-in needs no client
+    options = whisper_options(settings, campaign.language)
+    kinds = [k for k in REQUESTED_KINDS if work.plan(k, campaign, settings)]
+    began = time.perf_counter()
+    for window in collection_windows(START, START + timedelta(days=days - 1)):
+        work.collect_window(ctx, window)
+        videos = work.linked[window]
+        ids = [i for i, _ in videos]
+        for part in _batches(videos, settings.download_batch_size):
+            work.download_videos(part, settings)
+        for part in _batches(ids, settings.transcription_batch_files):
+            work.transcribe_videos(part, settings, options)
+        for part in _batches(ids, FRAMES_BATCH):
+            work.extract_frames(url, settings, part, len(part))
+        for kind in kinds:
+            for part in _batches(ids, settings.llm_batch_size):
+                work.annotate_videos(url, settings, campaign, kind, part)
+    return time.perf_counter() - began
+
+
+def run_pipeline(url: str, media_dir: Path, days: int):
+    """The real pipeline flow over `days` days; returns its seconds, flow run id and result."""
+    from flows.pipeline import pipeline
+
+    use_database(url, media_dir)
+    with patched(InstantWork()):
+        began = time.perf_counter()
+        state = pipeline(
+            campaign_file=str(CAMPAIGN_FILE),
+            start_date=START,
+            end_date=START + timedelta(days=days - 1),
+            return_state=True,
+        )
+        seconds = time.perf_counter() - began
+    return seconds, state.state_details.flow_run_id, state.result()
+
+
+def _batches(items: list, size: int):
+    return (items[start : start + size] for start in range(0, len(items), size))
+
+
+# --- what Prefect recorded --------------------------------------------------------------------
+
+
+def task_runs_of(flow_run_id, settle_s: float = 60.0) -> tuple[int, int, dict[str, int]]:
+    """(flow runs, task runs, task runs by task) of a flow run and all its descendants.
+
+    Task runs reach the server as events, a moment after the flow returns: read until the count
+    holds still for a few seconds."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterParentFlowRunId,
+    )
+
+    with get_client(sync_client=True) as client:
+        deadline, last, stable_since = time.monotonic() + settle_s, None, time.monotonic()
+        while True:
+            runs = {flow_run_id}
+            frontier = [flow_run_id]
+            while frontier:
+                children = client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=frontier)
+                    ),
+                    limit=200,
+                )
+                frontier = [c.id for c in children if c.id not in runs]
+                runs.update(frontier)
+            tasks = []
+            while True:
+                page = client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(runs))),
+                    limit=200,
+                    offset=len(tasks),
+                )
+                tasks += page
+                if len(page) < 200:
+                    break
+            now = time.monotonic()
+            if (len(runs), len(tasks)) != last:
+                last, stable_since = (len(runs), len(tasks)), now
+            elif now - stable_since >= 3 or now > deadline:
+                break
+            time.sleep(1)
+    by_task = Counter(t.task_key.rsplit("-", 1)[0] for t in tasks)
+    return len(runs), len(tasks), dict(sorted(by_task.items()))
+
+
+# --- the benchmark ----------------------------------------------------------------------------
+
+
+def measure(folder: Path, campaign: Campaign, videos: int, per_day: int) -> dict:
+    days = max(1, math.ceil(videos / per_day))
+    media_dir = folder / "media"
+    direct_url = fresh_database(folder, f"direct-{videos}", campaign, days, per_day)
+    direct_s = run_direct(direct_url, media_dir, campaign, days)
+    direct_counts = stage_counts(direct_url, campaign.name)
+    pipeline_url = fresh_database(folder, f"pipeline-{videos}", campaign, days, per_day)
+    pipeline_s, run_id, result = run_pipeline(pipeline_url, media_dir, days)
+    flow_runs, task_runs, by_task = task_runs_of(run_id)
+    total = days * per_day
+    # The instant work must have reached every video, the same way in both runs.
+    assert result.counts == direct_counts, (result.counts, direct_counts)
+    assert result.counts.with_frames == total == result.counts.downloads.get("ok"), result.counts
+    return {
+        "videos": total,
+        "days": days,
+        "direct_s": round(direct_s, 3),
+        "pipeline_s": round(pipeline_s, 3),
+        "overhead_ms_per_video": round(1000 * (pipeline_s - direct_s) / total, 2),
+        "flow_runs": flow_runs,
+        "task_runs": task_runs,
+        "task_runs_per_1k_videos": round(1000 * task_runs / total, 1),
+        "task_runs_by_task": by_task,
+        "batches": result.batches,
+        "annotations": result.counts.annotations,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000])
+    parser.add_argument("--per-day", type=int, default=500)
+    args = parser.parse_args()
+
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    campaign = load_campaign(CAMPAIGN_FILE)
+    os.environ.setdefault("GETTOK_TIKTOK_CLIENT_KEY", "bench")  # the client is built, never asked
+    os.environ.setdefault("GETTOK_TIKTOK_CLIENT_SECRET", "bench")
+    os.environ["GETTOK_TIKTOK_API_URL"] = "http://127.0.0.1:9"
+    settings = get_settings()
+    runs: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="gettok-bench-pipeline-") as tmp:
+        folder = Path(tmp)
+        with (
+            prefect_test_harness(server_startup_timeout=180),
+            temporary_settings({PREFECT_LOCAL_STORAGE_PATH: folder / "results"}),
+        ):
+            # One day first, so that one-off start-up costs (imports, first flow run) are not
+            # charged to the 1k run.
+            warm = measure(folder, campaign, args.per_day, args.per_day)
+            for size in args.sizes:
+                runs[f"{size // 1000}k" if size % 1000 == 0 else str(size)] = measure(
+                    folder, campaign, size, args.per_day
+                )
+                print(json.dumps({"run": size, **runs[list(runs)[-1]]}), flush=True)
+    first = runs[next(iter(runs))]
+    print(
+        json.dumps(
+            {
+                "overhead_ms_per_video_1k": runs.get("1k", {}).get("overhead_ms_per_video"),
+                "overhead_ms_per_video_10k": runs.get("10k", {}).get("overhead_ms_per_video"),
+                "task_runs_per_1k_videos": first["task_runs_per_1k_videos"],
+                "aim": {"overhead_ms_per_video": 20, "task_runs_per_1k_videos": 100},
+                "videos_per_day": args.per_day,
+                "batch_settings": {
+                    "download_batch_size": settings.download_batch_size,
+                    "transcription_batch_files": settings.transcription_batch_files,
+                    "frames_batch": FRAMES_BATCH,
+                    "llm_batch_size": settings.llm_batch_size,
+                    "llm_kinds": len(REQUESTED_KINDS),
+                },
+                "database": "fresh SQLite per run in a temporary directory",
+                "prefect": "prefect_test_harness (temporary server on SQLite)",
+                "warmup_run": {k: warm[k] for k in ("videos", "direct_s", "pipeline_s")},
+                "runs": runs,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

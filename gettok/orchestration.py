@@ -18,7 +18,7 @@ WORK_POOLS = {
     "cpu": "collection, downloads, frames, LLM calls, outputs",
     "gpu": "Whisper transcription (workers on machines with a GPU)",
 }
-GPU_LIMIT = "gpu"
+GPU_LIMIT = "gpu"  # the default of GETTOK_TRANSCRIPTION_LIMIT
 DOWNLOAD_RATE_LIMIT = "download-rate"
 LLM_RATE_LIMIT = "llm-rate"
 
@@ -35,7 +35,7 @@ def concurrency_limits(settings: Settings) -> list[LimitSpec]:
     download_rate = settings.download_requests_per_s
     llm_rate = settings.llm_requests_per_s
     return [
-        LimitSpec(GPU_LIMIT, settings.transcription_concurrency),
+        LimitSpec(settings.transcription_limit, settings.transcription_concurrency),
         LimitSpec(DOWNLOAD_RATE_LIMIT, max(1, round(download_rate)), download_rate),
         LimitSpec(LLM_RATE_LIMIT, max(1, round(llm_rate)), llm_rate),
     ]

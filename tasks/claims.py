@@ -3,7 +3,8 @@
 A claim is a row in `work_claims` inserted with ON CONFLICT DO NOTHING: on Postgres and SQLite
 alike exactly one inserter wins. Leases expire, so a worker killed mid-batch does not block its
 items forever; the stage's own idempotence (the database is the source of truth) covers the
-rare item finished just as its lease ran out.
+rare item finished just as its lease ran out. Claims of dead processes on this host (kill -9)
+are dropped at once by the next claim of their stage, so a rerun never waits out their lease.
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ def claim(
         session.execute(
             delete(WorkClaim).where(WorkClaim.stage == stage, WorkClaim.expires_at < now)
         )
+        dead = _dead_local_workers(
+            session.scalars(select(WorkClaim.worker).where(WorkClaim.stage == stage).distinct())
+        )
+        if dead:
+            session.execute(
+                delete(WorkClaim).where(WorkClaim.stage == stage, WorkClaim.worker.in_(dead))
+            )
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             rows = [
@@ -82,3 +90,26 @@ def release(url: str, stage: str, video_ids: Iterable[int], *, worker: str | Non
                     WorkClaim.video_id.in_(ids[start : start + 500]),
                 )
             )
+
+
+def _dead_local_workers(workers: Iterable[str]) -> list[str]:
+    """Workers named `host:pid[:suffix]` on this host whose process no longer exists."""
+    host, dead = socket.gethostname(), []
+    for worker in workers:
+        parts = worker.split(":")
+        if len(parts) >= 2 and parts[0] == host and parts[1].isdigit():
+            if not _alive(int(parts[1])):
+                dead.append(worker)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True

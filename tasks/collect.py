@@ -18,29 +18,31 @@ Each kind of fault has its own named policy (`CollectPolicies`):
   window is `failed` with its checkpoint kept: it is not known to be complete, so it must not
   pass for done (a silently short day); the next run resumes it from there.
 A window whose status is `done` or `split` is skipped by a rerun; any other resumes from its
-saved cursor and search_id.
+saved cursor and search_id. On Postgres a window is held by one collector at a time (an advisory
+lock), so two collectors started on the same campaign never page the same window twice.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
-from gettok.db import session_scope
+from gettok.db import get_engine, session_scope
 from gettok.settings import Settings
 from models.campaign import Campaign
 from models.schema import Campaign as CampaignRow
 from models.schema import CampaignVideo, Video, WindowStatus, utcnow
 from models.schema import CollectionWindow as WindowRow
+from tasks.api_policies import CollectPolicies, RetryPolicy  # noqa: F401 (re-exported)
 from tasks.research_api import (
     ApiFault,
     DailyQuotaExhausted,
@@ -66,43 +68,9 @@ log = logging.getLogger(__name__)
 
 # Seconds past midnight UTC before asking again, so our clock and theirs agree the day turned.
 QUOTA_RESET_MARGIN_S = 60
+# Postgres advisory lock namespace for windows ("gtkw"), second key the window id.
+WINDOW_LOCK = 0x67746B77
 
-
-class RetryPolicy(BaseModel):
-    """Jittered exponential waits for one kind of fault: `retries` more tries, then give up."""
-
-    retries: int = Field(ge=0)
-    base_s: float = Field(ge=0)
-    max_s: float = Field(ge=0)
-    factor: float = 2.0
-    jitter: float = Field(0.2, ge=0, lt=1)
-
-    def wait_s(self, retry: int, scale: float = 1.0) -> float:
-        wait = min(self.max_s, self.base_s * self.factor ** (retry - 1))
-        return wait * scale * (1 + random.uniform(-self.jitter, self.jitter))
-
-
-class CollectPolicies(BaseModel):
-    """One named policy per fault of the Research API (see the module docstring)."""
-
-    server_error: RetryPolicy = RetryPolicy(retries=4, base_s=5, max_s=60)
-    search_id_expired: RetryPolicy = RetryPolicy(retries=4, base_s=2, max_s=30)
-    invalid_cursor: RetryPolicy = RetryPolicy(retries=4, base_s=2, max_s=30)
-    rate_limited: RetryPolicy = RetryPolicy(retries=5, base_s=10, max_s=300)
-    network: RetryPolicy = RetryPolicy(retries=5, base_s=2, max_s=60)
-    max_empty_pages: int = Field(5, ge=1)
-    max_search_restarts: int = Field(1, ge=0)
-    wait_scale: float = Field(1.0, ge=0)  # multiplies every wait; tests use tiny ones
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> CollectPolicies:
-        return cls(wait_scale=settings.tiktok_retry_wait_scale)
-
-    def for_fault(self, fault: ApiFault) -> RetryPolicy | None:
-        return getattr(self, fault.kind, None) if fault.kind in RETRIED else None
-
-
-RETRIED = ("server_error", "search_id_expired", "invalid_cursor", "rate_limited", "network")
 
 OutcomeStatus = Literal["done", "split", "failed", "quota_exhausted", "skipped"]
 
@@ -154,6 +122,36 @@ class CollectContext:
 
 def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
     """Page one window to the end (or to a fault), checkpointing after every page."""
+    with session_scope(ctx.database_url) as session:
+        window_id = ensure_window(session, ctx.campaign_id, ctx.campaign.query_hash, window).id
+    with claim_window(ctx.database_url, window_id) as claimed:
+        if not claimed:
+            note = "another collector is paging this window"
+            return WindowOutcome(window=window, status="skipped", note=note)
+        return _page_window(ctx, window)
+
+
+@contextmanager
+def claim_window(database_url: str, window_id: int) -> Iterator[bool]:
+    """Hold the window for this process (Postgres: a session advisory lock, which the database
+    releases by itself when a killed collector's connection drops). SQLite has one writer anyway."""
+    engine = get_engine(database_url)
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as conn:
+        key = {"ns": WINDOW_LOCK, "id": window_id}
+        claimed = conn.scalar(text("SELECT pg_try_advisory_lock(:ns, :id)"), key)
+        conn.commit()
+        try:
+            yield bool(claimed)
+        finally:
+            if claimed:
+                conn.execute(text("SELECT pg_advisory_unlock(:ns, :id)"), key)
+                conn.commit()
+
+
+def _page_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
     with session_scope(ctx.database_url) as session:
         row = ensure_window(session, ctx.campaign_id, ctx.campaign.query_hash, window)
         if row.status in (WindowStatus.done, WindowStatus.split):

@@ -462,3 +462,30 @@ def test_a_search_lost_deep_in_a_window_is_restarted_and_the_window_completes(
     assert outcome.faults == {"search_id_expired": CollectPolicies().search_id_expired.retries + 1}
     assert stored_ids(sqlite_url) == expected
     assert outcome.videos == len(expected) == count(sqlite_url, EngagementSnapshot)
+
+
+def test_two_collectors_on_one_campaign_never_page_a_window_twice(pg_url, settings_env):
+    def slow(path: str, state: SandboxState) -> None:
+        if path.startswith("/v2/research/"):
+            time.sleep(0.05)
+
+    config = SandboxConfig(fault_seed=1, videos_per_day=400)
+    with sandbox_with_hook(config, slow) as sandbox:
+        settings = settings_for(sandbox, pg_url)
+        results = []
+
+        def collector() -> None:
+            results.append(collect_campaign(settings, CAMPAIGN, START, END))
+
+        threads = [threading.Thread(target=collector) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        searches = sandbox.state.counters["searches"]
+        assert_complete(sandbox, pg_url, results[0], START, END)
+    outcomes = [w for result in results for w in result.windows]
+    assert sum(1 for w in outcomes if w.status == "done") == 4  # each window paged by one of them
+    assert searches == 4
+    pages = sum(r.pages for r in windows(pg_url).values())
+    assert RequestLedger(pg_url, 1).used() == pages  # no page asked for twice

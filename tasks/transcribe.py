@@ -42,7 +42,7 @@ from tasks.whisper import (
     AudioError,
     ClipTranscript,
     WhisperOptions,
-    decode_clip,
+    decode_clips,
     is_near_empty,
     load_model,
     resolve_device,
@@ -231,12 +231,18 @@ def transcribe_videos(
                     )
                 ).all()
             )
-        clips: dict[int, np.ndarray] = {}
+        paths: dict[int, Path] = {}
         for video_id in ids:
             try:
-                clips[video_id] = decode_clip(media_file(media_dir, downloads[video_id]))
-            except (AudioError, OSError) as exc:
+                paths[video_id] = media_file(media_dir, downloads[video_id])
+            except AudioError as exc:
                 result.failed[video_id] = _failure(url, video_id, options, f"audio: {exc}")
+        clips: dict[int, np.ndarray] = {}
+        for video_id, decoded in zip(paths, decode_clips(list(paths.values())), strict=True):
+            if isinstance(decoded, AudioError):
+                result.failed[video_id] = _failure(url, video_id, options, f"audio: {decoded}")
+            else:
+                clips[video_id] = decoded
         if clips:
             transcripts = _run_model(list(clips.values()), options, limit_name, result)
             for video_id, outcome in zip(clips, transcripts, strict=True):

@@ -8,6 +8,7 @@ one array and pass them as `clip_timestamps` (seconds; faster-whisper 1.2.1 trun
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import re
@@ -134,20 +135,53 @@ def load_model(options: WhisperOptions):
 
 
 def decode_clip(path: str | Path) -> np.ndarray:
-    """16 kHz mono float32 straight from the mp4 (PyAV); an empty array when it has no audio."""
-    import av
-    from faster_whisper import decode_audio
+    """16 kHz mono float32 straight from the mp4 (PyAV); an empty array when it has no audio.
 
+    faster-whisper's `decode_audio` does the same but runs `gc.collect()` after every file
+    (0.13 s in a worker with Prefect loaded); `decode_clips` collects once per batch instead.
+    """
+    import av
+
+    parts = []
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
                 return np.zeros(0, dtype=np.float32)
-        samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            for frame in _valid_frames(container.decode(audio=0)):
+                parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+            parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
     except (av.error.FFmpegError, OSError, ValueError, IndexError) as exc:
         raise AudioError(f"{type(exc).__name__}: {exc}") from exc
-    if samples.size == 0:
+    if not parts:
         return np.zeros(0, dtype=np.float32)
-    return samples
+    return np.concatenate(parts).astype(np.float32) / 32768.0
+
+
+def _valid_frames(frames):
+    """Skip frames FFmpeg cannot decode, as faster-whisper does, rather than lose the clip."""
+    import av
+
+    iterator = iter(frames)
+    while True:
+        try:
+            yield next(iterator)
+        except StopIteration:
+            return
+        except av.error.InvalidDataError:
+            continue
+
+
+def decode_clips(paths: Sequence[str | Path]) -> list[np.ndarray | AudioError]:
+    """Decode a batch; a file that cannot be decoded gives its `AudioError` in its place."""
+    clips: list[np.ndarray | AudioError] = []
+    for path in paths:
+        try:
+            clips.append(decode_clip(path))
+        except AudioError as exc:
+            clips.append(exc)
+    gc.collect()  # PyAV resamplers hold reference cycles (faster-whisper issue #390)
+    return clips
 
 
 def speech_windows(audio: np.ndarray, vad: bool) -> list[tuple[int, int]]:

@@ -34,7 +34,7 @@ from tasks.windows import CollectionWindow
 
 
 class WindowIncomplete(Exception):
-    """A window that ended `failed`: raised so Prefect retries it once and never caches it."""
+    """A window left `failed` or `busy`: raised so Prefect retries it once and never caches it."""
 
     def __init__(self, outcome: WindowOutcome):
         super().__init__(f"window {outcome.window}: {outcome.note}")
@@ -83,7 +83,7 @@ def _retriable(_task, _task_run, state) -> bool:
 )
 def collect_window_task(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
     outcome = collect_window(ctx, window)
-    if outcome.status == "failed":
+    if outcome.status in ("failed", "busy"):  # retried once, never cached
         raise WindowIncomplete(outcome)
     return outcome
 

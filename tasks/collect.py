@@ -70,9 +70,11 @@ log = logging.getLogger(__name__)
 QUOTA_RESET_MARGIN_S = 60
 # Postgres advisory lock namespace for windows ("gtkw"), second key the window id.
 WINDOW_LOCK = 0x67746B77
+CLAIM_TRIES = 3
 
 
-OutcomeStatus = Literal["done", "split", "failed", "quota_exhausted", "skipped"]
+# skipped: already done or split; busy: another collector holds the window right now.
+OutcomeStatus = Literal["done", "split", "failed", "quota_exhausted", "skipped", "busy"]
 
 
 class WindowOutcome(BaseModel):
@@ -127,7 +129,7 @@ def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutco
     with claim_window(ctx.database_url, window_id) as claimed:
         if not claimed:
             note = "another collector is paging this window"
-            return WindowOutcome(window=window, status="skipped", note=note)
+            return WindowOutcome(window=window, status="busy", note=note)
         return _page_window(ctx, window)
 
 
@@ -141,8 +143,13 @@ def claim_window(database_url: str, window_id: int) -> Iterator[bool]:
         return
     with engine.connect() as conn:
         key = {"ns": WINDOW_LOCK, "id": window_id}
-        claimed = conn.scalar(text("SELECT pg_try_advisory_lock(:ns, :id)"), key)
-        conn.commit()
+        # A few tries: the lock of a collector killed a moment ago may outlive it briefly.
+        for attempt in range(CLAIM_TRIES):
+            claimed = conn.scalar(text("SELECT pg_try_advisory_lock(:ns, :id)"), key)
+            conn.commit()
+            if claimed or attempt == CLAIM_TRIES - 1:
+                break
+            time.sleep(1.0)
         try:
             yield bool(claimed)
         finally:
@@ -340,6 +347,11 @@ class CollectResult(BaseModel):
 
     @computed_field
     @property
+    def windows_busy(self) -> int:
+        return self._count("busy")
+
+    @computed_field
+    @property
     def videos(self) -> int:
         return sum(w.videos for w in self.windows)
 
@@ -357,6 +369,8 @@ class CollectResult(BaseModel):
             return "quota exhausted, resumes at 00:00 UTC"
         if self.windows_failed:
             return f"incomplete: {self.windows_failed} window(s) failed"
+        if self.windows_busy:
+            return f"incomplete: {self.windows_busy} window(s) held by another collector"
         return "completed"
 
 

@@ -85,3 +85,23 @@ def test_index_lag_and_quota_reset_are_utc():
     evening_in_lima = datetime(2024, 3, 5, 20, 0, tzinfo=timezone(timedelta(hours=-5)))
     assert next_utc_midnight(evening_in_lima) == datetime(2024, 3, 7, tzinfo=UTC)
     assert last_indexed_day(evening_in_lima) == date(2024, 3, 3)
+
+
+def test_a_range_reaching_into_the_index_lag_is_deferred_not_collected_partially():
+    from models.campaign import parse_campaign
+    from tasks.collect import plan_range
+
+    today = datetime.now(UTC).date()
+    ongoing = parse_campaign(
+        {
+            "name": "ongoing",
+            "start_date": str(today - timedelta(days=10)),
+            "query": {"keywords": ["x"]},
+        }
+    )
+    start, end, deferred = plan_range(ongoing, None, None)
+    assert (start, end, deferred) == (today - timedelta(days=10), last_indexed_day(), None)
+    start, end, deferred = plan_range(ongoing, None, today)
+    assert end == deferred == last_indexed_day() < today - timedelta(days=1)
+    # A range entirely inside the lag has nothing to collect yet.
+    assert plan_range(ongoing, today - timedelta(days=1), today)[1] is None

@@ -31,6 +31,7 @@ from flows.collect import run_window_in_prefect
 from flows.download import download
 from flows.enrich import enrich
 from flows.transcribe import transcribe
+from gettok.orchestration import DOWNLOAD_RATE_LIMIT, LLM_RATE_LIMIT
 from gettok.settings import Settings, get_settings
 from models.campaign import Campaign, load_campaign
 from tasks.collect import CollectResult, WindowOutcome, collect_campaign
@@ -128,7 +129,9 @@ def process_new_videos(
 ) -> None:
     """Download, transcribe and enrich what is pending (child flows), within the run's budget."""
     # Dropped connections wait ~100 s before they are asked again: only the final sweep waits.
-    stages.download(campaign, transient_rounds=1 if final else 0)
+    stages.download(
+        campaign, transient_rounds=1 if final else 0, shared_rate_limit=DOWNLOAD_RATE_LIMIT
+    )
     if transcribe_deployment:
         from prefect.deployments import run_deployment
 
@@ -142,7 +145,9 @@ def process_new_videos(
             raise RuntimeError(f"transcription run {run.name} ended {run.state and run.state.name}")
     else:
         stages.transcribe(campaign=campaign)
-    enriched = stages.enrich(campaign=campaign, budget_usd=budget.left_usd)
+    enriched = stages.enrich(
+        campaign=campaign, budget_usd=budget.left_usd, shared_rate_limit=LLM_RATE_LIMIT
+    )
     budget.spent_usd += float(getattr(enriched, "spent_usd", 0.0))
 
 

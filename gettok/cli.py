@@ -47,8 +47,11 @@ def campaign_or_exit(path: Path) -> Campaign:
         raise fail(str(exc)) from None
 
 
-def dates_or_exit(start: str | None, end: str | None) -> tuple[date | None, date | None]:
-    """Parse --start/--end (YYYY-MM-DD, UTC, inclusive) or exit naming the bad one."""
+def dates_or_exit(
+    start: str | None, end: str | None, campaign: Campaign | None = None
+) -> tuple[date | None, date | None]:
+    """Parse --start/--end (YYYY-MM-DD, UTC, inclusive) or exit naming the bad one; dates outside
+    the campaign's range are refused (a typo would put another period's videos in the study)."""
     parsed = []
     for flag, value in (("--start", start), ("--end", end)):
         try:
@@ -58,14 +61,36 @@ def dates_or_exit(start: str | None, end: str | None) -> tuple[date | None, date
     first, last = parsed
     if first and last and last < first:
         raise fail(f"--end {last} is before --start {first}")
+    for flag, day in (("--start", first), ("--end", last)):
+        if campaign is None or day is None:
+            continue
+        if day < campaign.start_date or (campaign.end_date and day > campaign.end_date):
+            raise fail(
+                f"{flag} {day} is outside campaign {campaign.name} ({campaign.start_date} to "
+                f"{campaign.end_date or 'ongoing'}); widen the campaign file to collect it"
+            )
     return first, last
+
+
+def database_or_exit(settings: Settings) -> str:
+    """Create or migrate the schema; an unreachable database is one clear line, not a traceback."""
+    from sqlalchemy.exc import DBAPIError
+
+    url = settings.resolved_database_url
+    try:
+        db.upgrade(url)
+    except (DBAPIError, OSError) as exc:
+        shown = db.make_url(url).render_as_string(hide_password=True)
+        reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+        raise fail(f"cannot use the database at {shown}: {reason}") from None
+    return url
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema on GETTOK_DATABASE_URL (idempotent)."""
     settings = settings_or_exit()
-    db.upgrade(settings.resolved_database_url)
+    database_or_exit(settings)
     url = db.make_url(db.normalise_url(settings.resolved_database_url))
     typer.echo(
         f"database at revision {db.current_revision(settings.resolved_database_url)}: "
@@ -149,6 +174,7 @@ def enrich_command(
     unknown = sorted(set(kind or []) - set(REQUESTED_KINDS))
     if unknown:
         raise fail(f"unknown --kind {', '.join(unknown)}: use {', '.join(REQUESTED_KINDS)}")
+    database_or_exit(settings)
     try:
         if dry_run:
             estimate = estimate_enrich(settings.resolved_database_url, settings, campaign,
@@ -189,11 +215,11 @@ def collect_command(
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
-    first, last = dates_or_exit(start, end)
+    first, last = dates_or_exit(start, end, campaign)
     if not settings.has_tiktok_credentials:
         raise fail("set GETTOK_TIKTOK_CLIENT_KEY and GETTOK_TIKTOK_CLIENT_SECRET "
                    "(or run `gettok sandbox` and use the variables it prints)")
-    db.upgrade(settings.resolved_database_url)
+    database_or_exit(settings)
     try:
         result = collect(campaign, first, last, wait_for_quota)
     except CollectIncomplete as exc:
@@ -227,7 +253,7 @@ def transcribe_command(
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
-    db.upgrade(settings.resolved_database_url)
+    database_or_exit(settings)
     ensure_transcription_limit(settings)  # strict acquisition needs the limit to exist
     result = transcribe(campaign=campaign, retry_failed=retry_failed, limit=limit)
     typer.echo(f"{campaign.name}: {result.summary()}")
@@ -253,7 +279,7 @@ def download_command(
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
-    db.upgrade(settings.resolved_database_url)
+    database_or_exit(settings)
     result = download(campaign=campaign, retry_failed=retry_failed, limit=limit)
     typer.echo(f"{campaign.name}: {result.summary()}")
     if result.blocked_until is not None:
@@ -278,13 +304,13 @@ def run_command(
     from gettok.local_mode import local_services
     from gettok.orchestration import ensure_prefect_objects
 
-    campaign_or_exit(campaign_file)
-    first, last = dates_or_exit(start, end)
+    campaign = campaign_or_exit(campaign_file)
+    first, last = dates_or_exit(start, end, campaign)
     with local_services(settings_or_exit()) as services:
         for note in services.notes:
             typer.secho(note, fg=typer.colors.YELLOW)
         settings = settings_or_exit()
-        db.upgrade(settings.resolved_database_url)
+        database_or_exit(settings)
         ensure_prefect_objects(settings)
         try:
             result = pipeline(campaign_file=str(campaign_file), start_date=first, end_date=last,
@@ -324,7 +350,7 @@ def export_command(
         raise fail(f"--format must be parquet, csv or jsonl, not {fmt!r}")
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
-    db.upgrade(settings.resolved_database_url)
+    database_or_exit(settings)
     try:
         result = export(campaign, fmt, public, str(out) if out else None)
     except CampaignNotFound as exc:
@@ -348,7 +374,7 @@ def report_command(
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
-    db.upgrade(settings.resolved_database_url)
+    database_or_exit(settings)
     try:
         result = report(campaign, str(out) if out else None)
     except CampaignNotFound as exc:
@@ -368,7 +394,7 @@ def prune_command(
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file) if campaign_file else None
-    db.upgrade(settings.resolved_database_url)
+    database_or_exit(settings)
     result = prune(campaign, limit)
     typer.echo(result.summary())
 
@@ -389,7 +415,7 @@ def watch_command(
                if not (p.exists() or (campaign_file.parent / p).exists())]
     if missing:
         raise fail(f"watch images not found: {', '.join(missing)}")
-    db.upgrade(settings.resolved_database_url)
+    database_or_exit(settings)
     for r in watch(str(campaign_file), limit):
         typer.echo(f"{r.target}: {r.videos_checked} videos checked, {len(r.matched)} matched"
                    + (f" {r.matched}" if r.matched else "")

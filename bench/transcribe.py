@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--no-vad", action="store_true")
+    parser.add_argument(
+        "--compute-type", default="auto", help="ours only; auto: int8 CPU, fp16 GPU"
+    )
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args(argv)
 
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     options = WhisperOptions(
         model=args.model, beam_size=args.beam_size, batch_size=args.batch_size,
-        vad=not args.no_vad, language="en",
+        vad=not args.no_vad, language="en", compute_type=args.compute_type,
     )  # fmt: skip
     device, compute_type = resolve_device(options.device, options.compute_type)
     ours_model = load_model(options)

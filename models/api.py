@@ -8,6 +8,7 @@ are kept so that a new API field is stored, not dropped.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,10 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 MAX_BIGINT = 2**63 - 1
 
 
+# Half of a UTF-16 pair (a text cut mid-emoji): no database encodes one.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def strip_nul(value: Any) -> Any:
-    """Remove NUL characters from strings anywhere inside a JSON-like value."""
+    """Remove NUL characters from strings anywhere inside a JSON-like value, and replace lone
+    surrogates with U+FFFD (either would make the whole page fail to store)."""
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return LONE_SURROGATE.sub("\ufffd", value.replace("\x00", ""))
     if isinstance(value, list):
         return [strip_nul(v) for v in value]
     if isinstance(value, dict):

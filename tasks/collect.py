@@ -59,6 +59,7 @@ from tasks.research_api import (
 from tasks.store_videos import (
     checkpoint_window,
     ensure_window,
+    keep_rejected,
     save_campaign,
     store_page,
 )
@@ -266,6 +267,7 @@ def _page_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome
                 sighting_at=sighting_at,
                 checkpoint=checkpoint,
             )
+            keep_rejected(session, window_id, page.rejected, page.invalid)
         outcome.pages += 1
         outcome.videos += stored.new_sightings
         outcome.new_videos += stored.new_videos

@@ -23,6 +23,7 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, defer
 
 from gettok.db import session_scope
+from models.api import LONE_SURROGATE
 from models.schema import (
     Annotation,
     AnnotationKind,
@@ -198,7 +199,7 @@ def _record(
         "pruned_at": v.pruned_at,
         "pruned_reason": v.pruned_reason,
         "frames_extracted": frames,
-        "raw": json.dumps(v.raw, ensure_ascii=False) if "raw" not in inspect(v).unloaded else None,
+        "raw": _raw_json(v.raw) if "raw" not in inspect(v).unloaded else None,
     }
     if d is not None:
         row.update(
@@ -272,6 +273,13 @@ def _record(
         elif kind == "summary":
             row["summary"] = _value(value, "summary", "text")
     return row
+
+
+def _raw_json(raw: Any) -> str:
+    """The payload as JSON text; half of a UTF-16 pair (a text cut mid-emoji) stays the escape
+    the API sent, since no file encoding can hold it as a character."""
+    text = json.dumps(raw, ensure_ascii=False)
+    return LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def export_frame(

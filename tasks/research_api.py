@@ -99,6 +99,7 @@ class VideoPage:
     search_id: str | None
     invalid: list[str] = field(default_factory=list)
     log_id: str | None = None
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # invalid records as sent
 
 
 def parse_video_page(payload: dict[str, Any]) -> VideoPage:
@@ -106,7 +107,7 @@ def parse_video_page(payload: dict[str, Any]) -> VideoPage:
     data = dict(payload.get("data") or {})
     raw_videos = list(data.pop("videos", None) or [])
     meta = VideoPageData.model_validate(data)
-    videos, raws, invalid = [], [], []
+    videos, raws, invalid, rejected = [], [], [], []
     for raw in raw_videos:
         try:
             videos.append(ResearchVideo.model_validate(raw))
@@ -114,9 +115,10 @@ def parse_video_page(payload: dict[str, Any]) -> VideoPage:
         except ValidationError as exc:
             ident = raw.get("id") if isinstance(raw, dict) else None
             invalid.append(f"video {ident!r}: {exc.errors()[0]['msg']}")
+            rejected.append(raw if isinstance(raw, dict) else {"value": raw})
     error = ApiError.model_validate(payload.get("error") or {})
     return VideoPage(
-        videos, raws, meta.cursor, meta.has_more, meta.search_id, invalid, error.log_id
+        videos, raws, meta.cursor, meta.has_more, meta.search_id, invalid, error.log_id, rejected
     )
 
 

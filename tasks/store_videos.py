@@ -8,6 +8,7 @@ in flight, never a page whose cursor was already saved.
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -26,6 +27,7 @@ from models.schema import (
     CampaignVideo,
     CollectionWindow,
     EngagementSnapshot,
+    RejectedRecord,
     Video,
     utcnow,
 )
@@ -223,6 +225,31 @@ def checkpoint_window(session: Session, window_id: int, **values: Any) -> None:
     session.execute(update(CollectionWindow).where(CollectionWindow.id == window_id).values(values))
 
 
+def keep_rejected(
+    session: Session, window_id: int, raws: Sequence[dict[str, Any]], reasons: Sequence[str]
+) -> int:
+    """Keep the records a page sent that cannot be videos (an id beyond 64 bits, a float id...)
+    with their reason, once per window even when a page is fetched again; returns how many."""
+    if not raws:
+        return 0
+    known = {
+        json.dumps(raw, sort_keys=True)
+        for raw in session.scalars(
+            select(RejectedRecord.raw).where(RejectedRecord.window_id == window_id)
+        )
+    }
+    added = 0
+    for raw, reason in zip(raws, reasons, strict=True):
+        key = json.dumps(raw, sort_keys=True)
+        if key not in known:
+            known.add(key)
+            session.add(
+                RejectedRecord(window_id=window_id, source="video_query", raw=raw, reason=reason)
+            )
+            added += 1
+    return added
+
+
 def store_page(
     session: Session,
     *,
@@ -243,8 +270,9 @@ def store_page(
         new_videos = new_sightings = 0
     elif session.get_bind().dialect.name == "postgresql":
         new_videos, new_sightings = _store_page_postgres(
-            session, campaign_id, window_id, videos, raws, seen_at, sighting_at
+            session, campaign_id, window_id, videos, raws, seen_at, sighting_at, checkpoint
         )
+        checkpoint = None  # moved by that same statement
     else:
         new_videos = upsert_videos(session, videos, raws, seen_at)
         new_sightings = record_sightings(session, videos, sighting_at)
@@ -265,8 +293,9 @@ def _store_page_postgres(
     raws: Sequence[dict[str, Any]],
     seen_at: datetime,
     sighting_at: datetime,
+    checkpoint: dict[str, Any] | None,
 ) -> tuple[int, int]:
-    """Videos, snapshots and membership of a page in ONE statement (data-modifying CTEs).
+    """Videos, snapshots, membership and the window's checkpoint in ONE statement.
 
     The page travels as one JSON document read by `json_to_recordset`: a short statement with
     a few parameters, where 100-row VALUES lists (2,500 placeholders) are re-parsed and adapted
@@ -282,9 +311,12 @@ def _store_page_postgres(
         "window_id": window_id,
         "seen_at": seen_at,
     }
+    for name, value in (checkpoint or {}).items():
+        params[f"checkpoint_{name}"] = value.value if isinstance(value, enum.Enum) else value
+    moved = tuple(sorted(checkpoint)) if checkpoint is not None else None
     cursor = session.connection().connection.cursor()
     try:
-        cursor.execute(_postgres_page_sql(), params)
+        cursor.execute(_postgres_page_sql(moved), params)
         new_videos, new_sightings, _members, _ = cursor.fetchone()
     finally:
         cursor.close()
@@ -301,8 +333,9 @@ def _as_document_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-@lru_cache(maxsize=1)
-def _postgres_page_sql() -> str:
+@lru_cache(maxsize=16)
+def _postgres_page_sql(checkpoint: tuple[str, ...] | None) -> str:
+    """The page statement; `checkpoint` names the window columns it also sets (None: none)."""
     dialect = postgresql.dialect()
     table = Video.__table__
     names = [
@@ -320,6 +353,20 @@ def _postgres_page_sql() -> str:
     selected = ", ".join("raw::json" if n == "raw" else n for n in names)
     refreshed = ", ".join(f"{c} = EXCLUDED.{c}" for c in VIDEO_UPDATE_COLUMNS)
     counts = ", ".join(COUNT_COLUMNS)
+    moved = ""
+    if checkpoint is not None:
+        columns = CollectionWindow.__table__.c
+        unknown = [c for c in checkpoint if c not in columns or c in ("pages", "videos", "id")]
+        if unknown:
+            raise ValueError(f"not a checkpoint column of collection_windows: {unknown}")
+        assigned = "".join(f", {c} = %(checkpoint_{c})s" for c in checkpoint if c != "updated_at")
+        moved = f""",
+        checkpoint AS (
+            UPDATE collection_windows
+            SET pages = pages + 1, videos = videos + (SELECT count(*) FROM sighted),
+                updated_at = %(seen_at)s{assigned}
+            WHERE id = %(window_id)s
+        )"""
     # synchronous_commit off for this transaction only: a *database* crash may lose the last
     # pages, but always with their checkpoint (same transaction), so they are fetched again.
     return f"""
@@ -340,7 +387,7 @@ def _postgres_page_sql() -> str:
             SELECT %(campaign_id)s, id, %(window_id)s, %(seen_at)s FROM page
             ON CONFLICT (campaign_id, video_id) DO NOTHING
             RETURNING 1
-        )
+        ){moved}
         SELECT
             (SELECT count(*) FROM stored WHERE is_new)::int,
             (SELECT count(*) FROM sighted)::int,

@@ -40,6 +40,7 @@ from sqlalchemy import insert, select, update
 
 from flows.enrich import FRAMES_BATCH
 from gettok import db
+from gettok.orchestration import ensure_prefect_objects
 from gettok.settings import Settings, get_settings
 from models.campaign import Campaign, load_campaign
 from models.schema import (
@@ -365,9 +366,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000])
     parser.add_argument("--per-day", type=int, default=500)
+    parser.add_argument(
+        "--no-flow-heartbeats",
+        action="store_true",
+        help="run with Prefect's flow heartbeats off (each flow run's exit waits ~1 s for them)",
+    )
     args = parser.parse_args()
 
-    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.settings import (
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_LOCAL_STORAGE_PATH,
+        temporary_settings,
+    )
     from prefect.testing.utilities import prefect_test_harness
 
     campaign = load_campaign(CAMPAIGN_FILE)
@@ -378,10 +388,12 @@ def main() -> None:
     runs: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="gettok-bench-pipeline-") as tmp:
         folder = Path(tmp)
-        with (
-            prefect_test_harness(server_startup_timeout=180),
-            temporary_settings({PREFECT_LOCAL_STORAGE_PATH: folder / "results"}),
-        ):
+        updates = {PREFECT_LOCAL_STORAGE_PATH: folder / "results"}
+        if args.no_flow_heartbeats:
+            updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
+        with prefect_test_harness(server_startup_timeout=180), temporary_settings(updates):
+            heartbeat_s = PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value()
+            ensure_prefect_objects(settings)  # as `gettok setup` does: pools and limits
             # One day first, so that one-off start-up costs (imports, first flow run) are not
             # charged to the 1k run.
             warm = measure(folder, campaign, args.per_day, args.per_day)
@@ -408,6 +420,7 @@ def main() -> None:
                 },
                 "database": "fresh SQLite per run in a temporary directory",
                 "prefect": "prefect_test_harness (temporary server on SQLite)",
+                "prefect_flow_heartbeat_s": heartbeat_s,
                 "warmup_run": {k: warm[k] for k in ("videos", "direct_s", "pipeline_s")},
                 "runs": runs,
             }

@@ -57,6 +57,8 @@ TIKTOK_ENGINE = "tiktok"
 TIKTOK_MODEL = "research-api voice_to_text"
 # Files never fail the task (they get a row); the database or a model that cannot load can.
 TRANSCRIBE_RETRIES = {"retries": 2, "retry_delay_seconds": [30, 120]}
+# A batch of 16 clips of 90 s with large-v3 on CPU fits; claims are taken once the slot is held.
+CLAIM_LEASE_S = 3600
 
 
 class TranscribeResult(BaseModel):
@@ -135,7 +137,9 @@ def model_slot(limit_name: str | None) -> Iterator[None]:
         return
     from prefect.concurrency.sync import concurrency
 
-    with concurrency(limit_name, occupy=1, strict=True):
+    # Strict: a missing limit fails the run. A renewal hiccup mid-batch does not (the slot's
+    # lease is renewed in the background; losing one renewal must not discard an hour of GPU work).
+    with concurrency(limit_name, occupy=1, strict=True, raise_on_lease_renewal_failure=False):
         yield
 
 
@@ -208,83 +212,96 @@ def transcribe_videos(
     limit_name: str | None = None,
     retry_failed: bool = False,
 ) -> TranscribeResult:
-    """Transcribe these videos in one shared batch and record a row for each (ok or failed)."""
-    url, media_dir = settings.resolved_database_url, settings.resolved_media_dir
+    """Transcribe these videos in one shared batch and record a row for each (ok or failed).
+
+    The videos are claimed only once the limit's slot is held, so a batch that waits its turn
+    for the GPU holds no claims, and a worker killed mid-batch blocks its videos for one lease.
+    """
+    url = settings.resolved_database_url
     result = TranscribeResult()
-    held = claims.claim(url, STAGE, video_ids)
-    result.skipped = [i for i in video_ids if i not in set(held)]
+    held: list[int] = []
     try:
-        todo = set(
-            pending_videos(url, options, video_ids=held, retry_failed=retry_failed) if held else []
-        )
-        result.skipped += [i for i in held if i not in todo]
-        ids = [i for i in held if i in todo]
-        with db.session_scope(url) as session:
-            downloads = {
-                d.video_id: d
-                for d in session.scalars(select(Download).where(Download.video_id.in_(ids)))
-            }
-            known_s = dict(
-                session.execute(
-                    select(MediaInfo.video_id, MediaInfo.duration_s).where(
-                        MediaInfo.video_id.in_(ids)
-                    )
-                ).all()
-            )
-        paths: dict[int, Path] = {}
-        for video_id in ids:
-            try:
-                paths[video_id] = media_file(media_dir, downloads[video_id])
-            except AudioError as exc:
-                result.failed[video_id] = _failure(url, video_id, options, f"audio: {exc}")
-        clips: dict[int, np.ndarray] = {}
-        for video_id, decoded in zip(paths, decode_clips(list(paths.values())), strict=True):
-            if isinstance(decoded, AudioError):
-                result.failed[video_id] = _failure(url, video_id, options, f"audio: {decoded}")
+        with model_slot(limit_name):
+            held = claims.claim(url, STAGE, video_ids, lease_s=CLAIM_LEASE_S)
+            todo = set(pending_videos(url, options, video_ids=held, retry_failed=retry_failed))
+            result.skipped = [i for i in video_ids if i not in todo]
+            clips = _decode(url, settings.resolved_media_dir, [i for i in held if i in todo])
+            for video_id, error in list(clips.items()):
+                if isinstance(error, AudioError):
+                    result.failed[video_id] = _failure(url, video_id, options, f"audio: {error}")
+                    del clips[video_id]
+            outcomes = _run_model(list(clips.values()), options, result) if clips else []
+        mute = [i for i, o in zip(clips, outcomes, strict=True) if _has_no_audio(o)]
+        probed_s = _probed_durations(url, mute) if mute else {}
+        for video_id, outcome in zip(clips, outcomes, strict=True):
+            if isinstance(outcome, str):
+                result.failed[video_id] = _failure(url, video_id, options, outcome)
+                continue
+            if not outcome.has_audio:  # no audio stream: the video's probed length
+                outcome.duration_s = probed_s.get(video_id, 0.0)
             else:
-                clips[video_id] = decoded
-        if clips:
-            transcripts = _run_model(list(clips.values()), options, limit_name, result)
-            for video_id, outcome in zip(clips, transcripts, strict=True):
-                if isinstance(outcome, str):
-                    result.failed[video_id] = _failure(url, video_id, options, outcome)
-                    continue
-                if not outcome.has_audio:
-                    outcome.duration_s = known_s.get(video_id) or 0.0
-                _store(url, video_id, options, outcome)
-                (result.empty if outcome.is_empty else result.done).append(video_id)
                 result.audio_s = round(result.audio_s + outcome.duration_s, 3)
+            _store(url, video_id, options, outcome)
+            (result.empty if outcome.is_empty else result.done).append(video_id)
     finally:
         claims.release(url, STAGE, held)
     return result
 
 
-def _run_model(
-    clips: list[np.ndarray],
-    options: WhisperOptions,
-    limit_name: str | None,
-    result: TranscribeResult,
-) -> list[ClipTranscript | str]:
-    """The model section: one slot of the limit, the whole batch; on an error, clip by clip."""
-    with model_slot(limit_name):
-        started, clock = utcnow(), time.perf_counter()
+def _has_no_audio(outcome: ClipTranscript | str) -> bool:
+    return isinstance(outcome, ClipTranscript) and not outcome.has_audio
+
+
+def _probed_durations(url: str, ids: list[int]) -> dict[int, float]:
+    with db.session_scope(url) as session:
+        rows = session.execute(
+            select(MediaInfo.video_id, MediaInfo.duration_s).where(
+                MediaInfo.video_id.in_(ids), MediaInfo.duration_s.is_not(None)
+            )
+        )
+        return {video_id: duration for video_id, duration in rows}
+
+
+def _decode(url: str, media_dir: Path, ids: list[int]) -> dict[int, np.ndarray | AudioError]:
+    """Each video's audio, or the reason it has none we can use."""
+    with db.session_scope(url) as session:
+        downloads = {
+            d.video_id: d
+            for d in session.scalars(select(Download).where(Download.video_id.in_(ids)))
+        }
+    found: dict[int, np.ndarray | AudioError] = {}
+    paths: dict[int, Path] = {}
+    for video_id in ids:
         try:
-            model = load_model(options)
-            result.device = resolve_device(options.device, options.compute_type)[0]
+            paths[video_id] = media_file(media_dir, downloads[video_id])
+        except AudioError as exc:
+            found[video_id] = exc
+    found.update(zip(paths, decode_clips(list(paths.values())), strict=True))
+    return found
+
+
+def _run_model(
+    clips: list[np.ndarray], options: WhisperOptions, result: TranscribeResult
+) -> list[ClipTranscript | str]:
+    """The whole batch through the model; if the batch fails, clip by clip to keep the rest."""
+    started, clock = utcnow(), time.perf_counter()
+    try:
+        model = load_model(options)
+        result.device = resolve_device(options.device, options.compute_type)[0]
+        try:
+            return list(transcribe_clips(model, clips, options))
+        except Exception as exc:  # one clip can break a shared batch: find which one
+            log.warning("batch of %d failed (%s); retrying clip by clip", len(clips), exc)
+        outcomes: list[ClipTranscript | str] = []
+        for clip in clips:
             try:
-                outcomes: list[ClipTranscript | str] = list(transcribe_clips(model, clips, options))
-            except Exception as exc:  # one clip can break a shared batch: find which, keep the rest
-                log.warning("batch of %d failed (%s); retrying clip by clip", len(clips), exc)
-                outcomes = []
-                for clip in clips:
-                    try:
-                        outcomes.append(transcribe_clips(model, [clip], options)[0])
-                    except Exception as clip_exc:
-                        outcomes.append(f"model: {type(clip_exc).__name__}: {clip_exc}")
-        finally:
-            result.model_s = round(result.model_s + time.perf_counter() - clock, 3)
-            result.model_sections.append((started, utcnow()))
-    return outcomes
+                outcomes.append(transcribe_clips(model, [clip], options)[0])
+            except Exception as exc:
+                outcomes.append(f"model: {type(exc).__name__}: {exc}")
+        return outcomes
+    finally:
+        result.model_s = round(result.model_s + time.perf_counter() - clock, 3)
+        result.model_sections.append((started, utcnow()))
 
 
 def _row_values(options: WhisperOptions) -> dict:

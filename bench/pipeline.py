@@ -1,25 +1,30 @@
 """Benchmark the pipeline's orchestration: what Prefect and the pipeline's own bookkeeping cost per
 video when the work itself is instant. The last stdout line is one JSON object.
 
-The real `pipeline` flow runs with its real child flows (collect windows, download, transcribe,
-enrich) and their real batch tasks; only the leaf work each batch task calls is swapped, with
-`unittest.mock.patch` on the module attribute the task body looks up, for an instant stand-in
-that writes the rows the real work would (so every pending query sees the work done):
+The real `pipeline` flow runs with its real child flows (download, transcribe, enrich) and batch
+tasks (collect-window, download-videos, transcribe-videos, extract-frames, annotate-*); only the
+leaf work each batch task calls is swapped, with `unittest.mock.patch` on the module attribute
+the task body looks up, for an instant stand-in that writes the rows the real work would (so
+every pending query sees the work done):
 
 - collecting a window links that day's pre-inserted videos to the campaign (as `store_page`
-  does) and marks the window done; videos are pre-inserted (500 per UTC day, like GET-Tok's
-  50,631 over 101 days) so that no Research API is involved;
+  does: linking them all beforehand would hand every day to the first window's downloads) and
+  marks the window done; 500 videos per UTC day, like GET-Tok's 50,631 over 101 days;
 - downloading writes `ok` download rows, transcribing writes Whisper transcript rows, frame
   extraction one frame row per video, annotating one row per kind (two for a description).
+Instant collection outruns processing, so later windows' videos join an earlier process batch
+(as in a backfill, where downloads are the slow part).
 
 The baseline calls the same instant functions directly, window by window, in the same batches,
 without Prefect and without the pipeline's pending queries, artifacts and logs. Overhead per
 video = (pipeline seconds - direct seconds) / videos. Each run gets a fresh SQLite database in a
-temporary directory; Prefect is a throwaway server (`prefect_test_harness`, SQLite). Task runs
-are read back from that server: those of the pipeline's flow run and of its child flow runs
-(each child flow call also counts as one task run in its parent, as Prefect records it).
+temporary directory; Prefect is a throwaway server (`prefect_test_harness`, SQLite) set up as
+`gettok setup` does. Task runs are read back from that server: those of the pipeline's flow run
+and of its child flow runs (a child flow call is also one task run of its parent, as Prefect
+records it); `task_runs_per_1k_videos` is the 1,000-video run's count. Batch sizes come from the
+settings (GETTOK_LLM_BATCH_SIZE=250 ... to try others).
 
-    python -m bench.pipeline [--sizes 1000 10000] [--per-day 500]
+    python -m bench.pipeline [--sizes 1000 10000] [--per-day 500] [--no-flow-heartbeats]
 """
 
 from __future__ import annotations

@@ -59,6 +59,9 @@ TIKTOK_MODEL = "research-api voice_to_text"
 TRANSCRIBE_RETRIES = {"retries": 2, "retry_delay_seconds": [30, 120]}
 # A batch of 16 clips of 90 s with large-v3 on CPU fits; claims are taken once the slot is held.
 CLAIM_LEASE_S = 3600
+# Renewed every 90 s while held (Prefect renews at 3/4); a killed run frees its slot within ~2 min,
+# not Prefect's default 5, so a rerun is not kept waiting for the GPU by its own dead predecessor.
+SLOT_LEASE_S = 120
 
 
 class TranscribeResult(BaseModel):
@@ -139,7 +142,13 @@ def model_slot(limit_name: str | None) -> Iterator[None]:
 
     # Strict: a missing limit fails the run. A renewal hiccup mid-batch does not (the slot's
     # lease is renewed in the background; losing one renewal must not discard an hour of GPU work).
-    with concurrency(limit_name, occupy=1, strict=True, raise_on_lease_renewal_failure=False):
+    with concurrency(
+        limit_name,
+        occupy=1,
+        strict=True,
+        lease_duration=SLOT_LEASE_S,
+        raise_on_lease_renewal_failure=False,
+    ):
         yield
 
 

@@ -398,9 +398,8 @@ def test_nul_bytes_are_kept_in_the_raw_payload_and_stripped_from_columns(
 ):
     result = collect_campaign(settings_for(sandbox, db_url), CAMPAIGN, START, END)
     assert result.state == "completed"
-    with_nul = [
-        v for v in sandbox.state.corpus.videos_between(START, END) if v.id in expected_ids(sandbox)
-    ]
+    expected = expected_ids(sandbox)
+    with_nul = [v for v in sandbox.state.corpus.videos_between(START, END) if v.id in expected]
     with_nul = [v for v in with_nul if v.nul_in and v.nul_in not in v.missing]
     assert with_nul, "the corpus holds no matching record with a NUL byte"
     with session_scope(db_url) as session:

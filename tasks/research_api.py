@@ -212,6 +212,8 @@ class ResearchApiClient:
         ledger: RequestLedger,
         timeout_s: float = 30.0,
     ) -> None:
+        if "id" not in fields:  # without ids no record can be stored: every page would be lost
+            raise ValueError(f"the video field list must include 'id', got {list(fields)}")
         self.fields = list(fields)
         self.ledger = ledger
         self._key = client_key

@@ -177,3 +177,16 @@ def test_recorded_window_is_stored_once_and_not_fetched_again(recorded_api, db_u
         assert stored.hashtag_names == page_1[0]["hashtag_names"]
         assert stored.created_at.timestamp() == page_1[0]["create_time"]
         assert stored.first_seen_at <= stored.last_seen_at
+
+
+def test_a_field_list_without_ids_is_refused_before_any_request(recorded_api, sqlite_url):
+    settings = get_settings(
+        database_url=sqlite_url,
+        tiktok_api_url=recorded_api,
+        tiktok_client_key="k",
+        tiktok_client_secret="s",
+        tiktok_video_fields=["video_description", "create_time"],
+    )
+    with pytest.raises(ValueError, match="must include 'id'"):
+        ResearchApiClient.from_settings(settings)
+    assert RecordedApi.seen == []

@@ -197,7 +197,12 @@ def load_inputs(session: Session, video_ids: list[int]) -> dict[int, VideoInputs
     ):
         inputs[video_id].caption = caption or ""
     transcripts = session.scalars(
-        select(Transcript).where(Transcript.video_id.in_(video_ids), Transcript.status == "ok")
+        select(Transcript).where(
+            Transcript.video_id.in_(video_ids),
+            Transcript.status == "ok",
+            # Flagged empty: music or silence that Whisper may have "heard" as "Thank you.".
+            Transcript.is_empty.is_(False),
+        )
     ).all()
     rank = {engine: n for n, engine in enumerate(TRANSCRIPT_ENGINES)}
     for t in sorted(transcripts, key=lambda t: (-rank.get(t.engine, 9), t.created_at, t.id)):

@@ -190,3 +190,25 @@ def test_secrets_never_reach_the_rows(rows, db_url, sandbox_env, monkeypatch):
             [(a.value, a.settings, a.error) for a in session.scalars(select(Annotation))]
         )
     assert "sk-test-secret" not in dumped
+
+
+def test_a_transcript_flagged_empty_never_reaches_the_prompts(db_url, tmp_path):
+    from sqlalchemy import update
+
+    from gettok import db
+    from models.schema import Transcript
+    from tasks.annotate import load_inputs
+    from tests.enrich_rows import add_videos
+
+    fixture = add_videos(db_url, tmp_path / "media", count=2)
+    hallucinated, spoken = fixture.video_ids
+    with db.session_scope(db_url) as session:
+        session.execute(
+            update(Transcript)
+            .where(Transcript.video_id == hallucinated)
+            .values(text="Thank you.", is_empty=True)
+        )
+    with db.session_scope(db_url) as session:
+        inputs = load_inputs(session, [hallucinated, spoken])
+    assert not inputs[hallucinated].transcript
+    assert inputs[spoken].transcript

@@ -299,6 +299,8 @@ def run_command(
 
     Embedded defaults: SQLite and media under ./data, an ephemeral Prefect. Services without
     credentials (TikTok, OpenAI) are replaced by the local sandbox, which this command starts.
+    Exit status 75 when the daily quota stopped collection (rerun after 00:00 UTC), 1 when a
+    stage failed.
     """
     from flows.pipeline import PipelineIncomplete, pipeline
     from gettok.local_mode import local_services
@@ -324,6 +326,8 @@ def run_command(
     for row in result.counts.table() if result.counts else []:
         typer.echo(f"  {row['stage']:<11} {row['status']:<28} {row['videos']:>6}")
     typer.echo(f"results: {settings.resolved_database_url}; media: {settings.resolved_media_dir}")
+    if code == 0 and result.collect_state.startswith("quota exhausted"):
+        code = 75  # as `gettok collect`: days are left; rerun after 00:00 UTC
     raise typer.Exit(code=code)
 
 

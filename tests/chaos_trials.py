@@ -240,6 +240,13 @@ def pipeline_env(
     )
 
 
+def prefect_api_url() -> str:
+    """The API of the Prefect server this process uses (the test harness's, in tests)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()
+
+
 # --- what the database holds -------------------------------------------------------------
 
 

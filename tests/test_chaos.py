@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tests.chaos_trials import STAGES, Trial, World, run_baseline, run_trial
+from tests.chaos_trials import STAGES, Trial, World, prefect_api_url, run_baseline, run_trial
 from tests.conftest import create_postgres_database, drop_postgres_database
 
 FULL = os.environ.get("GETTOK_FULL_TESTS") == "1"
@@ -27,12 +27,6 @@ FULL_TRIALS = [
     for n, stage in enumerate(STAGES)
     for i in range(4)
 ]
-
-
-def prefect_api_url() -> str:
-    from prefect.settings import PREFECT_API_URL
-
-    return PREFECT_API_URL.value()
 
 
 def database(backend: str, folder) -> str:

@@ -45,7 +45,7 @@ def transcribe(
         url, options, campaign.name, video_ids=video_ids, retry_failed=retry_failed, limit=limit
     )
     logger.info("%d videos to transcribe with %s", len(pending), options.model)
-    size = settings.transcription_batch_files
+    size = settings.transcription_task_videos
     for start in range(0, len(pending), size):
         batch = transcribe_batch(pending[start : start + size], settings, options, retry_failed)
         result = result.merge(batch)

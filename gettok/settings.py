@@ -74,8 +74,9 @@ class Settings(BaseSettings):
     transcription_concurrency: int = Field(1, ge=1, le=64)  # slots of the limit below
     transcription_limit: str = "gpu"  # Prefect global concurrency limit around the model work
     transcription_batch_files: int = Field(16, ge=1, le=1024)  # clips decoded and batched together
+    transcription_task_videos: int = Field(250, ge=1, le=100_000)  # videos per Prefect task run
     whisper_beam_size: int = Field(5, ge=1, le=20)
-    whisper_vad: bool = True  # Silero VAD: only speech reaches the model; no speech -> flagged empty
+    whisper_vad: bool = True  # Silero VAD: only speech reaches the model; none: flagged empty
     whisper_timestamps: bool = False  # timestamped segments inside each ≤30 s window
     whisper_cpu_threads: int = Field(0, ge=0, le=256)  # 0: CTranslate2's default
 
@@ -104,7 +105,7 @@ class Settings(BaseSettings):
     llm_backoff_s: float = Field(2.0, ge=0, le=300)  # first backoff after a 5xx or timeout
     llm_max_wait_s: float = Field(60.0, ge=0, le=3600)  # cap on one wait, Retry-After included
     llm_concurrency: int = Field(4, ge=1, le=64)  # requests in flight at once
-    llm_batch_size: int = Field(50, ge=1, le=10_000)  # videos per Prefect task run
+    llm_batch_size: int = Field(250, ge=1, le=10_000)  # videos per Prefect task run
     llm_max_frames: int = Field(8, ge=1, le=50)  # frames sent for a description
     llm_image_detail: Literal["low", "high", "auto"] = "high"  # "high" to read on-screen text
     sentiment_low_confidence: float = Field(0.6, ge=0, le=1)  # below: flagged low_confidence

@@ -417,14 +417,22 @@ def record_tiktok_transcripts(url: str, campaign_name: str | None = None) -> int
 def transcribe_batch(
     video_ids: list[int], settings: Settings, options: WhisperOptions, retry_failed: bool = False
 ) -> TranscribeResult:
-    """One batch as a Prefect task; the database, not a cache, says what is done."""
-    return transcribe_videos(
-        video_ids,
-        settings,
-        options,
-        limit_name=settings.transcription_limit,
-        retry_failed=retry_failed,
-    )
+    """Up to `transcription_task_videos` videos as one Prefect task run (few task runs for a big
+    backfill); the model takes `transcription_batch_files` clips at a time, each batch holding the
+    gpu slot on its own so other runs can interleave. The database says what is done."""
+    result = TranscribeResult()
+    size = settings.transcription_batch_files
+    for start in range(0, len(video_ids), size):
+        result = result.merge(
+            transcribe_videos(
+                video_ids[start : start + size],
+                settings,
+                options,
+                limit_name=settings.transcription_limit,
+                retry_failed=retry_failed,
+            )
+        )
+    return result
 
 
 @task(

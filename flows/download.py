@@ -24,7 +24,6 @@ from tasks.download_records import (
     DownloadResult,
     global_backoff_until,
     pending_videos,
-    release_dead_claims,
     transient_due,
 )
 
@@ -45,7 +44,6 @@ def download(
     settings = get_settings()
     url = settings.resolved_database_url
     remove_stale_partials(settings.resolved_media_dir)
-    release_dead_claims(url)
 
     result = DownloadResult()
     for round_number in range(transient_rounds + 1):

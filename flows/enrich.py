@@ -28,7 +28,6 @@ from tasks.annotate import (
 )
 from tasks.annotate import plan_for as annotation_plan
 from tasks.annotation_cost import CostEstimate, _videos_without_frames, estimate_enrich
-from tasks.annotation_rows import release_dead_claims
 from tasks.frames import FramesResult, extract_frames
 from tasks.llm import Budget, LlmClient, LlmUnavailable, prefect_rate_limit, price_for
 
@@ -89,7 +88,6 @@ def enrich_campaign(
         result.frames = extract_campaign_frames(url, settings, campaign, run_frames)
         log.info("frames: %s", result.frames.model_dump(exclude={"failures"}))
     plans = [p for k in kinds or REQUESTED_KINDS if (p := annotation_plan(k, campaign, settings))]
-    release_dead_claims(url)
     for plan in plans:
         price_for(settings, plan.model)  # an unknown price stops the run before any request
     hook = prefect_rate_limit(shared_rate_limit) if shared_rate_limit else None

@@ -7,18 +7,16 @@ the request's tokens and cost go on the description row only, so sums over rows 
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gettok import db
 from gettok.settings import Settings
 from models.annotations import Sentiment
-from models.schema import Annotation, AnnotationKind, AnnotationStatus, Frame, WorkClaim, utcnow
+from models.schema import Annotation, AnnotationKind, AnnotationStatus, Frame, utcnow
 from tasks.llm import LlmOutcome
 
 if TYPE_CHECKING:
@@ -124,35 +122,3 @@ def _server_name(base_url: str | None) -> str:
         return "https://api.openai.com/v1"
     parts = urlsplit(base_url)
     return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
-
-
-def release_dead_claims(database_url: str) -> int:
-    """Drop annotation claims held by dead processes of this host, so that a rerun after kill -9
-    takes their videos at once instead of waiting for the lease to run out."""
-    prefix = f"{socket.gethostname()}:"
-    with db.session_scope(database_url) as session:
-        held = session.execute(
-            select(WorkClaim.stage, WorkClaim.worker).where(
-                WorkClaim.stage.startswith("annotate:"), WorkClaim.worker.startswith(prefix)
-            )
-        ).all()
-        dead = {
-            w for _s, w in held if w[len(prefix) :].isdigit() and not _alive(int(w[len(prefix) :]))
-        }
-        if dead:
-            session.execute(
-                delete(WorkClaim).where(
-                    WorkClaim.stage.startswith("annotate:"), WorkClaim.worker.in_(dead)
-                )
-            )
-    return len(dead)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True

@@ -98,12 +98,12 @@ def _dead_local_workers(workers: Iterable[str]) -> list[str]:
     for worker in workers:
         parts = worker.split(":")
         if len(parts) >= 2 and parts[0] == host and parts[1].isdigit():
-            if not _alive(int(parts[1])):
+            if not process_alive(int(parts[1])):
                 dead.append(worker)
     return dead
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:

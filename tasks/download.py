@@ -40,9 +40,7 @@ from tasks.download_records import (
     Outcome,
     global_backoff_until,
     pending_videos,
-    process_alive,
     record_outcome,
-    release_dead_claims,
     still_pending,
 )
 from tasks.media import MediaProblem, probe_media
@@ -90,7 +88,7 @@ def remove_stale_partials(media_dir: Path) -> int:
         parts = entry.name.split(".")
         if len(parts) < 4 or parts[1] != host or not parts[2].isdigit():
             continue
-        if process_alive(int(parts[2])):
+        if claims.process_alive(int(parts[2])):
             continue
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
         removed += 1
@@ -370,7 +368,6 @@ def download_pending(
     """Everything a campaign has pending, in one call (the flow does the same in batches)."""
     url = settings.resolved_database_url
     remove_stale_partials(settings.resolved_media_dir)
-    release_dead_claims(url)
     videos = pending_videos(url, campaign_name, retry_failed=retry_failed, limit=limit)
     until = global_backoff_until(url)
     if until is not None:

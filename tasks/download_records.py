@@ -7,13 +7,11 @@ their back-off, throttled ones after the pause) and `--retry-failed` for the res
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import BaseModel, computed_field
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from gettok import db
@@ -23,7 +21,6 @@ from models.schema import (
     Download,
     DownloadStatus,
     Video,
-    WorkClaim,
     utcnow,
 )
 from tasks.media import MediaInfo, save_media_info
@@ -211,37 +208,3 @@ def global_backoff_until(url: str) -> datetime | None:
             )
         )
     return until if until is not None and until > utcnow() else None
-
-
-def release_dead_claims(url: str) -> int:
-    """Drop download claims held by dead processes of this host, so a rerun after kill -9 can
-    take their videos at once instead of waiting for the lease to expire."""
-    prefix = f"{socket.gethostname()}:"
-    with db.session_scope(url) as session:
-        workers = session.scalars(
-            select(WorkClaim.worker)
-            .where(WorkClaim.stage == STAGE, WorkClaim.worker.startswith(prefix))
-            .distinct()
-        ).all()
-        dead = [
-            w
-            for w in workers
-            if w[len(prefix) :].isdigit() and not process_alive(int(w[len(prefix) :]))
-        ]
-        if dead:
-            session.execute(
-                delete(WorkClaim).where(WorkClaim.stage == STAGE, WorkClaim.worker.in_(dead))
-            )
-    return len(dead)
-
-
-def process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

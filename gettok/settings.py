@@ -116,6 +116,16 @@ class Settings(BaseSettings):
     # Public exports name users by HMAC(salt, username); without a salt they carry no user column.
     export_salt: SecretStr | None = None
 
+    @field_validator("tiktok_video_fields")
+    @classmethod
+    def _known_fields(cls, fields: list[str]) -> list[str]:
+        unknown = sorted(set(fields) - set(ALL_VIDEO_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown Research API video fields: {', '.join(unknown)}")
+        if "id" not in fields:
+            raise ValueError("must include 'id' (videos are stored by id)")
+        return list(dict.fromkeys(fields))
+
     @field_validator("tiktok_api_url", "tiktok_web_url", "openai_base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:

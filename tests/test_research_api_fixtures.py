@@ -180,13 +180,14 @@ def test_recorded_window_is_stored_once_and_not_fetched_again(recorded_api, db_u
 
 
 def test_a_field_list_without_ids_is_refused_before_any_request(recorded_api, sqlite_url):
-    settings = get_settings(
-        database_url=sqlite_url,
-        tiktok_api_url=recorded_api,
-        tiktok_client_key="k",
-        tiktok_client_secret="s",
-        tiktok_video_fields=["video_description", "create_time"],
-    )
+    # Refused when the settings are read, so neither the CLI nor a worker gets as far as a request.
     with pytest.raises(ValueError, match="must include 'id'"):
+        settings = get_settings(
+            database_url=sqlite_url,
+            tiktok_api_url=recorded_api,
+            tiktok_client_key="k",
+            tiktok_client_secret="s",
+            tiktok_video_fields=["video_description", "create_time"],
+        )
         ResearchApiClient.from_settings(settings)
     assert RecordedApi.seen == []

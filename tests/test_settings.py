@@ -41,7 +41,9 @@ def test_environment_and_dotenv_are_read(settings_env, monkeypatch):
     [("GETTOK_WINDOW_DAYS", "31", "window_days"),
      ("GETTOK_TIKTOK_API_URL", "ftp://x", "tiktok_api_url"),
      ("GETTOK_DAILY_REQUEST_BUDGET", "99999999999999999999", "daily_request_budget"),
-     ("GETTOK_DOWNLOAD_CONCURRENCY", "zero", "download_concurrency")],
+     ("GETTOK_DOWNLOAD_CONCURRENCY", "zero", "download_concurrency"),
+     ("GETTOK_TIKTOK_VIDEO_FIELDS", '["username"]', "tiktok_video_fields"),
+     ("GETTOK_TIKTOK_VIDEO_FIELDS", '["id", "likes"]', "tiktok_video_fields")],
 )
 def test_invalid_settings_name_the_field(settings_env, monkeypatch, variable, value, field):
     monkeypatch.setenv(variable, value)

@@ -34,7 +34,7 @@ import hashlib
 import json
 import secrets
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -42,20 +42,12 @@ from fastapi.responses import JSONResponse
 from gettok.sandbox.corpus import CorpusVideo
 from gettok.sandbox.state import MAX_SEARCHES, SandboxState, Search
 from gettok.settings import ALL_VIDEO_FIELDS
+from models.campaign import FieldName, Operation
 
 MAX_WINDOW_DAYS = 30
-OPERATIONS = {"EQ", "IN", "GT", "GTE", "LT", "LTE"}
-FIELD_NAMES = {
-    "create_date",
-    "username",
-    "region_code",
-    "video_id",
-    "hashtag_name",
-    "keyword",
-    "music_id",
-    "effect_id",
-    "video_length",
-}
+# The query language is the one campaigns are validated against: one definition for both sides.
+OPERATIONS = set(get_args(Operation))
+FIELD_NAMES = set(get_args(FieldName))
 VIDEO_LENGTHS = {"SHORT": (0, 15), "MID": (15, 60), "LONG": (60, 300), "EXTRA_LONG": (300, 10**9)}
 
 

@@ -325,7 +325,8 @@ def run_command(
                f"LLM spend ${result.spent_usd:.4f}")
     for row in result.counts.table() if result.counts else []:
         typer.echo(f"  {row['stage']:<11} {row['status']:<28} {row['videos']:>6}")
-    typer.echo(f"results: {settings.resolved_database_url}; media: {settings.resolved_media_dir}")
+    shown = db.make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+    typer.echo(f"results: {shown}; media: {settings.resolved_media_dir}")
     if code == 0 and result.collect_state.startswith("quota exhausted"):
         code = 75  # as `gettok collect`: days are left; rerun after 00:00 UTC
     raise typer.Exit(code=code)

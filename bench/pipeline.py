@@ -419,6 +419,7 @@ def main() -> None:
                 "batch_settings": {
                     "download_batch_size": settings.download_batch_size,
                     "transcription_batch_files": settings.transcription_batch_files,
+                    "transcription_task_videos": settings.transcription_task_videos,
                     "frames_batch": FRAMES_BATCH,
                     "llm_batch_size": settings.llm_batch_size,
                     "llm_kinds": len(REQUESTED_KINDS),

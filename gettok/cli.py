@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from gettok import db
 from gettok.settings import Settings, get_settings
@@ -74,16 +75,18 @@ def dates_or_exit(
 
 def database_or_exit(settings: Settings) -> str:
     """Create or migrate the schema; an unreachable database is one clear line, not a traceback."""
-    from sqlalchemy.exc import DBAPIError
-
     url = settings.resolved_database_url
     try:
         db.upgrade(url)
     except (DBAPIError, OSError) as exc:
         shown = db.make_url(url).render_as_string(hide_password=True)
-        reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
-        raise fail(f"cannot use the database at {shown}: {reason}") from None
+        raise fail(f"cannot use the database at {shown}: {_first_line(exc)}") from None
     return url
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's own message, first line (SQLAlchemy's wrapper adds the statement)."""
+    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
 
 
 @db_app.command("upgrade")
@@ -321,6 +324,14 @@ def run_command(
         except PipelineIncomplete as exc:
             result, code = exc.result, 1
             typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        except DBAPIError as exc:  # lost mid-run: the tasks' logs above have the details
+            typer.secho(
+                f"error: lost the database during the run: {_first_line(exc)}; what was stored "
+                "is kept, rerun once the database is back",
+                err=True,
+                fg=typer.colors.RED,
+            )
+            raise typer.Exit(code=1) from None
     typer.echo(f"{result.campaign} {result.start}..{result.end}: {result.collect_state}; "
                f"LLM spend ${result.spent_usd:.4f}")
     for row in result.counts.table() if result.counts else []:

@@ -160,7 +160,8 @@ def extract_video_frames(db_url: str, settings: Settings, download: Download) ->
     media_dir = settings.resolved_media_dir
     folder = media_dir / "frames" / str(int(download.video_id))
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.jpg"):  # left by a killed run: no row points at them
+    # Left by a killed run: no row points at them (a kill mid-write also leaves its temp file).
+    for stale in [*folder.glob("*.jpg"), *folder.glob(".*.tmp")]:
         stale.unlink(missing_ok=True)
     recorded = frame_settings(settings)
     rows = []

@@ -26,7 +26,8 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.chaos_trials import STAGES, Trial, World, run_baseline, run_trial  # noqa: E402
+from tests.chaos_trials import STAGES, Trial, run_baseline, run_trial  # noqa: E402
+from tests.chaos_world import World  # noqa: E402
 
 
 def postgres_database(server: str) -> tuple[str, callable]:

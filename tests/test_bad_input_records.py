@@ -18,7 +18,7 @@ from models.campaign import parse_campaign
 from models.schema import CampaignVideo, CollectionWindow, RejectedRecord, Video, WindowStatus
 from tasks.collect import collect_campaign
 from tasks.export import export_dataset
-from tests.chaos_trials import serve_app
+from tests.chaos_world import serve_app
 
 DAY = date(2022, 12, 7)
 NOON = int(datetime(2022, 12, 7, 12, tzinfo=UTC).timestamp())

@@ -1,7 +1,11 @@
 """Crash and resume: `gettok run` SIGKILLed at seeded points of each stage, rerun, and compared
 with an uninterrupted run (tests/chaos_trials.py says what a trial checks).
 
-Three trials run in CI; the other twenty run with GETTOK_FULL_TESTS=1 (marked `slow`).
+Three trials run in CI; the other twenty run with GETTOK_FULL_TESTS=1 (marked `slow`). The whole
+reliability suite, in full (about 25 minutes on two cores):
+
+    GETTOK_FULL_TESTS=1 pytest tests/test_chaos*.py tests/test_bad_input*.py \
+        tests/test_secrets*.py tests/test_postgres_down*.py
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ import os
 
 import pytest
 
-from tests.chaos_trials import STAGES, Trial, World, prefect_api_url, run_baseline, run_trial
+from tests.chaos_trials import STAGES, Trial, run_baseline, run_trial
+from tests.chaos_world import World, prefect_api_url
 from tests.conftest import create_postgres_database, drop_postgres_database
 
 FULL = os.environ.get("GETTOK_FULL_TESTS") == "1"

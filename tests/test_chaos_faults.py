@@ -21,7 +21,7 @@ from models.schema import (
     DownloadStatus,
     Transcript,
 )
-from tests.chaos_trials import (
+from tests.chaos_world import (
     World,
     ledgered_sandbox,
     pipeline_env,

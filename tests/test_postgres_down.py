@@ -17,16 +17,14 @@ from gettok import db
 from gettok.sandbox.research_api import _compile
 from models.campaign import load_campaign
 from models.schema import Annotation, Download, DownloadStatus, Transcript
-from tests.chaos_trials import (
+from tests.chaos_trials import media_problems, progress, stored
+from tests.chaos_world import (
     ROOT,
     World,
     ledgered_sandbox,
-    media_problems,
     pipeline_env,
     prefect_api_url,
-    progress,
     run_gettok,
-    stored,
 )
 from tests.conftest import _admin_engine
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from gettok import db
 from gettok.cli import app
-from tests.chaos_trials import (
+from tests.chaos_world import (
     World,
     ledgered_sandbox,
     pipeline_env,

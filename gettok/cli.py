@@ -306,7 +306,7 @@ def run_command(
     stage failed.
     """
     from flows.pipeline import PipelineIncomplete, pipeline
-    from gettok.local_mode import local_services
+    from gettok.local_mode import free_stale_model_slots, local_services
     from gettok.orchestration import ensure_prefect_objects
 
     campaign = campaign_or_exit(campaign_file)
@@ -317,6 +317,8 @@ def run_command(
         settings = settings_or_exit()
         database_or_exit(settings)
         ensure_prefect_objects(settings)
+        for note in free_stale_model_slots(settings):
+            typer.secho(note, fg=typer.colors.YELLOW)
         try:
             result = pipeline(campaign_file=str(campaign_file), start_date=first, end_date=last,
                               budget_usd=budget_usd)

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -97,6 +98,14 @@ def main() -> None:
         "kills_by_stage": {
             s: sum(r.killed and r.trial.stage == s for r in reports) for s in STAGES
         },
+        # The first stage with work left when the process died (stages overlap across windows).
+        "kills_landed_in": dict(
+            Counter(
+                next((s for s in STAGES if r.at_kill[s] < baseline.totals[s]), "end")
+                for r in reports
+                if r.killed and r.at_kill
+            )
+        ),
         "lost": sum(r.lost for r in reports),
         "duplicates": sum(r.duplicates for r in reports),
         "trials_with_problems": sum(bool(r.problems) for r in reports),

@@ -45,7 +45,7 @@ from tests.chaos_world import (
 
 STAGES = ("collect", "download", "transcribe", "frames", "annotate")
 # How long after its trigger a kill lands, at most (seeded uniform): within the stage's pace.
-MAX_DELAY_S = {"collect": 0.3, "download": 1.0, "transcribe": 3.0, "frames": 0.05, "annotate": 1.0}
+MAX_DELAY_S = {"collect": 0.02, "download": 0.2, "transcribe": 3.0, "frames": 0.05, "annotate": 1.0}
 
 
 # --- what the database holds -------------------------------------------------------------

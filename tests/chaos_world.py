@@ -268,7 +268,7 @@ def run_gettok(
                             proc.wait(30)
                             at_kill = poll()
                         break
-                    time.sleep(0.05)
+                    time.sleep(0.02)
             proc.wait(max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass

@@ -54,6 +54,7 @@ def check(trial: Trial, baseline, tmp_path) -> None:
     finally:
         if trial.backend == "postgres":
             drop_postgres_database(url)
+    print(f"{trial}: {report.kill}; stored rows at the kill: {report.at_kill}; {report.seconds} s")
     assert report.killed, f"{trial}: the run finished before the kill point {report.kill}"
     assert report.problems == [], f"{trial} killed at {report.kill} ({report.at_kill})"
     assert report.lost == 0 and report.duplicates == 0

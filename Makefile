@@ -6,7 +6,7 @@ CAMPAIGN ?= campaigns/peru_2022.toml
 START ?= 2022-12-07
 END ?= 2022-12-08
 
-.PHONY: run test system-deps lint clean
+.PHONY: run test test-full chaos system-deps lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ run: system-deps $(VENV)/.installed
 
 test: system-deps $(VENV)/.installed
 	$(VENV)/bin/pytest
+
+# Everything, including the 20 extra crash-and-resume trials and Postgres lost mid-run (~25 min).
+test-full: system-deps $(VENV)/.installed
+	GETTOK_FULL_TESTS=1 $(VENV)/bin/pytest
+
+# The reliability suite alone, in full.
+chaos: system-deps $(VENV)/.installed
+	GETTOK_FULL_TESTS=1 $(VENV)/bin/pytest tests/test_chaos*.py tests/test_bad_input*.py \
+	  tests/test_secrets*.py tests/test_postgres_down*.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -144,8 +144,9 @@ def sandbox(
     config = SandboxConfig()
     port = settings.sandbox_port if port is None else port
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    typer.echo(f"gettok sandbox at {base_url} (seed {config.seed}, "
-               f"{config.videos_per_day} videos/day)")
+    typer.echo(
+        f"gettok sandbox at {base_url} (seed {config.seed}, {config.videos_per_day} videos/day)"
+    )
     typer.echo("point gettok at it with:")
     for key, value in sandbox_env(base_url, config).items():
         typer.echo(f"  export {key}={value}")
@@ -180,13 +181,18 @@ def enrich_command(
     database_or_exit(settings)
     try:
         if dry_run:
-            estimate = estimate_enrich(settings.resolved_database_url, settings, campaign,
-                                       kind, budget_usd)
+            estimate = estimate_enrich(
+                settings.resolved_database_url, settings, campaign, kind, budget_usd
+            )
             for k in estimate.kinds:
-                typer.echo(f"{k.kind:<12} {k.model:<24} {k.videos:>7} videos "
-                           f"{k.input_tokens:>11} in {k.output_tokens:>9} out  ${k.cost_usd:.4f}")
-            typer.echo(f"estimated total ${estimate.total_usd:.4f} of a ${estimate.budget_usd:.2f} "
-                       f"budget{'' if estimate.within_budget else ': OVER BUDGET'}")
+                typer.echo(
+                    f"{k.kind:<12} {k.model:<24} {k.videos:>7} videos "
+                    f"{k.input_tokens:>11} in {k.output_tokens:>9} out  ${k.cost_usd:.4f}"
+                )
+            typer.echo(
+                f"estimated total ${estimate.total_usd:.4f} of a ${estimate.budget_usd:.2f} "
+                f"budget{'' if estimate.within_budget else ': OVER BUDGET'}"
+            )
             return
         result = enrich(campaign=campaign, kinds=kind, budget_usd=budget_usd)
     except (PriceUnknown, LlmUnavailable) as exc:
@@ -220,8 +226,10 @@ def collect_command(
     campaign = campaign_or_exit(campaign_file)
     first, last = dates_or_exit(start, end, campaign)
     if not settings.has_tiktok_credentials:
-        raise fail("set GETTOK_TIKTOK_CLIENT_KEY and GETTOK_TIKTOK_CLIENT_SECRET "
-                   "(or run `gettok sandbox` and use the variables it prints)")
+        raise fail(
+            "set GETTOK_TIKTOK_CLIENT_KEY and GETTOK_TIKTOK_CLIENT_SECRET "
+            "(or run `gettok sandbox` and use the variables it prints)"
+        )
     database_or_exit(settings)
     try:
         result = collect(campaign, first, last, wait_for_quota)
@@ -229,10 +237,13 @@ def collect_command(
         result = exc.result
     for window in result.windows:
         note = f"  ({window.note})" if window.note else ""
-        typer.echo(f"{window.window!s:<22} {window.status:<16} {window.videos:>6} videos "
-                   f"{window.requests:>4} requests{note}")
-    typer.echo(f"{campaign.name}: {result.state}; {result.videos} videos, "
-               f"{result.requests} requests")
+        typer.echo(
+            f"{window.window!s:<22} {window.status:<16} {window.videos:>6} videos "
+            f"{window.requests:>4} requests{note}"
+        )
+    typer.echo(
+        f"{campaign.name}: {result.state}; {result.videos} videos, {result.requests} requests"
+    )
     if result.deferred_after:
         typer.echo(f"days after {result.deferred_after} are not fully indexed yet: collect later")
     if result.aborted or result.windows_failed:
@@ -320,8 +331,12 @@ def run_command(
         for note in free_stale_model_slots(settings):
             typer.secho(note, fg=typer.colors.YELLOW)
         try:
-            result = pipeline(campaign_file=str(campaign_file), start_date=first, end_date=last,
-                              budget_usd=budget_usd)
+            result = pipeline(
+                campaign_file=str(campaign_file),
+                start_date=first,
+                end_date=last,
+                budget_usd=budget_usd,
+            )
             code = 0
         except PipelineIncomplete as exc:
             result, code = exc.result, 1
@@ -334,8 +349,10 @@ def run_command(
                 fg=typer.colors.RED,
             )
             raise typer.Exit(code=1) from None
-    typer.echo(f"{result.campaign} {result.start}..{result.end}: {result.collect_state}; "
-               f"LLM spend ${result.spent_usd:.4f}")
+    typer.echo(
+        f"{result.campaign} {result.start}..{result.end}: {result.collect_state}; "
+        f"LLM spend ${result.spent_usd:.4f}"
+    )
     for row in result.counts.table() if result.counts else []:
         typer.echo(f"  {row['stage']:<11} {row['status']:<28} {row['videos']:>6}")
     shown = db.make_url(settings.resolved_database_url).render_as_string(hide_password=True)
@@ -348,13 +365,14 @@ def run_command(
 @app.command("export")
 def export_command(
     campaign_file: CampaignFile,
-    fmt: Annotated[
-        str, typer.Option("--format", "-f", help="parquet, csv or jsonl.")
-    ] = "parquet",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="parquet, csv or jsonl.")] = "parquet",
     public: Annotated[
         bool,
-        typer.Option("--public", help="No usernames (salted hash with GETTOK_EXPORT_SALT), "
-                     "no raw payloads or media paths, pruned videos left out."),
+        typer.Option(
+            "--public",
+            help="No usernames (salted hash with GETTOK_EXPORT_SALT), "
+            "no raw payloads or media paths, pruned videos left out.",
+        ),
     ] = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder (default: data/exports/<campaign>/).")
@@ -429,15 +447,20 @@ def watch_command(
     campaign = campaign_or_exit(campaign_file)
     if campaign.watch is None:
         raise fail(f"{campaign_file}: no [watch] section")
-    missing = [str(p) for p in campaign.watch.images
-               if not (p.exists() or (campaign_file.parent / p).exists())]
+    missing = [
+        str(p)
+        for p in campaign.watch.images
+        if not (p.exists() or (campaign_file.parent / p).exists())
+    ]
     if missing:
         raise fail(f"watch images not found: {', '.join(missing)}")
     database_or_exit(settings)
     for r in watch(str(campaign_file), limit):
-        typer.echo(f"{r.target}: {r.videos_checked} videos checked, {len(r.matched)} matched"
-                   + (f" {r.matched}" if r.matched else "")
-                   + (f"; not checked: {r.failed}" if r.failed else ""))
+        typer.echo(
+            f"{r.target}: {r.videos_checked} videos checked, {len(r.matched)} matched"
+            + (f" {r.matched}" if r.matched else "")
+            + (f"; not checked: {r.failed}" if r.failed else "")
+        )
 
 
 def main() -> None:

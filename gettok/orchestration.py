@@ -47,7 +47,9 @@ def ensure_prefect_objects(settings: Settings) -> list[str]:
     with get_client(sync_client=True) as client:
         for name, description in WORK_POOLS.items():
             try:
-                client.create_work_pool(WorkPoolCreate(name=name, type="process", description=description))
+                client.create_work_pool(
+                    WorkPoolCreate(name=name, type="process", description=description)
+                )
                 done.append(f"work pool {name}: created")
             except ObjectAlreadyExists:
                 done.append(f"work pool {name}: exists")

@@ -1,4 +1,4 @@
-"""Work claims: concurrent workers split the work, never share an item, and expired leases return."""
+"""Work claims: concurrent workers split the work, never share an item, and leases expire."""
 
 from concurrent.futures import ThreadPoolExecutor
 

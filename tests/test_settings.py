@@ -1,4 +1,4 @@
-"""Settings: defaults for the quick start, clear errors, secrets never printed, .env.example complete."""
+"""Settings: quick-start defaults, clear errors, secrets never printed, .env.example complete."""
 
 import re
 from pathlib import Path
@@ -24,7 +24,9 @@ def test_quick_start_defaults_are_embedded(settings_env):
 
 
 def test_environment_and_dotenv_are_read(settings_env, monkeypatch):
-    (settings_env / ".env").write_text("GETTOK_TIKTOK_CLIENT_KEY=from-dotenv\nGETTOK_WINDOW_DAYS=7\n")
+    (settings_env / ".env").write_text(
+        "GETTOK_TIKTOK_CLIENT_KEY=from-dotenv\nGETTOK_WINDOW_DAYS=7\n"
+    )
     monkeypatch.setenv("GETTOK_TIKTOK_CLIENT_SECRET", "s3cr3t-value")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-123456")
     settings = get_settings()
@@ -38,12 +40,14 @@ def test_environment_and_dotenv_are_read(settings_env, monkeypatch):
 
 @pytest.mark.parametrize(
     ("variable", "value", "field"),
-    [("GETTOK_WINDOW_DAYS", "31", "window_days"),
-     ("GETTOK_TIKTOK_API_URL", "ftp://x", "tiktok_api_url"),
-     ("GETTOK_DAILY_REQUEST_BUDGET", "99999999999999999999", "daily_request_budget"),
-     ("GETTOK_DOWNLOAD_CONCURRENCY", "zero", "download_concurrency"),
-     ("GETTOK_TIKTOK_VIDEO_FIELDS", '["username"]', "tiktok_video_fields"),
-     ("GETTOK_TIKTOK_VIDEO_FIELDS", '["id", "likes"]', "tiktok_video_fields")],
+    [
+        ("GETTOK_WINDOW_DAYS", "31", "window_days"),
+        ("GETTOK_TIKTOK_API_URL", "ftp://x", "tiktok_api_url"),
+        ("GETTOK_DAILY_REQUEST_BUDGET", "99999999999999999999", "daily_request_budget"),
+        ("GETTOK_DOWNLOAD_CONCURRENCY", "zero", "download_concurrency"),
+        ("GETTOK_TIKTOK_VIDEO_FIELDS", '["username"]', "tiktok_video_fields"),
+        ("GETTOK_TIKTOK_VIDEO_FIELDS", '["id", "likes"]', "tiktok_video_fields"),
+    ],
 )
 def test_invalid_settings_name_the_field(settings_env, monkeypatch, variable, value, field):
     monkeypatch.setenv(variable, value)
@@ -63,7 +67,9 @@ def test_env_example_lists_every_setting():
 
 
 def test_cli_campaign_show_prints_the_query(settings_env):
-    result = CliRunner().invoke(app, ["campaign", "show", str(ROOT / "campaigns" / "peru_2022.toml")])
+    result = CliRunner().invoke(
+        app, ["campaign", "show", str(ROOT / "campaigns" / "peru_2022.toml")]
+    )
     assert result.exit_code == 0, result.output
     assert '"field_name": "region_code"' in result.output
     assert '"start_date": "20221120"' in result.output
@@ -72,8 +78,10 @@ def test_cli_campaign_show_prints_the_query(settings_env):
 
 def test_cli_campaign_show_rejects_a_bad_campaign(settings_env, tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text('name = "x"\nstart_date = 2023-01-05\nend_date = 2023-01-01\n'
-                   '[query]\nkeywords = ["Castillo"]\n')
+    bad.write_text(
+        'name = "x"\nstart_date = 2023-01-05\nend_date = 2023-01-01\n'
+        '[query]\nkeywords = ["Castillo"]\n'
+    )
     result = CliRunner().invoke(app, ["campaign", "show", str(bad)])
     assert result.exit_code == 2
     assert "end_date 2023-01-01 is before start_date 2023-01-05" in result.output

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import allow_failure, flow, get_run_logger, task
 from prefect.artifacts import (
     create_progress_artifact,
     create_table_artifact,
@@ -194,7 +194,8 @@ def run_pipeline(
                 transcribe_deployment,
                 budget,
                 stages,
-                wait_for=chain[-1:],
+                # In order, but a batch that failed must not stop the later ones.
+                wait_for=[allow_failure(f) for f in chain[-1:]],
             )
         )
 

@@ -130,3 +130,55 @@ def _matches(video, campaign) -> bool:
     from gettok.sandbox.research_api import _compile
 
     return _compile(campaign.query.to_api())(video)
+
+
+def test_a_failed_batch_does_not_stop_the_batches_after_it(
+    prefect_harness, sqlite_url, monkeypatch
+):
+    from prefect import flow
+
+    import flows.pipeline as pipeline_module
+    from flows.pipeline import PipelineIncomplete, RunDates, Stages, run_pipeline
+    from gettok.settings import get_settings
+    from tasks.collect import WindowOutcome
+
+    downloads = []
+
+    def collect_window(ctx, window):
+        return WindowOutcome(window=window, status="done", videos=1, new_videos=1)
+
+    def download(campaign, **options):
+        downloads.append(options["transient_rounds"])
+        if len(downloads) == 1:
+            raise RuntimeError("the first window's batch breaks")
+
+    stages = Stages(
+        download=download,
+        transcribe=lambda **_: None,
+        enrich=lambda **_: None,
+        collect_window=collect_window,
+    )
+    monkeypatch.setattr(
+        pipeline_module,
+        "process_new_videos",
+        pipeline_module.process_new_videos.with_options(retries=0),
+    )
+    settings = get_settings(
+        database_url=sqlite_url, tiktok_client_key="k", tiktok_client_secret="s"
+    )
+
+    @flow
+    def two_windows():
+        return run_pipeline(
+            campaign(),
+            "t.toml",
+            settings,
+            RunDates(start=date(2022, 12, 7), end=date(2022, 12, 8)),
+            None,
+            None,
+            stages,
+        )
+
+    with pytest.raises(PipelineIncomplete, match="1 batch"):
+        two_windows()
+    assert downloads == [0, 0, 1]  # both windows and the final sweep still ran

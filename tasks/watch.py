@@ -198,10 +198,22 @@ def store_outcome(url: str, row: Annotation) -> bool:
         return False
 
 
-def record_alert(result: WatchResult, alert: dict[str, str]) -> None:
+def announce_match(
+    result: WatchResult,
+    alerts: Alerts,
+    video_id: int,
+    target: str,
+    frame: StoredFrame,
+    evidence: dict[str, Any],
+) -> dict[str, Any]:
+    """Alert on a match (event, webhook), count it; return the details with the alert's outcome."""
+    details = {"frame_index": frame.frame_index, "timestamp_s": frame.timestamp_s, **evidence}
+    alert = alerts.announce(video_id, target, details)
     result.events_emitted += alert["event"] == "emitted"
     result.webhook_posted += alert["webhook"] == "ok"
     result.webhook_failed += alert["webhook"].startswith("failed")
+    result.matched.append(video_id)
+    return details | {"alert": alert}
 
 
 def watch_for_image(
@@ -250,17 +262,13 @@ def watch_for_image(
         if hit is not None:
             frame, match = hit
             frame_id = frame.id
-            details = {
-                "frame_index": frame.frame_index,
-                "timestamp_s": frame.timestamp_s,
+            evidence = {
                 "inliers": match.inliers,
                 "good_matches": match.good,
                 "correlation": match.correlation,
             }
-            value.update(details, corners=match.corners)
-            value["alert"] = alerts.announce(video_id, reference.name, details)
-            record_alert(result, value["alert"])
-            result.matched.append(video_id)
+            value.update(announce_match(result, alerts, video_id, reference.name, frame, evidence))
+            value["corners"] = match.corners
         else:
             result.not_matched += 1
         store_outcome(

@@ -20,7 +20,7 @@ from tasks.watch import (
     Alerts,
     StoredFrame,
     WatchResult,
-    record_alert,
+    announce_match,
     store_outcome,
     target_hash,
     unchecked_frames,
@@ -102,14 +102,9 @@ def watch_for_description(
                 number = value.get("image_number") or 1
                 frame = images[min(max(number, 1), len(images)) - 1][0]
                 frame_id, value["matched"] = frame.id, True
-                details = {
-                    "frame_index": frame.frame_index,
-                    "timestamp_s": frame.timestamp_s,
-                    "evidence": value.get("evidence"),
-                }
-                value["alert"] = alerts.announce(video_id, "description", details)
-                record_alert(result, value["alert"])
-                result.matched.append(video_id)
+                evidence = {"evidence": value.get("evidence")}
+                announced = announce_match(result, alerts, video_id, "description", frame, evidence)
+                value["alert"] = announced["alert"]
             else:
                 result.not_matched += 1
             store_outcome(

@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.states import Completed
 
+from flows.artifact_keys import artifact_key
 from gettok.db import database_identity
 from gettok.settings import get_settings
 from models.campaign import Campaign, load_campaign
@@ -180,7 +181,7 @@ def publish_summary(result: CollectResult, per_day: dict[date, int]) -> None:
         {"window": f"day {day}", "status": "stored", "videos": count}
         for day, count in per_day.items()
     ]
-    key = "collect-" + "".join(c if c.isalnum() else "-" for c in result.campaign.lower())
+    key = artifact_key("collect", result.campaign)
     create_table_artifact(
         table=rows,
         key=key,

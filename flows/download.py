@@ -16,6 +16,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from flows.artifact_keys import artifact_key
 from gettok.settings import get_settings
 from models.campaign import Campaign, load_campaign
 from models.schema import DownloadStatus, utcnow
@@ -89,7 +90,7 @@ def publish_summary(campaign_name: str, result: DownloadResult) -> None:
         {"status": s.value, "videos": result.by_status.get(s.value, 0)} for s in DownloadStatus
     ]
     table.append({"status": "deferred (throttled)", "videos": result.skipped})
-    key = "download-" + "".join(c if c.isalnum() else "-" for c in campaign_name.lower())
+    key = artifact_key("download", campaign_name)
     create_table_artifact(
         table=table, key=key, description=f"Download {campaign_name}: {result.summary()}"
     )

@@ -17,6 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
+from flows.artifact_keys import artifact_key
 from gettok import db
 from gettok.settings import Settings, get_settings
 from models.campaign import Campaign, load_campaign
@@ -248,7 +249,7 @@ def enrich(
     )
     log.info(result.summary())
     create_markdown_artifact(
-        key="enrich-" + "".join(c if c.isalnum() else "-" for c in campaign.name.lower()),
+        key=artifact_key("enrich", campaign.name),
         markdown=f"```\n{result.summary()}\n```",
         description=f"enrich run for {campaign.name}",
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from flows.artifact_keys import artifact_key
 from gettok.settings import get_settings
 from models.campaign import Campaign, load_campaign
 from tasks.export import ExportFormat, ExportResult, export_dataset
@@ -53,14 +54,10 @@ def export(
         f"; {result.excluded_pruned} pruned videos left out" if result.excluded_pruned else "",
     )
     create_markdown_artifact(
-        key=_key("export", campaign.name),
+        key=artifact_key("export", campaign.name),
         markdown=f"Exported **{result.rows}** videos, {result.columns} columns, "
         f"{'public' if public else 'full'} {fmt}: `{result.path}`; data dictionary "
         f"`{result.dictionary_path}`; pruned videos left out: {result.excluded_pruned}.",
         description=f"Export of {campaign.name}",
     )
     return result
-
-
-def _key(prefix: str, name: str) -> str:
-    return f"{prefix}-" + "".join(c if c.isalnum() else "-" for c in name.lower())

@@ -27,6 +27,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
+from flows.artifact_keys import artifact_key
 from flows.collect import run_window_in_prefect
 from flows.download import download
 from flows.enrich import enrich
@@ -177,7 +178,7 @@ def run_pipeline(
     total_days = (dates.end - dates.start).days + 1
     progress = create_progress_artifact(
         progress=0.0,
-        key=_key("pipeline-progress", campaign.name),
+        key=artifact_key("pipeline-progress", campaign.name),
         description=f"{campaign.name} {dates.start}..{dates.end}: days collected",
     )
     budget = RunBudget(settings.llm_budget_usd if budget_usd is None else budget_usd)
@@ -235,7 +236,7 @@ def run_pipeline(
     result.counts = stage_counts(settings.resolved_database_url, campaign.name)
     create_table_artifact(
         table=result.counts.table(),
-        key=_key("pipeline-stages", campaign.name),
+        key=artifact_key("pipeline-stages", campaign.name),
         description=f"{campaign.name} {dates.start}..{dates.end}: {result.collect_state}; "
         f"LLM spend ${result.spent_usd:.4f}",
     )
@@ -289,7 +290,3 @@ def pipeline(
         get_run_logger().info("%s: nothing due (outside the campaign's dates)", campaign.name)
         return PipelineResult(campaign=campaign.name)
     return run_pipeline(campaign, campaign_file, settings, dates, transcribe_deployment, budget_usd)
-
-
-def _key(prefix: str, name: str) -> str:
-    return f"{prefix}-" + "".join(c if c.isalnum() else "-" for c in name.lower())

@@ -15,6 +15,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.artifact_keys import artifact_key
 from gettok.settings import get_settings
 from models.campaign import Campaign, load_campaign
 from tasks.report import ReportResult, build_report
@@ -39,7 +40,7 @@ def publish_report(result: ReportResult) -> None:
     markdown = re.sub(
         r"!\[([^\]]*)\]\(([^)]+\.png)\)", inline, result.markdown_path.read_text(encoding="utf-8")
     )
-    key = "report-" + "".join(c if c.isalnum() else "-" for c in result.campaign.lower())
+    key = artifact_key("report", result.campaign)
     create_markdown_artifact(
         markdown=markdown, key=key, description=f"Dataset report of {result.campaign}"
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from flows.artifact_keys import artifact_key
 from gettok.settings import get_settings
 from models.campaign import Campaign, load_campaign
 from tasks.transcribe import (
@@ -53,7 +54,7 @@ def transcribe(
 
     logger.info("transcription of %s: %s", campaign.name, result.summary())
     create_markdown_artifact(
-        key=f"transcribe-{campaign.name}".replace("_", "-"),
+        key=artifact_key("transcribe", campaign.name),
         markdown=_report(campaign.name, options.model, result),
         description=f"Transcription run of {campaign.name}",
     )

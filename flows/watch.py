@@ -15,6 +15,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
+from flows.artifact_keys import artifact_key
 from gettok.db import session_scope
 from gettok.settings import get_settings
 from models.campaign import Campaign, load_campaign
@@ -112,7 +113,7 @@ def watch(campaign_file: Campaign | str, limit: int | None = None) -> list[Watch
             f", not checked: {r.failed}" if r.failed else "",
         )
     create_table_artifact(
-        key="watch-" + "".join(c if c.isalnum() else "-" for c in campaign.name.lower()),
+        key=artifact_key("watch", campaign.name),
         table=[
             {
                 "target": r.target,

@@ -23,6 +23,12 @@ import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
+from gettok.models.api import ResearchVideo
+from gettok.models.campaign import load_campaign
+from gettok.models.schema import CampaignVideo, EngagementSnapshot, Video, utcnow
+from gettok.tasks.collect.paging import collect_campaign
+from gettok.tasks.collect.store import ensure_window, save_campaign, store_page, video_row
+from gettok.tasks.collect.windows import CollectionWindow
 from sqlalchemy import create_engine, text
 
 from gettok import db
@@ -30,12 +36,6 @@ from gettok.db import session_scope
 from gettok.sandbox.config import SandboxConfig
 from gettok.sandbox.server import running_sandbox
 from gettok.settings import get_settings
-from models.api import ResearchVideo
-from models.campaign import load_campaign
-from models.schema import CampaignVideo, EngagementSnapshot, Video, utcnow
-from tasks.collect import collect_campaign
-from tasks.store_videos import ensure_window, save_campaign, store_page, video_row
-from tasks.windows import CollectionWindow
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES = os.environ.get("GETTOK_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")

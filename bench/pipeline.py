@@ -41,14 +41,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from unittest.mock import patch
 
-from sqlalchemy import insert, select, update
-
-from flows.enrich import FRAMES_BATCH
-from gettok import db
-from gettok.orchestration import ensure_prefect_objects
-from gettok.settings import Settings, get_settings
-from models.campaign import Campaign, load_campaign
-from models.schema import (
+from gettok.flows.enrich import FRAMES_BATCH
+from gettok.models.campaign import Campaign, load_campaign
+from gettok.models.schema import (
     Annotation,
     AnnotationKind,
     AnnotationStatus,
@@ -61,15 +56,25 @@ from models.schema import (
     WindowStatus,
     utcnow,
 )
-from models.schema import CollectionWindow as WindowRow
-from tasks.annotate import REQUESTED_KINDS, AnnotateResult, KindPlan, plan_for
-from tasks.collect import CollectContext, WindowOutcome
-from tasks.download_records import DownloadResult
-from tasks.frames import FramesResult
-from tasks.progress import stage_counts
-from tasks.store_videos import ensure_window, save_campaign
-from tasks.transcribe import WHISPER_ENGINE, TranscribeResult, settings_hash, whisper_options
-from tasks.windows import CollectionWindow, collection_windows
+from gettok.models.schema import CollectionWindow as WindowRow
+from gettok.tasks.annotate.annotator import REQUESTED_KINDS, AnnotateResult, KindPlan, plan_for
+from gettok.tasks.collect.paging import CollectContext, WindowOutcome
+from gettok.tasks.collect.store import ensure_window, save_campaign
+from gettok.tasks.collect.windows import CollectionWindow, collection_windows
+from gettok.tasks.download.store import DownloadResult
+from gettok.tasks.frames.extract import FramesResult
+from gettok.tasks.transcribe.transcriber import (
+    WHISPER_ENGINE,
+    TranscribeResult,
+    settings_hash,
+    whisper_options,
+)
+from sqlalchemy import insert, select, update
+
+from gettok import db
+from gettok.orchestration import ensure_prefect_objects
+from gettok.progress import stage_counts
+from gettok.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGN_FILE = ROOT / "campaigns" / "peru_2022.toml"
@@ -199,11 +204,15 @@ class InstantWork:
 def patched(work: InstantWork) -> ExitStack:
     """The batch tasks' leaf work, swapped where each task body looks it up."""
     stack = ExitStack()
-    stack.enter_context(patch("flows.collect.collect_window", work.collect_window))
-    stack.enter_context(patch("tasks.download.download_videos", work.download_videos))
-    stack.enter_context(patch("tasks.transcribe.transcribe_videos", work.transcribe_videos))
-    stack.enter_context(patch("flows.enrich.extract_frames", work.extract_frames))
-    stack.enter_context(patch("flows.enrich.annotate_videos", work.annotate_videos))
+    stack.enter_context(patch("gettok.flows.collect.collect_window", work.collect_window))
+    stack.enter_context(
+        patch("gettok.tasks.download.downloader.download_videos", work.download_videos)
+    )
+    stack.enter_context(
+        patch("gettok.tasks.transcribe.transcriber.transcribe_videos", work.transcribe_videos)
+    )
+    stack.enter_context(patch("gettok.flows.enrich.extract_frames", work.extract_frames))
+    stack.enter_context(patch("gettok.flows.enrich.annotate_videos", work.annotate_videos))
     return stack
 
 
@@ -268,7 +277,7 @@ def run_direct(url: str, media_dir: Path, campaign: Campaign, days: int) -> floa
 
 def run_pipeline(url: str, media_dir: Path, days: int):
     """The real pipeline flow over `days` days; returns its seconds, flow run id and result."""
-    from flows.pipeline import pipeline
+    from gettok.flows.pipeline import pipeline
 
     use_database(url, media_dir)
     with patched(InstantWork()):

@@ -1,10 +1,11 @@
 """Benchmark: gettok's batched transcription against the studies' loop, on the same clips and model.
 
 Naive: one `WhisperModel.transcribe(path)` per file with default settings (what the studies ran).
-Ours: `tasks.whisper` as the transcribe stage runs it (decode with PyAV, VAD, ≤30 s windows of many
-clips batched together, language given, int8 on CPU / float16 on CUDA). Both models are loaded and
-warmed up before timing; each side is timed `--repeats` times (default 1), alternating, and
-the best run kept (the machine is shared). WER of both against the text espeak-ng spoke.
+Ours: `gettok.tasks.transcribe.whisper` as the transcribe stage runs it (decode with PyAV, VAD,
+≤30 s windows of many clips batched together, language given, int8 on CPU / float16 on CUDA). Both
+models are loaded and warmed up before timing; each side is timed `--repeats` times (default 1),
+alternating, and the best run kept (the machine is shared). WER of both against the text espeak-ng
+spoke.
 
     python bench/transcribe.py [--clips 12] [--min-s 15] [--max-s 60] [--clips-dir DIR]
 
@@ -25,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.wer import word_error_rate  # noqa: E402
-from tasks.whisper import (  # noqa: E402
+from gettok.tasks.transcribe.wer import word_error_rate  # noqa: E402
+from gettok.tasks.transcribe.whisper import (  # noqa: E402
     WhisperOptions,
     decode_clip,
     decode_clips,

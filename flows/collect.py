@@ -13,15 +13,9 @@ import hashlib
 from datetime import date
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
-from prefect.states import Completed
-
-from flows.artifact_keys import artifact_key
-from gettok.db import database_identity
-from gettok.settings import get_settings
-from models.campaign import Campaign, load_campaign
-from tasks.collect import (
+from gettok.flows.artifact_keys import artifact_key
+from gettok.models.campaign import Campaign, load_campaign
+from gettok.tasks.collect.paging import (
     CollectAborted,
     CollectContext,
     CollectResult,
@@ -31,7 +25,13 @@ from tasks.collect import (
     collect_window,
     daily_counts,
 )
-from tasks.windows import CollectionWindow
+from gettok.tasks.collect.windows import CollectionWindow
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.states import Completed
+
+from gettok.db import database_identity
+from gettok.settings import get_settings
 
 
 class WindowIncomplete(Exception):

@@ -13,20 +13,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
-
-from flows.artifact_keys import artifact_key
-from gettok.settings import get_settings
-from models.campaign import Campaign, load_campaign
-from models.schema import DownloadStatus, utcnow
-from tasks.download import download_batch, remove_stale_partials
-from tasks.download_records import (
+from gettok.flows.artifact_keys import artifact_key
+from gettok.models.campaign import Campaign, load_campaign
+from gettok.models.schema import DownloadStatus, utcnow
+from gettok.tasks.download.downloader import download_batch, remove_stale_partials
+from gettok.tasks.download.store import (
     DownloadResult,
     global_backoff_until,
     pending_videos,
     transient_due,
 )
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+
+from gettok.settings import get_settings
 
 
 @flow(name="download")

@@ -12,25 +12,25 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, Field
-
-from flows.artifact_keys import artifact_key
-from gettok import db
-from gettok.settings import Settings, get_settings
-from models.campaign import Campaign, load_campaign
-from tasks.annotate import (
+from gettok.flows.artifact_keys import artifact_key
+from gettok.models.campaign import Campaign, load_campaign
+from gettok.tasks.annotate.annotator import (
     REQUESTED_KINDS,
     AnnotateResult,
     annotate_videos,
     pending_video_ids,
 )
-from tasks.annotate import plan_for as annotation_plan
-from tasks.annotation_cost import CostEstimate, _videos_without_frames, estimate_enrich
-from tasks.frames import FramesResult, extract_frames
-from tasks.llm import Budget, LlmClient, LlmUnavailable, prefect_rate_limit, price_for
+from gettok.tasks.annotate.annotator import plan_for as annotation_plan
+from gettok.tasks.annotate.cost import CostEstimate, _videos_without_frames, estimate_enrich
+from gettok.tasks.frames.extract import FramesResult, extract_frames
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
+
+from gettok import db
+from gettok.clients.llm import Budget, LlmClient, LlmUnavailable, prefect_rate_limit, price_for
+from gettok.settings import Settings, get_settings
 
 FRAMES_BATCH = 500
 

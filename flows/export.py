@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gettok.flows.artifact_keys import artifact_key
+from gettok.models.campaign import Campaign, load_campaign
+from gettok.tasks.export.dataset import ExportFormat, ExportResult, export_dataset
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.artifact_keys import artifact_key
 from gettok.settings import get_settings
-from models.campaign import Campaign, load_campaign
-from tasks.export import ExportFormat, ExportResult, export_dataset
 
 
 @task(name="export-dataset", retries=1, retry_delay_seconds=[10])

@@ -15,6 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from gettok.flows.artifact_keys import artifact_key
+from gettok.flows.collect import run_window_in_prefect
+from gettok.flows.download import download
+from gettok.flows.enrich import enrich
+from gettok.flows.transcribe import transcribe
+from gettok.models.campaign import Campaign, load_campaign
+from gettok.tasks.collect.paging import CollectResult, WindowOutcome, collect_campaign
 from prefect import allow_failure, flow, get_run_logger, task
 from prefect.artifacts import (
     create_progress_artifact,
@@ -27,16 +34,9 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from flows.artifact_keys import artifact_key
-from flows.collect import run_window_in_prefect
-from flows.download import download
-from flows.enrich import enrich
-from flows.transcribe import transcribe
 from gettok.orchestration import DOWNLOAD_RATE_LIMIT, LLM_RATE_LIMIT
+from gettok.progress import StageCounts, stage_counts
 from gettok.settings import Settings, get_settings
-from models.campaign import Campaign, load_campaign
-from tasks.collect import CollectResult, WindowOutcome, collect_campaign
-from tasks.progress import StageCounts, stage_counts
 
 
 class RunDates(BaseModel):

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gettok.models.campaign import Campaign, load_campaign
+from gettok.tasks.export.dataset import CampaignNotFound, campaign_id
+from gettok.tasks.prune.compliance import PruneResult, prune_videos, videos_to_check
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from gettok.db import session_scope
 from gettok.settings import get_settings
-from models.campaign import Campaign, load_campaign
-from tasks.export import CampaignNotFound, campaign_id
-from tasks.prune import PruneResult, prune_videos, videos_to_check
 
 PRUNE_INTERVAL_DAYS = 15  # the Research API terms: refresh at least every 15 days
 BATCH_SIZE = 200

@@ -12,13 +12,13 @@ import base64
 import re
 from pathlib import Path
 
+from gettok.flows.artifact_keys import artifact_key
+from gettok.models.campaign import Campaign, load_campaign
+from gettok.tasks.report.build import ReportResult, build_report
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.artifact_keys import artifact_key
 from gettok.settings import get_settings
-from models.campaign import Campaign, load_campaign
-from tasks.report import ReportResult, build_report
 
 
 @task(name="build-report", retries=1, retry_delay_seconds=[10])

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
-
-from flows.artifact_keys import artifact_key
-from gettok.settings import get_settings
-from models.campaign import Campaign, load_campaign
-from tasks.transcribe import (
+from gettok.flows.artifact_keys import artifact_key
+from gettok.models.campaign import Campaign, load_campaign
+from gettok.tasks.transcribe.transcriber import (
     TranscribeResult,
     pending_videos,
     record_tiktok_task,
     transcribe_batch,
     whisper_options,
 )
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from gettok.settings import get_settings
 
 
 @flow(name="transcribe", log_prints=False)

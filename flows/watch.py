@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gettok.flows.artifact_keys import artifact_key
+from gettok.models.campaign import Campaign, load_campaign
+from gettok.tasks.export.dataset import CampaignNotFound, campaign_id
+from gettok.tasks.watch.description import watch_for_description
+from gettok.tasks.watch.watchlist import Alerts, WatchResult, watch_for_image
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from flows.artifact_keys import artifact_key
 from gettok.db import session_scope
 from gettok.settings import get_settings
-from models.campaign import Campaign, load_campaign
-from tasks.export import CampaignNotFound, campaign_id
-from tasks.watch import Alerts, WatchResult, watch_for_image
-from tasks.watch_description import watch_for_description
 
 
 @task(name="watch-image", retries=1, retry_delay_seconds=[30])

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from gettok import db
+from gettok.models.campaign import Campaign, CampaignError, load_campaign
 from gettok.settings import Settings, get_settings
-from models.campaign import Campaign, CampaignError, load_campaign
 
 app = typer.Typer(
     help="Collect, download and enrich TikTok videos for research.", no_args_is_help=True
@@ -168,10 +168,10 @@ def enrich_command(
 ) -> None:
     """Extract frames and annotate pending videos with the LLM (description, stance, sentiment,
     summary), within a budget; --dry-run estimates the cost without sending anything."""
-    from flows.enrich import enrich
-    from tasks.annotate import REQUESTED_KINDS
-    from tasks.annotation_cost import estimate_enrich
-    from tasks.llm import LlmUnavailable, PriceUnknown
+    from gettok.clients.llm import LlmUnavailable, PriceUnknown
+    from gettok.flows.enrich import enrich
+    from gettok.tasks.annotate.annotator import REQUESTED_KINDS
+    from gettok.tasks.annotate.cost import estimate_enrich
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
@@ -220,7 +220,7 @@ def collect_command(
     Exit status 75 when the daily quota stopped the run (rerun after 00:00 UTC), 1 when windows
     failed.
     """
-    from flows.collect import CollectIncomplete, collect
+    from gettok.flows.collect import CollectIncomplete, collect
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
@@ -262,8 +262,8 @@ def transcribe_command(
 ) -> None:
     """Transcribe the campaign's downloaded videos with Whisper (GETTOK_WHISPER_MODEL) and keep
     TikTok's own transcripts beside them; a rerun transcribes only what is pending."""
-    from flows.transcribe import transcribe
-    from tasks.transcribe import ensure_transcription_limit
+    from gettok.flows.transcribe import transcribe
+    from gettok.tasks.transcribe.transcriber import ensure_transcription_limit
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
@@ -289,7 +289,7 @@ def download_command(
     A rerun asks only for what can succeed: new videos, dropped connections past their back-off,
     and throttled ones once the pause is over. Exit status 75 when throttling stopped the run.
     """
-    from flows.download import download
+    from gettok.flows.download import download
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
@@ -316,7 +316,7 @@ def run_command(
     Exit status 75 when the daily quota stopped collection (rerun after 00:00 UTC), 1 when a
     stage failed.
     """
-    from flows.pipeline import PipelineIncomplete, pipeline
+    from gettok.flows.pipeline import PipelineIncomplete, pipeline
     from gettok.local_mode import free_stale_model_slots, local_services
     from gettok.orchestration import ensure_prefect_objects
 
@@ -379,8 +379,8 @@ def export_command(
     ] = None,
 ) -> None:
     """Export the campaign's videos, one row each, with a data dictionary beside the file."""
-    from flows.export import export
-    from tasks.export import CampaignNotFound
+    from gettok.flows.export import export
+    from gettok.tasks.export.dataset import CampaignNotFound
 
     if fmt not in ("parquet", "csv", "jsonl"):
         raise fail(f"--format must be parquet, csv or jsonl, not {fmt!r}")
@@ -405,8 +405,8 @@ def report_command(
     ] = None,
 ) -> None:
     """Write the dataset report (Markdown + PNG figures) and publish it as Prefect artifacts."""
-    from flows.report import report
-    from tasks.export import CampaignNotFound
+    from gettok.flows.report import report
+    from gettok.tasks.export.dataset import CampaignNotFound
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
@@ -426,7 +426,7 @@ def prune_command(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N videos.")] = None,
 ) -> None:
     """Compliance: re-check stored videos and delete media and frames of non-public ones."""
-    from flows.prune import prune
+    from gettok.flows.prune import prune
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file) if campaign_file else None
@@ -441,7 +441,7 @@ def watch_command(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N videos.")] = None,
 ) -> None:
     """Check new videos' frames for the campaign's watchlist targets; alert on matches."""
-    from flows.watch import watch
+    from gettok.flows.watch import watch
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)

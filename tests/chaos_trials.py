@@ -17,10 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import distinct, func, select
-
-from gettok import db
-from models.schema import (
+from gettok.models.schema import (
     Annotation,
     ApiRequest,
     CampaignVideo,
@@ -30,7 +27,10 @@ from models.schema import (
     Transcript,
     WorkClaim,
 )
-from tasks.media import MediaProblem, probe_media
+from gettok.tasks.download.media import MediaProblem, probe_media
+from sqlalchemy import distinct, func, select
+
+from gettok import db
 from tests.chaos_world import (
     DOWNLOAD_CONCURRENCY,
     LLM_CONCURRENCY,

@@ -10,8 +10,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from gettok.db import session_scope
-from models.schema import (
+from gettok.models.schema import (
     Annotation,
     AnnotationKind,
     AnnotationStatus,
@@ -24,6 +23,8 @@ from models.schema import (
     Transcript,
     Video,
 )
+
+from gettok.db import session_scope
 
 WORDS = (
     "castillo presidente congreso vacancia perú pueblo marcha lima golpe democracia "

@@ -7,13 +7,13 @@ import dataclasses
 import json
 
 import pytest
+from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus, Frame
+from gettok.tasks.annotate.annotator import REQUESTED_KINDS, annotate_videos, plan_for
 from sqlalchemy import select
 
 from gettok import db
+from gettok.clients.llm import Budget, LlmClient
 from gettok.settings import get_settings
-from models.schema import Annotation, AnnotationKind, AnnotationStatus, Frame
-from tasks.annotate import REQUESTED_KINDS, annotate_videos, plan_for
-from tasks.llm import Budget, LlmClient
 from tests.enrich_rows import add_videos, make_campaign, point_at_sandbox
 
 
@@ -193,11 +193,11 @@ def test_secrets_never_reach_the_rows(rows, db_url, sandbox_env, monkeypatch):
 
 
 def test_a_transcript_flagged_empty_never_reaches_the_prompts(db_url, tmp_path):
+    from gettok.models.schema import Transcript
+    from gettok.tasks.annotate.annotator import load_inputs
     from sqlalchemy import update
 
     from gettok import db
-    from models.schema import Transcript
-    from tasks.annotate import load_inputs
     from tests.enrich_rows import add_videos
 
     fixture = add_videos(db_url, tmp_path / "media", count=2)

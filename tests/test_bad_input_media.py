@@ -10,16 +10,16 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from gettok.models.schema import Download, DownloadStatus, Frame, Transcript, Video
+from gettok.tasks.download.media import MediaProblem, probe_media
+from gettok.tasks.frames.extract import extract_frames
+from gettok.tasks.transcribe.transcriber import transcribe_videos, whisper_options
 from sqlalchemy import select
 
 from gettok import db
 from gettok.local_mode import shipped_whisper_model
 from gettok.sandbox import media
 from gettok.settings import get_settings
-from models.schema import Download, DownloadStatus, Frame, Transcript, Video
-from tasks.frames import extract_frames
-from tasks.media import MediaProblem, probe_media
-from tasks.transcribe import transcribe_videos, whisper_options
 
 FIRST_ID = (1670414400 << 32) | 500
 

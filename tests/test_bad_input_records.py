@@ -10,14 +10,20 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 from fastapi import FastAPI, Request, Response
+from gettok.models.campaign import parse_campaign
+from gettok.models.schema import (
+    CampaignVideo,
+    CollectionWindow,
+    RejectedRecord,
+    Video,
+    WindowStatus,
+)
+from gettok.tasks.collect.paging import collect_campaign
+from gettok.tasks.export.dataset import export_dataset
 from sqlalchemy import select
 
 from gettok import db
 from gettok.settings import get_settings
-from models.campaign import parse_campaign
-from models.schema import CampaignVideo, CollectionWindow, RejectedRecord, Video, WindowStatus
-from tasks.collect import collect_campaign
-from tasks.export import export_dataset
 from tests.chaos_world import serve_app
 
 DAY = date(2022, 12, 7)

@@ -4,8 +4,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from models.campaign import CampaignError, load_campaign, parse_campaign
+from gettok.models.campaign import CampaignError, load_campaign, parse_campaign
 
 CAMPAIGNS = Path(__file__).parents[1] / "campaigns"
 REFERENCE = Path(__file__).parents[2] / "shared" / "reference"

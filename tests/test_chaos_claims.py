@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 
-from tasks.claims import claim, worker_name
+from gettok.claims import claim, worker_name
 
 
 def dead_pid() -> int:

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import select
-
-from gettok import db
-from gettok.sandbox.research_api import _compile
-from models.campaign import load_campaign
-from models.schema import (
+from gettok.models.campaign import load_campaign
+from gettok.models.schema import (
     Annotation,
     AnnotationStatus,
     CampaignVideo,
@@ -21,6 +17,10 @@ from models.schema import (
     DownloadStatus,
     Transcript,
 )
+from sqlalchemy import select
+
+from gettok import db
+from gettok.sandbox.research_api import _compile
 from tests.chaos_world import (
     World,
     ledgered_sandbox,

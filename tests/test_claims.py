@@ -2,7 +2,7 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tasks.claims import claim, release
+from gettok.claims import claim, release
 
 
 def test_two_workers_never_hold_the_same_item(db_url):

@@ -19,6 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from gettok.models.schema import ApiRequest, CampaignVideo, EngagementSnapshot, Video
+from gettok.models.schema import CollectionWindow as WindowRow
+from gettok.tasks.collect.paging import collect_campaign
 from sqlalchemy import func, select
 
 from gettok.db import session_scope
@@ -27,9 +30,6 @@ from gettok.sandbox.config import SandboxConfig
 from gettok.sandbox.server import RunningSandbox, sandbox_env
 from gettok.sandbox.state import SandboxState
 from gettok.settings import get_settings
-from models.schema import ApiRequest, CampaignVideo, EngagementSnapshot, Video
-from models.schema import CollectionWindow as WindowRow
-from tasks.collect import collect_campaign
 from tests.conftest import FIXTURES
 
 CAMPAIGN_FILE = FIXTURES.parent.parent / "campaigns" / "peru_2022.toml"
@@ -51,6 +51,7 @@ def flow_env(sandbox_env, pg_url, monkeypatch):
 def test_collect_flow_reports_windows_and_days_and_caches_done_windows(
     prefect_harness, flow_env, pg_url
 ):
+    from gettok.flows.collect import collect
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         LogFilter,
@@ -58,8 +59,6 @@ def test_collect_flow_reports_windows_and_days_and_caches_done_windows(
     )
     from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL
-
-    from flows.collect import collect
 
     state = collect(CAMPAIGN_FILE, START, END, return_state=True)
     result = state.result()
@@ -103,7 +102,7 @@ def test_collect_flow_reports_windows_and_days_and_caches_done_windows(
 def test_collect_flow_ends_quota_exhausted_with_a_completed_state(
     prefect_harness, flow_env, sandbox
 ):
-    from flows.collect import collect
+    from gettok.flows.collect import collect
 
     sandbox.state.update_config({"daily_quota": 3})
     state = collect(CAMPAIGN_FILE, START, END, return_state=True)
@@ -120,7 +119,7 @@ def test_collect_flow_ends_quota_exhausted_with_a_completed_state(
 def test_failed_windows_fail_the_flow_after_publishing_the_summary(
     prefect_harness, flow_env, sandbox
 ):
-    from flows.collect import CollectIncomplete, collect
+    from gettok.flows.collect import CollectIncomplete, collect
 
     sandbox.state.update_config({"api": {"invalid_cursor": 1.0}})
     state = collect(CAMPAIGN_FILE, START, START, return_state=True)
@@ -193,7 +192,7 @@ def test_collect_killed_mid_window_and_rerun_ends_like_an_uninterrupted_run(
             tiktok_client_key=config.client_key,
             tiktok_client_secret=config.client_secret,
         )
-        from models.campaign import load_campaign
+        from gettok.models.campaign import load_campaign
 
         reference_result = collect_campaign(
             reference_settings, load_campaign(CAMPAIGN_FILE), START, END

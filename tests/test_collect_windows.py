@@ -3,8 +3,7 @@
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-
-from tasks.windows import (
+from gettok.tasks.collect.windows import (
     MAX_WINDOW_DAYS,
     CollectionWindow,
     collection_windows,
@@ -88,8 +87,8 @@ def test_index_lag_and_quota_reset_are_utc():
 
 
 def test_a_range_reaching_into_the_index_lag_is_deferred_not_collected_partially():
-    from models.campaign import parse_campaign
-    from tasks.collect import plan_range
+    from gettok.models.campaign import parse_campaign
+    from gettok.tasks.collect.paging import plan_range
 
     today = datetime.now(UTC).date()
     ongoing = parse_campaign(

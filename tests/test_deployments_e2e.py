@@ -15,12 +15,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from gettok.models.campaign import load_campaign
+from gettok.models.schema import Annotation, CampaignVideo, Download, DownloadStatus, Transcript
 from sqlalchemy import func, select
 
 from gettok import db
 from gettok.local_mode import shipped_whisper_model
-from models.campaign import load_campaign
-from models.schema import Annotation, CampaignVideo, Download, DownloadStatus, Transcript
 from tests.conftest import create_postgres_database, drop_postgres_database
 
 ROOT = Path(__file__).parents[1]

@@ -9,22 +9,22 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from gettok.models.api import ResearchVideo
+from gettok.models.campaign import load_campaign
+from gettok.models.schema import CampaignVideo, Download, DownloadStatus, MediaInfo, utcnow
+from gettok.tasks.collect.store import save_campaign, upsert_videos
+from gettok.tasks.download.downloader import download_pending, partial_dir, video_file
+from gettok.tasks.download.gate import DownloadGate, GateClosed
+from gettok.tasks.download.media import probe_media
+from gettok.tasks.download.store import pending_videos
 from sqlalchemy import insert, select
 
 from gettok import db
+from gettok.clients.tiktok_web import video_url
 from gettok.sandbox.config import SandboxConfig
 from gettok.sandbox.media import clip_for
 from gettok.sandbox.server import running_sandbox
 from gettok.settings import get_settings
-from models.api import ResearchVideo
-from models.campaign import load_campaign
-from models.schema import CampaignVideo, Download, DownloadStatus, MediaInfo, utcnow
-from tasks.download import download_pending, partial_dir, video_file
-from tasks.download_gate import DownloadGate, GateClosed
-from tasks.download_page import video_url
-from tasks.download_records import pending_videos
-from tasks.media import probe_media
-from tasks.store_videos import save_campaign, upsert_videos
 
 CAMPAIGN = Path(__file__).parents[1] / "campaigns" / "peru_2022.toml"
 DAY = date(2022, 12, 1)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import requests
+from gettok.models.schema import DownloadStatus
 
-from models.schema import DownloadStatus
-from tasks.download_page import PageFailure, classify_page
+from gettok.clients.tiktok_web import PageFailure, classify_page
 
 URL = "https://www.tiktok.com/@someone/video/7171965565856099370"
 

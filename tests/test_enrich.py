@@ -4,17 +4,17 @@ estimate, the CLI and the Prefect flow, against the sandbox and a real database.
 from __future__ import annotations
 
 import pytest
+from gettok.models.schema import Annotation, AnnotationKind, Frame
+from gettok.tasks.annotate.annotator import annotate_videos, plan_for
+from gettok.tasks.annotate.cost import estimate_enrich
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from gettok import db
 from gettok.cli import app
+from gettok.clients.llm import Budget, LlmClient, PriceUnknown
 from gettok.sandbox.media import make_clip
 from gettok.settings import get_settings
-from models.schema import Annotation, AnnotationKind, Frame
-from tasks.annotate import annotate_videos, plan_for
-from tasks.annotation_cost import estimate_enrich
-from tasks.llm import Budget, LlmClient, PriceUnknown
 from tests.enrich_rows import PERU, add_videos, point_at_sandbox
 
 # Tests of the CLI and of Prefect wiring need one backend; the stage's SQL runs on both above.
@@ -46,7 +46,7 @@ def count(url: str, kind: AnnotationKind) -> int:
 
 
 def test_enrich_extracts_frames_then_annotates_and_a_rerun_asks_nothing(rows, db_url, sandbox_env):
-    from flows.enrich import enrich_campaign
+    from gettok.flows.enrich import enrich_campaign
 
     result = enrich_campaign(rows.campaign, get_settings())
     assert result.frames.videos_done == 1 and result.frames.frames_written >= 1
@@ -68,7 +68,7 @@ def test_enrich_extracts_frames_then_annotates_and_a_rerun_asks_nothing(rows, db
 
 
 def test_budget_stops_new_requests_at_the_limit(rows, db_url, sandbox_env):
-    from flows.enrich import enrich_campaign
+    from gettok.flows.enrich import enrich_campaign
 
     settings = get_settings(llm_batch_size=1)
     # Room for one summary as the client estimates it, not two (answers cost about half).
@@ -109,7 +109,7 @@ def test_budget_stops_new_requests_at_the_limit(rows, db_url, sandbox_env):
 
 
 def test_dry_run_estimates_without_asking_and_is_close(rows, db_url, sandbox_env):
-    from flows.enrich import enrich_campaign
+    from gettok.flows.enrich import enrich_campaign
 
     settings = get_settings()
     estimate = estimate_enrich(db_url, settings, rows.campaign)
@@ -134,7 +134,7 @@ def test_dry_run_estimates_without_asking_and_is_close(rows, db_url, sandbox_env
 
 @SQLITE_ONLY
 def test_unknown_price_stops_the_run_before_any_request(rows, sandbox_env, monkeypatch):
-    from flows.enrich import enrich_campaign
+    from gettok.flows.enrich import enrich_campaign
 
     monkeypatch.setenv("GETTOK_LLM_STANCE_MODEL", "llama3.1:8b")
     with pytest.raises(PriceUnknown, match="llama3.1:8b"):
@@ -184,9 +184,8 @@ def test_cli_runs_the_prefect_flow(rows, tmp_path, sandbox_env, prefect_harness,
 
 @SQLITE_ONLY
 def test_flow_takes_prefect_rate_limit_slots(rows, db_url, sandbox_env, prefect_harness):
+    from gettok.flows.enrich import enrich
     from prefect.client.orchestration import get_client
-
-    from flows.enrich import enrich
 
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name("llm-test-rate", 5, slot_decay_per_second=50)

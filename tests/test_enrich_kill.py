@@ -11,16 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
+from gettok.models.schema import Annotation, AnnotationKind, WorkClaim
 from sqlalchemy import func, select
 
 from gettok import db
 from gettok.settings import get_settings
-from models.schema import Annotation, AnnotationKind, WorkClaim
 from tests.enrich_rows import add_videos, point_at_sandbox
 
 WORKER = """
 from gettok.settings import get_settings
-from flows.enrich import enrich_campaign
+from gettok.flows.enrich import enrich_campaign
 from tests.enrich_rows import make_campaign
 enrich_campaign(make_campaign(), get_settings(), kinds=["summary"], frames=False)
 """
@@ -33,7 +33,7 @@ def stored(url: str) -> int:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_killed_enrich_resumes_without_asking_twice(db_url, sandbox_env, monkeypatch, tmp_path):
-    from flows.enrich import enrich_campaign
+    from gettok.flows.enrich import enrich_campaign
 
     point_at_sandbox(
         monkeypatch,

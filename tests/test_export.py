@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+from gettok.models.schema import Video
+from gettok.tasks.export.columns import COLUMNS
+from gettok.tasks.export.dataset import export_dataset
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from gettok.db import session_scope
-from models.schema import Video
-from tasks.export import export_dataset
-from tasks.export_columns import COLUMNS
 from tests.dataset_for_outputs import build_dataset
 
 PRIVATE_COLUMNS = {"username", "raw", "media_path", "download_error", "mentions"}

@@ -12,14 +12,19 @@ import av
 import cv2
 import numpy as np
 import pytest
+from gettok.models.schema import Download, DownloadStatus, Frame, Video, utcnow
+from gettok.tasks.frames.extract import FAILURE_PREFIX, extract_frames
+from gettok.tasks.frames.sampling import (
+    fit_within,
+    frame_indices,
+    naive_sample_frames,
+    sample_frames,
+)
 from sqlalchemy import select
 
 from gettok.db import session_scope
 from gettok.sandbox import media
 from gettok.settings import get_settings
-from models.schema import Download, DownloadStatus, Frame, Video, utcnow
-from tasks.frame_sampling import fit_within, frame_indices, naive_sample_frames, sample_frames
-from tasks.frames import FAILURE_PREFIX, extract_frames
 
 BASE_ID = 1_670_000_000 << 32
 

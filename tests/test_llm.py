@@ -9,12 +9,11 @@ import dataclasses
 import cv2
 import numpy as np
 import pytest
+from gettok.models.annotations import Description, SentimentAnswer, Summary, stance_model
+from gettok.models.schema import AnnotationStatus
 from pydantic import field_validator
 
-from gettok.settings import get_settings
-from models.annotations import Description, SentimentAnswer, Summary, stance_model
-from models.schema import AnnotationStatus
-from tasks.llm import (
+from gettok.clients.llm import (
     Budget,
     ChatRequest,
     LlmClient,
@@ -23,6 +22,7 @@ from tasks.llm import (
     cost_usd,
     image_tokens,
 )
+from gettok.settings import get_settings
 
 LABELS = ("support", "no support", "neutral")
 TARGET = "Target: Pedro Castillo as President of Peru\n"

@@ -10,14 +10,9 @@ import av
 import cv2
 import numpy as np
 import pytest
-
-from gettok.db import session_scope
-from gettok.sandbox import media
-from gettok.sandbox.config import SandboxConfig
-from gettok.sandbox.corpus import Corpus
-from models.schema import MediaInfo as MediaInfoRow
-from models.schema import Video
-from tasks.media import (
+from gettok.models.schema import MediaInfo as MediaInfoRow
+from gettok.models.schema import Video
+from gettok.tasks.download.media import (
     EmptyFile,
     NotMp4,
     NoVideoStream,
@@ -27,6 +22,11 @@ from tasks.media import (
     save_media_info,
     sniff,
 )
+
+from gettok.db import session_scope
+from gettok.sandbox import media
+from gettok.sandbox.config import SandboxConfig
+from gettok.sandbox.corpus import Corpus
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,8 @@ from datetime import date
 
 import cv2
 import pytest
-from typer.testing import CliRunner
-
-from tasks.export import campaign_records
-from tasks.report import (
+from gettok.tasks.export.dataset import campaign_records
+from gettok.tasks.report.build import (
     build_report,
     daily_volume,
     dataset_summary,
@@ -23,6 +21,8 @@ from tasks.report import (
     transcript_coverage,
     videos_table,
 )
+from typer.testing import CliRunner
+
 from tests.dataset_for_outputs import GENERIC_TAGS, build_dataset
 
 
@@ -128,8 +128,9 @@ def test_report_writes_markdown_figures_and_the_transcript_comparison(sqlite_url
 
 
 def test_report_of_a_campaign_without_videos(sqlite_url, tmp_path):
+    from gettok.models.schema import Campaign
+
     from gettok.db import session_scope
-    from models.schema import Campaign
 
     with session_scope(sqlite_url) as s:
         s.add(

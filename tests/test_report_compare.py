@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from tasks.compare_transcripts import compare_transcripts, differences, jaccard
+from gettok.tasks.report.compare_transcripts import compare_transcripts, differences, jaccard
 
 
 def test_differences_are_counted_by_kind():

@@ -6,16 +6,16 @@ import threading
 from datetime import date
 
 import pytest
+from gettok.models.schema import ApiRequest
 from sqlalchemy import func, select
 
-from gettok.db import session_scope
-from models.schema import ApiRequest
-from tasks.research_api import (
+from gettok.clients.research_api import (
     TOKEN_ENDPOINT,
     VIDEO_QUERY_ENDPOINT,
     BudgetExhausted,
     RequestLedger,
 )
+from gettok.db import session_scope
 
 
 def test_budget_is_per_utc_day_and_ignores_token_requests(db_url):

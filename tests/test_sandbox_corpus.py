@@ -10,9 +10,10 @@ import sys
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
+from gettok.models.api import ResearchVideo
+
 from gettok.sandbox.config import SandboxConfig
 from gettok.sandbox.corpus import Corpus, video_day
-from models.api import ResearchVideo
 
 PERU_DAYS = (date(2022, 12, 1), date(2022, 12, 31))
 

@@ -2,11 +2,11 @@
 
 import json
 
+from gettok.models.api import MAX_BIGINT, ResearchVideo, parse_video_page
+from gettok.models.schema import Base, Download, DownloadStatus, Video, utcnow
 from sqlalchemy import inspect, select
 
 from gettok import db
-from models.api import MAX_BIGINT, ResearchVideo, parse_video_page
-from models.schema import Base, Download, DownloadStatus, Video, utcnow
 from tests.conftest import FIXTURES
 
 PAGES = sorted((FIXTURES / "tiktok-research-api").glob("api_videos_response_page_*.json"))

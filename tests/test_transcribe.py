@@ -11,13 +11,15 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
-
-from gettok import db
-from gettok.sandbox.media import make_clip, speak, write_audio
-from gettok.settings import get_settings
-from models.schema import Campaign, CampaignVideo, Download, DownloadStatus, Transcript, Video
-from tasks.transcribe import (
+from gettok.models.schema import (
+    Campaign,
+    CampaignVideo,
+    Download,
+    DownloadStatus,
+    Transcript,
+    Video,
+)
+from gettok.tasks.transcribe.transcriber import (
     TIKTOK_ENGINE,
     WHISPER_ENGINE,
     pending_videos,
@@ -25,8 +27,18 @@ from tasks.transcribe import (
     transcribe_videos,
     whisper_options,
 )
-from tasks.wer import word_error_rate
-from tasks.whisper import WhisperOptions, decode_clip, load_model, transcribe_clips
+from gettok.tasks.transcribe.wer import word_error_rate
+from gettok.tasks.transcribe.whisper import (
+    WhisperOptions,
+    decode_clip,
+    load_model,
+    transcribe_clips,
+)
+from sqlalchemy import func, select
+
+from gettok import db
+from gettok.sandbox.media import make_clip, speak, write_audio
+from gettok.settings import get_settings
 
 MAX_WER = 0.25
 SPEECH = {

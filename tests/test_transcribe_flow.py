@@ -7,6 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from gettok.models.schema import Transcript
+from gettok.tasks.transcribe.transcriber import ensure_transcription_limit, model_slot
+from gettok.tasks.transcribe.wer import word_error_rate
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -15,9 +18,6 @@ from gettok import db
 from gettok.cli import app
 from gettok.sandbox.media import make_clip
 from gettok.settings import get_settings
-from models.schema import Transcript
-from tasks.transcribe import ensure_transcription_limit, model_slot
-from tasks.wer import word_error_rate
 from tests.test_transcribe import BASE_ID, MAX_WER, SMALL, SPEECH, add_videos
 
 CAMPAIGN = """
@@ -52,7 +52,7 @@ def two_campaigns(sqlite_url, settings_env, monkeypatch, tmp_path, prefect_harne
 
 
 def test_parallel_flow_runs_never_hold_the_model_at_once(two_campaigns):
-    from flows.transcribe import transcribe
+    from gettok.flows.transcribe import transcribe
 
     settings, files = two_campaigns
     assert settings.transcription_concurrency == 1

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import select
-
-from gettok import db
-from gettok.settings import get_settings
-from models.schema import Download, DownloadStatus, Transcript, Video
-from tasks.download import download_videos
-from tasks.transcribe import (
+from gettok.models.schema import Download, DownloadStatus, Transcript, Video
+from gettok.tasks.download.downloader import download_videos
+from gettok.tasks.transcribe.transcriber import (
     TIKTOK_ENGINE,
     record_tiktok_transcripts,
     transcribe_videos,
     whisper_options,
 )
-from tasks.wer import word_error_rate
+from gettok.tasks.transcribe.wer import word_error_rate
+from sqlalchemy import select
+
+from gettok import db
+from gettok.settings import get_settings
 
 DAY = date(2022, 12, 1)
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from tasks.wer import edit_distance, normalise_words, word_error_rate
-from tasks.whisper import is_near_empty, spoken_words
+from gettok.tasks.transcribe.wer import edit_distance, normalise_words, word_error_rate
+from gettok.tasks.transcribe.whisper import is_near_empty, spoken_words
 
 
 def test_wer_counts_substitutions_deletions_and_insertions():

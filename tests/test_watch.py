@@ -11,15 +11,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from gettok.models.schema import Annotation, AnnotationKind, Campaign, CampaignVideo, Frame, Video
+from gettok.tasks.frames.sampling import sample_frames
+from gettok.tasks.watch.description import watch_for_description
+from gettok.tasks.watch.image_match import load_reference, match_reference
+from gettok.tasks.watch.watchlist import Alerts, watch_for_image
 from sqlalchemy import select
 
 from gettok.db import session_scope
 from gettok.sandbox.media import make_clip, make_reference_image, make_reference_image_clip
-from models.schema import Annotation, AnnotationKind, Campaign, CampaignVideo, Frame, Video
-from tasks.frame_sampling import sample_frames
-from tasks.image_match import load_reference, match_reference
-from tasks.watch import Alerts, watch_for_image
-from tasks.watch_description import watch_for_description
 
 BETWEEN = (1.0, 2.5)  # seconds during which the positive clip shows the reference
 
@@ -230,10 +230,10 @@ def test_webhook_retry_policy(sqlite_url, tmp_path, fail, status, posts, outcome
 def test_watch_flow_emits_a_prefect_event(prefect_harness, settings_env, monkeypatch, webhook):
     import asyncio
 
+    from gettok.flows.watch import watch
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventNameFilter
 
-    from flows.watch import watch
     from gettok import db
 
     tmp_path = settings_env

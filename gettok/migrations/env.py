@@ -1,9 +1,9 @@
 """Alembic environment: runs migrations on the URL `gettok.db.alembic_config` set."""
 
 from alembic import context
+from gettok.models.schema import Base
 
 from gettok.db import get_engine
-from models.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -39,10 +39,10 @@ from typing import Any, get_args
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from gettok.models.campaign import FieldName, Operation
 from gettok.sandbox.corpus import CorpusVideo
 from gettok.sandbox.state import MAX_SEARCHES, SandboxState, Search
 from gettok.settings import ALL_VIDEO_FIELDS
-from models.campaign import FieldName, Operation
 
 MAX_WINDOW_DAYS = 30
 # The query language is the one campaigns are validated against: one definition for both sides.

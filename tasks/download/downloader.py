@@ -26,15 +26,10 @@ import cv2
 import httpx
 import numpy as np
 import requests
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
-from gettok.settings import Settings
-from models.schema import DownloadStatus, utcnow
-from tasks import claims
-from tasks.download_gate import DownloadGate, GateClosed, prefect_rate_limit
-from tasks.download_page import PageFailure, VideoPage, read_page, video_url
-from tasks.download_records import (
+from gettok.models.schema import DownloadStatus, utcnow
+from gettok.tasks.download.gate import DownloadGate, GateClosed, prefect_rate_limit
+from gettok.tasks.download.media import MediaProblem, probe_media
+from gettok.tasks.download.store import (
     STAGE,
     DownloadResult,
     Outcome,
@@ -43,7 +38,12 @@ from tasks.download_records import (
     record_outcome,
     still_pending,
 )
-from tasks.media import MediaProblem, probe_media
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from gettok import claims
+from gettok.clients.tiktok_web import PageFailure, VideoPage, read_page, video_url
+from gettok.settings import Settings
 
 logger = logging.getLogger(__name__)
 MAX_MEDIA_BYTES = 2 * 1024**3

@@ -10,17 +10,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from gettok.models.annotations import Sentiment
+from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus, Frame, utcnow
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gettok import db
+from gettok.clients.llm import LlmOutcome
 from gettok.settings import Settings
-from models.annotations import Sentiment
-from models.schema import Annotation, AnnotationKind, AnnotationStatus, Frame, utcnow
-from tasks.llm import LlmOutcome
 
 if TYPE_CHECKING:
-    from tasks.annotate import KindPlan, VideoInputs
+    from gettok.tasks.annotate.annotator import KindPlan, VideoInputs
 
 
 def store_outcome(

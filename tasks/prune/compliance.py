@@ -20,11 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import requests
-from pydantic import BaseModel, Field
-from sqlalchemy import delete, select, update
-
-from gettok.db import session_scope
-from models.schema import (
+from gettok.models.schema import (
     CampaignVideo,
     Download,
     DownloadStatus,
@@ -34,7 +30,11 @@ from models.schema import (
     Video,
     utcnow,
 )
-from tasks.download_page import PageFailure, read_page, video_url
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, select, update
+
+from gettok.clients.tiktok_web import PageFailure, read_page, video_url
+from gettok.db import session_scope
 
 log = logging.getLogger(__name__)
 

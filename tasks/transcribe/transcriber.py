@@ -19,15 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
-from sqlalchemy import and_, exists, or_, select
-from sqlalchemy.exc import IntegrityError
-
-from gettok import db
-from gettok.settings import Settings
-from models.schema import (
+from gettok.models.schema import (
     Campaign,
     CampaignVideo,
     Download,
@@ -37,8 +29,7 @@ from models.schema import (
     Video,
     utcnow,
 )
-from tasks import claims
-from tasks.whisper import (
+from gettok.tasks.transcribe.whisper import (
     AudioError,
     ClipTranscript,
     WhisperOptions,
@@ -48,6 +39,14 @@ from tasks.whisper import (
     resolve_device,
     transcribe_clips,
 )
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from gettok import claims, db
+from gettok.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -33,17 +33,28 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
+from gettok.models.campaign import Campaign
+from gettok.models.schema import Campaign as CampaignRow
+from gettok.models.schema import CampaignVideo, Video, WindowStatus, utcnow
+from gettok.models.schema import CollectionWindow as WindowRow
+from gettok.tasks.collect.policies import CollectPolicies, RetryPolicy  # noqa: F401 (re-exported)
+from gettok.tasks.collect.store import (
+    checkpoint_window,
+    ensure_window,
+    keep_rejected,
+    save_campaign,
+    store_page,
+)
+from gettok.tasks.collect.windows import (
+    CollectionWindow,
+    collection_windows,
+    last_indexed_day,
+    next_utc_midnight,
+)
 from pydantic import BaseModel, Field, computed_field
 from sqlalchemy import select, text, update
 
-from gettok.db import get_engine, session_scope
-from gettok.settings import Settings
-from models.campaign import Campaign
-from models.schema import Campaign as CampaignRow
-from models.schema import CampaignVideo, Video, WindowStatus, utcnow
-from models.schema import CollectionWindow as WindowRow
-from tasks.api_policies import CollectPolicies, RetryPolicy  # noqa: F401 (re-exported)
-from tasks.research_api import (
+from gettok.clients.research_api import (
     ApiFault,
     DailyQuotaExhausted,
     InvalidCursor,
@@ -56,14 +67,8 @@ from tasks.research_api import (
     TokenRejected,
     VideoPage,
 )
-from tasks.store_videos import (
-    checkpoint_window,
-    ensure_window,
-    keep_rejected,
-    save_campaign,
-    store_page,
-)
-from tasks.windows import CollectionWindow, collection_windows, last_indexed_day, next_utc_midnight
+from gettok.db import get_engine, session_scope
+from gettok.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from models.schema import DownloadStatus
+from gettok.models.schema import DownloadStatus
 
 # statusCode of `webapp.video-detail` on the live site.
 REMOVED_CODES = {10204: "item doesn't exist", 10216: "item under review", 10217: "item removed"}

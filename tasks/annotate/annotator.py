@@ -15,21 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-from sqlalchemy import exists, select
-from sqlalchemy.orm import Session
-
-from gettok import db
-from gettok.settings import Settings, redact
-from models.annotations import (
+from gettok.models.annotations import (
     Description,
     SentimentAnswer,
     Summary,
     stance_model,
     strict_json_schema,
 )
-from models.campaign import Campaign
-from models.schema import (
+from gettok.models.campaign import Campaign
+from gettok.models.schema import (
     Annotation,
     AnnotationKind,
     AnnotationStatus,
@@ -38,11 +32,16 @@ from models.schema import (
     Transcript,
     Video,
 )
-from models.schema import Campaign as CampaignRow
-from tasks import claims
-from tasks.annotation_rows import store_outcome
-from tasks.llm import Budget, ChatRequest, LlmClient, LlmOutcome, LlmUnavailable
-from tasks.prompts import PromptTemplate, load_prompt
+from gettok.models.schema import Campaign as CampaignRow
+from gettok.tasks.annotate.prompts import PromptTemplate, load_prompt
+from gettok.tasks.annotate.store import store_outcome
+from pydantic import BaseModel
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from gettok import claims, db
+from gettok.clients.llm import Budget, ChatRequest, LlmClient, LlmOutcome, LlmUnavailable
+from gettok.settings import Settings, redact
 
 log = logging.getLogger(__name__)
 

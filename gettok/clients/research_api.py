@@ -22,9 +22,9 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import Date, Integer, func, insert, literal, select, text, update
 
 from gettok.db import get_engine
+from gettok.models.api import ApiError, ResearchVideo, VideoPageData
+from gettok.models.schema import ApiRequest, UTCDateTime, utcnow
 from gettok.settings import Settings
-from models.api import ApiError, ResearchVideo, VideoPageData
-from models.schema import ApiRequest, UTCDateTime, utcnow
 
 TOKEN_PATH = "/v2/oauth/token/"
 VIDEO_QUERY_PATH = "/v2/research/video/query/"

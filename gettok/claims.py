@@ -18,7 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gettok import db
-from models.schema import WorkClaim, utcnow
+from gettok.models.schema import WorkClaim, utcnow
 
 
 def worker_name() -> str:

@@ -2,7 +2,8 @@
 
 The video's frames (up to `llm_max_frames`, spread from first to last) go to the configured
 model with the description; the structured answer says whether the target is visible and in
-which image. Outcomes, costs and alerts are stored as for reference images (`tasks.watch`).
+which image. Outcomes, costs and alerts are stored as for reference
+images (`gettok.tasks.watch.watchlist`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from pydantic import Field
-
-from models.annotations import Answer
-from models.schema import Annotation, AnnotationKind, AnnotationStatus
-from tasks.watch import (
+from gettok.models.annotations import Answer
+from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus
+from gettok.tasks.watch.watchlist import (
     Alerts,
     StoredFrame,
     WatchResult,
@@ -25,6 +24,7 @@ from tasks.watch import (
     target_hash,
     unchecked_frames,
 )
+from pydantic import Field
 
 
 class WatchAnswer(Answer):
@@ -62,7 +62,7 @@ def watch_for_description(
     limit: int | None = None,
 ) -> WatchResult:
     """Ask the vision LLM whether a described target is in each unchecked video's frames."""
-    from tasks.llm import Budget, ChatRequest, LlmClient
+    from gettok.clients.llm import Budget, ChatRequest, LlmClient
 
     model = llm_settings.llm_model_for("watch")
     prompt_hash = target_hash(WATCH_SYSTEM, WATCH_USER, description)

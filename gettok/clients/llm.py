@@ -21,10 +21,10 @@ from typing import Any
 import openai
 from pydantic import BaseModel, ValidationError
 
+from gettok.models.annotations import strict_json_schema
+from gettok.models.api import strip_nul
+from gettok.models.schema import AnnotationStatus, utcnow
 from gettok.settings import Settings, redact
-from models.annotations import strict_json_schema
-from models.api import strip_nul
-from models.schema import AnnotationStatus, utcnow
 
 SANDBOX_FINGERPRINT = "gettok-sandbox"  # the sandbox's system_fingerprint: marks its answers
 CHARS_PER_TOKEN = 4  # OpenAI's rule of thumb for English; Spanish runs a little longer

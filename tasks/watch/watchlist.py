@@ -1,8 +1,8 @@
 """The watchlist (the monitoring study): alert when a target appears in a new video's frames.
 
 A target is a reference image, matched in the extracted frames with OpenCV features
-(`tasks.image_match`), or a text description checked by the vision LLM
-(`tasks.watch_description`). Every video is checked
+(`gettok.tasks.watch.image_match`), or a text description checked by the vision LLM
+(`gettok.tasks.watch.description`). Every video is checked
 once per target: the outcome is stored as a `watch_match` annotation (`value.matched` true or
 false, the frame that matched in `frame_id`), so a daily run only looks at videos it has not seen.
 A match emits a Prefect event (`gettok.watch.match`, for Prefect automations) and posts to the
@@ -22,12 +22,7 @@ from typing import Any
 
 import cv2
 import httpx
-from pydantic import BaseModel, Field
-from sqlalchemy import exists, select
-from sqlalchemy.exc import IntegrityError
-
-from gettok.db import session_scope
-from models.schema import (
+from gettok.models.schema import (
     Annotation,
     AnnotationKind,
     AnnotationStatus,
@@ -36,7 +31,17 @@ from models.schema import (
     Video,
     utcnow,
 )
-from tasks.image_match import MatchSettings, ReferenceImage, load_reference, match_reference
+from gettok.tasks.watch.image_match import (
+    MatchSettings,
+    ReferenceImage,
+    load_reference,
+    match_reference,
+)
+from pydantic import BaseModel, Field
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+
+from gettok.db import session_scope
 
 log = logging.getLogger(__name__)
 

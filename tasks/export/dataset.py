@@ -18,13 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, SecretStr
-from sqlalchemy import func, inspect, select
-from sqlalchemy.orm import Session, defer
-
-from gettok.db import session_scope
-from models.api import LONE_SURROGATE
-from models.schema import (
+from gettok.models.api import LONE_SURROGATE
+from gettok.models.schema import (
     Annotation,
     AnnotationKind,
     CampaignVideo,
@@ -34,8 +29,13 @@ from models.schema import (
     Transcript,
     Video,
 )
-from models.schema import Campaign as CampaignRow
-from tasks.export_columns import ANNOTATION_KINDS, COLUMNS, TEXT_COLUMNS, Column
+from gettok.models.schema import Campaign as CampaignRow
+from gettok.tasks.export.columns import ANNOTATION_KINDS, COLUMNS, TEXT_COLUMNS, Column
+from pydantic import BaseModel, SecretStr
+from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session, defer
+
+from gettok.db import session_scope
 
 ExportFormat = Literal["parquet", "csv", "jsonl"]
 WHISPER_ENGINE = "faster-whisper"

@@ -17,18 +17,18 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from gettok.models.schema import Download, DownloadStatus, Frame, Video, utcnow
+from gettok.tasks.download.media import MediaProblem, probe_media
+from gettok.tasks.frames.sampling import read_image, sample_frames
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from gettok import claims
 from gettok.db import session_scope
 from gettok.settings import Settings
-from models.schema import Download, DownloadStatus, Frame, Video, utcnow
-from tasks import claims
-from tasks.frame_sampling import read_image, sample_frames
-from tasks.media import MediaProblem, probe_media
 
 STAGE = "frames"
 JPEG_QUALITY = 90

@@ -1,7 +1,8 @@
 """The campaign report: the studies' dataset figures as Markdown tables and PNG charts.
 
-Metrics are plain functions over the export table (`tasks.export.campaign_records`), so the
-report and the exported dataset always agree; figures are drawn by `tasks.report_figures`.
+Metrics are plain functions over the export table
+(`gettok.tasks.export.dataset.campaign_records`), so the report and the exported dataset always
+agree; figures are drawn by `gettok.tasks.report.figures`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
+from gettok.models.schema import Annotation, CampaignVideo
+from gettok.tasks.export.dataset import campaign_id, campaign_records, export_frame
+from gettok.tasks.report.compare_transcripts import TranscriptComparison, compare_transcripts
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from gettok.db import session_scope
-from models.schema import Annotation, CampaignVideo
-from tasks.compare_transcripts import TranscriptComparison, compare_transcripts
-from tasks.export import campaign_id, campaign_records, export_frame
 
 # Hashtags that tag the feed, not the topic (the Ecuador study excluded fyp, parati, foryou).
 GENERIC_HASHTAGS = frozenset(
@@ -238,7 +239,7 @@ def _share(x: float | None) -> str:
 
 def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> ReportResult:
     """Compute every metric, draw the figures into `out_dir` and write `report.md` there."""
-    from tasks import report_figures as figs
+    from gettok.tasks.report import figures as figs
 
     out_dir.mkdir(parents=True, exist_ok=True)
     df = videos_table(campaign_records(url, campaign, with_raw=False))

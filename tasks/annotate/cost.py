@@ -8,15 +8,16 @@ them: `llm_max_frames` frames at the configured frame size, a description of exp
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-from sqlalchemy import exists
-from sqlalchemy.orm import Session
-
-from gettok import db
-from gettok.settings import Settings
-from models.campaign import Campaign
-from models.schema import AnnotationKind, CampaignVideo, Download, DownloadStatus, Frame, MediaInfo
-from tasks.annotate import (
+from gettok.models.campaign import Campaign
+from gettok.models.schema import (
+    AnnotationKind,
+    CampaignVideo,
+    Download,
+    DownloadStatus,
+    Frame,
+    MediaInfo,
+)
+from gettok.tasks.annotate.annotator import (
     REQUESTED_KINDS,
     KindPlan,
     VideoInputs,
@@ -26,8 +27,14 @@ from tasks.annotate import (
     pending_video_ids,
     plan_for,
 )
-from tasks.llm import cost_usd
-from tasks.prompts import load_prompt
+from gettok.tasks.annotate.prompts import load_prompt
+from pydantic import BaseModel
+from sqlalchemy import exists
+from sqlalchemy.orm import Session
+
+from gettok import db
+from gettok.clients.llm import cost_usd
+from gettok.settings import Settings
 
 DEFAULT_FRAME_SIZE = (720, 1280)  # TikTok's usual portrait size, when nothing was probed
 

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import ClassVar
 
 import av
+from gettok.models.schema import MediaInfo as MediaInfoRow
+from gettok.models.schema import utcnow
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
-
-from models.schema import MediaInfo as MediaInfoRow
-from models.schema import utcnow
 
 
 class MediaInfo(BaseModel):

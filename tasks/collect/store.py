@@ -15,15 +15,10 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel
-from sqlalchemy import Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
-
-from models.api import ResearchVideo
-from models.campaign import Campaign
-from models.schema import Campaign as CampaignRow
-from models.schema import (
+from gettok.models.api import ResearchVideo
+from gettok.models.campaign import Campaign
+from gettok.models.schema import Campaign as CampaignRow
+from gettok.models.schema import (
     CampaignVideo,
     CollectionWindow,
     EngagementSnapshot,
@@ -31,7 +26,11 @@ from models.schema import (
     Video,
     utcnow,
 )
-from tasks.windows import CollectionWindow as DateWindow
+from gettok.tasks.collect.windows import CollectionWindow as DateWindow
+from pydantic import BaseModel
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 # Columns filled straight from the API record (same names).
 API_COLUMNS = (

@@ -10,8 +10,8 @@ import random
 
 from pydantic import BaseModel, Field
 
+from gettok.clients.research_api import ApiFault
 from gettok.settings import Settings
-from tasks.research_api import ApiFault
 
 
 class RetryPolicy(BaseModel):

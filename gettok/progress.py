@@ -6,14 +6,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import distinct, func, select
 
 from gettok import db
-from models.schema import (
+from gettok.models.schema import (
     Annotation,
     CampaignVideo,
     Download,
     Frame,
     Transcript,
 )
-from models.schema import Campaign as CampaignRow
+from gettok.models.schema import Campaign as CampaignRow
 
 
 class StageCounts(BaseModel):

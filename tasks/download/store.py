@@ -10,12 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pydantic import BaseModel, computed_field
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.exc import IntegrityError
-
-from gettok import db
-from models.schema import (
+from gettok.models.schema import (
     Campaign,
     CampaignVideo,
     Download,
@@ -23,7 +18,12 @@ from models.schema import (
     Video,
     utcnow,
 )
-from tasks.media import MediaInfo, save_media_info
+from gettok.tasks.download.media import MediaInfo, save_media_info
+from pydantic import BaseModel, computed_field
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from gettok import db
 
 STAGE = "download"
 DONE = (DownloadStatus.ok, DownloadStatus.slideshow)

@@ -7,13 +7,15 @@ RUN apt-get update \
     espeak-ng python3 python3-pip python3-venv \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-RUN python3 -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
-COPY pyproject.toml README.md ./
+# The same locked set as `make run`/`make test` (uv.lock), the project installed non-editable.
+RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir 'uv==0.13.9'
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_PYTHON_DOWNLOADS=never
+COPY pyproject.toml uv.lock README.md ./
 COPY gettok gettok
 COPY models models
 COPY tasks tasks
 COPY flows flows
-RUN pip install --no-cache-dir .
+RUN /opt/uv/bin/uv sync --frozen --no-editable --no-cache --python python3
 COPY campaigns campaigns
 COPY deployments deployments

@@ -6,13 +6,29 @@ CAMPAIGN ?= campaigns/peru_2022.toml
 START ?= 2022-12-07
 END ?= 2022-12-08
 
-.PHONY: run test test-full chaos system-deps lint clean
+.PHONY: run test test-full chaos system-deps lint clean lock lock-check
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+# Everything installs from uv.lock (the whole resolved set, hashes included), so a fresh machine gets
+# the versions the tests passed with. uv itself lives in its own small venv (.uv), pinned here.
+UV_VERSION ?= 0.13.9
+UV := .uv/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/pip install -q --disable-pip-version-check 'uv==$(UV_VERSION)'
+
+$(VENV)/.installed: pyproject.toml uv.lock $(UV)
+	$(UV) sync --frozen --extra dev --python $(PYTHON) -q
 	touch $@
+
+# Fails when pyproject.toml and uv.lock disagree; `make lock` is the deliberate upgrade step.
+lock-check: $(UV)
+	$(UV) lock --check
+
+lock: $(UV)
+	$(UV) lock
 
 # espeak-ng makes the sandbox's speech; nothing else outside Python is needed.
 system-deps:
@@ -39,4 +55,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) data
+	rm -rf $(VENV) .uv data

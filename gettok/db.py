@@ -12,6 +12,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url  # noqa: F401  (re-exported for the CLI)
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -63,6 +64,35 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# Any constant shared by every gettok process: pg_advisory_xact_lock's key for schema upgrades.
+MIGRATION_LOCK_KEY = 0x6765_74746F6B  # "gettok"
+
+
+def migration_engine(url: str) -> Engine:
+    """An engine for upgrades only, whose transactions really cover DDL.
+
+    pysqlite does not open a transaction before CREATE/ALTER, so each statement would commit on
+    its own and a killed upgrade would leave half a schema. Here the driver's own transaction
+    handling is off and every transaction is `BEGIN IMMEDIATE`: atomic, and it takes SQLite's write
+    lock at once, so a second upgrader waits instead of building the same tables.
+    """
+    url = normalise_url(url)
+    if not url.startswith("sqlite"):
+        return create_engine(url, poolclass=NullPool)
+    engine = create_engine(url, connect_args={"timeout": 60}, poolclass=NullPool)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, record) -> None:
+        dbapi_connection.isolation_level = None
+        _sqlite_pragmas(dbapi_connection, record)
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
 
 
 def alembic_config(url: str) -> Config:

@@ -2,8 +2,9 @@
 
 from alembic import context
 from gettok.models.schema import Base
+from sqlalchemy import text
 
-from gettok.db import get_engine
+from gettok.db import MIGRATION_LOCK_KEY, migration_engine
 
 config = context.config
 target_metadata = Base.metadata
@@ -21,16 +22,27 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = get_engine(config.get_main_option("sqlalchemy.url"))
-    with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+    """One transaction for the whole upgrade, taken under a lock, so that concurrent upgrades
+    wait for each other and a killed one leaves the schema as it was."""
+    engine = migration_engine(config.get_main_option("sqlalchemy.url"))
+    try:
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=connection.dialect.name == "sqlite",
+                transaction_per_migration=False,
+            )
+            with context.begin_transaction():
+                if connection.dialect.name == "postgresql":
+                    # Held until commit: the next upgrader reads the version table after us.
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
+                context.run_migrations()
+            connection.commit()
+    finally:
+        engine.dispose()
 
 
 if context.is_offline_mode():

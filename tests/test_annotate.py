@@ -9,6 +9,7 @@ import json
 import pytest
 from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus, Frame
 from gettok.tasks.annotate.annotator import REQUESTED_KINDS, annotate_videos, plan_for
+from gettok.tasks.annotate.prompts import load_prompt
 from sqlalchemy import select
 
 from gettok import db
@@ -92,7 +93,7 @@ def test_every_kind_stored_with_provenance_and_rerun_asks_nothing(rows, db_url, 
     for kind in AnnotationKind.stance, AnnotationKind.sentiment, AnnotationKind.summary:
         for row in annotations(db_url, kind).values():
             assert row.status is AnnotationStatus.ok and row.is_sandbox
-            assert row.model == "sandbox-vision" and row.prompt_id == f"{kind.value}-v1"
+            assert row.model == "sandbox-vision" and row.prompt_id == load_prompt(kind.value).name
             assert len(row.prompt_hash) == 32 and row.temperature == 0.0
             assert row.input_tokens > 0 and row.output_tokens > 0 and row.latency_ms > 0
             assert row.cost_usd == pytest.approx(

@@ -309,9 +309,24 @@ def _fill(schema: dict[str, Any]) -> Any:
     return MARK
 
 
-def _section(prompt: str, tag: str) -> str:
-    match = re.search(rf"<{tag}>(.*?)</{tag}>", prompt, re.DOTALL)
+def _section(prompt: str, field: str) -> str:
+    """A field of the prompt's JSON material (gettok's prompts), or of a `<field>` block."""
+    material = _material(prompt)
+    if field in material:
+        return str(material[field]).strip()
+    match = re.search(rf"<{field}>(.*?)</{field}>", prompt, re.DOTALL)
     return match.group(1).strip() if match else ""
+
+
+def _material(prompt: str) -> dict:
+    start = prompt.find("{\n")
+    if start < 0:
+        return {}
+    try:
+        value, _ = json.JSONDecoder().raw_decode(prompt[start:])
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def describe_images(images: list[tuple[np.ndarray, str]]) -> str:

@@ -26,19 +26,35 @@ class PromptTemplate:
     user: str
     expected_output_tokens: int  # for the dry run's estimate
     max_output_tokens: int
+    material: tuple[str, ...] = ()  # untrusted fields, sent as one JSON object in `{material}`
 
     @property
     def name(self) -> str:
         return f"{self.id}-v{self.version}"
 
     def render(self, **values: Any) -> str:
-        """The user message with `{placeholders}` filled (values are never re-interpreted)."""
-        return self.user.format_map(values)
+        """The user message with `{placeholders}` filled (values are never re-interpreted).
+
+        The untrusted fields (transcript, caption, a model's description) go in as one JSON object:
+        a caption holding `</caption>` or "ignore the instructions" stays a quoted string value,
+        it cannot end its block or pass for our words.
+        """
+        material = {name: str(values.get(name, "")) for name in self.material}
+        trusted = {k: v for k, v in values.items() if k not in self.material}
+        return self.user.format_map(
+            {**trusted, "material": json.dumps(material, ensure_ascii=False, indent=2)}
+        )
 
     def hash(self, schema: dict[str, Any], **fixed: Any) -> str:
         """The prompt hash: template text, output schema and the fixed values (e.g. target)."""
         body = json.dumps(
-            {"system": self.system, "user": self.user, "schema": schema, "fixed": fixed},
+            {
+                "system": self.system,
+                "user": self.user,
+                "material": list(self.material),
+                "schema": schema,
+                "fixed": fixed,
+            },
             sort_keys=True,
             ensure_ascii=False,
         )
@@ -57,4 +73,5 @@ def load_prompt(prompt_id: str) -> PromptTemplate:
         user=data["user"].strip(),
         expected_output_tokens=int(data.get("expected_output_tokens", 200)),
         max_output_tokens=int(data.get("max_output_tokens", 800)),
+        material=tuple(data.get("material", ())),
     )

@@ -9,7 +9,6 @@ quota ends "quota exhausted, resumes at 00:00 UTC"; the next run resumes where i
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date
 from pathlib import Path
 
@@ -28,9 +27,9 @@ from gettok.tasks.collect.paging import (
 from gettok.tasks.collect.windows import CollectionWindow
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
-from gettok.db import database_identity
 from gettok.settings import get_settings
 
 
@@ -50,24 +49,6 @@ class CollectIncomplete(Exception):
         self.result = result
 
 
-def window_cache_key(_context, parameters) -> str:
-    """The work a window task does: which database (its identity, not its URL: a recreated
-    database must not inherit the old one's cached windows), campaign, query, fields and days."""
-    ctx: CollectContext = parameters["ctx"]
-    window: CollectionWindow = parameters["window"]
-    identity = "|".join(
-        [
-            database_identity(ctx.database_url),
-            ctx.campaign.name,
-            ctx.campaign.query_hash,
-            ",".join(ctx.client.fields),
-            window.start.isoformat(),
-            window.end.isoformat(),
-        ]
-    )
-    return "collect-window-" + hashlib.sha256(identity.encode()).hexdigest()[:32]
-
-
 def _retriable(_task, _task_run, state) -> bool:
     """Retry a window after unexpected errors or a failed pass; never for quota or abort."""
     error = state.result(raise_on_failure=False)
@@ -79,8 +60,9 @@ def _retriable(_task, _task_run, state) -> bool:
     retries=1,
     retry_delay_seconds=[30],
     retry_condition_fn=_retriable,
-    cache_key_fn=window_cache_key,
-    persist_result=True,
+    # No result cache: the database alone says which windows are done (a done window is skipped
+    # there without a request). A cache would overrule it, e.g. after restoring a backup.
+    cache_policy=NO_CACHE,
 )
 def collect_window_task(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
     outcome = collect_window(ctx, window)
@@ -96,13 +78,7 @@ def run_window_in_prefect(
     window_task = collect_window_task.with_options(retry_delay_seconds=[retry_delay_s])
     state = window_task(ctx, window, return_state=True)
     if state.is_completed():
-        outcome: WindowOutcome = state.result()
-        if state.name == "Cached":
-            note = f"cached: {outcome.status} in an earlier run"
-            return WindowOutcome(
-                window=window, status="skipped", note=note, split_into=outcome.split_into
-            )
-        return outcome
+        return state.result()
     error = state.result(raise_on_failure=False)
     if isinstance(error, WindowIncomplete):
         return error.outcome

@@ -22,8 +22,9 @@ import uvicorn
 from gettok.models.schema import ApiRequest, CampaignVideo, EngagementSnapshot, Video
 from gettok.models.schema import CollectionWindow as WindowRow
 from gettok.tasks.collect.paging import collect_campaign
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from gettok import db
 from gettok.db import session_scope
 from gettok.sandbox.app import create_app
 from gettok.sandbox.config import SandboxConfig
@@ -48,7 +49,7 @@ def flow_env(sandbox_env, pg_url, monkeypatch):
     return sandbox_env
 
 
-def test_collect_flow_reports_windows_and_days_and_caches_done_windows(
+def test_collect_flow_reports_windows_and_days_and_skips_done_windows(
     prefect_harness, flow_env, pg_url
 ):
     from gettok.flows.collect import collect
@@ -113,7 +114,39 @@ def test_collect_flow_ends_quota_exhausted_with_a_completed_state(
     sandbox.state.update_config({"daily_quota": 1000})  # the next day
     resumed = collect(CAMPAIGN_FILE, START, END, return_state=True).result()
     assert resumed.state == "completed"
-    assert resumed.windows_skipped == 1  # done before the quota ran out (cached)
+    assert resumed.windows_skipped == 1  # done before the quota ran out (in the database)
+
+
+def test_a_restored_backup_is_collected_again_not_skipped(prefect_harness, flow_env, pg_url):
+    """The database is the only judge of what is done: restore a backup taken before a collect
+    (same database, same identity) and the next collect fetches the windows again."""
+    from gettok.flows.collect import collect
+
+    from tests.conftest import _admin_engine
+
+    source = pg_url.rsplit("/", 1)[1]
+    backup = f"{source}_backup"
+    db.get_engine.cache_clear()
+    with _admin_engine().connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{backup}" TEMPLATE "{source}"'))
+    try:
+        first = collect(CAMPAIGN_FILE, START, START, return_state=True).result()
+        assert first.windows_done == 1 and first.videos > 0
+
+        # Restore: the database now is the backup (its tables as before the collect).
+        restored = pg_url.rsplit("/", 1)[0] + "/" + backup
+        os.environ["GETTOK_DATABASE_URL"] = restored
+        again = collect(CAMPAIGN_FILE, START, START, return_state=True).result()
+        assert again.windows_done == 1 and again.windows_skipped == 0
+        assert again.videos == first.videos
+        with session_scope(restored) as session:
+            stored = session.scalar(select(func.count()).select_from(CampaignVideo))
+        assert stored == first.videos
+    finally:
+        os.environ["GETTOK_DATABASE_URL"] = pg_url
+        db.get_engine.cache_clear()
+        with _admin_engine().connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{backup}" WITH (FORCE)'))
 
 
 def test_failed_windows_fail_the_flow_after_publishing_the_summary(

@@ -4,18 +4,18 @@ import pytest
 from gettok.tasks.validate.score import ScoredVideo, majority_code, score_codes
 
 LABELS = ["support", "no support", "neutral"]
-S, O, N = LABELS
+S, X, N = LABELS  # X: "no support"
 # (model label, model confidence, alice's code, bob's code)
 TABLE = [
     (S, 0.95, S, S),
     (S, 0.90, S, S),
-    (S, 0.85, O, O),
-    (O, 0.90, O, O),
-    (O, 0.70, O, N),  # alice and bob tie: no majority, not scored against the model
-    (O, 0.60, N, N),
+    (S, 0.85, X, X),
+    (X, 0.90, X, X),
+    (X, 0.70, X, N),  # alice and bob tie: no majority, not scored against the model
+    (X, 0.60, N, N),
     (N, 0.55, N, N),
     (N, 0.40, S, S),
-    (S, 0.30, O, S),  # tie
+    (S, 0.30, X, S),  # tie
     (N, 0.95, N, N),
 ]
 
@@ -28,7 +28,7 @@ def test_kappa_alpha_and_f1_match_the_hand_computation():
     f = score_codes(videos(), LABELS, target_accuracy=0.8)
     # Majority known on 8 videos; model right on 5 of them.
     assert (f.n, f.coded, f.accuracy) == (8, 10, 5 / 8)
-    # truth S,S,O,O,N,N,S,N vs model S,S,S,O,O,N,N,N: p_o = 5/8, marginals 3/2/3 on both sides,
+    # truth S,S,X,X,N,N,S,N vs model S,S,S,X,X,N,N,N: p_o = 5/8, marginals 3/2/3 on both sides,
     # p_e = (9 + 4 + 9) / 64 = 22/64, kappa = (40 - 22) / (64 - 22) = 3/7.
     assert f.kappa_model_vs_majority == pytest.approx(3 / 7, abs=1e-12)
     # alice agrees on 6 of 10; marginals alice 3/4/3, model 4/3/3: p_e = 33/100 -> 27/67.
@@ -46,7 +46,7 @@ def test_kappa_alpha_and_f1_match_the_hand_computation():
     assert by_label[S].precision == pytest.approx(2 / 3) and by_label[S].recall == pytest.approx(
         2 / 3
     )
-    assert by_label[O].f1 == pytest.approx(1 / 2) and by_label[O].support == 2
+    assert by_label[X].f1 == pytest.approx(1 / 2) and by_label[X].support == 2
     assert by_label[N].f1 == pytest.approx(2 / 3) and by_label[N].support == 3
     assert f.macro_f1 == pytest.approx(11 / 18, abs=1e-12)
     # Rows: majority code; columns: model label.
@@ -82,9 +82,9 @@ def test_headline_is_what_the_json_line_carries():
 
 
 def test_majority_needs_a_strict_winner():
-    assert majority_code({"a": S, "b": S, "c": O}) == S
-    assert majority_code({"a": S, "b": O}) is None
-    assert majority_code({"a": None, "b": O}) == O
+    assert majority_code({"a": S, "b": S, "c": X}) == S
+    assert majority_code({"a": S, "b": X}) is None
+    assert majority_code({"a": None, "b": X}) == X
     assert majority_code({"a": None}) is None
 
 

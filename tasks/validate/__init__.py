@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gettok.tasks.validate import store
 from gettok.tasks.validate.kinds import (
@@ -20,7 +21,6 @@ from gettok.tasks.validate.kinds import (
     model_label,
 )
 from gettok.tasks.validate.sample import Stratify, draw_sample
-from gettok.tasks.validate.score import TARGET_ACCURACY, Figures, ScoredVideo, score_codes
 from gettok.tasks.validate.sheet import (
     SheetError,
     check_sheet,
@@ -30,6 +30,11 @@ from gettok.tasks.validate.sheet import (
 )
 
 from gettok.db import session_scope
+
+if TYPE_CHECKING:  # scikit-learn loads only when scoring, not with every export
+    from gettok.tasks.validate.score import Figures
+
+TARGET_ACCURACY = 0.8  # labels at or above the flag threshold are right this often
 
 __all__ = ["SheetError", "create_sample", "score_sample", "store_sheets"]
 
@@ -141,9 +146,9 @@ def score_sample(
         sample = store.get_sample(session, store.campaign_row_id(session, campaign), sample_id)
         coded = store.coded_videos(session, sample_id)
         kind, labels, target = sample.kind, sample.labels, target_accuracy
-        figures = _figures(kind, labels, coded, target)
+        figures = figures_for(kind, labels, coded, target)
         by_prompt = {
-            prompt: _figures(kind, labels, [c for c in coded if c.prompt == prompt], target)
+            prompt: figures_for(kind, labels, [c for c in coded if c.prompt == prompt], target)
             for prompt in sorted({c.prompt for c in coded})
         }
         store.save_score(
@@ -159,9 +164,12 @@ def score_sample(
         return ScoreResult(sample_id, sample.kind, figures, by_prompt)
 
 
-def _figures(
+def figures_for(
     kind: str, labels: list[str], coded: list[store.CodedVideo], target_accuracy: float
 ) -> Figures:
+    """The agreement figures of some of a sample's videos (all of them, or one prompt version)."""
+    from gettok.tasks.validate.score import ScoredVideo, score_codes
+
     return score_codes(
         [
             ScoredVideo(

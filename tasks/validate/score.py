@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import krippendorff
 import numpy as np
+from gettok.tasks.validate import TARGET_ACCURACY
 from pydantic import BaseModel
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
 
 # Confidence bins: is a label given with confidence 0.9 right nine times in ten?
 BIN_EDGES = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-TARGET_ACCURACY = 0.8
 
 
 @dataclass(frozen=True)

@@ -164,3 +164,29 @@ def test_sheet_without_ids_or_coders_is_refused(sqlite_url, tmp_path):
     with pytest.raises(SheetError, match="no sample_id column") as caught:
         store_sheets(sqlite_url, "peru", [path])
     assert "x.csv: no code_<coder> column" in str(caught.value)
+
+
+def test_summaries_are_judged_with_the_summary_in_the_sheet(db_url, tmp_path):
+    data = build_dataset(db_url)
+    summarised = [v.id for v in data.videos if v.whisper is not None][:3]
+    with session_scope(db_url) as s:
+        for i, video_id in enumerate(summarised):
+            s.add(
+                Annotation(
+                    video_id=video_id, kind="summary", value={"summary": f"resumen {i}"},
+                    model="gpt-4o-mini", prompt_id="summary", prompt_hash="summary-hash-1",
+                )
+            )  # fmt: skip
+    sample = create_sample(db_url, "peru", "summary_check", 3, tmp_path / "s.csv", seed=1,
+                           coders=["ana"])  # fmt: skip
+    rows = read_rows(sample.sheet)
+    by_video = {int(r["video_id"]): r for r in rows}
+    assert {by_video[v]["text_to_check"] for v in summarised} == {"resumen 0", "resumen 1",
+                                                                  "resumen 2"}  # fmt: skip
+    assert rows[0]["allowed_labels"] == "accurate | partly | inaccurate | skip"
+    for row, code in zip(rows, ["accurate", "partly", "Accurate"], strict=True):
+        row["code_ana"] = code
+    store_sheets(db_url, "peru", [write_rows(tmp_path / "coded.csv", rows)])
+    figures = score_sample(db_url, "peru", sample.sample_id).figures
+    assert (figures.n, figures.accuracy) == (3, 2 / 3)  # two of three judged accurate
+    assert figures.confidence_bins == [] and figures.flag_below is None

@@ -48,7 +48,7 @@ document.addEventListener("keydown", (event) => {
   if (number >= 1 && number <= state.labels.length) code("label", state.labels[number - 1]);
   else if (event.key === "s") code("skip");
   else if (event.key === "f") code("flag");
-  else if (event.key === "ArrowRight") go(state.position + 1);
+  else if (event.key === "ArrowRight" && state.position < state.total) go(state.position + 1);
   else if (event.key === "ArrowLeft" && state.position > 1) go(state.position - 1);
   else if (event.key === ".") step(1);
   else if (event.key === ",") step(-1);

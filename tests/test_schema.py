@@ -3,7 +3,6 @@
 import json
 
 from alembic.script import ScriptDirectory
-
 from gettok.models.api import MAX_BIGINT, ResearchVideo, parse_video_page
 from gettok.models.schema import Base, Download, DownloadStatus, Video, utcnow
 from sqlalchemy import inspect, select

@@ -9,9 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from gettok.models.schema import Download
 from gettok.tasks.validate import create_sample, score_sample
 from gettok.tasks.validate.page import CodingSample, coding_app
 from gettok.tasks.validate.store import sampled_videos
+from sqlalchemy import update
 
 from gettok.db import session_scope
 from tests.dataset_for_outputs import build_dataset
@@ -37,6 +39,13 @@ def coding_page(sqlite_url, tmp_path):
     sample = create_sample(sqlite_url, "peru", "stance", 5, tmp_path / "s.csv", seed=5,
                            stance_labels=STANCE)  # fmt: skip
     media = tmp_path / "media"
+    with session_scope(sqlite_url) as session:  # the second video is a slideshow with sound
+        second = sampled_videos(session, sample.sample_id)[1].video_id
+        session.execute(
+            update(Download)
+            .where(Download.video_id == second)
+            .values(image_paths=["slides/1.jpg", "slides/2.jpg"], audio_path="slides/a.m4a")
+        )
     with session_scope(sqlite_url) as session:
         videos = sampled_videos(session, sample.sample_id)
     for video in videos:
@@ -77,6 +86,10 @@ def test_codes_made_with_the_keyboard_survive_a_reload_and_are_scored(coding_pag
             assert "confidence" not in page.content()  # blind: nothing of the model shown
             page.keyboard.press("1")  # support, then on to video 2
             page.wait_for_url(f"{base}/code/ana/2")
+            expect(page.locator(".slide.shown")).to_have_attribute("alt", "image 1")
+            page.keyboard.press(".")  # next image of the slideshow
+            expect(page.locator(".slide.shown")).to_have_attribute("alt", "image 2")
+            expect(page.locator("audio#player")).to_have_count(1)
             page.keyboard.press("f")  # flag video 2, stay
             expect(page.locator("#flag")).to_have_class("on")
             page.keyboard.press("3")  # neutral

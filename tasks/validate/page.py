@@ -52,7 +52,9 @@ class CodingPage:
             self.kind, self.labels = row.kind, list(row.labels)
             self.videos = store.sampled_videos(session, sample.sample_id)
         self.sample = sample
-        self.servable = {p for v in self.videos for p in (*v.media, *v.frames)}
+        self.servable = {
+            p for v in self.videos for p in (*v.media, *v.frames, v.audio) if p is not None
+        }
         self.media_root = sample.media_dir.resolve()
 
     def codes(self, coder: str) -> dict:

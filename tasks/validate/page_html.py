@@ -94,7 +94,12 @@ def _media(video: store.SampledVideo) -> str:
         f'alt="image {i + 1}">'
         for i, p in enumerate(images)
     )
-    return f'<div id="slideshow">{slides}</div><p>{len(images)} images</p>'
+    sound = (
+        f'<audio id="player" controls src="/media/{escape(quote(video.audio))}"></audio>'
+        if video.audio and video.media
+        else ""
+    )
+    return f'<div id="slideshow">{slides}</div><p>{len(images)} images</p>{sound}'
 
 
 START_FORM = """<form method=get action="/"><label>Your name as coder

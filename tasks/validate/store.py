@@ -64,6 +64,7 @@ class SampledVideo:
     onscreen_text: str | None
     frames: list[str]
     media: list[str]  # the video file, or a slideshow's images, relative to the media dir
+    audio: str | None  # a slideshow's sound
     annotation: dict[str, Any]
     prompt: str
     model: str
@@ -220,6 +221,7 @@ def sampled_videos(session: Session, sample_id: int) -> list[SampledVideo]:
             onscreen_text=onscreen.get(video.id),
             frames=frames.get(video.id, []),
             media=_media_paths(media.get(video.id)),
+            audio=media[video.id].audio_path if video.id in media else None,
             annotation=annotation.value or {},
             prompt=prompt_version(annotation.prompt_id, annotation.prompt_hash),
             model=annotation.model,

@@ -3,6 +3,7 @@ the JSON last line, and a clear error (exit 2, nothing stored) for a bad sheet."
 
 import json
 
+import pytest
 from gettok.models.schema import ValidationCode
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 from gettok import db
 from gettok.db import session_scope
 from tests.dataset_for_outputs import build_dataset
+from tests.test_bad_input_cli import assert_refused
 from tests.test_validate import read_rows, write_rows
 
 CAMPAIGN = """name = "peru"
@@ -72,4 +74,34 @@ def test_sample_then_score_from_the_command_line(settings_env, monkeypatch):
               "--out", str(sheet)],
     )  # fmt: skip
     assert unknown.exit_code == 2 and "unknown kind 'mood'" in unknown.output
+    db.get_engine.cache_clear()
+
+
+VALIDATE_COMMANDS = [
+    ["sample", "--kind", "stance", "--n", "2", "--out", "sheet.csv"],
+    ["score", "--sample", "1"],
+    ["serve", "--sample", "1"],
+]
+
+
+@pytest.mark.parametrize("command", VALIDATE_COMMANDS, ids=lambda c: c[0])
+def test_validate_commands_refuse_bad_input_in_one_clear_line(settings_env, monkeypatch, command):
+    from gettok.cli import app
+
+    def run(campaign):
+        result = CliRunner().invoke(app, ["validate", *command, "--campaign", str(campaign)])
+        return result.exit_code, result.output
+
+    assert_refused(*run(settings_env / "nope.toml"), ["no such campaign file"],
+                   settings_env / "data")  # fmt: skip
+    campaign = settings_env / "peru.toml"
+    campaign.write_text(CAMPAIGN)
+    monkeypatch.setenv("GETTOK_DATABASE_URL", "postgresql://gettok:s3cr3t-pw@127.0.0.1:1/gettok")
+    code, output = run(campaign)
+    assert code == 2 and "error: cannot use the database at postgresql://gettok:***@" in output
+    assert "s3cr3t-pw" not in output and "Traceback" not in output
+    monkeypatch.setenv("GETTOK_DATABASE_URL", f"sqlite:///{settings_env / 'v.db'}")
+    code, output = run(campaign)  # an empty database: no campaign, no sample
+    assert code == 2 and "Traceback" not in output, output
+    assert "campaign 'peru' is not in the database" in output
     db.get_engine.cache_clear()

@@ -35,11 +35,11 @@ def test_kappa_alpha_and_f1_match_the_hand_computation():
     # bob agrees on 6 of 10; marginals bob 4/2/4: p_e = 34/100 -> 26/66.
     assert f.kappa_model_vs_coder["alice"] == pytest.approx(27 / 67, abs=1e-12)
     assert f.kappa_model_vs_coder["bob"] == pytest.approx(26 / 66, abs=1e-12)
-    # Coincidences among coders: SS 6, OO 4, NN 6, ON=NO=1, OS=SO=1; n_S 7, n_O 6, n_N 7;
+    # Coincidences among coders: SS 6, XX 4, NN 6, XN=NX=1, XS=SX=1; n_S 7, n_X 6, n_N 7;
     # alpha = 1 - 19 * 4 / (400 - 134) = 5/7.
     assert f.alpha_coders == pytest.approx(5 / 7, abs=1e-12)
-    # With the model as a third coder (pairs weigh 1/2): SS 8, OO 5, NN 7, off-diagonal 10;
-    # n_S 11, n_O 9, n_N 10; alpha = 1 - 29 * 10 / (900 - 302) = 154/299.
+    # With the model as a third coder (pairs weigh 1/2): SS 8, XX 5, NN 7, off-diagonal 10;
+    # n_S 11, n_X 9, n_N 10; alpha = 1 - 29 * 10 / (900 - 302) = 154/299.
     assert f.alpha_with_model == pytest.approx(154 / 299, abs=1e-12)
     # Per label: support P=R=2/3, no support P=R=1/2, neutral P=R=2/3; macro F1 = 11/18.
     by_label = {s.label: s for s in f.per_label}

@@ -30,11 +30,15 @@ lock-check: $(UV)
 lock: $(UV)
 	$(UV) lock
 
-# espeak-ng makes the sandbox's speech; nothing else outside Python is needed.
+# espeak-ng makes the sandbox's speech; Debian's chromium runs the coding-page browser test
+# (driven by the python playwright package: never `playwright install`).
 system-deps:
 	@command -v espeak-ng >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q espeak-ng; }
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
 run: system-deps $(VENV)/.installed
 	$(VENV)/bin/gettok run --campaign $(CAMPAIGN) --start $(START) --end $(END)

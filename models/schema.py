@@ -417,3 +417,68 @@ class DatabaseIdentity(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ValidationSample(Base):
+    """A seeded random sample of one annotation kind, drawn for people to code (issue 17).
+
+    The seed, stratification and labels are kept so that the same sample can be drawn again and
+    its sheets checked against the labels the coders were given.
+    """
+
+    __tablename__ = "validation_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))  # stance, sentiment, summary_check, description
+    n: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer)
+    stratify: Mapped[str | None] = mapped_column(String(16))  # label | day
+    labels: Mapped[list[Any]]  # the codes a coder may give, in the order shown
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ValidationItem(Base):
+    """One sampled video and the annotation (model + prompt version) its codes are scored on."""
+
+    __tablename__ = "validation_items"
+    __table_args__ = (UniqueConstraint("sample_id", "video_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sample_id: Mapped[int] = mapped_column(
+        ForeignKey("validation_samples.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)  # order on the sheet and the coding page
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    annotation_id: Mapped[int] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"))
+    stratum: Mapped[str | None] = mapped_column(String(64))
+
+
+class ValidationCode(Base):
+    """What one coder said about one sampled video; the last answer counts (one row per coder)."""
+
+    __tablename__ = "validation_codes"
+    __table_args__ = (UniqueConstraint("item_id", "coder"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("validation_items.id", ondelete="CASCADE"))
+    coder: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(64))  # None: skipped or not coded yet
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(256))  # "page" or the sheet's file name
+    coded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ValidationScore(Base):
+    """The agreement figures of one scoring of a sample, as printed (kept for the paper trail)."""
+
+    __tablename__ = "validation_scores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sample_id: Mapped[int] = mapped_column(
+        ForeignKey("validation_samples.id", ondelete="CASCADE"), index=True
+    )
+    n: Mapped[int] = mapped_column(Integer)
+    figures: Mapped[dict[str, Any]]
+    scored_at: Mapped[datetime] = mapped_column(default=utcnow)

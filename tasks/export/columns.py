@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import polars as pl
+from gettok.tasks.validate.exported import HUMAN_CODE_COLUMNS
 
 
 class Column(NamedTuple):
@@ -121,6 +122,7 @@ COLUMNS: list[Column] = [
             Column("summary", pl.Utf8, "LLM summary of the transcript"),
         ],
     ),
+    *(Column(*human) for human in HUMAN_CODE_COLUMNS),
     Column("raw", pl.Utf8, "the Research API record as received (JSON)", public=False),
 ]
 TEXT_COLUMNS = (

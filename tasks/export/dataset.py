@@ -31,6 +31,7 @@ from gettok.models.schema import (
 )
 from gettok.models.schema import Campaign as CampaignRow
 from gettok.tasks.export.columns import ANNOTATION_KINDS, COLUMNS, TEXT_COLUMNS, Column
+from gettok.tasks.validate.exported import add_human_codes
 from pydantic import BaseModel, SecretStr
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, defer
@@ -156,7 +157,7 @@ def campaign_records(url: str, campaign: str, *, with_raw: bool = True) -> list[
             ).all(),
             key=lambda a: (a.video_id, str(a.kind)),
         )
-        return [
+        records = [
             _record(
                 v,
                 downloads.get(v.id),
@@ -167,6 +168,8 @@ def campaign_records(url: str, campaign: str, *, with_raw: bool = True) -> list[
             )
             for v in videos
         ]
+        add_human_codes(session, cid, records)
+        return records
 
 
 def _record(

@@ -15,6 +15,7 @@ import polars as pl
 from gettok.models.schema import Annotation, CampaignVideo
 from gettok.tasks.export.dataset import campaign_id, campaign_records, export_frame
 from gettok.tasks.report.compare_transcripts import TranscriptComparison, compare_transcripts
+from gettok.tasks.validate.report_section import validation_section
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
@@ -369,6 +370,7 @@ def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> Rep
         )
         if costs
         else "No LLM calls recorded.",
+        validation_section(url, campaign),
     ]
     markdown_path = out_dir / "report.md"
     markdown_path.write_text("\n\n".join(sections) + "\n", encoding="utf-8")

@@ -20,11 +20,7 @@ JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgres
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    if bind.dialect.name == "sqlite" and not bind.connection.dbapi_connection.in_transaction:
-        # pysqlite runs DDL outside any transaction: begin one, so that a failure leaves no
-        # half of these tables behind (Postgres rolls DDL back by itself).
-        bind.exec_driver_sql("BEGIN")
+    # All or nothing on both databases: env.py runs every upgrade in one transaction.
     op.create_table(
         "validation_samples",
         sa.Column("id", sa.Integer(), nullable=False),

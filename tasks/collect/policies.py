@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from gettok.clients.research_api import ApiFault
 from gettok.retry import POLICIES, RetryPolicy
 
 # The API issues "search id invalid or expired" and "invalid cursor" even for ids it just gave
@@ -29,11 +28,9 @@ class CollectPolicies(BaseModel):
     max_search_restarts: int = Field(1, ge=0)
 
     def retried(self) -> dict[str, RetryPolicy]:
-        """The policy of each fault kind worth retrying, by `ApiFault.kind`."""
+        """The policy of each fault kind worth retrying, by `ApiFault.kind`; other faults (401,
+        400, the daily quota) are raised at once."""
         return {kind: getattr(self, kind) for kind in RETRIED}
-
-    def for_fault(self, fault: ApiFault) -> RetryPolicy | None:
-        return getattr(self, fault.kind, None) if fault.kind in RETRIED else None
 
 
 RETRIED = ("server_error", "search_id_expired", "invalid_cursor", "rate_limited", "network")

@@ -168,8 +168,8 @@ def _retry_unless_unavailable(task, task_run, state) -> bool:
     name="annotate-batch",
     **task_retries("database"),
     retry_condition_fn=_retry_unless_unavailable,
-    # 250 videos (llm_batch_size) at 5 requests/s take minutes; even every request at its 60 s
-    # timeout and all its retries, 4 in flight, stays under a few hours.
+    # 250 videos (llm_batch_size) at 5 requests/s take minutes; a batch still going after 6 h
+    # has a server that stalls nearly every request: better stopped (a rerun skips what is stored).
     timeout_seconds=6 * HOUR,
     cache_policy=NO_CACHE,
     task_run_name="annotate-{kind}[{video_ids[0]}..]",

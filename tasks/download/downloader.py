@@ -375,8 +375,8 @@ def download_pending(
 
 
 # Retried for the database only: videos never fail the batch (each gets a status). 200 videos
-# (download_batch_size) at 2 requests/s take minutes; every request at its 60 s timeout plus the
-# gate's pauses (5, 10, 20 min) stays under 3 h, so 6 h means a hang.
+# (download_batch_size) at 2 requests/s take minutes; half of them at their 60 s timeout plus the
+# gate's pauses (5, 10, 20 min) still under 2 h, so 6 h means a hang.
 @task(name="download-videos", cache_policy=NO_CACHE, **task_retries(), timeout_seconds=6 * HOUR)
 def download_batch(
     videos: list[tuple[int, str | None]],

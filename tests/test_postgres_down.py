@@ -51,8 +51,9 @@ def unblock(url: str) -> None:
         conn.execute(text(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" ALLOW_CONNECTIONS true'))
 
 
-# About a minute: the run goes through tests/no_waits.py, so the database retries keep their tries
-# but not their delays (10 s, 60 s, then the batch after 30 s in production).
+# A few minutes (two full runs); the run ends about 20 s after the database goes away, since it
+# goes through tests/no_waits.py: the database retries keep their tries but not their delays
+# (10 s, 60 s, then the batch again after 30 s in production).
 @pytest.mark.slow
 @pytest.mark.skipif(not FULL, reason="set GETTOK_FULL_TESTS=1 (a full run, lost and rerun)")
 def test_a_run_that_loses_postgres_fails_and_a_rerun_completes(prefect_harness, pg_url, tmp_path):

@@ -3,8 +3,8 @@
 Method: the campaign's date range is cut into windows of `window_days` (default one day); each
 window's search is paged with cursor and search_id until the API says there is no more, storing
 every page (videos, an engagement snapshot, campaign membership) together with the window's
-checkpoint. Faults follow the named policies of `tasks/collect.py`. A run stopped by the daily
-quota ends "quota exhausted, resumes at 00:00 UTC"; the next run resumes where it stopped.
+checkpoint. Faults follow the named policies of `tasks/collect/policies.py`. A run stopped by the
+daily quota ends "quota exhausted, resumes at 00:00 UTC"; the next run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
+from gettok.retry import DAY, HOUR, task_retries
 from gettok.settings import get_settings
 
 
@@ -57,9 +58,11 @@ def _retriable(_task, _task_run, state) -> bool:
 
 @task(
     name="collect-window",
-    retries=1,
-    retry_delay_seconds=[30],
+    **task_retries("incomplete"),
     retry_condition_fn=_retriable,
+    # A window is at most a day's request budget of pages (1,000 by default) at a few seconds
+    # each, plus the throttle's waits: hours only for the biggest queries; 6 h means a hang.
+    timeout_seconds=6 * HOUR,
     # No result cache: the database alone says which windows are done (a done window is skipped
     # there without a request). A cache would overrule it, e.g. after restoring a backup.
     cache_policy=NO_CACHE,
@@ -71,11 +74,9 @@ def collect_window_task(ctx: CollectContext, window: CollectionWindow) -> Window
     return outcome
 
 
-def run_window_in_prefect(
-    ctx: CollectContext, window: CollectionWindow, retry_delay_s: float = 30.0
-) -> WindowOutcome:
+def run_window_in_prefect(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
     """Run one window as a Prefect task and turn its final state back into an outcome."""
-    window_task = collect_window_task.with_options(retry_delay_seconds=[retry_delay_s])
+    window_task = collect_window_task.with_options(**task_retries("incomplete"))  # read now
     state = window_task(ctx, window, return_state=True)
     if state.is_completed():
         return state.result()
@@ -85,7 +86,9 @@ def run_window_in_prefect(
     raise error
 
 
-@flow(name="collect")
+# With --wait-for-quota a backfill sleeps until 00:00 UTC whenever the day's quota is spent, so
+# one run can honestly last days; a week is past any backfill we would run in one go.
+@flow(name="collect", timeout_seconds=7 * DAY)
 def collect(
     campaign: Campaign | Path,
     start_date: date | None = None,
@@ -110,14 +113,13 @@ def collect(
             f" ({outcome.note})" if outcome.note else "",
         )
 
-    retry_delay_s = 30.0 * settings.tiktok_retry_wait_scale
     result = collect_campaign(
         settings,
         campaign,
         start_date,
         end_date,
         wait_for_quota=wait_for_quota,
-        run_window=lambda ctx, window: run_window_in_prefect(ctx, window, retry_delay_s),
+        run_window=run_window_in_prefect,
         on_window=log_window,
     )
     if result.end is not None:

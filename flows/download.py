@@ -26,10 +26,13 @@ from gettok.tasks.download.store import (
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from gettok.retry import DAY
 from gettok.settings import get_settings
 
 
-@flow(name="download")
+# A campaign's backlog at 2 requests/s (tens of thousands of videos) takes hours, plus one wait
+# for dropped connections; two days means it hangs. The next run carries on from the database.
+@flow(name="download", timeout_seconds=2 * DAY)
 def download(
     campaign: Campaign | str,
     retry_failed: bool = False,

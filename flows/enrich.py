@@ -29,7 +29,8 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from gettok import db
-from gettok.clients.llm import Budget, LlmClient, LlmUnavailable, prefect_rate_limit, price_for
+from gettok.clients.llm import Budget, LlmClient, LlmUnavailable, price_for
+from gettok.retry import DAY, HOUR, rate_limit, task_retries
 from gettok.settings import Settings, get_settings
 
 FRAMES_BATCH = 500
@@ -91,7 +92,7 @@ def enrich_campaign(
     plans = [p for k in kinds or REQUESTED_KINDS if (p := annotation_plan(k, campaign, settings))]
     for plan in plans:
         price_for(settings, plan.model)  # an unknown price stops the run before any request
-    hook = prefect_rate_limit(shared_rate_limit) if shared_rate_limit else None
+    hook = rate_limit(shared_rate_limit) if shared_rate_limit else None
     client = LlmClient(settings, before_request=hook)
     try:
         for plan in plans:
@@ -165,9 +166,11 @@ def _retry_unless_unavailable(task, task_run, state) -> bool:
 # request inside, and a batch rerun skips what it already stored.
 @task(
     name="annotate-batch",
-    retries=2,
-    retry_delay_seconds=[10, 60],
+    **task_retries("database"),
     retry_condition_fn=_retry_unless_unavailable,
+    # 250 videos (llm_batch_size) at 5 requests/s take minutes; a batch still going after 6 h
+    # has a server that stalls nearly every request: better stopped (a rerun skips what is stored).
+    timeout_seconds=6 * HOUR,
     cache_policy=NO_CACHE,
     task_run_name="annotate-{kind}[{video_ids[0]}..]",
 )
@@ -213,7 +216,9 @@ def require_rate_limit(name: str) -> None:
             ) from None
 
 
-@flow(name="enrich", log_prints=False)
+# A backlog of a whole campaign (tens of thousands of videos, several kinds, at 5 requests/s) takes
+# hours; two days means it hangs. The next run carries on from what is stored.
+@flow(name="enrich", log_prints=False, timeout_seconds=2 * DAY)
 def enrich(
     campaign_file: str | None = None,
     campaign: Campaign | None = None,

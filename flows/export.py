@@ -15,10 +15,11 @@ from gettok.tasks.export.dataset import ExportFormat, ExportResult, export_datas
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from gettok.retry import task_retries
 from gettok.settings import get_settings
 
 
-@task(name="export-dataset", retries=1, retry_delay_seconds=[10])
+@task(name="export-dataset", **task_retries("database"))
 def export_dataset_task(
     database_url: str, campaign: str, out_dir: Path, fmt: ExportFormat, public: bool
 ) -> ExportResult:

@@ -36,6 +36,7 @@ from pydantic import BaseModel, Field
 
 from gettok.orchestration import DOWNLOAD_RATE_LIMIT, LLM_RATE_LIMIT
 from gettok.progress import StageCounts, stage_counts
+from gettok.retry import DAY, task_retries
 from gettok.settings import Settings, get_settings
 
 
@@ -115,8 +116,10 @@ STAGES = Stages()
 @task(
     name="process-new-videos",
     cache_policy=NO_CACHE,
-    retries=1,
-    retry_delay_seconds=[30],
+    **task_retries("incomplete"),
+    # A window's new videos through download, transcription (CPU: about real time) and the LLM:
+    # hours for a busy day; a day means it hangs, and the next run does what is left.
+    timeout_seconds=DAY,
     task_run_name="process[{label}]",
 )
 def process_new_videos(
@@ -262,8 +265,11 @@ class PipelineIncomplete(Exception):
         self.result = result
 
 
+# A daily run is hours; a backfill's processing (transcription on CPU) can take days. Three days
+# means it hangs; the next run resumes from the database.
 @flow(
     name="pipeline",
+    timeout_seconds=3 * DAY,
     flow_run_name=pipeline_run_name,
     task_runner=ThreadPoolTaskRunner(max_workers=2),
 )

@@ -18,13 +18,15 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from gettok.db import session_scope
+from gettok.retry import DAY, HOUR, task_retries
 from gettok.settings import get_settings
 
 PRUNE_INTERVAL_DAYS = 15  # the Research API terms: refresh at least every 15 days
 BATCH_SIZE = 200
 
 
-@task(name="prune-batch", retries=2, retry_delay_seconds=[30, 120])
+# 200 pages at 2 requests/s take minutes; each at its 60 s timeout, under 4 h.
+@task(name="prune-batch", **task_retries("database"), timeout_seconds=6 * HOUR)
 def prune_batch(
     database_url: str,
     media_dir: Path,
@@ -39,7 +41,9 @@ def prune_batch(
     )
 
 
-@flow(name="prune")
+# Re-checking every stored video (100,000s at 2 requests/s) can take most of a day; two days
+# means it hangs, and the next run re-checks what this one did not reach.
+@flow(name="prune", timeout_seconds=2 * DAY)
 def prune(
     campaign_file: Campaign | str | None = None,
     limit: int | None = None,

@@ -18,10 +18,11 @@ from gettok.tasks.report.build import ReportResult, build_report
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from gettok.retry import task_retries
 from gettok.settings import get_settings
 
 
-@task(name="build-report", retries=1, retry_delay_seconds=[10])
+@task(name="build-report", **task_retries("database"))
 def build_report_task(database_url: str, campaign: str, out_dir: Path, title: str) -> ReportResult:
     return build_report(database_url, campaign, out_dir, title)
 

@@ -23,10 +23,13 @@ from gettok.tasks.transcribe.transcriber import (
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from gettok.retry import DAY
 from gettok.settings import get_settings
 
 
-@flow(name="transcribe", log_prints=False)
+# The model is fetched from the Hugging Face hub on first use; a backlog on CPU runs at about real
+# time (90 s a clip), so days for a big campaign. Three days means it hangs.
+@flow(name="transcribe", log_prints=False, timeout_seconds=3 * DAY)
 def transcribe(
     campaign_file: str | None = None,
     campaign: Campaign | None = None,

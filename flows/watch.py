@@ -21,10 +21,13 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from gettok.db import session_scope
+from gettok.retry import DAY, HOUR, task_retries
 from gettok.settings import get_settings
 
 
-@task(name="watch-image", retries=1, retry_delay_seconds=[30])
+# A target's new videos are compared frame by frame, and matches go to the webhook (with its own
+# retries): minutes; 6 h means a hang.
+@task(name="watch-image", **task_retries("incomplete"), timeout_seconds=6 * HOUR)
 def watch_image_task(
     database_url: str,
     media_dir: Path,
@@ -40,7 +43,7 @@ def watch_image_task(
     )
 
 
-@task(name="watch-description", retries=1, retry_delay_seconds=[60])
+@task(name="watch-description", **task_retries("incomplete"), timeout_seconds=6 * HOUR)
 def watch_description_task(
     database_url: str,
     media_dir: Path,
@@ -71,7 +74,7 @@ def reference_paths(campaign: Campaign, campaign_file: str | None) -> list[Path]
     ]
 
 
-@flow(name="watch")
+@flow(name="watch", timeout_seconds=DAY)  # its tasks' 6 h each, a few targets
 def watch(campaign_file: Campaign | str, limit: int | None = None) -> list[WatchResult]:
     """Check the campaign's new videos for every watchlist target."""
     logger = get_run_logger()

@@ -55,8 +55,6 @@ class Settings(BaseSettings):
     daily_request_budget: int = Field(1000, ge=1, le=1_000_000)
     window_days: int = Field(1, ge=1, le=30)
     tiktok_request_timeout_s: float = Field(60.0, gt=0, le=600)
-    # Multiplies every Research API retry wait (tasks/collect.py policies); tests use ~0.001.
-    tiktok_retry_wait_scale: float = Field(1.0, ge=0, le=100)
 
     download_concurrency: int = Field(4, ge=1, le=64)
     download_requests_per_s: float = Field(2.0, gt=0, le=1000)

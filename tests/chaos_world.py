@@ -30,6 +30,7 @@ from gettok.sandbox.state import SandboxState
 
 ROOT = Path(__file__).resolve().parents[1]
 PERU = ROOT / "campaigns" / "peru_2022.toml"
+NO_WAITS = ROOT / "tests" / "no_waits.py"
 DOWNLOAD_CONCURRENCY = 4  # videos in flight at once: what a kill may cost the download stage
 LLM_CONCURRENCY = 4
 
@@ -166,7 +167,7 @@ class World:
     def args(self) -> list[str]:
         return [
             sys.executable,
-            "-m",
+            str(NO_WAITS),  # retries without their waits, as in-process tests run them
             "gettok.cli",
             "run",
             "--campaign",
@@ -203,7 +204,6 @@ def pipeline_env(
             "GETTOK_DOWNLOAD_CONCURRENCY": str(DOWNLOAD_CONCURRENCY),
             "GETTOK_DOWNLOAD_REQUESTS_PER_S": "100",
             "GETTOK_DOWNLOAD_TRANSIENT_BACKOFF_S": "1",
-            "GETTOK_TIKTOK_RETRY_WAIT_SCALE": "0.01",
             # Rows land two clips at a time, so a kill can fall between batches or inside one.
             "GETTOK_TRANSCRIPTION_BATCH_FILES": "2",
             # A killed run's slot stays leased for minutes (see report): a second slot lets the

@@ -15,6 +15,12 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from gettok import db
+from tests.no_waits import no_waits
+
+# Every retry keeps its policy's tries and loses its waits (stamina's testing mode), before any
+# Prefect task decorator reads `task_retries`. A test that measures a real wait turns it off for
+# a moment: `with stamina.set_testing(False): ...`.
+no_waits()
 
 pytest_plugins = ["tests.sandbox_fixtures"]
 

@@ -57,7 +57,6 @@ def settings_for(sandbox, database_url: str, **overrides):
         "tiktok_api_url": sandbox.base_url,
         "tiktok_client_key": sandbox.state.config.client_key,
         "tiktok_client_secret": sandbox.state.config.client_secret,
-        "tiktok_retry_wait_scale": 0.001,
         **overrides,
     }
     return get_settings(**values)
@@ -155,7 +154,7 @@ def test_persistent_server_errors_split_the_window_and_a_rerun_finishes(
         "2022-12-08..2022-12-09",
     ]
     assert first.windows_failed == 4 and first.state == "incomplete: 4 window(s) failed"
-    policy_tries = CollectPolicies().server_error.retries + 1
+    policy_tries = CollectPolicies().server_error.attempts
     assert first.requests == 7 * policy_tries  # bounded: each window gives up after its policy
     assert windows(sqlite_url)["2022-12-06..2022-12-09"].last_error.startswith(
         "persistent server errors"
@@ -181,7 +180,7 @@ def test_a_search_id_that_never_works_restarts_the_search_once_then_fails(
     set_faults(sandbox, expired_search_id=1.0)
     result = collect_campaign(settings_for(sandbox, sqlite_url), CAMPAIGN, START, START)
     (outcome,) = result.windows
-    tries = CollectPolicies().search_id_expired.retries + 1
+    tries = CollectPolicies().search_id_expired.attempts
     # page 1, its follow-up failing `tries` times; the restart's page 1 and follow-up again.
     assert outcome.status == "failed" and outcome.requests == 2 * (1 + tries)
     assert sandbox.state.counters["searches"] == 2
@@ -200,7 +199,7 @@ def test_invalid_cursor_fails_the_window_keeping_the_checkpoint_and_a_rerun_resu
     first = collect_campaign(settings, CAMPAIGN, START, START)
     (outcome,) = first.windows
     assert outcome.status == "failed" and outcome.pages == 1
-    assert outcome.faults == {"invalid_cursor": CollectPolicies().invalid_cursor.retries + 1}
+    assert outcome.faults == {"invalid_cursor": CollectPolicies().invalid_cursor.attempts}
     row = windows(sqlite_url)["2022-12-06..2022-12-06"]
     assert row.cursor == 100 and row.search_id and row.status.value == "failed"
 
@@ -245,7 +244,7 @@ def test_a_rate_limit_that_never_lifts_stops_the_run_for_the_day(sandbox, sqlite
     result = collect_campaign(settings_for(sandbox, sqlite_url), CAMPAIGN, START, END)
     assert result.quota_exhausted and result.state == "quota exhausted, resumes at 00:00 UTC"
     assert len(result.windows) == 1  # nothing else was tried
-    assert result.windows[0].requests == CollectPolicies().rate_limited.retries + 1
+    assert result.windows[0].requests == CollectPolicies().rate_limited.attempts
 
 
 def test_daily_quota_checkpoints_and_the_next_run_resumes_without_repeating_pages(
@@ -347,13 +346,12 @@ def test_timeouts_and_network_errors_are_retried_then_fail_the_window(sqlite_url
             tiktok_client_key="k",
             tiktok_client_secret="s",
             tiktok_request_timeout_s=0.2,
-            tiktok_retry_wait_scale=0.001,
         )
         result = collect_campaign(settings, CAMPAIGN, START, START + timedelta(days=1))
     finally:
         server.shutdown()
         server.server_close()
-    tries = CollectPolicies().network.retries + 1
+    tries = CollectPolicies().network.attempts
     assert [w.status for w in result.windows] == ["failed", "failed"]  # one bad window, not the run
     assert all(w.faults == {"network": tries} for w in result.windows)
     assert "timeout" in result.windows[0].note
@@ -367,7 +365,6 @@ def test_timeouts_and_network_errors_are_retried_then_fail_the_window(sqlite_url
         tiktok_api_url=f"http://127.0.0.1:{server.server_address[1]}",
         tiktok_client_key="k",
         tiktok_client_secret="s",
-        tiktok_retry_wait_scale=0.001,
     )
     result = collect_campaign(closed, CAMPAIGN, START, START)
     assert result.windows[0].status == "failed" and result.windows[0].faults == {"network": tries}
@@ -458,7 +455,7 @@ def test_a_search_lost_deep_in_a_window_is_restarted_and_the_window_completes(
     (outcome,) = result.windows
     assert outcome.status == "done", outcome.note
     assert outcome.pages >= 5 + 6  # five before the loss, then every page of the new search
-    assert outcome.faults == {"search_id_expired": CollectPolicies().search_id_expired.retries + 1}
+    assert outcome.faults == {"search_id_expired": CollectPolicies().search_id_expired.attempts}
     assert stored_ids(sqlite_url) == expected
     assert outcome.videos == len(expected) == count(sqlite_url, EngagementSnapshot)
 

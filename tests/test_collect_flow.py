@@ -31,6 +31,7 @@ from gettok.sandbox.config import SandboxConfig
 from gettok.sandbox.server import RunningSandbox, sandbox_env
 from gettok.sandbox.state import SandboxState
 from gettok.settings import get_settings
+from tests import no_waits
 from tests.conftest import FIXTURES
 
 CAMPAIGN_FILE = FIXTURES.parent.parent / "campaigns" / "peru_2022.toml"
@@ -45,7 +46,6 @@ def sandbox_config() -> SandboxConfig:
 @pytest.fixture
 def flow_env(sandbox_env, pg_url, monkeypatch):
     monkeypatch.setenv("GETTOK_DATABASE_URL", pg_url)
-    monkeypatch.setenv("GETTOK_TIKTOK_RETRY_WAIT_SCALE", "0.001")
     return sandbox_env
 
 
@@ -238,13 +238,12 @@ def test_collect_killed_mid_window_and_rerun_ends_like_an_uninterrupted_run(
             **os.environ,
             **env_vars,
             "GETTOK_DATABASE_URL": pg_url,
-            "GETTOK_TIKTOK_RETRY_WAIT_SCALE": "0.001",
             "PREFECT_API_URL": PREFECT_API_URL.value(),
             "PREFECT_LOCAL_STORAGE_PATH": str(tmp_path / "prefect-results"),
         }
         command = [
             sys.executable,
-            "-m",
+            str(Path(no_waits.__file__)),  # retries without their waits, as in this process
             "gettok.cli",
             "collect",
             "--campaign",

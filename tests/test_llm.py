@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import time
 
 import cv2
 import numpy as np
@@ -21,8 +22,10 @@ from gettok.clients.llm import (
     PriceUnknown,
     cost_usd,
     image_tokens,
+    llm_policy,
 )
 from gettok.settings import get_settings
+from tests.no_waits import real_waits
 
 LABELS = ("support", "no support", "neutral")
 TARGET = "Target: Pedro Castillo as President of Peru\n"
@@ -49,7 +52,7 @@ def request(answer_model=SentimentAnswer, text="<transcript>hola</transcript>", 
 
 @pytest.fixture
 def client_for(sandbox_env):
-    """A client factory on the sandbox; sleeps are recorded, not slept."""
+    """A client factory on the sandbox (retries keep their tries, not their waits: conftest)."""
     made = []
 
     def make(**overrides):
@@ -59,9 +62,7 @@ def client_for(sandbox_env):
             "llm_backoff_s": 0.5,
             **overrides,
         }
-        sleeps: list[float] = []
-        client = LlmClient(get_settings(**overrides), sleep=sleeps.append)
-        client.sleeps = sleeps
+        client = LlmClient(get_settings(**overrides))
         made.append(client)
         return client
 
@@ -117,18 +118,46 @@ def test_each_kind_answers_valid_marked_and_from_the_input(client_for, sandbox_e
     assert budget.spent_usd == pytest.approx(sum(o.cost_usd for o in outcomes))
 
 
-def test_429_waits_for_retry_after_then_gives_up_without_sdk_retries(client_for, sandbox_env):
+def test_429_gives_up_after_the_attempts_without_sdk_retries(client_for, sandbox_env):
     sandbox_env.state.update_config({"llm": {"rate_limit_429": 1.0}})
     client = client_for(llm_max_attempts=3, llm_max_wait_s=30)
     outcome = client.annotate(request(), Budget(1.0))
-    assert outcome.status is AnnotationStatus.failed and "429" in outcome.error
-    assert client.sleeps == [1.0, 1.0]  # the sandbox's Retry-After, between the 3 attempts
-    assert requests_made(sandbox_env) == 3  # no hidden SDK retries
+    assert outcome.status is AnnotationStatus.failed and "HTTP 429" in outcome.error
+    assert "gave up after 3 attempts" in outcome.error
+    assert requests_made(sandbox_env) == outcome.attempts == 3  # no hidden SDK retries
     assert outcome.cost_usd == 0
 
-    capped = client_for(llm_max_attempts=2, llm_max_wait_s=0.25)
-    capped.annotate(request(), Budget(1.0))
-    assert capped.sleeps == [0.25]
+
+@pytest.mark.parametrize(
+    ("headers", "wait_s"),
+    [
+        ({"retry_after_s": 30, "retry_after_ms": 300}, 0.3),  # the finer header wins
+        ({"retry_after_s": 1}, 1.0),
+    ],
+)
+def test_429_waits_as_long_as_the_server_asks_over_http(sandbox_env, headers, wait_s):
+    sandbox_env.state.update_config({"llm": {"rate_limit_429": 1.0, **headers}})
+    settings = get_settings(llm_model="sandbox-vision", llm_max_attempts=3, llm_backoff_s=0)
+    client = LlmClient(settings)
+    try:
+        with real_waits() as waits:
+            started = time.monotonic()
+            outcome = client.annotate(request(), Budget(1.0))
+            elapsed = time.monotonic() - started
+    finally:
+        client.close()
+    assert outcome.status is AnnotationStatus.failed and outcome.attempts == 3
+    assert waits == [pytest.approx(wait_s)] * 2  # between the 3 attempts, no backoff of ours
+    assert 2 * wait_s <= elapsed < 2 * wait_s + 5  # waited for real, not just scheduled
+
+
+def test_the_llm_policy_comes_from_the_settings(settings_env):
+    policy = llm_policy(get_settings(llm_max_attempts=4, llm_backoff_s=1.0, llm_max_wait_s=3))
+    assert policy.attempts == 4 and policy.delays() == [1.0, 2.0, 3.0]
+    for retry in (1, 2, 3):  # jittered: up to one more backoff, never past the cap
+        assert min(3, 2 ** (retry - 1)) <= policy.wait_s(retry) <= min(3, 2 ** (retry - 1) + 1)
+    assert policy.wait_s(1, server_wait_s=2.5) == 2.5  # never sooner than the server asked
+    assert policy.wait_s(1, server_wait_s=60) == 3  # nor longer than the cap
 
 
 def test_429_then_success_is_ok(client_for, sandbox_env):
@@ -140,15 +169,12 @@ def test_429_then_success_is_ok(client_for, sandbox_env):
     assert sum(o.attempts for o in outcomes) == requests_made(sandbox_env)
 
 
-def test_5xx_backs_off_with_jitter_then_fails(client_for, sandbox_env):
+def test_5xx_is_retried_then_fails(client_for, sandbox_env):
     sandbox_env.state.update_config({"llm": {"error_500": 1.0}})
     client = client_for(llm_max_attempts=4, llm_backoff_s=1.0, llm_max_wait_s=100)
     outcome = client.annotate(request(), Budget(1.0))
     assert outcome.status is AnnotationStatus.failed and "HTTP 500" in outcome.error
-    assert requests_made(sandbox_env) == 4
-    assert len(client.sleeps) == 3
-    for attempt, wait in enumerate(client.sleeps, start=1):
-        assert 0.5 * 2 ** (attempt - 1) <= wait <= 2 ** (attempt - 1)
+    assert requests_made(sandbox_env) == outcome.attempts == 4
 
 
 def test_timeout_is_retried_then_recorded(client_for, sandbox_env):
@@ -157,7 +183,7 @@ def test_timeout_is_retried_then_recorded(client_for, sandbox_env):
     outcome = client.annotate(request(), Budget(1.0))
     assert outcome.status is AnnotationStatus.failed
     assert outcome.error.startswith("timed out after 0.3 s")
-    assert outcome.attempts == 2 and len(client.sleeps) == 1
+    assert outcome.attempts == 2
 
 
 def test_refusal_is_recorded_not_retried(client_for, sandbox_env):
@@ -240,7 +266,7 @@ def test_every_attempt_takes_a_shared_rate_limit_slot(sandbox_env):
     sandbox_env.state.update_config({"llm": {"error_500": 1.0}})
     slots: list[int] = []
     settings = get_settings(llm_model="sandbox-vision", llm_max_attempts=3, llm_backoff_s=0)
-    client = LlmClient(settings, sleep=lambda s: None, before_request=lambda: slots.append(1))
+    client = LlmClient(settings, before_request=lambda: slots.append(1))
     outcome = client.annotate(request(), Budget(1.0))
     client.close()
     assert len(slots) == outcome.attempts == requests_made(sandbox_env) == 3

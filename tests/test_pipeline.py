@@ -58,7 +58,6 @@ def test_pipeline_processes_every_video_once_and_a_rerun_does_nothing(
     monkeypatch.setenv("GETTOK_DATABASE_URL", pg_url)
     monkeypatch.setenv("GETTOK_WHISPER_MODEL", shipped_whisper_model())
     monkeypatch.setenv("GETTOK_LLM_MODEL", "sandbox-vision")
-    monkeypatch.setenv("GETTOK_TIKTOK_RETRY_WAIT_SCALE", "0.01")
     monkeypatch.setenv("GETTOK_DOWNLOAD_TRANSIENT_BACKOFF_S", "1")
     from gettok.orchestration import ensure_prefect_objects
     from gettok.settings import get_settings

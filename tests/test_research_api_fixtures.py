@@ -149,7 +149,7 @@ def test_recorded_window_is_stored_once_and_not_fetched_again(recorded_api, db_u
     with session_scope(db_url) as session:
         campaign_id = save_campaign(session, campaign)
     window = CollectionWindow(start=date(2024, 1, 5), end=date(2024, 1, 5))
-    policies = CollectPolicies(wait_scale=0)
+    policies = CollectPolicies()
     with client_for(recorded_api, db_url) as client:
         ctx = CollectContext(db_url, client, campaign, campaign_id, policies)
         outcome = collect_window(ctx, window)

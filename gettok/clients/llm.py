@@ -1,21 +1,20 @@
 """One structured-output request to any OpenAI-compatible server, with its faults, cost and budget.
 
-The SDK's own retries are switched off (`max_retries=0`) so that every attempt is counted here:
-429s wait for Retry-After (capped), 5xx and timeouts back off with jitter, a refusal is recorded as
-such, and an answer that fails validation gets one corrective retry quoting the error. Every
-attempt that returned usage is charged, and a run's budget refuses new requests once spent.
+The SDK's own retries are switched off (`max_retries=0`) so that every attempt is counted here;
+429s, 5xx and timeouts are retried through `gettok.retry` (jittered backoff, never sooner than the
+server's Retry-After or retry-after-ms, capped), a refusal is recorded as such, and an answer that
+fails validation gets one corrective retry quoting the error. Every attempt that returned usage is
+charged, and a run's budget refuses new requests once spent.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import openai
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from gettok.models.annotations import strict_json_schema
 from gettok.models.api import strip_nul
 from gettok.models.schema import AnnotationStatus, utcnow
+from gettok.retry import RetryPolicy, call_with_retries, retry_after_s
 from gettok.settings import Settings, redact
 
 SANDBOX_FINGERPRINT = "gettok-sandbox"  # the sandbox's system_fingerprint: marks its answers
@@ -173,12 +173,13 @@ class LlmClient:
         self,
         settings: Settings,
         *,
-        sleep: Callable[[float], None] = time.sleep,
         before_request: Callable[[], None] | None = None,
     ) -> None:
         """`before_request` runs before every HTTP attempt: e.g. a slot of a Prefect global rate
-        limit shared by all workers (`prefect_rate_limit("llm-rate")`)."""
+        limit shared by all workers (`gettok.retry.rate_limit("llm-rate")`)."""
         self.settings = settings
+        policy = llm_policy(settings)
+        self.policies = {"throttle": policy, "server_error": policy, "network": policy}
         self._before_request = before_request
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
         self._client = openai.OpenAI(
@@ -187,8 +188,6 @@ class LlmClient:
             timeout=settings.llm_timeout_s,
             max_retries=0,  # retries are ours, so that each one is counted and capped
         )
-        self._sleep = sleep
-        self._rng = random.Random()
 
     def close(self) -> None:
         self._client.close()
@@ -260,48 +259,47 @@ class LlmClient:
     def _send(self, request: ChatRequest, messages: list[dict[str, Any]], outcome: LlmOutcome):
         """One logical request, retried on 429 / 5xx / timeouts / dropped connections."""
         schema = strict_json_schema(request.answer_model)
-        last_error = ""
-        for attempt in range(1, self.settings.llm_max_attempts + 1):
+
+        def once():
             outcome.attempts += 1
             if self._before_request is not None:
                 self._before_request()
             started = time.perf_counter()
-            try:
-                completion = self._client.chat.completions.create(
-                    model=request.model,
-                    messages=messages,
-                    temperature=request.temperature,
-                    max_completion_tokens=request.max_output_tokens,
-                    response_format={
-                        "type": "json_schema",
-                        "json_schema": {
-                            "name": request.schema_name,
-                            "schema": schema,
-                            "strict": True,
-                        },
-                    },
-                )
-            except openai.RateLimitError as exc:
-                last_error = f"HTTP 429: {self._clean(exc.message)}"
-                wait = _retry_after_s(exc.response) or self._backoff_s(attempt)
-            except openai.InternalServerError as exc:
-                last_error = f"HTTP {exc.status_code}: {self._clean(exc.message)}"
-                wait = self._backoff_s(attempt)
-            except openai.APITimeoutError:
-                last_error = f"timed out after {self.settings.llm_timeout_s:g} s"
-                wait = self._backoff_s(attempt)
-            except openai.APIConnectionError as exc:
-                last_error = f"connection failed: {self._clean(str(exc))}"
-                wait = self._backoff_s(attempt)
-            else:
-                outcome.latency_ms = (time.perf_counter() - started) * 1000
-                outcome.created_at = utcnow()
-                outcome.is_sandbox = completion.system_fingerprint == SANDBOX_FINGERPRINT
-                outcome.served_model = completion.model or None
-                return completion
-            if attempt < self.settings.llm_max_attempts:
-                self._sleep(min(wait, self.settings.llm_max_wait_s))
-        raise GaveUp(f"{last_error} (gave up after {outcome.attempts} attempts)")
+            completion = self._client.chat.completions.create(
+                model=request.model,
+                messages=messages,
+                temperature=request.temperature,
+                max_completion_tokens=request.max_output_tokens,
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": request.schema_name, "schema": schema, "strict": True},
+                },
+            )
+            outcome.latency_ms = (time.perf_counter() - started) * 1000
+            return completion
+
+        try:
+            completion = call_with_retries(
+                once,
+                policies=self.policies,
+                kind_of=_fault_kind,
+                server_wait_s=_server_wait_s,
+                attempts=self.settings.llm_max_attempts,
+            )
+        except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as e:
+            raise GaveUp(f"{self._describe(e)} (gave up after {outcome.attempts} attempts)") from e
+        outcome.created_at = utcnow()
+        outcome.is_sandbox = completion.system_fingerprint == SANDBOX_FINGERPRINT
+        outcome.served_model = completion.model or None
+        return completion
+
+    def _describe(self, exc: openai.OpenAIError) -> str:
+        if isinstance(exc, openai.APITimeoutError):
+            return f"timed out after {self.settings.llm_timeout_s:g} s"
+        if isinstance(exc, openai.APIConnectionError):
+            return f"connection failed: {self._clean(str(exc))}"
+        status = getattr(exc, "status_code", "?")
+        return f"HTTP {status}: {self._clean(getattr(exc, 'message', str(exc)))}"
 
     def _charge(self, outcome: LlmOutcome, usage: Any) -> float:
         """Add one completion's usage to the outcome; return its cost."""
@@ -314,10 +312,6 @@ class LlmClient:
         outcome.cost_usd += cost
         return cost
 
-    def _backoff_s(self, attempt: int) -> float:
-        base = self.settings.llm_backoff_s * 2 ** (attempt - 1)
-        return base * self._rng.uniform(0.5, 1.0)
-
     def _server(self) -> str:
         return self.settings.openai_base_url or "api.openai.com"
 
@@ -325,32 +319,32 @@ class LlmClient:
         return redact(str(text), self.settings).replace("\x00", "")[:500]
 
 
-def prefect_rate_limit(name: str) -> Callable[[], None]:
-    """A `before_request` hook taking one slot of a Prefect global rate limit per request."""
+def llm_policy(settings: Settings) -> RetryPolicy:
+    """The waits and tries for the LLM's 429s, 5xx and timeouts, from the researcher's settings:
+    `llm_max_attempts` tries in all, waits from `llm_backoff_s` doubling (with up to as much
+    again at random), never sooner than the server's Retry-After, none over `llm_max_wait_s`."""
+    return RetryPolicy(
+        attempts=settings.llm_max_attempts,
+        wait_initial_s=settings.llm_backoff_s,
+        wait_max_s=settings.llm_max_wait_s,
+        wait_jitter_s=settings.llm_backoff_s,
+    )
 
-    def wait() -> None:
-        from prefect.concurrency.sync import rate_limit
 
-        rate_limit(name, occupy=1, strict=True)
+def _fault_kind(exc: Exception) -> str | None:
+    """The failures worth another try; any other (a 4xx, a body the SDK cannot read) is not."""
+    if isinstance(exc, openai.RateLimitError):
+        return "throttle"
+    if isinstance(exc, openai.InternalServerError):
+        return "server_error"
+    if isinstance(exc, openai.APIConnectionError):  # timeouts included
+        return "network"
+    return None
 
-    return wait
 
-
-def _retry_after_s(response: Any) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
-    headers = getattr(response, "headers", None) or {}
-    try:
-        if "retry-after-ms" in headers:
-            return max(0.0, float(headers["retry-after-ms"]) / 1000)
-        value = headers.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            return max(0.0, (parsedate_to_datetime(value) - utcnow()).total_seconds())
-    except (TypeError, ValueError):
-        return None
+def _server_wait_s(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    return retry_after_s(getattr(response, "headers", None))
 
 
 def _validation_summary(exc: ValidationError, finish_reason: str | None) -> str:

@@ -2,9 +2,10 @@
 
 The client sends exactly one request per call (plus a token refresh on 401) and turns every
 failure into a typed fault; what to do about a fault (wait, retry, split the window, stop for the
-day) is the collect stage's policy (`tasks/collect.py`). Every request is first reserved in the
-`api_requests` ledger, which refuses the request once the day's budget is used: the budget holds
-across processes, reruns and concurrent collectors because it is counted in the database.
+day) is the collect stage's policy (`tasks/collect/policies.py`, waits from `gettok.retry`). Every
+request is first reserved in the `api_requests` ledger, which refuses the request once the day's
+budget is used: the budget holds across processes, reruns and concurrent collectors because it is
+counted in the database.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy import Date, Integer, func, insert, literal, select, text, updat
 from gettok.db import get_engine
 from gettok.models.api import ApiError, ResearchVideo, VideoPageData
 from gettok.models.schema import ApiRequest, UTCDateTime, utcnow
+from gettok.retry import retry_after_s
 from gettok.settings import Settings
 
 TOKEN_PATH = "/v2/oauth/token/"
@@ -304,14 +306,11 @@ class ResearchApiClient:
             request["cursor"] = cursor
         if search_id is not None:
             request["search_id"] = search_id
-        for attempt in (1, 2):
-            try:
-                return self._query_once(request, window_id)
-            except TokenRejected:
-                self.forget_token()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return self._query_once(request, window_id)
+        except TokenRejected:  # not a wait-and-retry: a fresh token, once; a second 401 stands
+            self.forget_token()
+            return self._query_once(request, window_id)
 
     def _query_once(self, request: dict[str, Any], window_id: int | None) -> VideoPage:
         token = self.token()
@@ -334,7 +333,7 @@ class ResearchApiClient:
             self.ledger.record(request_id, 200, None, len(page.videos))
             return page
         fault = classify_fault(response.status_code, error, payload is None)
-        fault.retry_after_s = _seconds(response.headers.get("Retry-After"))
+        fault.retry_after_s = retry_after_s(response.headers)
         self.ledger.record(request_id, response.status_code, fault.error_code or fault.kind)
         raise fault
 
@@ -367,10 +366,3 @@ def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None  # an HTTP date: rare, and the policy's own wait applies

@@ -35,6 +35,10 @@ class LlmFaults(BaseModel):
     """OpenAI-compatible endpoint faults, each a probability per request."""
 
     rate_limit_429: float = Rate
+    # The 429's wait: `Retry-After` in whole seconds, or, when set, `retry-after-ms` as well
+    # (OpenAI and Azure send both; clients prefer the finer one).
+    retry_after_s: int = Field(1, ge=0)
+    retry_after_ms: int | None = Field(None, ge=0)
     error_500: float = Rate
     timeout: float = Rate
     refusal: float = Rate

@@ -4,7 +4,8 @@ Every answer is valid against the requested JSON schema and marked as sandbox ou
 start with "[sandbox]" and `system_fingerprint` is "gettok-sandbox". Descriptions come from image
 statistics (size, mean colour, brightness), stance and sentiment from keywords in the prompt,
 summaries from the transcript's first words; nothing is OCRed, and the answer says so. Faults
-(429 with Retry-After, 500, stalls, refusals, invalid JSON) follow `state.config.llm`.
+(429 with Retry-After and optionally retry-after-ms, 500, stalls, refusals, invalid JSON) follow
+`state.config.llm`.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def build_router(state) -> APIRouter:
                 429,
                 f"{MARK} rate limit reached",
                 "rate_limit_exceeded",
-                headers={"Retry-After": "1"},
+                headers=_retry_after(faults.retry_after_s, faults.retry_after_ms),
             )
         if state.chance(faults.error_500):
             _count(state, "llm_500")
@@ -199,6 +200,13 @@ def build_router(state) -> APIRouter:
 def _count(state, key: str) -> None:
     with state.lock:
         state.counters[key] += 1
+
+
+def _retry_after(seconds: int, millis: int | None) -> dict[str, str]:
+    headers = {"Retry-After": str(seconds)}
+    if millis is not None:
+        headers["retry-after-ms"] = str(millis)
+    return headers
 
 
 def _error(status: int, message: str, code: str, headers: dict[str, str] | None = None):

@@ -37,7 +37,7 @@ from gettok.models.campaign import Campaign
 from gettok.models.schema import Campaign as CampaignRow
 from gettok.models.schema import CampaignVideo, Video, WindowStatus, utcnow
 from gettok.models.schema import CollectionWindow as WindowRow
-from gettok.tasks.collect.policies import CollectPolicies, RetryPolicy  # noqa: F401 (re-exported)
+from gettok.tasks.collect.policies import CollectPolicies
 from gettok.tasks.collect.store import (
     checkpoint_window,
     ensure_window,
@@ -68,6 +68,7 @@ from gettok.clients.research_api import (
     VideoPage,
 )
 from gettok.db import get_engine, session_scope
+from gettok.retry import RetryPolicy, call_with_retries, retrying
 from gettok.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,12 @@ log = logging.getLogger(__name__)
 QUOTA_RESET_MARGIN_S = 60
 # Postgres advisory lock namespace for windows ("gtkw"), second key the window id.
 WINDOW_LOCK = 0x67746B77
-CLAIM_TRIES = 3
+# A few tries a second apart: the lock of a collector killed a moment ago may outlive it briefly.
+CLAIM_RETRY = RetryPolicy(attempts=3, wait_initial_s=1, wait_max_s=1, wait_jitter_s=0)
+
+
+class WindowBusy(Exception):
+    """Another collector holds the window's lock."""
 
 
 # skipped: already done or split; busy: another collector holds the window right now.
@@ -125,7 +131,6 @@ class CollectContext:
     campaign: Campaign
     campaign_id: int
     policies: CollectPolicies
-    sleep: Callable[[float], None] = time.sleep
 
 
 def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
@@ -149,15 +154,22 @@ def claim_window(database_url: str, window_id: int) -> Iterator[bool]:
         return
     with engine.connect() as conn:
         key = {"ns": WINDOW_LOCK, "id": window_id}
-        # A few tries: the lock of a collector killed a moment ago may outlive it briefly.
-        for attempt in range(CLAIM_TRIES):
+
+        def lock() -> None:
             claimed = conn.scalar(text("SELECT pg_try_advisory_lock(:ns, :id)"), key)
             conn.commit()
-            if claimed or attempt == CLAIM_TRIES - 1:
-                break
-            time.sleep(1.0)
+            if not claimed:
+                raise WindowBusy
+
         try:
-            yield bool(claimed)
+            for attempt in retrying(CLAIM_RETRY, on=WindowBusy):
+                with attempt:
+                    lock()
+            claimed = True
+        except WindowBusy:
+            claimed = False
+        try:
+            yield claimed
         finally:
             if claimed:
                 conn.execute(text("SELECT pg_advisory_unlock(:ns, :id)"), key)
@@ -298,23 +310,22 @@ def fetch_page(
     faults: dict[str, int],
 ) -> VideoPage:
     """One page, retrying each fault under its own policy; the fault is raised once it gives up."""
-    tries: dict[str, int] = {}
-    while True:
+
+    def one_request() -> VideoPage:
         try:
             return ctx.client.query_videos(
                 body, cursor=cursor, search_id=search_id, window_id=window_id
             )
         except ApiFault as fault:
             faults[fault.kind] = faults.get(fault.kind, 0) + 1
-            policy = ctx.policies.for_fault(fault)
-            tries[fault.kind] = tries.get(fault.kind, 0) + 1
-            if policy is None or tries[fault.kind] > policy.retries:
-                raise
-            wait = policy.wait_s(tries[fault.kind], ctx.policies.wait_scale)
-            if fault.retry_after_s is not None:  # never sooner than the server asked
-                wait = max(wait, fault.retry_after_s * ctx.policies.wait_scale)
-            log.info("%s (retry %d in %.1fs)", fault, tries[fault.kind], wait)
-            ctx.sleep(wait)
+            raise
+
+    return call_with_retries(
+        one_request,
+        policies=ctx.policies.retried(),
+        kind_of=lambda exc: exc.kind if isinstance(exc, ApiFault) else None,
+        server_wait_s=lambda exc: getattr(exc, "retry_after_s", None),
+    )
 
 
 class CollectResult(BaseModel):
@@ -423,8 +434,7 @@ def collect_campaign(
             client,
             campaign,
             campaign_id,
-            policies or CollectPolicies.from_settings(settings),
-            sleep,
+            policies or CollectPolicies(),
         )
         while queue:
             window = queue.popleft()

@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 import requests
 from gettok.models.schema import DownloadStatus, utcnow
-from gettok.tasks.download.gate import DownloadGate, GateClosed, prefect_rate_limit
+from gettok.tasks.download.gate import DownloadGate, GateClosed
 from gettok.tasks.download.media import MediaProblem, probe_media
 from gettok.tasks.download.store import (
     STAGE,
@@ -43,6 +43,7 @@ from prefect.cache_policies import NO_CACHE
 
 from gettok import claims
 from gettok.clients.tiktok_web import PageFailure, VideoPage, read_page, video_url
+from gettok.retry import HOUR, rate_limit, task_retries
 from gettok.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,8 +52,6 @@ USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/120.0 Safari/537.36"
 )
-# One retry policy for the batch task: only the database can fail it (videos never do).
-DATABASE_RETRIES = {"retries": 2, "retry_delay_seconds": [10, 60]}
 
 
 class InvalidMedia(Exception):
@@ -306,7 +305,7 @@ def shared_gate(settings: Settings, shared_rate_limit: str | None = None) -> Dow
     )
     gate = _gates.get(key)
     if gate is None or gate.closed_until is not None:
-        also_wait = prefect_rate_limit(shared_rate_limit) if shared_rate_limit else None
+        also_wait = rate_limit(shared_rate_limit) if shared_rate_limit else None
         gate = _gates[key] = DownloadGate.from_settings(settings, also_wait)
     return gate
 
@@ -375,7 +374,10 @@ def download_pending(
     return download_videos(videos, settings, gate, retry_failed)
 
 
-@task(name="download-videos", cache_policy=NO_CACHE, **DATABASE_RETRIES)
+# Retried for the database only: videos never fail the batch (each gets a status). 200 videos
+# (download_batch_size) at 2 requests/s take minutes; half of them at their 60 s timeout plus the
+# gate's pauses (5, 10, 20 min) still under 2 h, so 6 h means a hang.
+@task(name="download-videos", cache_policy=NO_CACHE, **task_retries(), timeout_seconds=6 * HOUR)
 def download_batch(
     videos: list[tuple[int, str | None]],
     settings: Settings,

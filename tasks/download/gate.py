@@ -3,16 +3,18 @@
 When TikTok throttles one download worker, every worker pauses (the back-off doubles while the
 throttling goes on); after `block_limit` throttles in a row the gate closes for the run, and the
 videos not yet asked for wait for a later run instead of feeding a retry storm. Across processes,
-`also_wait` takes a callable such as Prefect's global `rate_limit("download-rate")`.
+`also_wait` takes a callable such as `gettok.retry.rate_limit("download-rate")`.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from gettok.retry import RetryPolicy
 from gettok.settings import Settings
 
 
@@ -37,6 +39,13 @@ class DownloadGate:
         self.interval = 1.0 / requests_per_s
         self.block_backoff_s = block_backoff_s
         self.block_limit = block_limit
+        # The pause doubles with each throttle in a row, for as long as the throttling goes on.
+        self.pause = RetryPolicy(
+            attempts=block_limit,
+            wait_initial_s=block_backoff_s,
+            wait_max_s=math.inf,
+            wait_jitter_s=0,
+        )
         self.also_wait = also_wait
         self._clock = clock
         self._sleep = sleep
@@ -93,7 +102,7 @@ class DownloadGate:
         with self._lock:
             self.throttles += 1
             self._throttles_in_a_row += 1
-            pause = self.block_backoff_s * 2 ** (self._throttles_in_a_row - 1)
+            pause = self.pause.backoff_s(self._throttles_in_a_row)
             self._paused_until = max(self._paused_until, self._clock() + pause)
             until = datetime.now(UTC) + timedelta(seconds=self._paused_until - self._clock())
             if self._throttles_in_a_row >= self.block_limit:
@@ -104,14 +113,3 @@ class DownloadGate:
         """A request got through: the throttling is over."""
         with self._lock:
             self._throttles_in_a_row = 0
-
-
-def prefect_rate_limit(name: str) -> Callable[[], None]:
-    """A hook for the gate: one slot of a Prefect global rate limit per request."""
-
-    def wait() -> None:
-        from prefect.concurrency.sync import rate_limit
-
-        rate_limit(name, occupy=1, strict=True)
-
-    return wait

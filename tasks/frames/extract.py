@@ -28,14 +28,13 @@ from sqlalchemy.exc import IntegrityError
 
 from gettok import claims
 from gettok.db import session_scope
+from gettok.retry import task_retries
 from gettok.settings import Settings
 
 STAGE = "frames"
 JPEG_QUALITY = 90
 METHOD = "pyav-keyframe-seek"
 FAILURE_PREFIX = "frames: "  # marks a download whose media the frames stage could not use
-# Database hiccups are worth a retry; a file that does not decode is recorded, not retried.
-DATABASE_RETRIES = {"retries": 2, "retry_delay_seconds": [10, 60]}
 
 
 class FrameFailure(BaseModel):
@@ -235,7 +234,8 @@ def extract_frames(
     return result
 
 
-@task(name="extract-frames", cache_policy=NO_CACHE, **DATABASE_RETRIES)
+# Database hiccups are worth a retry; a file that does not decode is recorded, not retried.
+@task(name="extract-frames", cache_policy=NO_CACHE, **task_retries("database"))
 def extract_frames_task(
     db_url: str, settings: Settings, video_ids: list[int] | None = None, limit: int = 500
 ) -> FramesResult:

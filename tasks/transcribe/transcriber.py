@@ -46,6 +46,7 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from gettok import claims, db
+from gettok.retry import HOUR, task_retries
 from gettok.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,6 @@ STAGE = "transcribe"
 WHISPER_ENGINE = "faster-whisper"
 TIKTOK_ENGINE = "tiktok"
 TIKTOK_MODEL = "research-api voice_to_text"
-# Files never fail the task (they get a row); the database or a model that cannot load can.
-TRANSCRIBE_RETRIES = {"retries": 2, "retry_delay_seconds": [30, 120]}
 # A batch of 16 clips of 90 s with large-v3 on CPU fits; claims are taken once the slot is held.
 CLAIM_LEASE_S = 3600
 # Renewed every 90 s while held (Prefect renews at 3/4); a killed run frees its slot within ~2 min,
@@ -412,7 +411,14 @@ def record_tiktok_transcripts(url: str, campaign_name: str | None = None) -> int
 # --- Prefect tasks -------------------------------------------------------------------------
 
 
-@task(name="transcribe-videos", cache_policy=NO_CACHE, **TRANSCRIBE_RETRIES)
+# Files never fail the task (they get a row); the database or a model that cannot load can.
+# 250 videos (transcription_task_videos) on CPU at about real time: hours; 12 h means a hang.
+@task(
+    name="transcribe-videos",
+    cache_policy=NO_CACHE,
+    **task_retries("database"),
+    timeout_seconds=12 * HOUR,
+)
 def transcribe_batch(
     video_ids: list[int], settings: Settings, options: WhisperOptions, retry_failed: bool = False
 ) -> TranscribeResult:
@@ -434,8 +440,6 @@ def transcribe_batch(
     return result
 
 
-@task(
-    name="record-tiktok-transcripts", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 60]
-)
+@task(name="record-tiktok-transcripts", cache_policy=NO_CACHE, **task_retries("database"))
 def record_tiktok_task(settings: Settings, campaign_name: str | None) -> int:
     return record_tiktok_transcripts(settings.resolved_database_url, campaign_name)

@@ -213,6 +213,11 @@ class Watch(BaseModel):
     def resolve_paths(self, base: Path) -> list[str]:
         """Make example paths relative to `base` (the campaign's folder) absolute; the missing."""
         missing = []
+        images = [
+            p if p.is_absolute() or not (base / p).exists() else base / p for p in self.images
+        ]
+        missing += [f"images: {p}" for p in images if not p.exists()]
+        self.images = images
         for target in self.targets:
             for field in ("examples", "negatives"):
                 paths = [p if p.is_absolute() else base / p for p in getattr(target, field)]

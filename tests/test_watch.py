@@ -51,6 +51,16 @@ class Webhook:
         self.server.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def no_retry_waits():
+    """Retries without their waits, three tries (the policy's count is gettok.retry's)."""
+    import stamina
+
+    stamina.set_testing(True, attempts=3)
+    yield
+    stamina.set_testing(False)
+
+
 @pytest.fixture
 def webhook():
     hook = Webhook()
@@ -173,7 +183,7 @@ def watch_dataset(url: str, tmp_path: Path) -> tuple[Path, dict[str, int]]:
 def test_watch_flags_the_clip_with_the_reference(db_url, tmp_path, webhook):
     ref, ids = watch_dataset(db_url, tmp_path)
     media_dir = tmp_path / "media"
-    alerts = Alerts(webhook.url, campaign="watched", retry_delays_s=(0, 0))
+    alerts = Alerts(webhook.url, campaign="watched")
 
     result = watch_for_image(db_url, media_dir, ref, alerts)
 
@@ -216,7 +226,7 @@ def test_webhook_retry_policy(sqlite_url, tmp_path, fail, status, posts, outcome
     hook = Webhook(fail=fail, status=status)
     try:
         ref, ids = watch_dataset(sqlite_url, tmp_path)
-        alerts = Alerts(hook.url, campaign="watched", retry_delays_s=(0, 0))
+        alerts = Alerts(hook.url, campaign="watched")
         result = watch_for_image(sqlite_url, tmp_path / "media", ref, alerts)
     finally:
         hook.close()

@@ -81,7 +81,8 @@ def largest_face_embedding(path: Path, settings: FaceSettings = ENROL_SETTINGS) 
     if image is None:
         raise TargetError(f"{path}: not a readable picture")
     rgb = shrink(image, settings.max_side)
-    faces = find_faces(rgb, settings)
+    # Most photos show a face big enough at once; look harder (upsampled) only when not.
+    faces = find_faces(rgb, FaceSettings(upsample=0)) or find_faces(rgb, settings)
     if not faces:
         raise TargetError(f"{path}: no detectable face")
     return embed(rgb, faces[0])
@@ -131,8 +132,22 @@ def enrol_face_target(
     )
 
 
+_enrolled: dict[tuple, FaceTarget] = {}
+
+
 def load_face_target(target: WatchTarget) -> FaceTarget:
-    return enrol_face_target(target.name, target.examples, target.negatives, target.threshold)
+    """`enrol_face_target` for a campaign's target, once per process while its files are unchanged
+    (the command checks the targets before the flow runs them)."""
+    files = image_files(target.examples, target.name)
+    if target.negatives:
+        files += image_files(target.negatives, target.name, "negatives")
+    stats = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    key = (target.name, target.threshold, len(target.examples), stats)
+    if key not in _enrolled:
+        _enrolled[key] = enrol_face_target(
+            target.name, target.examples, target.negatives, target.threshold
+        )
+    return _enrolled[key]
 
 
 def nearest_distance(path: Path, target: FaceTarget) -> float:
@@ -141,7 +156,8 @@ def nearest_distance(path: Path, target: FaceTarget) -> float:
     if image is None:
         raise TargetError(f"{path}: not a readable picture")
     rgb = shrink(image, ENROL_SETTINGS.max_side)
-    found = [target.distance(embed(rgb, f)) for f in find_faces(rgb, ENROL_SETTINGS)]
+    faces = find_faces(rgb, FaceSettings(upsample=0)) or find_faces(rgb, ENROL_SETTINGS)
+    found = [target.distance(embed(rgb, f)) for f in faces]
     return min(found, default=math.inf)
 
 

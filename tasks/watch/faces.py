@@ -20,6 +20,9 @@ import dlib
 import numpy as np
 
 DEFAULT_THRESHOLD = 0.6  # euclidean; dlib's threshold for "same person" on LFW
+# A tuned threshold stays in this range: a far-off example must not make a blunt matcher (many
+# different people lie at 0.6-0.8), nor one close look-alike a matcher that finds no one.
+THRESHOLD_RANGE = (0.3, 0.7)
 MODEL = "dlib-resnet-v1"
 Detector = Literal["hog", "cnn"]
 
@@ -113,8 +116,8 @@ def distances(embedding: np.ndarray, enrolled: np.ndarray) -> np.ndarray:
 def choose_threshold(
     positives: list[float], negatives: list[float], default: float = DEFAULT_THRESHOLD
 ) -> float:
-    """The distance threshold with the best F1 on these distances; of equals, the one nearest
-    `default`. Without negatives nothing says how far to go: `default` stays."""
+    """The distance threshold with the best F1 on these distances (within THRESHOLD_RANGE); of
+    equals, the one nearest `default`. Without negatives nothing says how far to go: `default`."""
     pos = [d for d in positives if np.isfinite(d)]
     neg = [d for d in negatives if np.isfinite(d)]
     if not neg or not positives:
@@ -129,5 +132,7 @@ def choose_threshold(
         fn = len(positives) - tp
         return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
+    low, high = THRESHOLD_RANGE
+    candidates = [min(high, max(low, t)) for t in candidates]
     best = max(f1(t) for t in candidates)
     return round(min((t for t in candidates if f1(t) == best), key=lambda t: abs(t - default)), 4)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import email
 import socket
-from email.message import EmailMessage
+from email import policy
+from email.message import EmailMessage  # noqa: F401
 
 from aiosmtpd.controller import Controller
 
@@ -27,9 +28,7 @@ class Mailbox:
         self.attempts += 1
         if self.attempts <= self.refuse:
             return self.reply
-        self.messages.append(
-            email.message_from_bytes(envelope.content, _class=EmailMessage)  # type: ignore[arg-type]
-        )
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
 
 

@@ -206,3 +206,36 @@ def test_daily_digest_instead_of_one_email_per_match(sqlite_url, mailbox):
     tomorrow = now + timedelta(days=1)
     assert send_digest(sqlite_url, "c", email, tomorrow)["digest"] == "nothing to send"
     assert len(mailbox.messages) == 1
+
+
+def test_photo_posts_are_watched_and_a_broken_file_is_recorded_once(sqlite_url, tmp_path, enrolled):
+    media = tmp_path / "media"
+    slides = write_variants(OTHER, media / "slides" / "11", [5]) + write_variants(
+        PERSON, media / "slides" / "11", [6]
+    )
+    (media / "videos").mkdir(parents=True)
+    (media / "videos" / "12.mp4").write_bytes(b"<html>not a video</html>")
+    with session_scope(sqlite_url) as s:
+        s.add_all([Video(id=n, username="u", raw={}) for n in (11, 12)])
+        s.flush()
+        s.add(
+            Download(
+                video_id=11,
+                status=DownloadStatus.slideshow,
+                is_slideshow=True,
+                image_paths=[p.relative_to(media).as_posix() for p in slides],
+            )
+        )
+        s.add(Download(video_id=12, status=DownloadStatus.ok, path="videos/12.mp4"))
+    person = enrol_face_target("collins", [enrolled / "examples"], [enrolled / "negatives"])
+    alerts = Alerts(campaign="c", database_url=sqlite_url)
+
+    result = watch_for_face(sqlite_url, media, person, alerts)
+
+    assert result.matched == [11] and result.failed == {"unreadable video": 1}
+    with session_scope(sqlite_url) as s:
+        rows = {a.video_id: a for a in s.scalars(select(Annotation))}
+    assert rows[11].value["frame_index"] == 1 and rows[11].value["timestamp_s"] is None
+    assert rows[12].status == "failed" and rows[12].error
+    again = watch_for_face(sqlite_url, media, person, alerts)
+    assert again.videos_checked == 0 and again.failed == {}  # recorded, not retried every day

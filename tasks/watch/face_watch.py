@@ -98,6 +98,34 @@ def save_sighting(
     return relative, data
 
 
+def _scan_or_error(media_dir, path, images, target, settings, per_second):
+    """The scan, and the reason when the file could not be decoded at all."""
+    try:
+        scan, error = _scan(media_dir, path, images, target, settings, per_second), None
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        scan, error = VideoScan(), f"{type(exc).__name__}: {exc}"[:500]
+    if scan.frames_checked == 0:
+        return scan, error or "no decodable frame"
+    return scan, None
+
+
+def _announce(
+    result: WatchResult, alerts: Alerts, media_dir: Path, video_id: int, target, scan
+) -> dict[str, Any]:
+    """Save the matching frame and alert with it; what the annotation keeps of it."""
+    relative, picture = save_sighting(media_dir, video_id, target.name, scan)
+    s = scan.sighting
+    frame = StoredFrame(0, video_id, s.frame_index, s.timestamp_s, relative)
+    evidence = {
+        "score": s.distance,
+        "score_means": SCORE_MEANS,
+        "threshold": target.threshold,
+        "box": list(s.box),
+        "frame_path": relative,
+    }
+    return announce_match(result, alerts, video_id, target.name, frame, evidence, picture)
+
+
 def watch_for_face(
     url: str,
     media_dir: Path,
@@ -115,48 +143,32 @@ def watch_for_face(
     prompt_hash = target_hash(target.fingerprint, json.dumps(recorded, sort_keys=True))
     result = WatchResult(target=target.name)
     for video_id, path, images in unchecked_downloads(url, campaign_id, prompt_hash, limit):
-        value: dict[str, Any] = {"target": target.name, "target_kind": "face", "matched": False}
-        value.update(target.provenance())
-        status, error = AnnotationStatus.ok, None
-        try:
-            scan = _scan(media_dir, path, images, target, settings, per_second)
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            scan, error = VideoScan(), f"{type(exc).__name__}: {exc}"[:500]
-        if scan.frames_checked == 0:
-            status, error = AnnotationStatus.failed, error or "no decodable frame"
+        scan, error = _scan_or_error(media_dir, path, images, target, settings, per_second)
+        result.frames_checked += scan.frames_checked
+        value: dict[str, Any] = {
+            "target": target.name,
+            "target_kind": "face",
+            "matched": scan.sighting is not None,
+            "frames_checked": scan.frames_checked,
+            "faces_seen": scan.faces_seen,
+            "faces_embedded": scan.faces_embedded,
+            "best_distance": scan.best_distance,
+            **target.provenance(),
+        }
+        if error:
             result.failed["unreadable video"] = result.failed.get("unreadable video", 0) + 1
+        elif scan.sighting is not None:
+            result.videos_checked += 1
+            value.update(_announce(result, alerts, media_dir, video_id, target, scan))
         else:
             result.videos_checked += 1
-        result.frames_checked += scan.frames_checked
-        value.update(
-            frames_checked=scan.frames_checked,
-            faces_seen=scan.faces_seen,
-            faces_embedded=scan.faces_embedded,
-            best_distance=scan.best_distance,
-        )
-        if scan.sighting is not None:
-            relative, picture = save_sighting(media_dir, video_id, target.name, scan)
-            s = scan.sighting
-            frame = StoredFrame(0, video_id, s.frame_index, s.timestamp_s, relative)
-            evidence = {
-                "score": s.distance,
-                "score_means": SCORE_MEANS,
-                "threshold": target.threshold,
-                "box": list(s.box),
-                "frame_path": relative,
-            }
-            value["matched"] = True
-            value.update(
-                announce_match(result, alerts, video_id, target.name, frame, evidence, picture)
-            )
-        elif status == AnnotationStatus.ok:
             result.not_matched += 1
         store_outcome(
             url,
             Annotation(
                 video_id=video_id,
                 kind=AnnotationKind.watch_match,
-                status=status,
+                status=AnnotationStatus.failed if error else AnnotationStatus.ok,
                 error=error,
                 value=value,
                 model=MODEL,

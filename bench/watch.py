@@ -114,7 +114,8 @@ def main() -> None:
         "frames_per_s": worst["frames_per_s"],
         "speedup_vs_naive": round(worst["frames_per_s"] / naive["someone_else"]["frames_per_s"], 1),
         "aim_s": 5.0,
-        "meets_aim": worst["seconds"] < 5.0,
+        "meets_aim_wall": worst["seconds"] < 5.0,
+        "meets_aim_cpu": worst["cpu_seconds"] < 5.0,  # what an unshared machine would take
     }
     print(json.dumps(result))
 

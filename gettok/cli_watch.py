@@ -68,9 +68,10 @@ def watch_command(
     for line in check_targets(campaign):
         typer.echo(line)
     database_or_exit(settings)
-    from gettok.flows.watch import watch
+    from gettok.flows.watch import watch, watch_targets
 
-    summary = {}
+    # Every target appears, checked 0 when the campaign has nothing collected yet.
+    summary = {t.name: {"checked": 0, "matched": []} for t in watch_targets(campaign)}
     for r in watch(campaign, limit):
         typer.echo(
             f"{r.target}: {r.videos_checked} videos checked, {len(r.matched)} matched"

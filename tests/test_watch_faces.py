@@ -13,6 +13,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from gettok.models.campaign import CampaignError, load_campaign
 from gettok.tasks.watch.face_target import (
@@ -137,3 +138,17 @@ def test_watch_evaluate_reports_precision_and_recall_on_held_out_photos(settings
          "--positives", ".", "--negatives", "."],
     )  # fmt: skip
     assert missing.exit_code == 2 and "no face target 'nobody'" in missing.output
+
+
+def test_the_cnn_detector_finds_the_face_the_hog_detector_finds():
+    from gettok.tasks.watch.faces import FaceSettings, embed, find_faces, shrink
+
+    from gettok.sandbox.faces import photo_variant
+
+    picture = shrink(photo_variant(PERSON, 3), 640)
+    [cnn] = find_faces(picture, FaceSettings(detector="cnn"))
+    [hog] = find_faces(picture, FaceSettings())
+    left, top = max(cnn.box[0], hog.box[0]), max(cnn.box[1], hog.box[1])
+    right, bottom = min(cnn.box[2], hog.box[2]), min(cnn.box[3], hog.box[3])
+    assert right - left > 80 and bottom - top > 80  # the same face
+    assert np.linalg.norm(embed(picture, cnn) - embed(picture, hog)) < 0.1

@@ -95,19 +95,25 @@ def watch_target_task(
 
 
 def merge_results(name: str, parts: list[WatchResult]) -> WatchResult:
-    """One target's result from the results of its reference images."""
+    """One target's result from the results of its reference images. Each reference checks the
+    same videos: a video counts once (the most any reference checked), a match once."""
     merged = WatchResult(target=name)
     for part in parts:
         for field, value in part:
             if field == "target":
                 continue
-            if field == "matched":
+            if field == "videos_checked":
+                merged.videos_checked = max(merged.videos_checked, value)
+            elif field == "not_matched":
+                continue
+            elif field == "matched":
                 merged.matched += [v for v in value if v not in merged.matched]
             elif field == "failed":
                 for reason, n in value.items():
                     merged.failed[reason] = merged.failed.get(reason, 0) + n
             else:
                 setattr(merged, field, getattr(merged, field) + value)
+    merged.not_matched = max(0, merged.videos_checked - len(merged.matched))
     return merged
 
 

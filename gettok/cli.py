@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from gettok import db
 from gettok.cli_validate import validate_app
+from gettok.cli_watch import campaign_watch_lines, watch_app
 from gettok.models.campaign import Campaign, CampaignError, load_campaign
 from gettok.settings import Settings, get_settings
 
@@ -24,6 +25,7 @@ campaign_app = typer.Typer(help="Campaign files.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(validate_app, name="validate")
+app.add_typer(watch_app, name="watch")
 
 CampaignFile = Annotated[Path, typer.Option("--campaign", "-c", help="Campaign TOML file.")]
 
@@ -114,6 +116,8 @@ def campaign_show(path: Annotated[Path, typer.Argument(help="Campaign TOML file.
         typer.echo(
             f"stance towards {campaign.stance.target!r}: {', '.join(campaign.stance.labels)}"
         )
+    for line in campaign_watch_lines(campaign):
+        typer.echo(line)
     typer.echo("first request body (one window):")
     typer.echo(
         json.dumps(
@@ -435,34 +439,6 @@ def prune_command(
     database_or_exit(settings)
     result = prune(campaign, limit)
     typer.echo(result.summary())
-
-
-@app.command("watch")
-def watch_command(
-    campaign_file: CampaignFile,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N videos.")] = None,
-) -> None:
-    """Check new videos' frames for the campaign's watchlist targets; alert on matches."""
-    from gettok.flows.watch import watch
-
-    settings = settings_or_exit()
-    campaign = campaign_or_exit(campaign_file)
-    if campaign.watch is None:
-        raise fail(f"{campaign_file}: no [watch] section")
-    missing = [
-        str(p)
-        for p in campaign.watch.images
-        if not (p.exists() or (campaign_file.parent / p).exists())
-    ]
-    if missing:
-        raise fail(f"watch images not found: {', '.join(missing)}")
-    database_or_exit(settings)
-    for r in watch(str(campaign_file), limit):
-        typer.echo(
-            f"{r.target}: {r.videos_checked} videos checked, {len(r.matched)} matched"
-            + (f" {r.matched}" if r.matched else "")
-            + (f"; not checked: {r.failed}" if r.failed else "")
-        )
 
 
 def main() -> None:

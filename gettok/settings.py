@@ -111,6 +111,20 @@ class Settings(BaseSettings):
     sandbox_port: int = Field(8765, ge=0, le=65535)
     llm_requests_per_s: float = Field(5.0, gt=0, le=1000)  # the `llm-rate` limit, all workers
 
+    # Watchlist alerts by email (SMTP); none are sent without a host and recipients.
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "gettok@localhost"
+    smtp_to: list[str] = Field(default_factory=list)  # JSON list, e.g. ["desk@example.org"]
+    smtp_starttls: bool = True  # upgrade the connection before logging in
+    smtp_ssl: bool = False  # implicit TLS (port 465) instead of STARTTLS
+    smtp_timeout_s: float = Field(30.0, gt=0, le=600)
+    # Face watch: the detector ("cnn" finds more faces, much slower on CPU) and the frame size.
+    watch_face_detector: Literal["hog", "cnn"] = "hog"
+    watch_max_side: int = Field(640, ge=160, le=4096)
+
     # Public exports name users by HMAC(salt, username); without a salt they carry no user column.
     export_salt: SecretStr | None = None
 
@@ -160,6 +174,7 @@ def redact(text: str, settings: Settings) -> str:
         settings.openai_api_key,
         settings.tiktok_client_key,
         settings.export_salt,
+        settings.smtp_password,
     ):
         value = secret.get_secret_value() if secret else ""
         if value and len(value) >= 4:

@@ -161,14 +161,69 @@ class Stance(BaseModel):
         return cleaned
 
 
-class Watch(BaseModel):
-    """Visual targets for the monitoring flow: reference images and/or a text description."""
+TargetKind = Literal["face", "image", "description"]
+
+
+class WatchTarget(BaseModel):
+    """Someone or something to alert on, defined by examples (files or folders of pictures)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,62}$")
+    kind: TargetKind = "face"
+    examples: list[Path] = Field(default_factory=list)  # relative to the campaign file
+    negatives: list[Path] = Field(default_factory=list)  # faces that must not match
+    description: str | None = None  # what the vision LLM looks for (kind "description")
+    threshold: float | None = Field(None, gt=0, le=2)  # face distance; None: from the examples
+
+    @model_validator(mode="after")
+    def _has_what_its_kind_needs(self) -> WatchTarget:
+        if self.kind in ("face", "image") and not self.examples:
+            raise ValueError(f"target {self.name!r} ({self.kind}) needs examples")
+        if self.kind == "description" and not (self.description or "").strip():
+            raise ValueError(f"target {self.name!r} (description) needs a description")
+        if self.kind != "face" and (self.negatives or self.threshold is not None):
+            raise ValueError(f"target {self.name!r}: negatives and threshold are for faces")
+        return self
+
+
+class Watch(BaseModel):
+    """The monitoring flow's targets (`[[watch.targets]]`), where alerts go, how often to look.
+
+    `images` and `description` are the older shorthand for image and description targets.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    targets: list[WatchTarget] = Field(default_factory=list)
     images: list[Path] = Field(default_factory=list)
     description: str | None = None
     webhook_url: str | None = None
+    frames_per_second: float = Field(1.0, gt=0, le=30)  # the monitoring study looked at ~1/s
+    digest: bool = False  # one email a day listing the matches, instead of one per match
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> Watch:
+        names = [t.name for t in self.targets]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"watch target names must be distinct: {', '.join(twice)}")
+        return self
+
+    def resolve_paths(self, base: Path) -> list[str]:
+        """Make example paths relative to `base` (the campaign's folder) absolute; the missing."""
+        missing = []
+        images = [
+            p if p.is_absolute() or not (base / p).exists() else base / p for p in self.images
+        ]
+        missing += [f"images: {p}" for p in images if not p.exists()]
+        self.images = images
+        for target in self.targets:
+            for field in ("examples", "negatives"):
+                paths = [p if p.is_absolute() else base / p for p in getattr(target, field)]
+                missing += [f"{target.name}.{field}: {p}" for p in paths if not p.exists()]
+                setattr(target, field, paths)
+        return missing
 
 
 class Campaign(BaseModel):
@@ -231,7 +286,14 @@ def load_campaign(path: str | Path) -> Campaign:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CampaignError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_campaign(data, source=str(path))
+    campaign = parse_campaign(data, source=str(path))
+    missing = campaign.watch.resolve_paths(path.parent) if campaign.watch else []
+    if missing:
+        raise CampaignError(
+            f"{path}: watch examples not found (paths are relative to the campaign file): "
+            + "; ".join(missing)
+        )
+    return campaign
 
 
 def parse_campaign(data: dict[str, Any], source: str = "campaign") -> Campaign:

@@ -359,6 +359,32 @@ class Annotation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class WatchAlert(Base):
+    """One alert for one (campaign, target, video): what makes a match alert once, not per run.
+
+    Claimed before any channel is tried and marked `sent_at` after, so a run killed in between
+    sends again on the next run (at least once) and a finished one never does; the daily digest
+    lists what it has not listed yet (`digest_sent_at`).
+    """
+
+    __tablename__ = "watch_alerts"
+    __table_args__ = (UniqueConstraint("campaign", "target", "video_id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    campaign: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(64))
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    timestamp_s: Mapped[float | None] = mapped_column(Float)  # time in the video
+    score: Mapped[float | None] = mapped_column(Float)
+    details: Mapped[dict[str, Any]]
+    channels: Mapped[dict[str, Any] | None]  # outcome per channel: event, webhook, email
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    digest_sent_at: Mapped[datetime | None]
+
+
 class PruneRecord(Base):
     """What a compliance run removed, and why (the API terms require deleting non-public data)."""
 

@@ -15,6 +15,7 @@ SECTIONS = [
     ("Transcription", ("whisper_", "transcription_")),
     ("Frames", ("frame_",)),
     ("LLM annotations (any OpenAI-compatible server)", ("openai_", "llm_", "sentiment_")),
+    ("Watchlist alerts and face watch", ("smtp_", "watch_")),
     ("Sandbox", ("sandbox_",)),
 ]
 

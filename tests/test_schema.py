@@ -23,13 +23,17 @@ def store(url: str, raw_videos: list[dict]) -> None:
             )
 
 
+def head_revision() -> str:
+
+    return ScriptDirectory.from_config(db.alembic_config("sqlite://")).get_current_head()
+
+
 def test_migration_creates_every_table(db_url):
     tables = set(inspect(db.get_engine(db_url)).get_table_names())
     assert set(Base.metadata.tables) <= tables
-    head = ScriptDirectory.from_config(db.alembic_config(db_url)).get_current_head()
-    assert db.current_revision(db_url) == head
+    assert db.current_revision(db_url) == head_revision()
     db.upgrade(db_url)  # idempotent
-    assert db.current_revision(db_url) == head
+    assert db.current_revision(db_url) == head_revision()
 
 
 def test_recorded_pages_round_trip_with_big_ids_intact(db_url):

@@ -51,6 +51,16 @@ class Webhook:
         self.server.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def no_retry_waits():
+    """Retries without their waits, three tries (the policy's count is gettok.retry's)."""
+    import stamina
+
+    stamina.set_testing(True, attempts=3)
+    yield
+    stamina.set_testing(False)
+
+
 @pytest.fixture
 def webhook():
     hook = Webhook()
@@ -173,7 +183,7 @@ def watch_dataset(url: str, tmp_path: Path) -> tuple[Path, dict[str, int]]:
 def test_watch_flags_the_clip_with_the_reference(db_url, tmp_path, webhook):
     ref, ids = watch_dataset(db_url, tmp_path)
     media_dir = tmp_path / "media"
-    alerts = Alerts(webhook.url, campaign="watched", retry_delays_s=(0, 0))
+    alerts = Alerts(webhook.url, campaign="watched")
 
     result = watch_for_image(db_url, media_dir, ref, alerts)
 
@@ -216,7 +226,7 @@ def test_webhook_retry_policy(sqlite_url, tmp_path, fail, status, posts, outcome
     hook = Webhook(fail=fail, status=status)
     try:
         ref, ids = watch_dataset(sqlite_url, tmp_path)
-        alerts = Alerts(hook.url, campaign="watched", retry_delays_s=(0, 0))
+        alerts = Alerts(hook.url, campaign="watched")
         result = watch_for_image(sqlite_url, tmp_path / "media", ref, alerts)
     finally:
         hook.close()
@@ -305,3 +315,34 @@ def test_watch_command_checks_the_watchlist_first(settings_env):
     campaign.write_text(base + '[watch]\nimages = ["missing.jpg"]\n')
     run = CliRunner().invoke(app, ["watch", "--campaign", str(campaign)])
     assert run.exit_code == 2 and "missing.jpg" in run.output
+
+
+def test_an_image_target_with_a_folder_of_references(settings_env, monkeypatch, webhook):
+    """`[[watch.targets]] kind = "image"`: every picture of the folder, one result per target."""
+    from gettok.flows.watch import watch_target_task, watch_targets
+    from gettok.models.campaign import load_campaign
+
+    from gettok import db
+
+    url = f"sqlite:///{settings_env / 'watch.db'}"
+    monkeypatch.setenv("GETTOK_DATABASE_URL", url)
+    monkeypatch.setenv("GETTOK_MEDIA_DIR", str(settings_env / "media"))
+    db.upgrade(url)
+    ref, ids = watch_dataset(url, settings_env)
+    make_reference_image(ref.parent / "other.jpg", seed=7)  # never shown: matches nothing
+    (settings_env / "c.toml").write_text(
+        'name = "watched"\nstart_date = "2024-01-01"\n[query]\nkeywords = ["logo"]\n'
+        f'[watch]\nwebhook_url = "{webhook.url}"\n'
+        '[[watch.targets]]\nname = "logos"\nkind = "image"\nexamples = ["targets/"]\n'
+    )
+    campaign = load_campaign(settings_env / "c.toml")
+    [target] = watch_targets(campaign)
+    with session_scope(url) as s:
+        cid = s.scalar(select(Campaign.id).where(Campaign.name == "watched"))
+
+    result = watch_target_task.fn(campaign, target, cid, None)
+
+    assert result.target == "logos" and result.matched == [ids["with"]]
+    assert (result.videos_checked, result.not_matched) == (2, 1)  # two unpruned videos
+    assert [p["target"] for p in webhook.posts] == ["logos"]
+    db.get_engine.cache_clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Rate = Field(0.0, ge=0.0, le=1.0)
@@ -46,6 +46,13 @@ class LlmFaults(BaseModel):
     timeout_s: float = Field(30.0, ge=0)  # how long a "timeout" stalls
 
 
+class FacePlacement(BaseModel):
+    """A face photo the sandbox shows in a share of its public videos (the watchlist's truth)."""
+
+    image: Path
+    share: float = Field(0.25, ge=0.0, le=1.0)
+
+
 class SandboxConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GETTOK_SANDBOX_", env_nested_delimiter="__")
 
@@ -68,3 +75,11 @@ class SandboxConfig(BaseSettings):
     api: ApiFaults = Field(default_factory=ApiFaults)
     web: WebFaults = Field(default_factory=WebFaults)
     llm: LlmFaults = Field(default_factory=LlmFaults)
+    # Face photos shown in some videos (gettok.sandbox.faces.face_in); shares must sum to <= 1.
+    faces: list[FacePlacement] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _face_shares_fit(self) -> SandboxConfig:
+        if sum(f.share for f in self.faces) > 1.0 + 1e-9:
+            raise ValueError("the faces' shares add up to more than 1")
+        return self

@@ -26,6 +26,8 @@ import av
 import cv2
 import numpy as np
 
+from gettok.sandbox.faces import FACE_FROM_S
+
 if TYPE_CHECKING:
     from gettok.sandbox.corpus import CorpusVideo
 
@@ -402,9 +404,15 @@ def clip_key(video: CorpusVideo) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
 
-def clip_for(video: CorpusVideo, cache_dir: Path | str) -> Path:
-    """The mp4 for a corpus video, generated on first use and cached under `cache_dir`."""
-    final = Path(cache_dir) / "clips" / f"{video.clip_kind}-{video.language}-{clip_key(video)}.mp4"
+def clip_for(video: CorpusVideo, cache_dir: Path | str, face: Path | None = None) -> Path:
+    """The mp4 for a corpus video, generated on first use and cached under `cache_dir`.
+
+    `face`: a photo shown from `faces.FACE_FROM_S` seconds to the end (the watchlist's truth).
+    """
+    key = clip_key(video)
+    if face is not None:
+        key += "-" + hashlib.sha256(Path(face).read_bytes()).hexdigest()[:12]
+    final = Path(cache_dir) / "clips" / f"{video.clip_kind}-{video.language}-{key}.mp4"
     # Speech sets its own length (the words must fit); other kinds use the corpus duration.
     duration = None if video.clip_kind == "speech" else max(1.0, float(video.duration_s))
     return _atomic(
@@ -416,6 +424,8 @@ def clip_for(video: CorpusVideo, cache_dir: Path | str) -> Path:
             language=video.language,
             duration_s=duration,
             seed=video.clip_seed,
+            overlay_image=face,
+            overlay_between=(FACE_FROM_S, float("inf")) if face is not None else None,
         ),  # fmt: skip
     )
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from gettok.sandbox import media
+from gettok.sandbox import faces, media
 from gettok.sandbox.state import SandboxState
 
 TOKEN_COOKIE = "tt_chain_token"
@@ -135,7 +135,8 @@ def build_router(state: SandboxState) -> APIRouter:
             video = corpus_video(video_id)
             if video is None or video.web_state != "public":
                 return None
-            return media.clip_for(video, state.config.media_cache_dir)
+            face = faces.face_in(video, state.config)
+            return media.clip_for(video, state.config.media_cache_dir, face)
 
         return media_response(request, path_of)
 

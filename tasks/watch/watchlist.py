@@ -5,8 +5,8 @@ A target is a reference image, matched in the extracted frames with OpenCV featu
 (`gettok.tasks.watch.description`). Every video is checked
 once per target: the outcome is stored as a `watch_match` annotation (`value.matched` true or
 false, the frame that matched in `frame_id`), so a daily run only looks at videos it has not seen.
-A match emits a Prefect event (`gettok.watch.match`, for Prefect automations) and posts to the
-campaign's webhook before it is stored: a run killed in between alerts twice, never zero times.
+A match is announced (`gettok.tasks.watch.alerts`: Prefect event, webhook, email) before it is
+stored, and each (campaign, target, video) alerts once whatever the number of runs.
 """
 
 from __future__ import annotations
@@ -14,14 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
-import httpx
 from gettok.models.schema import (
     Annotation,
     AnnotationKind,
@@ -31,6 +28,7 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
+from gettok.tasks.watch.alerts import MATCH_EVENT, Alerts
 from gettok.tasks.watch.image_match import (
     MatchSettings,
     ReferenceImage,
@@ -46,9 +44,7 @@ from gettok.db import session_scope
 log = logging.getLogger(__name__)
 
 IMAGE_MODEL = "opencv-orb"
-MATCH_EVENT = "gettok.watch.match"
-# Webhook retry policy: network errors, 429 and 5xx only; a 4xx other than 429 cannot succeed.
-WEBHOOK_RETRY_DELAYS_S = (2.0, 5.0, 15.0)
+__all__ = ["MATCH_EVENT", "Alerts", "WatchResult", "announce_match", "watch_for_image"]
 
 
 class WatchResult(BaseModel):
@@ -61,6 +57,9 @@ class WatchResult(BaseModel):
     events_emitted: int = 0
     webhook_posted: int = 0
     webhook_failed: int = 0
+    emails_sent: int = 0
+    emails_failed: int = 0
+    already_alerted: int = 0  # matches whose alert an earlier run sent
 
 
 @dataclass(frozen=True)
@@ -115,84 +114,6 @@ def unchecked_frames(
     return frames
 
 
-class Alerts:
-    """Where a match is announced: a Prefect event, and the campaign's webhook if it has one."""
-
-    def __init__(
-        self,
-        webhook_url: str | None = None,
-        *,
-        campaign: str = "",
-        retry_delays_s: Sequence[float] = WEBHOOK_RETRY_DELAYS_S,
-        sleep: Callable[[float], None] = time.sleep,
-        timeout_s: float = 10.0,
-    ):
-        self.webhook_url, self.campaign = webhook_url, campaign
-        self.retry_delays_s, self.sleep, self.timeout_s = tuple(retry_delays_s), sleep, timeout_s
-
-    def announce(self, video_id: int, target: str, details: dict[str, Any]) -> dict[str, str]:
-        payload = {
-            "event": MATCH_EVENT,
-            "campaign": self.campaign,
-            "video_id": str(video_id),
-            "target": target,
-            **details,
-        }
-        return {"event": self._emit(video_id, target, payload), "webhook": self._post(payload)}
-
-    def _emit(self, video_id: int, target: str, payload: dict[str, Any]) -> str:
-        from prefect.context import FlowRunContext, TaskRunContext
-        from prefect.events import emit_event
-
-        if FlowRunContext.get() is None and TaskRunContext.get() is None:
-            # Outside a run there is no server to tell (and emit_event would start one).
-            return "not emitted: outside a Prefect run"
-        try:
-            event = emit_event(
-                event=MATCH_EVENT,
-                resource={
-                    "prefect.resource.id": f"gettok.video.{video_id}",
-                    "prefect.resource.name": f"video {video_id}",
-                },
-                related=[
-                    {
-                        "prefect.resource.id": f"gettok.campaign.{self.campaign}",
-                        "prefect.resource.role": "campaign",
-                    },
-                    {
-                        "prefect.resource.id": f"gettok.watch-target.{target}",
-                        "prefect.resource.role": "watch-target",
-                    },
-                ],
-                payload=payload,
-            )
-        except Exception as exc:  # an alert channel down must not lose the match itself
-            log.warning("could not emit %s for video %s: %s", MATCH_EVENT, video_id, exc)
-            return f"failed: {type(exc).__name__}"
-        return "emitted" if event is not None else "not emitted: no Prefect events client"
-
-    def _post(self, payload: dict[str, Any]) -> str:
-        if not self.webhook_url:
-            return "not configured"
-        last = ""
-        for attempt, delay in enumerate((*self.retry_delays_s, None)):
-            try:
-                response = httpx.post(self.webhook_url, json=payload, timeout=self.timeout_s)
-                if response.status_code < 300:
-                    return "ok"
-                last = f"HTTP {response.status_code}"
-                if response.status_code < 500 and response.status_code != 429:
-                    break
-            except httpx.TransportError as exc:
-                last = type(exc).__name__
-            if delay is not None:
-                log.info(
-                    "webhook attempt %d failed (%s); retrying in %.0f s", attempt + 1, last, delay
-                )
-                self.sleep(delay)
-        return f"failed: {last}"
-
-
 def store_outcome(url: str, row: Annotation) -> bool:
     """Insert one outcome; False if a concurrent run stored it first."""
     try:
@@ -210,13 +131,17 @@ def announce_match(
     target: str,
     frame: StoredFrame,
     evidence: dict[str, Any],
+    picture: bytes | None = None,
 ) -> dict[str, Any]:
-    """Alert on a match (event, webhook), count it; return the details with the alert's outcome."""
+    """Alert on a match (event, webhook, email), count it; the details with the alert's outcome."""
     details = {"frame_index": frame.frame_index, "timestamp_s": frame.timestamp_s, **evidence}
-    alert = alerts.announce(video_id, target, details)
+    alert = alerts.announce(video_id, target, details, picture)
     result.events_emitted += alert["event"] == "emitted"
     result.webhook_posted += alert["webhook"] == "ok"
     result.webhook_failed += alert["webhook"].startswith("failed")
+    result.emails_sent += alert["email"] == "ok"
+    result.emails_failed += alert["email"].startswith("failed")
+    result.already_alerted += alert["event"] == "duplicate"
     result.matched.append(video_id)
     return details | {"alert": alert}
 
@@ -230,12 +155,14 @@ def watch_for_image(
     campaign_id: int | None = None,
     limit: int | None = None,
     settings: MatchSettings | None = None,
+    target_name: str | None = None,
 ) -> WatchResult:
-    """Check every unchecked video's frames for one reference image."""
+    """Check every unchecked video's frames for one reference image (of `target_name`)."""
     settings = settings or MatchSettings()
     reference = load_reference(reference_path, settings)
     prompt_hash = image_target_hash(reference, settings)
-    result = WatchResult(target=reference.name)
+    name = target_name or reference.name
+    result = WatchResult(target=name)
     for video_id, frames in unchecked_frames(
         url, campaign_id, IMAGE_MODEL, prompt_hash, limit
     ).items():
@@ -271,8 +198,11 @@ def watch_for_image(
                 "inliers": match.inliers,
                 "good_matches": match.good,
                 "correlation": match.correlation,
+                "score": match.correlation,
+                "score_means": "colour correlation of the matched region (1 = identical)",
             }
-            value.update(announce_match(result, alerts, video_id, reference.name, frame, evidence))
+            picture = (media_dir / frame.path).read_bytes()
+            value.update(announce_match(result, alerts, video_id, name, frame, evidence, picture))
             value["corners"] = match.corners
         else:
             result.not_matched += 1

@@ -169,7 +169,6 @@ def enrich_command(
     """Extract frames and annotate pending videos with the LLM (description, stance, sentiment,
     summary), within a budget; --dry-run estimates the cost without sending anything."""
     from gettok.clients.llm import LlmUnavailable, PriceUnknown
-    from gettok.flows.enrich import enrich
     from gettok.tasks.annotate.annotator import REQUESTED_KINDS
     from gettok.tasks.annotate.cost import estimate_enrich
 
@@ -194,6 +193,8 @@ def enrich_command(
                 f"budget{'' if estimate.within_budget else ': OVER BUDGET'}"
             )
             return
+        from gettok.flows.enrich import enrich  # only a real run needs Prefect
+
         result = enrich(campaign=campaign, kinds=kind, budget_usd=budget_usd)
     except (PriceUnknown, LlmUnavailable) as exc:
         raise fail(str(exc)) from None
@@ -378,17 +379,29 @@ def export_command(
         Path | None, typer.Option("--out", help="Folder (default: data/exports/<campaign>/).")
     ] = None,
 ) -> None:
-    """Export the campaign's videos, one row each, with a data dictionary beside the file."""
-    from gettok.flows.export import export
-    from gettok.tasks.export.dataset import CampaignNotFound
+    """Export the campaign's videos, one row each, with a data dictionary beside the file.
+
+    Reads the database directly: no Prefect server is started (the `export` flow is for
+    deployments)."""
+    from gettok.tasks.export.dataset import CampaignNotFound, export_dataset
 
     if fmt not in ("parquet", "csv", "jsonl"):
         raise fail(f"--format must be parquet, csv or jsonl, not {fmt!r}")
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
     database_or_exit(settings)
+    if public and settings.export_salt is None:
+        typer.secho("GETTOK_EXPORT_SALT is not set: the public export has no user column", err=True)
+    target = out or settings.data_dir / "exports" / campaign.name
     try:
-        result = export(campaign, fmt, public, str(out) if out else None)
+        result = export_dataset(
+            settings.resolved_database_url,
+            campaign.name,
+            target,
+            fmt,
+            public=public,
+            salt=settings.export_salt,
+        )
     except CampaignNotFound as exc:
         raise fail(str(exc)) from None
     typer.echo(f"{result.rows} videos, {result.columns} columns: {result.path}")
@@ -404,15 +417,17 @@ def report_command(
         Path | None, typer.Option("--out", help="Folder (default: data/reports/<campaign>/).")
     ] = None,
 ) -> None:
-    """Write the dataset report (Markdown + PNG figures) and publish it as Prefect artifacts."""
-    from gettok.flows.report import report
+    """Write the dataset report (Markdown + PNG figures). Reads the database directly: no Prefect
+    server is started (the `report` flow, for deployments, also publishes Prefect artifacts)."""
     from gettok.tasks.export.dataset import CampaignNotFound
+    from gettok.tasks.report.build import build_report
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
     database_or_exit(settings)
+    target = out or settings.data_dir / "reports" / campaign.name
     try:
-        result = report(campaign, str(out) if out else None)
+        result = build_report(settings.resolved_database_url, campaign.name, target, campaign.title)
     except CampaignNotFound as exc:
         raise fail(str(exc)) from None
     typer.echo(f"report: {result.markdown_path} ({len(result.figures)} figures)")

@@ -112,7 +112,7 @@ def test_public_export_without_salt_has_no_user_column(sqlite_url, tmp_path):
     assert df.height == len(data.videos)
 
 
-def test_export_command(prefect_harness, settings_env, monkeypatch):
+def test_export_command(settings_env, monkeypatch):
     from gettok import db
     from gettok.cli import app
 

@@ -144,14 +144,14 @@ def test_report_of_a_campaign_without_videos(sqlite_url, tmp_path):
     assert "No LLM calls recorded." in result.markdown_path.read_text()
 
 
-def test_report_command_publishes_artifacts(prefect_harness, settings_env, monkeypatch):
+def test_report_command_writes_files(settings_env, monkeypatch):
     from gettok import db
     from gettok.cli import app
 
     url = f"sqlite:///{settings_env / 'cli.db'}"
     monkeypatch.setenv("GETTOK_DATABASE_URL", url)
     db.upgrade(url)
-    data = build_dataset(url, days=3, per_day=6, campaign="ecuador")
+    build_dataset(url, days=3, per_day=6, campaign="ecuador")
     campaign = settings_env / "ecuador.toml"
     campaign.write_text('name = "ecuador"\nstart_date = "2022-12-01"\n[query]\nkeywords = ["x"]\n')
 
@@ -160,6 +160,22 @@ def test_report_command_publishes_artifacts(prefect_harness, settings_env, monke
     assert run.exit_code == 0, run.output
     folder = settings_env / "data" / "reports" / "ecuador"
     assert (folder / "report.md").is_file() and (folder / "top_hashtags.png").is_file()
+    db.get_engine.cache_clear()
+
+
+def test_report_flow_publishes_artifacts(prefect_harness, settings_env, monkeypatch):
+    from gettok.flows.report import report
+
+    from gettok import db
+
+    url = f"sqlite:///{settings_env / 'cli.db'}"
+    monkeypatch.setenv("GETTOK_DATABASE_URL", url)
+    db.upgrade(url)
+    data = build_dataset(url, days=3, per_day=6, campaign="ecuador")
+    campaign = settings_env / "ecuador.toml"
+    campaign.write_text('name = "ecuador"\nstart_date = "2022-12-01"\n[query]\nkeywords = ["x"]\n')
+
+    report(str(campaign))
 
     import httpx
     from prefect.settings import PREFECT_API_URL

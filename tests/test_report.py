@@ -194,3 +194,24 @@ def test_report_flow_publishes_artifacts(prefect_harness, settings_env, monkeypa
     table = artifacts["report-ecuador-dataset"]["data"]
     assert f'"videos": {len(data.videos)}' in table.replace("'", '"')
     db.get_engine.cache_clear()
+
+
+def test_report_of_sandbox_data_says_so_in_text_and_on_every_figure(sqlite_url, tmp_path):
+    from PIL import Image
+
+    from tests.test_export import mark_as_sandbox
+
+    data = build_dataset(sqlite_url, days=2, per_day=6, seed=3)
+    real = build_report(sqlite_url, data.campaign, tmp_path / "real", "Peru 2022")
+    assert "SANDBOX" not in real.markdown_path.read_text()
+    mark_as_sandbox(sqlite_url, [data.videos[0].id, data.videos[1].id], [])
+
+    result = build_report(sqlite_url, data.campaign, tmp_path / "synthetic", "Peru 2022")
+
+    text = result.markdown_path.read_text()
+    assert f"SANDBOX DATA: 2 of {len(data.videos)} videos are synthetic" in text
+    assert text.index("SANDBOX DATA") < text.index("## Dataset")
+    for synthetic, plain in zip(result.figures, real.figures, strict=True):
+        image, before = Image.open(synthetic).convert("RGB"), Image.open(plain)
+        assert image.height > before.height and image.width == before.width
+        assert image.getpixel((2, 2)) == (192, 0, 0)  # the red banner across the top

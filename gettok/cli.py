@@ -131,6 +131,39 @@ def setup() -> None:
         typer.echo(line)
 
 
+@app.command("status")
+def status_command(
+    campaign_file: Annotated[
+        Path | None, typer.Option("--campaign", "-c", help="Also the campaign's stage counts.")
+    ] = None,
+) -> None:
+    """The next scheduled runs of each deployment (from PREFECT_API_URL), and with --campaign
+    how many of its videos each stage has done."""
+    from gettok.schedule_status import configured_api_url, next_scheduled_runs
+
+    settings = settings_or_exit()
+    campaign = campaign_or_exit(campaign_file) if campaign_file else None
+    api_url = configured_api_url()
+    if not api_url:
+        typer.echo("no Prefect server configured (PREFECT_API_URL): no schedules to show")
+    else:
+        typer.echo(f"schedules on {api_url}:")
+        for entry in next_scheduled_runs():
+            times = ", ".join(f"{t:%Y-%m-%d %H:%M} UTC" for t in entry.next_runs) or "none"
+            paused = " (paused)" if entry.paused else ""
+            typer.echo(
+                f"  {entry.deployment}{paused}: {'; '.join(entry.schedules) or 'no schedule'}"
+            )
+            typer.echo(f"    next runs: {times}")
+    if campaign is not None:
+        from gettok.progress import stage_counts
+
+        database_or_exit(settings)
+        typer.echo(f"{campaign.name}:")
+        for row in stage_counts(settings.resolved_database_url, campaign.name).table():
+            typer.echo(f"  {row['stage']:<11} {row['status']:<28} {row['videos']:>6}")
+
+
 @app.command("sandbox")
 def sandbox(
     port: Annotated[int | None, typer.Option(help="Port (default: GETTOK_SANDBOX_PORT).")] = None,

@@ -261,6 +261,8 @@ def test_daily_schedule_fires_and_collects_its_day(
     campaign_file = ongoing_copy_of_peru(tmp_path)
     prefect_file = every_minute_copy_of_daily(tmp_path, campaign_file)
     run([BIN / "prefect", "--no-prompt", "deploy", "--all", "--prefect-file", prefect_file], env)
+    status = wait_for_status_line(env, "pipeline/peru-2022-daily: cron * * * * * UTC")
+    assert re.search(r"next runs: \d{4}-\d\d-\d\d \d\d:\d\d UTC", status), status
 
     with started_workers(["cpu"], env, tmp_path):
         flow_run = wait_for_scheduled_run(api_url, "pipeline/peru-2022-daily", tmp_path)
@@ -328,3 +330,13 @@ def wait_for_scheduled_run(api_url: str, deployment: str, tmp_path, timeout_s=24
                 return runs[0]
             time.sleep(2)
     pytest.fail(f"no scheduled run of {deployment} finished in {timeout_s} s\n{_logs(tmp_path)}")
+
+
+def wait_for_status_line(env, line: str, timeout_s: float = 60) -> str:
+    """`gettok status` output once it lists scheduled runs under `line` (scheduling takes ~2 s)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        out = run([sys.executable, "-m", "gettok.cli", "status"], env)
+        if (line in out and "next runs: none" not in out) or time.monotonic() > deadline:
+            return out
+        time.sleep(2)

@@ -81,3 +81,24 @@ def test_export_report_and_friends_never_touch_prefect(quick_env, tmp_path):
         ["enrich", "--campaign", str(campaign), "--dry-run"], tmp_path, quick_env
     )
     assert "estimated total" in out
+
+
+def test_status_without_a_prefect_server_says_so_and_counts_stages(quick_env, tmp_path):
+    env = {k: v for k, v in quick_env.items() if k != "PREFECT_API_URL"}
+    url = env["GETTOK_DATABASE_URL"]
+    db.upgrade(url)
+    build_dataset(url, days=1, per_day=5)
+    db.get_engine.cache_clear()
+    campaign = tmp_path / "peru.toml"
+    campaign.write_text(CAMPAIGN)
+    done = subprocess.run(
+        [sys.executable, "-m", "gettok.cli", "status", "--campaign", str(campaign)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "no Prefect server configured (PREFECT_API_URL)" in done.stdout
+    assert "peru:" in done.stdout and "collect" in done.stdout

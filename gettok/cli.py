@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +25,13 @@ db_app = typer.Typer(help="The results database.", no_args_is_help=True)
 campaign_app = typer.Typer(help="Campaign files.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
+
+
+@app.callback()
+def quiet_prefect() -> None:
+    # A temporary Prefect server would report telemetry (and log an ERROR when offline).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
 
 CampaignFile = Annotated[Path, typer.Option("--campaign", "-c", help="Campaign TOML file.")]
 
@@ -84,6 +94,37 @@ def database_or_exit(settings: Settings) -> str:
     return url
 
 
+@contextmanager
+def services_or_exit(tiktok: bool = False, llm: bool = False) -> Iterator[Settings]:
+    """Settings for a command that talks to TikTok and/or the LLM, resolved as `gettok run` does:
+    a service with nothing configured is the local sandbox (said so); one whose URL is set but
+    not its credentials is refused at once, naming the setting."""
+    from gettok.local_mode import (
+        MissingCredentials,
+        local_services,
+        refuse_real_services_without_credentials,
+    )
+
+    settings = settings_or_exit()
+    try:
+        refuse_real_services_without_credentials(settings, tiktok, llm)
+    except MissingCredentials as exc:
+        raise fail(str(exc)) from None
+    with local_services(settings, tiktok=tiktok, llm=llm) as services:
+        for note in services.notes:
+            typer.secho(note, fg=typer.colors.YELLOW)
+        yield settings_or_exit()
+
+
+def web_needs_sandbox(settings: Settings, campaign: str | None) -> bool:
+    """Download and prune need no credentials: they use the sandbox only for sandbox data."""
+    from gettok.local_mode import stored_videos_are_synthetic
+
+    if settings.has_tiktok_credentials or "tiktok_web_url" in settings.model_fields_set:
+        return False
+    return stored_videos_are_synthetic(settings.resolved_database_url, campaign)
+
+
 def _first_line(exc: BaseException) -> str:
     """The driver's own message, first line (SQLAlchemy's wrapper adds the statement)."""
     return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
@@ -126,8 +167,21 @@ def campaign_show(path: Annotated[Path, typer.Argument(help="Campaign TOML file.
 def setup() -> None:
     """Create the Prefect work pools (cpu, gpu) and global concurrency limits; safe to rerun."""
     from gettok.orchestration import ensure_prefect_objects
+    from gettok.schedule_status import configured_api_url
 
-    for line in ensure_prefect_objects(settings_or_exit()):
+    settings = settings_or_exit()
+    api_url = configured_api_url()
+    if api_url:
+        typer.echo(f"Prefect API: {api_url}")
+    else:
+        typer.secho(
+            "warning: PREFECT_API_URL is not set, so this configures a temporary local Prefect "
+            "that workers and schedules never see; start `prefect server start` and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api first (see the README)",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    for line in ensure_prefect_objects(settings):
         typer.echo(line)
 
 
@@ -170,8 +224,9 @@ def sandbox(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Serve the local TikTok + OpenAI stand-in in the foreground (faults from GETTOK_SANDBOX_*)."""
+    from gettok.local_mode import sandbox_variables
     from gettok.sandbox.config import SandboxConfig
-    from gettok.sandbox.server import sandbox_env, serve
+    from gettok.sandbox.server import serve
 
     settings = settings_or_exit()
     config = SandboxConfig()
@@ -180,8 +235,8 @@ def sandbox(
     typer.echo(
         f"gettok sandbox at {base_url} (seed {config.seed}, {config.videos_per_day} videos/day)"
     )
-    typer.echo("point gettok at it with:")
-    for key, value in sandbox_env(base_url, config).items():
+    typer.echo("point gettok at it with (every service, credential and model it stands in for):")
+    for key, value in sandbox_variables(base_url, config).items():
         typer.echo(f"  export {key}={value}")
     serve(config, host=host, port=port)
 
@@ -228,10 +283,14 @@ def enrich_command(
             return
         from gettok.flows.enrich import enrich  # only a real run needs Prefect
 
-        result = enrich(campaign=campaign, kinds=kind, budget_usd=budget_usd)
+        with services_or_exit(llm=True):
+            result = enrich(campaign=campaign, kinds=kind, budget_usd=budget_usd)
     except (PriceUnknown, LlmUnavailable) as exc:
         raise fail(str(exc)) from None
     typer.echo(result.summary())
+    sent = sum(k.done + k.refused + k.invalid + k.failed for k in result.kinds)
+    if sent and sent == sum(k.failed for k in result.kinds):
+        raise fail(f"every one of the {sent} annotation requests failed")
 
 
 @app.command("collect")
@@ -256,19 +315,14 @@ def collect_command(
     """
     from gettok.flows.collect import CollectIncomplete, collect
 
-    settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
     first, last = dates_or_exit(start, end, campaign)
-    if not settings.has_tiktok_credentials:
-        raise fail(
-            "set GETTOK_TIKTOK_CLIENT_KEY and GETTOK_TIKTOK_CLIENT_SECRET "
-            "(or run `gettok sandbox` and use the variables it prints)"
-        )
-    database_or_exit(settings)
-    try:
-        result = collect(campaign, first, last, wait_for_quota)
-    except CollectIncomplete as exc:
-        result = exc.result
+    with services_or_exit(tiktok=True) as settings:
+        database_or_exit(settings)
+        try:
+            result = collect(campaign, first, last, wait_for_quota)
+        except CollectIncomplete as exc:
+            result = exc.result
     for window in result.windows:
         note = f"  ({window.note})" if window.note else ""
         typer.echo(
@@ -298,15 +352,22 @@ def transcribe_command(
     TikTok's own transcripts beside them; a rerun transcribes only what is pending."""
     from gettok.flows.transcribe import transcribe
     from gettok.tasks.transcribe.transcriber import ensure_transcription_limit
+    from gettok.tasks.transcribe.whisper import ModelUnavailable, check_model
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
     database_or_exit(settings)
+    try:
+        check_model(settings.whisper_model)
+    except ModelUnavailable as exc:
+        raise fail(str(exc)) from None
     ensure_transcription_limit(settings)  # strict acquisition needs the limit to exist
     result = transcribe(campaign=campaign, retry_failed=retry_failed, limit=limit)
     typer.echo(f"{campaign.name}: {result.summary()}")
     for video_id, error in result.failed.items():  # recorded as `failed` rows; not retried
         typer.echo(f"  video {video_id}: {error}", err=True)
+    if result.failed and not (result.done or result.empty):
+        raise fail(f"every one of the {len(result.failed)} transcriptions failed")
 
 
 @app.command("download")
@@ -324,14 +385,19 @@ def download_command(
     and throttled ones once the pause is over. Exit status 75 when throttling stopped the run.
     """
     from gettok.flows.download import download
+    from gettok.models.schema import DownloadStatus
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
     database_or_exit(settings)
-    result = download(campaign=campaign, retry_failed=retry_failed, limit=limit)
+    with services_or_exit(tiktok=web_needs_sandbox(settings, campaign.name)):
+        result = download(campaign=campaign, retry_failed=retry_failed, limit=limit)
     typer.echo(f"{campaign.name}: {result.summary()}")
     if result.blocked_until is not None:
         raise typer.Exit(code=75)
+    errors = (DownloadStatus.invalid, DownloadStatus.transient, DownloadStatus.blocked)
+    if result.statuses and all(s in errors for s in result.statuses.values()):
+        raise fail(f"every one of the {len(result.statuses)} downloads failed")
 
 
 @app.command("run")
@@ -479,8 +545,11 @@ def prune_command(
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file) if campaign_file else None
     database_or_exit(settings)
-    result = prune(campaign, limit)
+    with services_or_exit(tiktok=web_needs_sandbox(settings, campaign and campaign.name)):
+        result = prune(campaign, limit)
     typer.echo(result.summary())
+    if result.checked and result.transient == result.checked:
+        raise fail(f"none of the {result.checked} videos could be checked; nothing was deleted")
 
 
 @app.command("watch")
@@ -503,7 +572,9 @@ def watch_command(
     if missing:
         raise fail(f"watch images not found: {', '.join(missing)}")
     database_or_exit(settings)
-    for r in watch(str(campaign_file), limit):
+    with services_or_exit(llm=campaign.watch.description is not None):
+        results = watch(str(campaign_file), limit)
+    for r in results:
         typer.echo(
             f"{r.target}: {r.videos_checked} videos checked, {len(r.matched)} matched"
             + (f" {r.matched}" if r.matched else "")

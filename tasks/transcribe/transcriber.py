@@ -165,7 +165,7 @@ def _transcribed(options: WhisperOptions, retry_failed: bool):
     clauses = [
         Transcript.video_id == Download.video_id,
         Transcript.engine == WHISPER_ENGINE,
-        Transcript.model == options.model,
+        Transcript.model == options.model_name,
         Transcript.settings_hash == settings_hash(options.provenance()),
     ]
     if retry_failed:
@@ -317,7 +317,7 @@ def _row_values(options: WhisperOptions) -> dict:
     device, compute_type = resolve_device(options.device, options.compute_type)
     return {
         "engine": WHISPER_ENGINE,
-        "model": options.model,
+        "model": options.model_name,
         "settings": provenance | {"device": device, "compute_type": compute_type},
         "settings_hash": settings_hash(provenance),
     }

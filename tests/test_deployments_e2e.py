@@ -257,7 +257,7 @@ def test_daily_schedule_fires_and_collects_its_day(
     last whole UTC day that ended `lag_days` before its scheduled time."""
     api_url = scheduling_prefect_server
     env = worker_env(api_url, sandbox, pg_url, tmp_path)
-    run([sys.executable, "-m", "gettok.cli", "setup"], env)
+    assert f"Prefect API: {api_url}" in run([sys.executable, "-m", "gettok.cli", "setup"], env)
     campaign_file = ongoing_copy_of_peru(tmp_path)
     prefect_file = every_minute_copy_of_daily(tmp_path, campaign_file)
     run([BIN / "prefect", "--no-prompt", "deploy", "--all", "--prefect-file", prefect_file], env)

@@ -417,15 +417,12 @@ def run_command(
     stage failed.
     """
     from gettok.flows.pipeline import PipelineIncomplete, pipeline
-    from gettok.local_mode import free_stale_model_slots, local_services
+    from gettok.local_mode import free_stale_model_slots
     from gettok.orchestration import ensure_prefect_objects
 
     campaign = campaign_or_exit(campaign_file)
     first, last = dates_or_exit(start, end, campaign)
-    with local_services(settings_or_exit()) as services:
-        for note in services.notes:
-            typer.secho(note, fg=typer.colors.YELLOW)
-        settings = settings_or_exit()
+    with services_or_exit(tiktok=True, llm=True) as settings:
         database_or_exit(settings)
         ensure_prefect_objects(settings)
         for note in free_stale_model_slots(settings):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import date
+from pathlib import Path
 
 import pytest
 from gettok.models.schema import Video
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 from gettok import db
 from gettok.cli import app
 
+PERU = Path(__file__).parents[1] / "campaigns" / "peru_2022.toml"
 CAMPAIGN = """name = "services"
 start_date = 2022-12-01
 end_date = 2022-12-31
@@ -137,3 +139,11 @@ def test_gettok_sandbox_prints_every_variable(settings_env):
         "GETTOK_LLM_MODEL",
         "GETTOK_WHISPER_MODEL",
     } <= exported
+
+
+def test_run_refuses_a_real_llm_url_without_a_key(monkeypatch, settings_env):
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    code, output = invoke(
+        "run", "--campaign", str(PERU), "--start", "2022-12-07", "--end", "2022-12-07"
+    )
+    assert code == 2 and "OPENAI_API_KEY" in output and "Traceback" not in output, output

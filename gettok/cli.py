@@ -28,9 +28,11 @@ app.add_typer(campaign_app, name="campaign")
 
 
 @app.callback()
-def quiet_prefect() -> None:
+def prefect_defaults() -> None:
     # A temporary Prefect server would report telemetry (and log an ERROR when offline).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The stages log their progress (batches, waiting for the gpu slot) on `gettok.*` loggers.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "gettok")
 
 
 CampaignFile = Annotated[Path, typer.Option("--campaign", "-c", help="Campaign TOML file.")]

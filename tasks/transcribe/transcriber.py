@@ -141,6 +141,8 @@ def model_slot(limit_name: str | None) -> Iterator[None]:
 
     # Strict: a missing limit fails the run. A renewal hiccup mid-batch does not (the slot's
     # lease is renewed in the background; losing one renewal must not discard an hour of GPU work).
+    log.info("waiting for a slot of the %r limit (another transcription may hold it)", limit_name)
+    asked = time.perf_counter()
     with concurrency(
         limit_name,
         occupy=1,
@@ -148,6 +150,7 @@ def model_slot(limit_name: str | None) -> Iterator[None]:
         lease_duration=SLOT_LEASE_S,
         raise_on_lease_renewal_failure=False,
     ):
+        log.info("got the %r slot after %.0f s", limit_name, time.perf_counter() - asked)
         yield
 
 

@@ -159,5 +159,9 @@ def stored_videos_are_synthetic(database_url: str, campaign: str | None) -> bool
         )
         query = query.where(Video.id.in_(members))
     with db.session_scope(database_url) as session:
+        # One unmarked record settles it: real campaigns are answered without a full scan.
+        first = session.scalars(query.limit(1)).first()
+        if not (first or {}).get(SANDBOX_RECORD_MARK):
+            return False
         marks = [bool((extra or {}).get(SANDBOX_RECORD_MARK)) for extra in session.scalars(query)]
     return bool(marks) and all(marks)

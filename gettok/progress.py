@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
+
 from pydantic import BaseModel, Field
 from sqlalchemy import distinct, func, select
 
@@ -12,6 +14,7 @@ from gettok.models.schema import (
     Download,
     Frame,
     Transcript,
+    Video,
 )
 from gettok.models.schema import Campaign as CampaignRow
 
@@ -48,26 +51,26 @@ class StageCounts(BaseModel):
         return rows
 
 
-def stage_counts(url: str, campaign_name: str) -> StageCounts:
+def stage_counts(
+    url: str, campaign_name: str, posted: tuple[date, date] | None = None
+) -> StageCounts:
+    """Counts for the campaign, or only its videos posted on the `posted` UTC days (inclusive):
+    a run's summary speaks of the days it ran for, not of the whole campaign."""
     counts = StageCounts(campaign=campaign_name)
-    members = (
+    selected = (
         select(CampaignVideo.video_id)
         .join(CampaignRow, CampaignRow.id == CampaignVideo.campaign_id)
         .where(CampaignRow.name == campaign_name)
-        .scalar_subquery()
     )
-    with db.session_scope(url) as session:
-        counts.videos = (
-            session.scalar(
-                select(func.count()).select_from(
-                    select(CampaignVideo.video_id)
-                    .join(CampaignRow, CampaignRow.id == CampaignVideo.campaign_id)
-                    .where(CampaignRow.name == campaign_name)
-                    .subquery()
-                )
-            )
-            or 0
+    if posted is not None:
+        first, last = posted
+        selected = selected.join(Video, Video.id == CampaignVideo.video_id).where(
+            Video.created_at >= datetime.combine(first, time(), UTC),
+            Video.created_at < datetime.combine(last + timedelta(days=1), time(), UTC),
         )
+    members = selected.scalar_subquery()
+    with db.session_scope(url) as session:
+        counts.videos = session.scalar(select(func.count()).select_from(selected.subquery())) or 0
         for status, n in session.execute(
             select(Download.status, func.count())
             .where(Download.video_id.in_(members))
@@ -75,12 +78,20 @@ def stage_counts(url: str, campaign_name: str) -> StageCounts:
         ):
             counts.downloads[status.value] = n
         counts.not_downloaded_yet = counts.videos - sum(counts.downloads.values())
-        for engine, status, n in session.execute(
-            select(Transcript.engine, Transcript.status, func.count(distinct(Transcript.video_id)))
+        for engine, status, empty, n in session.execute(
+            select(
+                Transcript.engine,
+                Transcript.status,
+                Transcript.is_empty,
+                func.count(distinct(Transcript.video_id)),
+            )
             .where(Transcript.video_id.in_(members))
-            .group_by(Transcript.engine, Transcript.status)
+            .group_by(Transcript.engine, Transcript.status, Transcript.is_empty)
         ):
-            counts.transcripts[f"{engine}/{status}"] = n
+            # An empty transcript (music, silence) is done, but it is not speech: say so.
+            shown = "empty" if status == "ok" and empty else status
+            key = f"{engine}/{shown}"
+            counts.transcripts[key] = counts.transcripts.get(key, 0) + n
         counts.with_frames = (
             session.scalar(
                 select(func.count(distinct(Frame.video_id))).where(Frame.video_id.in_(members))

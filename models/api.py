@@ -19,6 +19,9 @@ MAX_BIGINT = 2**63 - 1
 
 # Half of a UTF-16 pair (a text cut mid-emoji): no database encodes one.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Every record the local sandbox serves carries this field (True): stored in the raw payload and
+# extra_fields, it marks the video as synthetic for good (exports, reports, copies of the data).
+SANDBOX_RECORD_MARK = "gettok_sandbox"
 
 
 def strip_nul(value: Any) -> Any:

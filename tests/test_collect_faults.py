@@ -120,6 +120,11 @@ def test_fault_free_run_collects_the_matching_set_in_the_fewest_requests(
         result.requests == sum(w.pages for w in result.windows) == RequestLedger(db_url, 1).used()
     )
     assert sandbox.state.counters["searches"] == 4
+    # A rerun says what is already there, not "0 videos".
+    again = collect_campaign(settings_for(sandbox, db_url), CAMPAIGN, START, END)
+    assert [w.note for w in again.windows] == [
+        f"already collected: {w.videos} videos" for w in result.windows
+    ]
 
 
 def test_ten_percent_faults_collect_exactly_the_matching_set(sandbox, db_url, settings_env):

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
-from gettok.models.schema import Video
+from gettok.models.schema import Annotation, Video
 from gettok.tasks.export.columns import COLUMNS
 from gettok.tasks.export.dataset import export_dataset
 from pydantic import SecretStr
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from gettok.db import session_scope
@@ -112,7 +113,7 @@ def test_public_export_without_salt_has_no_user_column(sqlite_url, tmp_path):
     assert df.height == len(data.videos)
 
 
-def test_export_command(prefect_harness, settings_env, monkeypatch):
+def test_export_command(settings_env, monkeypatch):
     from gettok import db
     from gettok.cli import app
 
@@ -146,3 +147,30 @@ def test_export_command(prefect_harness, settings_env, monkeypatch):
     missing = CliRunner().invoke(app, ["export", "--campaign", str(campaign), "--format", "xls"])
     assert missing.exit_code == 2
     db.get_engine.cache_clear()
+
+
+def mark_as_sandbox(url: str, video_ids: list[int], annotated_ids: list[int]) -> None:
+    """What the sandbox leaves in the database: its mark in the payload, its LLM's flag."""
+    with session_scope(url) as session:
+        for video in session.scalars(select(Video).where(Video.id.in_(video_ids))):
+            video.extra_fields = {**(video.extra_fields or {}), "gettok_sandbox": True}
+        session.execute(
+            update(Annotation).where(Annotation.video_id.in_(annotated_ids)).values(is_sandbox=True)
+        )
+
+
+def test_every_export_says_which_rows_are_synthetic(db_url, tmp_path):
+    data = build_dataset(db_url, days=2, per_day=6)
+    ids = sorted(v.id for v in data.videos)
+    with session_scope(db_url) as session:
+        annotated = sorted(set(session.scalars(select(Annotation.video_id))) - {ids[0]})
+    mark_as_sandbox(db_url, [ids[0]], annotated[:1])
+    synthetic = {ids[0], *annotated[:1]}
+
+    for fmt, public in (("parquet", False), ("csv", True), ("jsonl", False)):
+        result = export_dataset(db_url, data.campaign, tmp_path / fmt, fmt, public=public)
+        df = read(result.path, fmt)
+        flags = {int(r["video_id"]): r["is_sandbox"] for r in df.iter_rows(named=True)}
+        assert {i for i, f in flags.items() if f in (True, "true")} == synthetic
+        dictionary = result.dictionary_path.read_text()
+        assert "is_sandbox" in dictionary and "sandbox" in dictionary.split("is_sandbox")[1][:200]

@@ -144,14 +144,14 @@ def test_report_of_a_campaign_without_videos(sqlite_url, tmp_path):
     assert "No LLM calls recorded." in result.markdown_path.read_text()
 
 
-def test_report_command_publishes_artifacts(prefect_harness, settings_env, monkeypatch):
+def test_report_command_writes_files(settings_env, monkeypatch):
     from gettok import db
     from gettok.cli import app
 
     url = f"sqlite:///{settings_env / 'cli.db'}"
     monkeypatch.setenv("GETTOK_DATABASE_URL", url)
     db.upgrade(url)
-    data = build_dataset(url, days=3, per_day=6, campaign="ecuador")
+    build_dataset(url, days=3, per_day=6, campaign="ecuador")
     campaign = settings_env / "ecuador.toml"
     campaign.write_text('name = "ecuador"\nstart_date = "2022-12-01"\n[query]\nkeywords = ["x"]\n')
 
@@ -160,6 +160,22 @@ def test_report_command_publishes_artifacts(prefect_harness, settings_env, monke
     assert run.exit_code == 0, run.output
     folder = settings_env / "data" / "reports" / "ecuador"
     assert (folder / "report.md").is_file() and (folder / "top_hashtags.png").is_file()
+    db.get_engine.cache_clear()
+
+
+def test_report_flow_publishes_artifacts(prefect_harness, settings_env, monkeypatch):
+    from gettok.flows.report import report
+
+    from gettok import db
+
+    url = f"sqlite:///{settings_env / 'cli.db'}"
+    monkeypatch.setenv("GETTOK_DATABASE_URL", url)
+    db.upgrade(url)
+    data = build_dataset(url, days=3, per_day=6, campaign="ecuador")
+    campaign = settings_env / "ecuador.toml"
+    campaign.write_text('name = "ecuador"\nstart_date = "2022-12-01"\n[query]\nkeywords = ["x"]\n')
+
+    report(str(campaign))
 
     import httpx
     from prefect.settings import PREFECT_API_URL
@@ -178,3 +194,24 @@ def test_report_command_publishes_artifacts(prefect_harness, settings_env, monke
     table = artifacts["report-ecuador-dataset"]["data"]
     assert f'"videos": {len(data.videos)}' in table.replace("'", '"')
     db.get_engine.cache_clear()
+
+
+def test_report_of_sandbox_data_says_so_in_text_and_on_every_figure(sqlite_url, tmp_path):
+    from PIL import Image
+
+    from tests.test_export import mark_as_sandbox
+
+    data = build_dataset(sqlite_url, days=2, per_day=6, seed=3)
+    real = build_report(sqlite_url, data.campaign, tmp_path / "real", "Peru 2022")
+    assert "SANDBOX" not in real.markdown_path.read_text()
+    mark_as_sandbox(sqlite_url, [data.videos[0].id, data.videos[1].id], [])
+
+    result = build_report(sqlite_url, data.campaign, tmp_path / "synthetic", "Peru 2022")
+
+    text = result.markdown_path.read_text()
+    assert f"SANDBOX DATA: 2 of {len(data.videos)} videos are synthetic" in text
+    assert text.index("SANDBOX DATA") < text.index("## Dataset")
+    for synthetic, plain in zip(result.figures, real.figures, strict=True):
+        image, before = Image.open(synthetic).convert("RGB"), Image.open(plain)
+        assert image.height > before.height and image.width == before.width
+        assert image.getpixel((2, 2)) == (192, 0, 0)  # the red banner across the top

@@ -254,7 +254,12 @@ def test_fields_are_validated_and_selected(api: Api):
     body = {"query": PERU_QUERY, "start_date": "20221207", "end_date": "20221207"}
     r = api.query(body, fields="id,username")
     assert r.status_code == 200
-    assert {k for v in r.json()["data"]["videos"] for k in v} == {"id", "username"}
+    # ... and the mark that keeps synthetic records from passing as TikTok's.
+    assert {k for v in r.json()["data"]["videos"] for k in v} == {
+        "id",
+        "username",
+        "gettok_sandbox",
+    }
     bad = api.query(body, fields="id,colour")
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_params"
     assert "colour" in bad.json()["error"]["message"]

@@ -7,6 +7,7 @@ came back empty scores 0.5-1.0, so the bound still fails on every mistake it exi
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -196,3 +197,27 @@ def test_tiktok_transcripts_kept_for_comparison(stage):
         assert all(r.text == "hola a todos desde lima" and not r.is_empty for r in rows)
         session.get(Video, ids["music"]).voice_to_text = "nuevo texto de tiktok"
     assert record_tiktok_transcripts(url, "peru") == 1  # re-collected text replaces the old
+
+
+def test_provenance_names_the_model_and_hashes_its_weights_never_a_path(tmp_path):
+    import hashlib
+    import shutil
+
+    from gettok.local_mode import shipped_whisper_model
+
+    shipped = Path(shipped_whisper_model())
+    by_path = WhisperOptions(model=str(shipped)).provenance()
+    by_name = WhisperOptions(model="tiny.en").provenance()
+    weights = hashlib.sha256((shipped / "model.bin").read_bytes()).hexdigest()
+    assert by_path["model"] == by_name["model"] == "tiny.en"
+    assert by_path["weights_sha256"] == by_name["weights_sha256"] == weights
+    assert str(shipped) not in json.dumps(by_path)
+
+    mine = tmp_path / "whisper-es-finetuned"
+    shutil.copytree(shipped, mine)
+    with open(mine / "model.bin", "ab") as f:
+        f.write(b"\0")  # other weights, same files otherwise
+    custom = WhisperOptions(model=str(mine)).provenance()
+    assert custom["model"] == "whisper-es-finetuned" and str(tmp_path) not in json.dumps(custom)
+    assert custom["weights_sha256"] not in (None, weights)
+    assert "weights_sha256" not in WhisperOptions(model="large-v3").provenance()  # a hub name

@@ -111,3 +111,18 @@ def test_cli_transcribes_what_is_pending(two_campaigns):
 def test_missing_campaign_file_is_a_clear_error(settings_env):
     result = CliRunner().invoke(app, ["transcribe", "--campaign", str(Path("nope.toml"))])
     assert result.exit_code == 2 and "no such campaign file" in result.output
+
+
+def test_waiting_for_the_gpu_slot_is_said(prefect_harness, settings_env, caplog):
+    import logging
+
+    from gettok.tasks.transcribe.transcriber import ensure_transcription_limit, model_slot
+
+    from gettok.settings import get_settings
+
+    settings = get_settings()
+    ensure_transcription_limit(settings)
+    with caplog.at_level(logging.INFO, logger="gettok"), model_slot(settings.transcription_limit):
+        pass
+    assert "waiting for a slot of the 'gpu' limit" in caplog.text
+    assert "got the 'gpu' slot after" in caplog.text

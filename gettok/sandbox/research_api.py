@@ -39,6 +39,7 @@ from typing import Any, get_args
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from gettok.models.api import SANDBOX_RECORD_MARK
 from gettok.models.campaign import FieldName, Operation
 from gettok.sandbox.corpus import CorpusVideo
 from gettok.sandbox.state import MAX_SEARCHES, SandboxState, Search
@@ -276,7 +277,7 @@ def _search(
 
 def _select(video: CorpusVideo, fields: list[str]) -> dict[str, Any]:
     record = video.api_record()
-    return {f: record[f] for f in fields if f in record}
+    return {f: record[f] for f in fields if f in record} | {SANDBOX_RECORD_MARK: True}
 
 
 # ---- the query language -------------------------------------------------------------------

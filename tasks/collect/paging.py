@@ -184,7 +184,11 @@ def _page_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome
             return WindowOutcome(
                 window=window,
                 status="skipped",
-                note=f"already {row.status.value}",
+                note=(
+                    f"already collected: {row.videos} videos"
+                    if row.status == WindowStatus.done
+                    else "already split into halves"
+                ),
                 split_into=halves,
             )
         window_id, cursor, search_id = row.id, row.cursor, row.search_id

@@ -31,6 +31,12 @@ COLUMNS: list[Column] = [
     Column(
         "video_id", pl.Int64, "TikTok video id (64-bit; read as text in tools that use doubles)"
     ),
+    Column(
+        "is_sandbox",
+        pl.Boolean,
+        "synthetic row: the video came from gettok's local sandbox (not TikTok), or one of its "
+        "annotations from the sandbox LLM; never analyse such rows as data",
+    ),
     Column("created_at", pl.Datetime("us", "UTC"), "when the video was posted (UTC)"),
     Column("create_date", pl.Date, "UTC day the video was posted"),
     Column("username", pl.Utf8, "author's TikTok username", public=False),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from gettok.models.api import LONE_SURROGATE
+from gettok.models.api import LONE_SURROGATE, SANDBOX_RECORD_MARK
 from gettok.models.schema import (
     Annotation,
     AnnotationKind,
@@ -149,6 +149,7 @@ def campaign_records(url: str, campaign: str, *, with_raw: bool = True) -> list[
                     Annotation.model,
                     Annotation.prompt_id,
                     Annotation.prompt_hash,
+                    Annotation.is_sandbox,
                     Annotation.created_at,
                 ).where(
                     Annotation.video_id.in_(in_campaign),
@@ -182,6 +183,7 @@ def _record(
 ) -> dict[str, Any]:
     row: dict[str, Any] = {
         "video_id": v.id,
+        "is_sandbox": bool((v.extra_fields or {}).get(SANDBOX_RECORD_MARK)),
         "created_at": v.created_at,
         "create_date": v.created_at.date() if v.created_at else None,
         "username": v.username,
@@ -247,6 +249,7 @@ def _record(
         a = annotations.get((v.id, kind))
         if a is None:
             continue
+        row["is_sandbox"] = row["is_sandbox"] or bool(a.is_sandbox)
         row.update(
             {
                 f"{kind}_status": str(a.status),

@@ -267,12 +267,16 @@ def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> Rep
         ),
         figs.word_counts_figure(pairs, comparison, out_dir / "transcript_word_counts.png"),
     ]
+    synthetic = int(df["is_sandbox"].sum()) if df.height else 0
+    if synthetic:
+        figures = [figs.mark_synthetic(path) for path in figures]
     d = comparison.differences
     total_cost = sum(c.cost_usd for c in costs)
     first = daily["create_date"].min() if daily.height else None
     last = daily["create_date"].max() if daily.height else None
     sections = [
         f"# {title or campaign}: dataset report",
+        *_synthetic_banner(synthetic, summary.videos),
         f"Campaign `{campaign}`, videos posted {_day(first)} to {_day(last)} (UTC).",
         "## Dataset",
         _table(
@@ -382,6 +386,16 @@ def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> Rep
         comparison=comparison,
         llm_cost_usd=total_cost,
     )
+
+
+def _synthetic_banner(synthetic: int, videos: int) -> list[str]:
+    """A warning first thing in the report when any of its data came from the sandbox."""
+    if not synthetic:
+        return []
+    return [
+        f"> **SANDBOX DATA: {synthetic} of {videos} videos are synthetic** (gettok's local sandbox "
+        "stood in for TikTok or the LLM; `is_sandbox` in the export). Do not report these numbers."
+    ]
 
 
 def _day(day: date | None) -> str:

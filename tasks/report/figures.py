@@ -42,6 +42,25 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+SYNTHETIC_BANNER = "SANDBOX DATA: synthetic, not TikTok"
+
+
+def mark_synthetic(path: Path) -> Path:
+    """Stamp a red banner across the top of a drawn figure: its data came from the sandbox."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    figure = Image.open(path).convert("RGB")
+    band = max(28, figure.height // 14)
+    stamped = Image.new("RGB", (figure.width, figure.height + band), "#c00000")
+    stamped.paste(figure, (0, band))
+    font = ImageFont.load_default(size=int(band * 0.6))
+    ImageDraw.Draw(stamped).text(
+        (figure.width / 2, band / 2), SYNTHETIC_BANNER, fill="white", font=font, anchor="mm"
+    )
+    stamped.save(path)
+    return path
+
+
 def _empty(ax, message: str = "no data yet") -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="grey")
     ax.set_xticks([])

@@ -140,6 +140,8 @@ def model_slot(limit_name: str | None) -> Iterator[None]:
 
     # Strict: a missing limit fails the run. A renewal hiccup mid-batch does not (the slot's
     # lease is renewed in the background; losing one renewal must not discard an hour of GPU work).
+    log.info("waiting for a slot of the %r limit (another transcription may hold it)", limit_name)
+    asked = time.perf_counter()
     with concurrency(
         limit_name,
         occupy=1,
@@ -147,6 +149,7 @@ def model_slot(limit_name: str | None) -> Iterator[None]:
         lease_duration=SLOT_LEASE_S,
         raise_on_lease_renewal_failure=False,
     ):
+        log.info("got the %r slot after %.0f s", limit_name, time.perf_counter() - asked)
         yield
 
 
@@ -164,7 +167,7 @@ def _transcribed(options: WhisperOptions, retry_failed: bool):
     clauses = [
         Transcript.video_id == Download.video_id,
         Transcript.engine == WHISPER_ENGINE,
-        Transcript.model == options.model,
+        Transcript.model == options.model_name,
         Transcript.settings_hash == settings_hash(options.provenance()),
     ]
     if retry_failed:
@@ -316,7 +319,7 @@ def _row_values(options: WhisperOptions) -> dict:
     device, compute_type = resolve_device(options.device, options.compute_type)
     return {
         "engine": WHISPER_ENGINE,
-        "model": options.model,
+        "model": options.model_name,
         "settings": provenance | {"device": device, "compute_type": compute_type},
         "settings_hash": settings_hash(provenance),
     }

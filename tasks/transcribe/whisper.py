@@ -9,11 +9,13 @@ one array and pass them as `clip_timestamps` (seconds; faster-whisper 1.2.1 trun
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import math
 import re
 import threading
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +52,26 @@ class WhisperOptions(BaseModel):
     batch_size: int = 8
     cpu_threads: int = 0  # 0: CTranslate2's default
 
+    @property
+    def model_name(self) -> str:
+        """The model as provenance names it: its name, or a local directory's own name (never a
+        path on one machine)."""
+        if not Path(self.model).is_dir():
+            return self.model
+        if Path(self.model).resolve() == Path(resolve_model("tiny.en")).resolve():
+            return "tiny.en"  # the shipped copy's folder is just called "model"
+        return Path(self.model).name
+
     def provenance(self) -> dict[str, Any]:
-        """The settings that change the output: stored with every transcript and hashed."""
+        """The settings that change the output: stored with every transcript and hashed. Local
+        weights (a directory, the shipped tiny.en) add their content hash: two directories of the
+        same name hold different models."""
+        weights = weights_sha256(self.model)
         return {
             "engine": "faster-whisper",
             "pipeline": "batched-clip-windows-v1",
-            "model": self.model,
+            "model": self.model_name,
+            **({"weights_sha256": weights} if weights else {}),
             "beam_size": self.beam_size,
             "vad": self.vad,
             "language": self.language,
@@ -103,6 +119,55 @@ def resolve_model(name: str) -> str:
             return name
         return str(get_model_path())
     return name
+
+
+class ModelUnavailable(RuntimeError):
+    """The configured Whisper model cannot be loaded (wrong name, missing files, offline)."""
+
+
+def check_model(name: str) -> str:
+    """The model's local directory, fetched once if it is a hub name; else one clear error.
+
+    Checked before a run so that a wrong name or no network is one line, not a traceback after
+    the first batch."""
+    from faster_whisper.utils import available_models, download_model
+
+    local = resolve_model(name)
+    hint = "set GETTOK_WHISPER_MODEL to a model name or a directory (tiny.en ships with gettok)"
+    if Path(local).is_dir():
+        if not (Path(local) / "model.bin").is_file():
+            raise ModelUnavailable(f"Whisper model {name!r}: no model.bin in {local}; {hint}")
+        return local
+    if "/" not in name and name not in available_models():
+        raise ModelUnavailable(
+            f"Whisper model {name!r} is not a known faster-whisper model or a directory; {hint}"
+        )
+    try:
+        return download_model(name)
+    except Exception as exc:  # noqa: BLE001 - hub, network and disk errors all mean "cannot load"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelUnavailable(
+            f"cannot load Whisper model {name!r} (GETTOK_WHISPER_MODEL): {first[:200]}; {hint}"
+        ) from None
+
+
+def weights_sha256(name: str) -> str | None:
+    """SHA-256 of a local model's model.bin (None for a hub name not yet on this machine)."""
+    weights = Path(resolve_model(name)) / "model.bin"
+    if not weights.is_file():
+        return None
+    stat = weights.stat()
+    return _file_sha256(str(weights.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=16)
+def _file_sha256(path: str, _mtime_ns: int, _size: int) -> str:
+    # Hashed once per process and file version (large-v3 is 3 GB): keyed by path, mtime, size.
+    digest = hashlib.sha256()
+    with open(path, "rb") as weights:
+        for chunk in iter(lambda: weights.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def resolve_device(device: str = "auto", compute_type: str = "auto") -> tuple[str, str]:

@@ -20,7 +20,6 @@ from prefect.artifacts import create_table_artifact
 from gettok.db import session_scope
 from gettok.settings import get_settings
 
-PRUNE_INTERVAL_DAYS = 15  # the Research API terms: refresh at least every 15 days
 BATCH_SIZE = 200
 
 

@@ -30,11 +30,10 @@ from gettok.settings import get_settings
 def transcribe(
     campaign_file: str | None = None,
     campaign: Campaign | None = None,
-    video_ids: list[int] | None = None,
     retry_failed: bool = False,
     limit: int | None = None,
 ) -> TranscribeResult:
-    """Transcribe a campaign's pending videos (or just `video_ids`, as the pipeline hands them)."""
+    """Transcribe a campaign's pending videos."""
     logger = get_run_logger()
     settings = get_settings()
     campaign = campaign or load_campaign(Path(campaign_file or ""))
@@ -42,9 +41,7 @@ def transcribe(
     options = whisper_options(settings, campaign.language)
 
     result = TranscribeResult(tiktok=record_tiktok_task(settings, campaign.name))
-    pending = pending_videos(
-        url, options, campaign.name, video_ids=video_ids, retry_failed=retry_failed, limit=limit
-    )
+    pending = pending_videos(url, options, campaign.name, retry_failed=retry_failed, limit=limit)
     logger.info("%d videos to transcribe with %s", len(pending), options.model)
     size = settings.transcription_task_videos
     for start in range(0, len(pending), size):

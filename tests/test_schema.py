@@ -2,11 +2,12 @@
 
 import json
 
-from gettok.models.api import MAX_BIGINT, ResearchVideo, parse_video_page
+from gettok.models.api import MAX_BIGINT, ResearchVideo
 from gettok.models.schema import Base, Download, DownloadStatus, Video, utcnow
 from sqlalchemy import inspect, select
 
 from gettok import db
+from gettok.clients.research_api import parse_video_page
 from tests.conftest import FIXTURES
 
 PAGES = sorted((FIXTURES / "tiktok-research-api").glob("api_videos_response_page_*.json"))
@@ -33,15 +34,15 @@ def test_migration_creates_every_table(db_url):
 def test_recorded_pages_round_trip_with_big_ids_intact(db_url):
     expected, rejected = {}, []
     for path in PAGES:
-        page = parse_video_page(path.read_bytes())
+        page = parse_video_page(json.loads(path.read_bytes()))
         assert len(page.videos) + len(page.rejected) == 27
-        store(db_url, [v.raw for v in page.videos])
-        expected.update({v.raw["id"]: v.raw for v in page.videos})
-        rejected += page.rejected
+        store(db_url, page.raw)
+        expected.update({raw["id"]: raw for raw in page.raw})
+        rejected += list(zip(page.rejected, page.invalid, strict=True))
     # The recorded page 2 holds one id with 20 digits, beyond any 64-bit id: it is rejected
     # with its reason (the collector stores it in rejected_records), not silently dropped.
-    assert [r.raw["id"] for r in rejected] == [73207681965695992750]
-    assert "does not fit a signed 64-bit integer" in rejected[0].reason
+    assert [raw["id"] for raw, _ in rejected] == [73207681965695992750]
+    assert "does not fit a signed 64-bit integer" in rejected[0][1]
     # The recorded page 2 repeats page 1's other 26 videos: duplicates across pages are real.
     assert len(expected) == 27
     # Ids in the fixtures are above 2^53: a float would have lost their last digits.

@@ -20,8 +20,6 @@ import numpy as np
 from gettok.models.schema import Download, DownloadStatus, Frame, Video, utcnow
 from gettok.tasks.download.media import MediaProblem, probe_media
 from gettok.tasks.frames.sampling import read_image, sample_frames
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -34,8 +32,6 @@ STAGE = "frames"
 JPEG_QUALITY = 90
 METHOD = "pyav-keyframe-seek"
 FAILURE_PREFIX = "frames: "  # marks a download whose media the frames stage could not use
-# Database hiccups are worth a retry; a file that does not decode is recorded, not retried.
-DATABASE_RETRIES = {"retries": 2, "retry_delay_seconds": [10, 60]}
 
 
 class FrameFailure(BaseModel):
@@ -233,11 +229,3 @@ def extract_frames(
         claims.release(db_url, STAGE, held, worker=worker)
     result.seconds = round(time.monotonic() - started, 3)
     return result
-
-
-@task(name="extract-frames", cache_policy=NO_CACHE, **DATABASE_RETRIES)
-def extract_frames_task(
-    db_url: str, settings: Settings, video_ids: list[int] | None = None, limit: int = 500
-) -> FramesResult:
-    """Prefect wrapper; the database, not a cache, says what is already done."""
-    return extract_frames(db_url, settings, video_ids, limit)

@@ -6,14 +6,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import distinct, func, select
 
 from gettok import db
+from gettok.membership import campaign_videos
 from gettok.models.schema import (
     Annotation,
-    CampaignVideo,
     Download,
     Frame,
     Transcript,
 )
-from gettok.models.schema import Campaign as CampaignRow
 
 
 class StageCounts(BaseModel):
@@ -50,24 +49,9 @@ class StageCounts(BaseModel):
 
 def stage_counts(url: str, campaign_name: str) -> StageCounts:
     counts = StageCounts(campaign=campaign_name)
-    members = (
-        select(CampaignVideo.video_id)
-        .join(CampaignRow, CampaignRow.id == CampaignVideo.campaign_id)
-        .where(CampaignRow.name == campaign_name)
-        .scalar_subquery()
-    )
+    members = campaign_videos(campaign_name, with_pruned=True)
     with db.session_scope(url) as session:
-        counts.videos = (
-            session.scalar(
-                select(func.count()).select_from(
-                    select(CampaignVideo.video_id)
-                    .join(CampaignRow, CampaignRow.id == CampaignVideo.campaign_id)
-                    .where(CampaignRow.name == campaign_name)
-                    .subquery()
-                )
-            )
-            or 0
-        )
+        counts.videos = session.scalar(select(func.count()).select_from(members.subquery())) or 0
         for status, n in session.execute(
             select(Download.status, func.count())
             .where(Download.video_id.in_(members))

@@ -27,12 +27,10 @@ from gettok.models.schema import (
     Annotation,
     AnnotationKind,
     AnnotationStatus,
-    CampaignVideo,
     Frame,
     Transcript,
     Video,
 )
-from gettok.models.schema import Campaign as CampaignRow
 from gettok.tasks.annotate.prompts import PromptTemplate, load_prompt
 from gettok.tasks.annotate.store import store_outcome
 from pydantic import BaseModel
@@ -41,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from gettok import claims, db
 from gettok.clients.llm import Budget, ChatRequest, LlmClient, LlmOutcome, LlmUnavailable
+from gettok.membership import campaign_videos
 from gettok.settings import Settings, redact
 
 log = logging.getLogger(__name__)
@@ -124,18 +123,9 @@ class AnnotateResult(BaseModel):
 # --- what is pending -------------------------------------------------------------------------
 
 
-def _campaign_videos(campaign_name: str):
-    return (
-        select(CampaignVideo.video_id)
-        .join(CampaignRow, CampaignRow.id == CampaignVideo.campaign_id)
-        .join(Video, Video.id == CampaignVideo.video_id)
-        .where(CampaignRow.name == campaign_name, Video.pruned_at.is_(None))
-    )
-
-
 def _has_final(kind: AnnotationKind, model: str | None = None, prompt_hash: str | None = None):
     clauses = [
-        Annotation.video_id == CampaignVideo.video_id,
+        Annotation.video_id == Video.id,
         Annotation.kind == kind,
         Annotation.status != AnnotationStatus.failed,
     ]
@@ -146,7 +136,7 @@ def _has_final(kind: AnnotationKind, model: str | None = None, prompt_hash: str 
 
 def _has_transcript_text():
     return exists().where(
-        Transcript.video_id == CampaignVideo.video_id,
+        Transcript.video_id == Video.id,
         Transcript.status == "ok",
         Transcript.is_empty.is_(False),
         Transcript.text.is_not(None),
@@ -159,18 +149,19 @@ def pending_video_ids(
 ) -> list[int]:
     """Videos of the campaign (or of `among`) with this kind's inputs and no final annotation of
     this plan."""
-    query = _campaign_videos(campaign_name).where(
-        ~_has_final(plan.kind, plan.model, plan.prompt_hash)
+    query = select(Video.id).where(
+        Video.id.in_(campaign_videos(campaign_name)),
+        ~_has_final(plan.kind, plan.model, plan.prompt_hash),
     )
     if among is not None:
-        query = query.where(CampaignVideo.video_id.in_(among))
+        query = query.where(Video.id.in_(among))
     if plan.kind is AnnotationKind.description:
-        query = query.where(exists().where(Frame.video_id == CampaignVideo.video_id))
+        query = query.where(exists().where(Frame.video_id == Video.id))
     elif plan.kind is AnnotationKind.stance:
         query = query.where(_has_final(AnnotationKind.description))
     else:
         query = query.where(_has_transcript_text())
-    return list(session.scalars(query.order_by(CampaignVideo.video_id)))
+    return list(session.scalars(query.order_by(Video.id)))
 
 
 # --- inputs and requests ---------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 from gettok.models.campaign import Campaign
 from gettok.models.schema import (
     AnnotationKind,
-    CampaignVideo,
     Download,
     DownloadStatus,
     Frame,
@@ -21,7 +20,6 @@ from gettok.tasks.annotate.annotator import (
     REQUESTED_KINDS,
     KindPlan,
     VideoInputs,
-    _campaign_videos,
     build_request,
     load_inputs,
     pending_video_ids,
@@ -29,11 +27,12 @@ from gettok.tasks.annotate.annotator import (
 )
 from gettok.tasks.annotate.prompts import load_prompt
 from pydantic import BaseModel
-from sqlalchemy import exists
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from gettok import db
 from gettok.clients.llm import cost_usd
+from gettok.membership import campaign_videos
 from gettok.settings import Settings
 
 DEFAULT_FRAME_SIZE = (720, 1280)  # TikTok's usual portrait size, when nothing was probed
@@ -104,12 +103,11 @@ def _add(estimate: KindEstimate, plan: KindPlan, inputs: VideoInputs, settings: 
 def _videos_without_frames(session: Session, campaign_name: str) -> dict[int, tuple[int, int]]:
     """Downloaded videos that frame extraction has yet to reach, with their probed size."""
     query = (
-        _campaign_videos(campaign_name)
-        .add_columns(MediaInfo.width, MediaInfo.height)
-        .join(Download, Download.video_id == CampaignVideo.video_id)
-        .outerjoin(MediaInfo, MediaInfo.video_id == CampaignVideo.video_id)
+        select(Download.video_id, MediaInfo.width, MediaInfo.height)
+        .outerjoin(MediaInfo, MediaInfo.video_id == Download.video_id)
+        .where(Download.video_id.in_(campaign_videos(campaign_name)))
         .where(Download.status.in_([DownloadStatus.ok, DownloadStatus.slideshow]))
-        .where(~exists().where(Frame.video_id == CampaignVideo.video_id))
+        .where(~exists().where(Frame.video_id == Download.video_id))
     )
     return {
         video_id: (width, height) if width and height else DEFAULT_FRAME_SIZE

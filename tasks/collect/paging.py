@@ -34,9 +34,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from gettok.models.campaign import Campaign
-from gettok.models.schema import Campaign as CampaignRow
-from gettok.models.schema import CampaignVideo, Video, WindowStatus, utcnow
 from gettok.models.schema import CollectionWindow as WindowRow
+from gettok.models.schema import Video, WindowStatus, utcnow
 from gettok.tasks.collect.policies import CollectPolicies, RetryPolicy  # noqa: F401 (re-exported)
 from gettok.tasks.collect.store import (
     checkpoint_window,
@@ -68,6 +67,7 @@ from gettok.clients.research_api import (
     VideoPage,
 )
 from gettok.db import get_engine, session_scope
+from gettok.membership import campaign_videos
 from gettok.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -465,11 +465,10 @@ def daily_counts(database_url: str, campaign_name: str, start: date, end: date) 
     high = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     with session_scope(database_url) as session:
         rows = session.scalars(
-            select(Video.created_at)
-            .join(CampaignVideo, CampaignVideo.video_id == Video.id)
-            .join(CampaignRow, CampaignRow.id == CampaignVideo.campaign_id)
-            .where(
-                CampaignRow.name == campaign_name, Video.created_at >= low, Video.created_at < high
+            select(Video.created_at).where(
+                Video.id.in_(campaign_videos(campaign_name, with_pruned=True)),
+                Video.created_at >= low,
+                Video.created_at < high,
             )
         )
         for created_at in rows:

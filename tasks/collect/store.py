@@ -28,9 +28,11 @@ from gettok.models.schema import (
 )
 from gettok.tasks.collect.windows import CollectionWindow as DateWindow
 from pydantic import BaseModel
-from sqlalchemy import Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
+
+from gettok.db import dialect_insert, upsert_rows
 
 # Columns filled straight from the API record (same names).
 API_COLUMNS = (
@@ -67,33 +69,6 @@ class StoredPage(BaseModel):
     new_sightings: int
 
 
-def _insert(session: Session, table):
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-def _upsert_rows(
-    session: Session,
-    table: Table,
-    rows: list[dict[str, Any]],
-    conflict: list[str],
-    update: Sequence[str] = (),
-    returning: str | None = None,
-) -> list[tuple]:
-    """INSERT rows ... ON CONFLICT (`conflict`) DO UPDATE `update` (or DO NOTHING), executemany."""
-    stmt = _insert(session, table)
-    if update:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=conflict, set_={c: stmt.excluded[c] for c in update}
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=conflict)
-    if returning:
-        return list(session.connection().execute(stmt.returning(table.c[returning]), rows))
-    session.connection().execute(stmt, rows)
-    return []
-
-
 def save_campaign(session: Session, campaign: Campaign) -> int:
     """Create or update the campaign's row (keyed by name); returns its id."""
     values = {
@@ -110,7 +85,7 @@ def save_campaign(session: Session, campaign: Campaign) -> int:
         "created_at": utcnow(),
         "updated_at": utcnow(),
     }
-    stmt = _insert(session, CampaignRow).values(values)
+    stmt = dialect_insert(session, CampaignRow).values(values)
     stmt = stmt.on_conflict_do_update(
         index_elements=[CampaignRow.name],
         set_={k: stmt.excluded[k] for k in values if k not in ("name", "created_at")},
@@ -123,7 +98,7 @@ def ensure_window(
     session: Session, campaign_id: int, query_hash: str, window: DateWindow
 ) -> CollectionWindow:
     """The window's row, created as pending the first time it is planned."""
-    stmt = _insert(session, CollectionWindow).values(
+    stmt = dialect_insert(session, CollectionWindow).values(
         campaign_id=campaign_id,
         query_hash=query_hash,
         window_start=window.start,
@@ -183,7 +158,7 @@ def upsert_videos(
     rows = [video_row(v, r, seen_at) for v, r in zip(videos, raws, strict=True)]
     ids = [row["id"] for row in rows]
     known = len(session.scalars(select(Video.id).where(Video.id.in_(ids))).all())
-    _upsert_rows(session, Video.__table__, rows, ["id"], VIDEO_UPDATE_COLUMNS)
+    upsert_rows(session, Video.__table__, rows, ["id"], VIDEO_UPDATE_COLUMNS)
     return len(rows) - known
 
 
@@ -198,7 +173,7 @@ def record_sightings(
         for v in videos
     ]
     table = EngagementSnapshot.__table__
-    return len(_upsert_rows(session, table, rows, ["video_id", "collected_at"], (), "video_id"))
+    return len(upsert_rows(session, table, rows, ["video_id", "collected_at"], (), "video_id"))
 
 
 def add_members(
@@ -215,7 +190,7 @@ def add_members(
         }
         for i in video_ids
     ]
-    _upsert_rows(session, CampaignVideo.__table__, rows, ["campaign_id", "video_id"])
+    upsert_rows(session, CampaignVideo.__table__, rows, ["campaign_id", "video_id"])
 
 
 def checkpoint_window(session: Session, window_id: int, **values: Any) -> None:

@@ -22,7 +22,6 @@ from gettok.models.api import LONE_SURROGATE
 from gettok.models.schema import (
     Annotation,
     AnnotationKind,
-    CampaignVideo,
     Download,
     Frame,
     MediaInfo,
@@ -36,6 +35,7 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, defer
 
 from gettok.db import session_scope
+from gettok.membership import campaign_videos
 
 ExportFormat = Literal["parquet", "csv", "jsonl"]
 WHISPER_ENGINE = "faster-whisper"
@@ -96,7 +96,7 @@ def campaign_records(url: str, campaign: str, *, with_raw: bool = True) -> list[
     """
     with session_scope(url) as session:
         cid = campaign_id(session, campaign)
-        in_campaign = select(CampaignVideo.video_id).where(CampaignVideo.campaign_id == cid)
+        in_campaign = campaign_videos(cid, with_pruned=True)
         query = select(Video).where(Video.id.in_(in_campaign)).order_by(Video.id)
         if not with_raw:
             query = query.options(defer(Video.raw, raiseload=True))

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import requests
 from gettok.models.schema import (
-    CampaignVideo,
     Download,
     DownloadStatus,
     Frame,
@@ -35,6 +34,7 @@ from sqlalchemy import delete, select, update
 
 from gettok.clients.tiktok_web import PageFailure, read_page, video_url
 from gettok.db import session_scope
+from gettok.membership import campaign_videos
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +111,7 @@ def videos_to_check(
         .order_by(Video.id)
     )
     if campaign_id is not None:
-        query = query.where(
-            Video.id.in_(
-                select(CampaignVideo.video_id).where(CampaignVideo.campaign_id == campaign_id)
-            )
-        )
+        query = query.where(Video.id.in_(campaign_videos(campaign_id)))
     if limit:
         query = query.limit(limit)
     with session_scope(url) as session:

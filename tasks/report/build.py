@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from gettok.models.schema import Annotation, CampaignVideo
+from gettok.models.schema import Annotation
 from gettok.tasks.export.dataset import campaign_id, campaign_records, export_frame
 from gettok.tasks.report.compare_transcripts import TranscriptComparison, compare_transcripts
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from gettok.db import session_scope
+from gettok.membership import campaign_videos
 
 # Hashtags that tag the feed, not the topic (the Ecuador study excluded fyp, parati, foryou).
 GENERIC_HASHTAGS = frozenset(
@@ -201,8 +202,7 @@ def llm_costs(url: str, campaign: str) -> list[LlmCost]:
                 func.coalesce(func.sum(Annotation.output_tokens), 0),
                 func.coalesce(func.sum(Annotation.cost_usd), 0.0),
             )
-            .join(CampaignVideo, CampaignVideo.video_id == Annotation.video_id)
-            .where(CampaignVideo.campaign_id == cid)
+            .where(Annotation.video_id.in_(campaign_videos(cid, with_pruned=True)))
             .group_by(Annotation.kind, Annotation.model)
             .order_by(Annotation.kind, Annotation.model)
         ).all()

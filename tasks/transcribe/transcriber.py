@@ -20,8 +20,6 @@ from pathlib import Path
 
 import numpy as np
 from gettok.models.schema import (
-    Campaign,
-    CampaignVideo,
     Download,
     DownloadStatus,
     MediaInfo,
@@ -46,6 +44,7 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from gettok import claims, db
+from gettok.membership import campaign_videos
 from gettok.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -189,11 +188,7 @@ def pending_videos(
         .where(_has_audio_source(), Video.pruned_at.is_(None), ~_transcribed(options, retry_failed))
     )
     if campaign_name is not None:
-        stmt = (
-            stmt.join(CampaignVideo, CampaignVideo.video_id == Download.video_id)
-            .join(Campaign, Campaign.id == CampaignVideo.campaign_id)
-            .where(Campaign.name == campaign_name)
-        )
+        stmt = stmt.where(Download.video_id.in_(campaign_videos(campaign_name)))
     if video_ids is not None:
         stmt = stmt.where(Download.video_id.in_(video_ids))
     with db.session_scope(url) as session:
@@ -376,11 +371,7 @@ def record_tiktok_transcripts(url: str, campaign_name: str | None = None) -> int
         Video.voice_to_text.is_not(None), Video.voice_to_text != ""
     )
     if campaign_name is not None:
-        stmt = (
-            stmt.join(CampaignVideo, CampaignVideo.video_id == Video.id)
-            .join(Campaign, Campaign.id == CampaignVideo.campaign_id)
-            .where(Campaign.name == campaign_name)
-        )
+        stmt = stmt.where(Video.id.in_(campaign_videos(campaign_name)))
     provenance = {"engine": TIKTOK_ENGINE, "source": "research-api", "field": "voice_to_text"}
     digest = settings_hash(provenance)
     changed = 0

@@ -26,7 +26,6 @@ from gettok.models.schema import (
     Annotation,
     AnnotationKind,
     AnnotationStatus,
-    CampaignVideo,
     Frame,
     Video,
     utcnow,
@@ -42,6 +41,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
 from gettok.db import session_scope
+from gettok.membership import campaign_videos
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +94,7 @@ def unchecked_frames(
         Video.pruned_at.is_(None), ~checked, Video.id.in_(select(Frame.video_id))
     )
     if campaign_id is not None:
-        videos = videos.where(
-            Video.id.in_(
-                select(CampaignVideo.video_id).where(CampaignVideo.campaign_id == campaign_id)
-            )
-        )
+        videos = videos.where(Video.id.in_(campaign_videos(campaign_id)))
     videos = videos.order_by(Video.id)
     if limit:
         videos = videos.limit(limit)

@@ -63,7 +63,7 @@ from gettok.tasks.collect.store import ensure_window, save_campaign
 from gettok.tasks.collect.windows import CollectionWindow, collection_windows
 from gettok.tasks.download.store import DownloadResult
 from gettok.tasks.frames.extract import FramesResult
-from gettok.tasks.transcribe.transcriber import (
+from gettok.tasks.transcribe import (
     WHISPER_ENGINE,
     TranscribeResult,
     settings_hash,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import Campaign, load_campaign
-from gettok.tasks.transcribe.transcriber import (
+from gettok.tasks.transcribe import (
     TranscribeResult,
     pending_videos,
     record_tiktok_task,

@@ -13,7 +13,7 @@ import pytest
 from gettok.models.schema import Download, DownloadStatus, Frame, Transcript, Video
 from gettok.tasks.download.media import MediaProblem, probe_media
 from gettok.tasks.frames.extract import extract_frames
-from gettok.tasks.transcribe.transcriber import transcribe_videos, whisper_options
+from gettok.tasks.transcribe import transcribe_videos, whisper_options
 from sqlalchemy import select
 
 from gettok import db

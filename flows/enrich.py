@@ -9,30 +9,30 @@ is counted and stays pending. `enrich_campaign` is the core, callable without Pr
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import Campaign, load_campaign
 from gettok.tasks.annotate.annotator import (
-    REQUESTED_KINDS,
     AnnotateResult,
     annotate_videos,
-    pending_video_ids,
 )
-from gettok.tasks.annotate.annotator import plan_for as annotation_plan
-from gettok.tasks.annotate.cost import CostEstimate, _videos_without_frames, estimate_enrich
-from gettok.tasks.frames.extract import FramesResult, extract_frames
+from gettok.tasks.annotate.campaign import BatchRunner, annotate_campaign
+from gettok.tasks.annotate.cost import CostEstimate, estimate_enrich
+from gettok.tasks.frames import (
+    FramesResult,
+    extract_campaign_frames,
+    extract_frames,
+    extract_frames_batch,
+)
+from gettok.tasks.frames.campaign import FramesRunner
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from gettok import db
-from gettok.clients.llm import Budget, LlmClient, LlmUnavailable, prefect_rate_limit, price_for
+from gettok.clients.llm import Budget, LlmClient, LlmUnavailable
 from gettok.settings import Settings, get_settings
-
-FRAMES_BATCH = 500
 
 
 class EnrichResult(BaseModel):
@@ -64,10 +64,6 @@ class EnrichResult(BaseModel):
         return "\n".join(lines)
 
 
-BatchRunner = Callable[..., AnnotateResult]
-FramesRunner = Callable[..., FramesResult]
-
-
 def enrich_campaign(
     campaign: Campaign,
     settings: Settings,
@@ -86,40 +82,17 @@ def enrich_campaign(
     budget = Budget(settings.llm_budget_usd if budget_usd is None else budget_usd)
     result = EnrichResult(campaign=campaign.name, budget_usd=budget.limit_usd)
     if frames:
-        result.frames = extract_campaign_frames(url, settings, campaign, run_frames)
+        result.frames = extract_campaign_frames(url, settings, campaign.name, run_frames)
         log.info("frames: %s", result.frames.model_dump(exclude={"failures"}))
-    plans = [p for k in kinds or REQUESTED_KINDS if (p := annotation_plan(k, campaign, settings))]
-    for plan in plans:
-        price_for(settings, plan.model)  # an unknown price stops the run before any request
-    hook = prefect_rate_limit(shared_rate_limit) if shared_rate_limit else None
-    client = LlmClient(settings, before_request=hook)
-    try:
-        for plan in plans:
-            total = AnnotateResult(
-                kind=plan.kind.value, model=plan.model, prompt_hash=plan.prompt_hash
-            )
-            with db.session_scope(url) as session:
-                pending = pending_video_ids(session, campaign.name, plan)
-            for start in range(0, len(pending), settings.llm_batch_size):
-                batch = pending[start : start + settings.llm_batch_size]
-                if budget.reached:  # nothing more will be sent: count, do not claim and load
-                    total.skipped_budget += len(batch)
-                    continue
-                total.add(
-                    run_batch(
-                        url,
-                        settings,
-                        campaign,
-                        plan.kind.value,
-                        batch,
-                        client=client,
-                        budget=budget,
-                    )
-                )
-            result.kinds.append(total)
-            log.info("%s: %s", plan.kind.value, total.model_dump())
-    finally:
-        client.close()
+    result.kinds = annotate_campaign(
+        campaign,
+        settings,
+        budget,
+        kinds=kinds,
+        run_batch=run_batch,
+        log=log,
+        shared_rate_limit=shared_rate_limit,
+    )
     result.spent_usd = budget.spent_usd
     if result.skipped_budget:
         log.warning(
@@ -128,26 +101,6 @@ def enrich_campaign(
             result.skipped_budget,
         )
     return result
-
-
-def extract_campaign_frames(
-    url: str, settings: Settings, campaign: Campaign, run_frames: FramesRunner = extract_frames
-) -> FramesResult:
-    """Frames for the campaign's downloaded videos that have none yet, in batches."""
-    with db.session_scope(url) as session:
-        video_ids = sorted(_videos_without_frames(session, campaign.name))
-    total = FramesResult()
-    for start in range(0, len(video_ids), FRAMES_BATCH):
-        batch = video_ids[start : start + FRAMES_BATCH]
-        done = run_frames(url, settings, batch, len(batch))
-        total.videos_done += done.videos_done
-        total.frames_written += done.frames_written
-        total.skipped += done.skipped
-        total.seconds += done.seconds
-        for reason, count in done.failed.items():
-            total.failed[reason] = total.failed.get(reason, 0) + count
-        total.failures += done.failures
-    return total
 
 
 def _retry_unless_unavailable(task, task_run, state) -> bool:
@@ -184,18 +137,6 @@ def annotate_batch(
     return annotate_videos(
         database_url, settings, campaign, kind, video_ids, client=client, budget=budget
     )
-
-
-@task(
-    name="extract-frames-batch",
-    cache_policy=NO_CACHE,
-    task_run_name="extract-frames[{video_ids[0]}..]",
-)
-def extract_frames_batch(
-    database_url: str, settings: Settings, video_ids: list[int], limit: int
-) -> FramesResult:
-    """Local decoding has nothing worth retrying: failures are recorded per video."""
-    return extract_frames(database_url, settings, video_ids, limit)
 
 
 def require_rate_limit(name: str) -> None:

@@ -3,7 +3,15 @@
 import json
 
 from gettok.models.api import MAX_BIGINT, ResearchVideo
-from gettok.models.schema import Base, Download, DownloadStatus, Video, utcnow
+from gettok.models.schema import (
+    Base,
+    Download,
+    DownloadStatus,
+    FrameExtraction,
+    FrameStatus,
+    Video,
+    utcnow,
+)
 from sqlalchemy import inspect, select
 
 from gettok import db
@@ -26,9 +34,9 @@ def store(url: str, raw_videos: list[dict]) -> None:
 def test_migration_creates_every_table(db_url):
     tables = set(inspect(db.get_engine(db_url)).get_table_names())
     assert set(Base.metadata.tables) <= tables
-    assert db.current_revision(db_url) == "0001"
+    assert db.current_revision(db_url) == "0002"
     db.upgrade(db_url)  # idempotent
-    assert db.current_revision(db_url) == "0001"
+    assert db.current_revision(db_url) == "0002"
 
 
 def test_recorded_pages_round_trip_with_big_ids_intact(db_url):
@@ -118,3 +126,22 @@ def test_each_database_has_its_own_identity(tmp_path):
     db.upgrade(second)
     assert db.database_identity(first) != db.database_identity(second)
     assert db.database_identity(first) == db.database_identity(first)  # stable across reads
+
+
+def test_0002_moves_frame_failures_out_of_the_downloads(db_url):
+    from alembic import command
+
+    command.downgrade(db.alembic_config(db_url), "0001")
+    store(db_url, [{"id": 1}, {"id": 2}])
+    with db.session_scope(db_url) as session:
+        session.add(Download(video_id=1, status=DownloadStatus.invalid, last_error="frames: x: y"))
+        session.add(Download(video_id=2, status=DownloadStatus.transient, last_error="timeout"))
+    db.upgrade(db_url)
+    assert db.current_revision(db_url) == "0002"
+    with db.session_scope(db_url) as session:
+        moved = session.scalars(select(FrameExtraction)).all()
+        errors = {d.video_id: d.last_error for d in session.scalars(select(Download))}
+    assert [(m.video_id, m.status, m.detail, m.settings_hash) for m in moved] == [
+        (1, FrameStatus.failed, "x: y", "unknown")  # unknown settings: tried once more
+    ]
+    assert errors == {1: None, 2: "timeout"}

@@ -31,15 +31,14 @@ from gettok.models.schema import (
     Transcript,
     Video,
 )
+from gettok.tasks.annotate import store
 from gettok.tasks.annotate.prompts import PromptTemplate, load_prompt
-from gettok.tasks.annotate.store import store_outcome
 from pydantic import BaseModel
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gettok import claims, db
 from gettok.clients.llm import Budget, ChatRequest, LlmClient, LlmOutcome, LlmUnavailable
-from gettok.membership import campaign_videos
 from gettok.settings import Settings, redact
 
 log = logging.getLogger(__name__)
@@ -118,50 +117,6 @@ class AnnotateResult(BaseModel):
             if name not in ("kind", "model", "prompt_hash"):
                 setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
-
-
-# --- what is pending -------------------------------------------------------------------------
-
-
-def _has_final(kind: AnnotationKind, model: str | None = None, prompt_hash: str | None = None):
-    clauses = [
-        Annotation.video_id == Video.id,
-        Annotation.kind == kind,
-        Annotation.status != AnnotationStatus.failed,
-    ]
-    if model is not None:
-        clauses += [Annotation.model == model, Annotation.prompt_hash == prompt_hash]
-    return exists().where(*clauses)
-
-
-def _has_transcript_text():
-    return exists().where(
-        Transcript.video_id == Video.id,
-        Transcript.status == "ok",
-        Transcript.is_empty.is_(False),
-        Transcript.text.is_not(None),
-        Transcript.text != "",
-    )
-
-
-def pending_video_ids(
-    session: Session, campaign_name: str, plan: KindPlan, among: list[int] | None = None
-) -> list[int]:
-    """Videos of the campaign (or of `among`) with this kind's inputs and no final annotation of
-    this plan."""
-    query = select(Video.id).where(
-        Video.id.in_(campaign_videos(campaign_name)),
-        ~_has_final(plan.kind, plan.model, plan.prompt_hash),
-    )
-    if among is not None:
-        query = query.where(Video.id.in_(among))
-    if plan.kind is AnnotationKind.description:
-        query = query.where(exists().where(Frame.video_id == Video.id))
-    elif plan.kind is AnnotationKind.stance:
-        query = query.where(_has_final(AnnotationKind.description))
-    else:
-        query = query.where(_has_transcript_text())
-    return list(session.scalars(query.order_by(Video.id)))
 
 
 # --- inputs and requests ---------------------------------------------------------------------
@@ -293,7 +248,7 @@ def annotate_videos(
     held = claims.claim(database_url, plan.stage, video_ids, lease_s=lease_s)
     try:
         with db.session_scope(database_url) as session:
-            todo = set(pending_video_ids(session, campaign.name, plan, held))
+            todo = set(store.pending_videos(session, campaign.name, plan, held))
             inputs = load_inputs(session, sorted(todo))
         result.skipped_taken = len(video_ids) - len(todo)
         media_dir = settings.resolved_media_dir
@@ -306,7 +261,7 @@ def annotate_videos(
                 outcome, used = future.result()
                 _tally(result, outcome)
                 if outcome is not None and outcome.status is not None:
-                    store_outcome(
+                    store.record_annotation(
                         database_url,
                         plan,
                         inputs[futures[future]],

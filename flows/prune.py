@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gettok.models.campaign import Campaign, load_campaign
 from gettok.tasks.export.dataset import CampaignNotFound, campaign_id
-from gettok.tasks.prune.compliance import PruneResult, prune_videos, videos_to_check
+from gettok.tasks.prune import PruneResult, pending_videos, prune_videos
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
@@ -59,7 +59,7 @@ def prune(
         except CampaignNotFound as exc:
             logger.info("%s: nothing to prune", exc)
             return PruneResult()
-    videos = videos_to_check(url, cid, limit)
+    videos = pending_videos(url, cid, limit)
     logger.info("re-checking %d stored videos against %s", len(videos), settings.tiktok_web_url)
     total = PruneResult()
     for start in range(0, len(videos), batch_size):

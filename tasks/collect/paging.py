@@ -58,13 +58,13 @@ from gettok.clients.research_api import (
     DailyQuotaExhausted,
     InvalidCursor,
     NetworkFailure,
+    QueryPage,
     RequestRejected,
     ResearchApiClient,
     SearchIdExpired,
     ServerError,
     ShortRateLimit,
     TokenRejected,
-    VideoPage,
 )
 from gettok.db import get_engine, session_scope
 from gettok.membership import campaign_videos
@@ -296,7 +296,7 @@ def fetch_page(
     search_id: str | None,
     window_id: int,
     faults: dict[str, int],
-) -> VideoPage:
+) -> QueryPage:
     """One page, retrying each fault under its own policy; the fault is raised once it gives up."""
     tries: dict[str, int] = {}
     while True:

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
-from gettok.models.campaign import Campaign, load_campaign
+from gettok.models.campaign import load_campaign
 from gettok.tasks.collect.paging import (
     CollectAborted,
     CollectContext,
@@ -32,6 +32,7 @@ from prefect.states import Completed
 
 from gettok.db import database_identity
 from gettok.settings import get_settings
+from gettok.stage import publish
 
 
 class WindowIncomplete(Exception):
@@ -111,15 +112,14 @@ def run_window_in_prefect(
 
 @flow(name="collect")
 def collect(
-    campaign: Campaign | Path,
+    campaign_file: str,
     start_date: date | None = None,
     end_date: date | None = None,
     wait_for_quota: bool = False,
 ) -> CollectResult:
     """Collect a campaign's videos from `start_date` to `end_date` (inclusive, UTC)."""
     logger = get_run_logger()
-    if not isinstance(campaign, Campaign):
-        campaign = load_campaign(Path(campaign))
+    campaign = load_campaign(Path(campaign_file))
     settings = get_settings()
 
     def log_window(outcome: WindowOutcome) -> None:
@@ -156,7 +156,7 @@ def collect(
             "days after %s are not fully indexed yet (the API lags ~48 h); collect them later",
             result.deferred_after,
         )
-    logger.info("collect %s: %s", campaign.name, result.state)
+    publish(result.stage_result(), artifact_key("collect-result", campaign.name), logger)
     if result.aborted or result.windows_failed:
         raise CollectIncomplete(result)
     if result.quota_exhausted:

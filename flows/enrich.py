@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 
 from gettok.clients.llm import Budget, LlmClient, LlmUnavailable
 from gettok.settings import Settings, get_settings
+from gettok.stage import StageResult, publish
 
 
 class EnrichResult(BaseModel):
@@ -47,6 +48,13 @@ class EnrichResult(BaseModel):
     @property
     def skipped_budget(self) -> int:
         return sum(k.skipped_budget for k in self.kinds)
+
+    def stage_result(self) -> StageResult:
+        """The annotate stage over every kind (frames report their own)."""
+        total = StageResult(stage="annotate")
+        for kind in self.kinds:
+            total = total.merge(kind.stage_result())
+        return total
 
     def summary(self) -> str:
         lines = [
@@ -156,8 +164,7 @@ def require_rate_limit(name: str) -> None:
 
 @flow(name="enrich", log_prints=False)
 def enrich(
-    campaign_file: str | None = None,
-    campaign: Campaign | None = None,
+    campaign_file: str,
     kinds: list[str] | None = None,
     budget_usd: float | None = None,
     dry_run: bool = False,
@@ -168,7 +175,7 @@ def enrich(
     `shared_rate_limit` names a Prefect global rate limit (`gettok setup` creates "llm-rate")
     that every LLM request takes a slot of, so that all workers together stay under it."""
     settings = get_settings()
-    campaign = campaign or load_campaign(Path(campaign_file or ""))
+    campaign = load_campaign(Path(campaign_file))
     log = get_run_logger()
     if shared_rate_limit and not dry_run:
         require_rate_limit(shared_rate_limit)
@@ -188,7 +195,8 @@ def enrich(
         log=log,
         shared_rate_limit=shared_rate_limit,
     )
-    log.info(result.summary())
+    publish(result.frames.stage_result(), artifact_key("frames-result", campaign.name), log)
+    publish(result.stage_result(), artifact_key("annotate-result", campaign.name), log)
     create_markdown_artifact(
         key=artifact_key("enrich", campaign.name),
         markdown=f"```\n{result.summary()}\n```",

@@ -27,7 +27,7 @@ def frames(campaign_file: str) -> FramesResult:
     result = extract_campaign_frames(
         settings.resolved_database_url, settings, campaign.name, run_frames=extract_frames_batch
     )
-    publish(result.stage_result(), artifact_key("frames", campaign.name), get_run_logger())
+    publish(result.stage_result(), artifact_key("frames-result", campaign.name), get_run_logger())
     return result
 
 

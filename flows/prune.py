@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gettok.models.campaign import Campaign, load_campaign
+from gettok.flows.artifact_keys import artifact_key
+from gettok.models.campaign import load_campaign
 from gettok.tasks.export.dataset import CampaignNotFound, campaign_id
 from gettok.tasks.prune import PruneResult, pending_videos, prune_videos
 from prefect import flow, get_run_logger, task
@@ -19,6 +20,7 @@ from prefect.artifacts import create_table_artifact
 
 from gettok.db import session_scope
 from gettok.settings import get_settings
+from gettok.stage import publish
 
 BATCH_SIZE = 200
 
@@ -40,7 +42,7 @@ def prune_batch(
 
 @flow(name="prune")
 def prune(
-    campaign_file: Campaign | str | None = None,
+    campaign_file: str | None = None,
     limit: int | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> PruneResult:
@@ -50,9 +52,7 @@ def prune(
     url = settings.resolved_database_url
     cid = None
     if campaign_file is not None:
-        campaign = (
-            campaign_file if isinstance(campaign_file, Campaign) else load_campaign(campaign_file)
-        )
+        campaign = load_campaign(Path(campaign_file))
         try:
             with session_scope(url) as session:
                 cid = campaign_id(session, campaign.name)
@@ -77,7 +77,8 @@ def prune(
                 "too many undecided pages in a row: stopping; the rest waits for the next run"
             )
             break
-    logger.info("prune: %s", total.summary())
+    name = campaign.name if campaign_file is not None else "all"
+    publish(total.stage_result(), artifact_key("prune-result", name), logger)
     if total.transient:
         logger.warning(
             "%d videos undecided (%s): kept, checked again next run",

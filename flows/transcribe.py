@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
-from gettok.models.campaign import Campaign, load_campaign
+from gettok.models.campaign import load_campaign
 from gettok.tasks.transcribe import (
     TranscribeResult,
     pending_videos,
@@ -24,19 +24,19 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from gettok.settings import get_settings
+from gettok.stage import publish
 
 
 @flow(name="transcribe", log_prints=False)
 def transcribe(
-    campaign_file: str | None = None,
-    campaign: Campaign | None = None,
+    campaign_file: str,
     retry_failed: bool = False,
     limit: int | None = None,
 ) -> TranscribeResult:
     """Transcribe a campaign's pending videos."""
     logger = get_run_logger()
     settings = get_settings()
-    campaign = campaign or load_campaign(Path(campaign_file or ""))
+    campaign = load_campaign(Path(campaign_file))
     url = settings.resolved_database_url
     options = whisper_options(settings, campaign.language)
 
@@ -49,7 +49,7 @@ def transcribe(
         result = result.merge(batch)
         logger.info("batch %d: %s", start // size + 1, batch.summary())
 
-    logger.info("transcription of %s: %s", campaign.name, result.summary())
+    publish(result.stage_result(), artifact_key("transcribe-result", campaign.name), logger)
     create_markdown_artifact(
         key=artifact_key("transcribe", campaign.name),
         markdown=_report(campaign.name, options.model, result),

@@ -22,6 +22,7 @@ from prefect.artifacts import create_table_artifact
 
 from gettok.db import session_scope
 from gettok.settings import get_settings
+from gettok.stage import StageResult, publish
 
 
 @task(name="watch-image", retries=1, retry_delay_seconds=[30])
@@ -72,13 +73,10 @@ def reference_paths(campaign: Campaign, campaign_file: str | None) -> list[Path]
 
 
 @flow(name="watch")
-def watch(campaign_file: Campaign | str, limit: int | None = None) -> list[WatchResult]:
+def watch(campaign_file: str, limit: int | None = None) -> list[WatchResult]:
     """Check the campaign's new videos for every watchlist target."""
     logger = get_run_logger()
-    if isinstance(campaign_file, Campaign):
-        campaign, path = campaign_file, None
-    else:
-        campaign, path = load_campaign(campaign_file), str(campaign_file)
+    campaign, path = load_campaign(Path(campaign_file)), campaign_file
     if campaign.watch is None:
         logger.info("campaign %s has no [watch] targets", campaign.name)
         return []
@@ -112,6 +110,10 @@ def watch(campaign_file: Campaign | str, limit: int | None = None) -> list[Watch
             r.webhook_failed,
             f", not checked: {r.failed}" if r.failed else "",
         )
+    total = StageResult(stage="watch")
+    for r in results:
+        total = total.merge(r.stage_result())
+    publish(total, artifact_key("watch-result", campaign.name), logger)
     create_table_artifact(
         key=artifact_key("watch", campaign.name),
         table=[

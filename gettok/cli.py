@@ -194,7 +194,7 @@ def enrich_command(
                 f"budget{'' if estimate.within_budget else ': OVER BUDGET'}"
             )
             return
-        result = enrich(campaign=campaign, kinds=kind, budget_usd=budget_usd)
+        result = enrich(campaign_file=str(campaign_file), kinds=kind, budget_usd=budget_usd)
     except (PriceUnknown, LlmUnavailable) as exc:
         raise fail(str(exc)) from None
     typer.echo(result.summary())
@@ -232,7 +232,7 @@ def collect_command(
         )
     database_or_exit(settings)
     try:
-        result = collect(campaign, first, last, wait_for_quota)
+        result = collect(str(campaign_file), first, last, wait_for_quota)
     except CollectIncomplete as exc:
         result = exc.result
     for window in result.windows:
@@ -269,7 +269,7 @@ def transcribe_command(
     campaign = campaign_or_exit(campaign_file)
     database_or_exit(settings)
     ensure_transcription_limit(settings)  # strict acquisition needs the limit to exist
-    result = transcribe(campaign=campaign, retry_failed=retry_failed, limit=limit)
+    result = transcribe(str(campaign_file), retry_failed=retry_failed, limit=limit)
     typer.echo(f"{campaign.name}: {result.summary()}")
     for video_id, error in result.failed.items():  # recorded as `failed` rows; not retried
         typer.echo(f"  video {video_id}: {error}", err=True)
@@ -294,7 +294,7 @@ def download_command(
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
     database_or_exit(settings)
-    result = download(campaign=campaign, retry_failed=retry_failed, limit=limit)
+    result = download(str(campaign_file), retry_failed=retry_failed, limit=limit)
     typer.echo(f"{campaign.name}: {result.summary()}")
     if result.blocked_until is not None:
         raise typer.Exit(code=75)
@@ -385,10 +385,10 @@ def export_command(
     if fmt not in ("parquet", "csv", "jsonl"):
         raise fail(f"--format must be parquet, csv or jsonl, not {fmt!r}")
     settings = settings_or_exit()
-    campaign = campaign_or_exit(campaign_file)
+    campaign_or_exit(campaign_file)  # a bad file fails here, with its problem named
     database_or_exit(settings)
     try:
-        result = export(campaign, fmt, public, str(out) if out else None)
+        result = export(str(campaign_file), fmt, public, str(out) if out else None)
     except CampaignNotFound as exc:
         raise fail(str(exc)) from None
     typer.echo(f"{result.rows} videos, {result.columns} columns: {result.path}")
@@ -409,10 +409,10 @@ def report_command(
     from gettok.tasks.export.dataset import CampaignNotFound
 
     settings = settings_or_exit()
-    campaign = campaign_or_exit(campaign_file)
+    campaign_or_exit(campaign_file)  # a bad file fails here, with its problem named
     database_or_exit(settings)
     try:
-        result = report(campaign, str(out) if out else None)
+        result = report(str(campaign_file), str(out) if out else None)
     except CampaignNotFound as exc:
         raise fail(str(exc)) from None
     typer.echo(f"report: {result.markdown_path} ({len(result.figures)} figures)")
@@ -429,9 +429,10 @@ def prune_command(
     from gettok.flows.prune import prune
 
     settings = settings_or_exit()
-    campaign = campaign_or_exit(campaign_file) if campaign_file else None
+    if campaign_file:
+        campaign_or_exit(campaign_file)  # a bad file fails here, with its problem named
     database_or_exit(settings)
-    result = prune(campaign, limit)
+    result = prune(str(campaign_file) if campaign_file else None, limit)
     typer.echo(result.summary())
 
 

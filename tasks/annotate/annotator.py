@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from gettok import claims, db
 from gettok.clients.llm import Budget, ChatRequest, LlmClient, LlmOutcome, LlmUnavailable
 from gettok.settings import Settings, redact
+from gettok.stage import StageResult
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,19 @@ class AnnotateResult(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+
+    def stage_result(self) -> StageResult:
+        """Failed by annotation status; left for the budget or held by another worker: skipped."""
+        failed = {"refused": self.refused, "invalid": self.invalid, "failed": self.failed}
+        failed["missing input"] = self.missing_input
+        return StageResult(
+            stage="annotate",
+            done=self.done,
+            skipped=self.skipped_budget + self.skipped_taken,
+            failed={k: n for k, n in failed.items() if n},
+            counts={f"{self.kind} tokens": self.input_tokens + self.output_tokens}
+            | {"cost usd": self.cost_usd},
+        )
 
     def add(self, other: AnnotateResult) -> AnnotateResult:
         for name in type(self).model_fields:

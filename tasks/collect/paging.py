@@ -69,6 +69,7 @@ from gettok.clients.research_api import (
 from gettok.db import get_engine, session_scope
 from gettok.membership import campaign_videos
 from gettok.settings import Settings
+from gettok.stage import StageResult
 
 log = logging.getLogger(__name__)
 
@@ -379,6 +380,19 @@ class CollectResult(BaseModel):
         if self.windows_busy:
             return f"incomplete: {self.windows_busy} window(s) held by another collector"
         return "completed"
+
+    def stage_result(self) -> StageResult:
+        """Windows collected this run are done; windows already done or held are skipped."""
+        failed = {s: self._count(s) for s in ("failed", "quota_exhausted") if self._count(s)}
+        notes = [self.state] if self.state != "completed" else []
+        return StageResult(
+            stage="collect",
+            done=self.windows_done + self.windows_split,
+            skipped=self.windows_skipped + self.windows_busy,
+            failed=failed,
+            counts={"videos": self.videos, "requests": self.requests},
+            notes=notes,
+        )
 
 
 WindowRunner = Callable[[CollectContext, CollectionWindow], WindowOutcome]

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gettok import db
 from gettok.membership import campaign_videos
+from gettok.stage import StageResult
 
 STAGE = "download"
 DONE = (DownloadStatus.ok, DownloadStatus.slideshow)
@@ -75,6 +76,17 @@ class DownloadResult(BaseModel):
         if self.busy:
             text += f"; {self.busy} held by other workers"
         return text
+
+    def stage_result(self) -> StageResult:
+        """Failed by the status each video ended with; put off and held ones are skipped."""
+        failed = {s: n for s, n in self.by_status.items() if s not in {d.value for d in DONE}}
+        return StageResult(
+            stage="download",
+            done=self.done,
+            skipped=self.skipped + self.busy,
+            failed=failed,
+            counts={"requests": self.requests},
+        )
 
     def merge(self, other: DownloadResult) -> DownloadResult:
         """This run followed by `other` (a later round or batch): the later status wins."""

@@ -27,6 +27,7 @@ from gettok.tasks.prune import store
 from pydantic import BaseModel, Field
 
 from gettok.clients.tiktok_web import PageFailure, read_page, video_url
+from gettok.stage import StageResult
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,19 @@ class PruneResult(BaseModel):
         merged.pruned_ids += other.pruned_ids
         merged.stopped_early = self.stopped_early or other.stopped_early
         return merged
+
+    def stage_result(self) -> StageResult:
+        """Pruned videos are done; still public ones skipped; undecided pages by reason."""
+        return StageResult(
+            stage="prune",
+            done=sum(self.pruned.values()),
+            skipped=self.public,
+            failed=dict(self.transient_reasons),
+            counts={"files removed": self.files_removed} | dict(self.pruned),
+            notes=["stopped early: too many undecided pages in a row"]
+            if self.stopped_early
+            else [],
+        )
 
     def summary(self) -> str:
         pruned = ", ".join(f"{n} {k}" for k, n in sorted(self.pruned.items())) or "none"

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from gettok.db import session_scope
 from gettok.membership import campaign_videos
+from gettok.stage import StageResult, file_digests
 
 # Hashtags that tag the feed, not the topic (the Ecuador study excluded fyp, parati, foryou).
 GENERIC_HASHTAGS = frozenset(
@@ -57,6 +58,15 @@ class ReportResult(BaseModel):
     dataset: DatasetSummary
     comparison: TranscriptComparison
     llm_cost_usd: float
+    changed: bool = True  # False: the folder already held exactly this report
+
+    def stage_result(self) -> StageResult:
+        return StageResult(
+            stage="report",
+            done=int(self.changed),
+            skipped=int(not self.changed),
+            counts={"figures": len(self.figures), "videos": self.dataset.videos},
+        )
 
 
 def is_generic(tag: str) -> bool:
@@ -242,6 +252,7 @@ def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> Rep
     from gettok.tasks.report import figures as figs
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    before = file_digests(out_dir.iterdir())
     df = videos_table(campaign_records(url, campaign, with_raw=False))
     summary = dataset_summary(df)
     by_count, by_views = top_hashtags(df, "count"), top_hashtags(df, "views")
@@ -379,6 +390,7 @@ def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> Rep
         dataset=summary,
         comparison=comparison,
         llm_cost_usd=total_cost,
+        changed=file_digests(out_dir.iterdir()) != before,
     )
 
 

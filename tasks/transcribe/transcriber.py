@@ -36,6 +36,7 @@ from pydantic import BaseModel
 
 from gettok import claims
 from gettok.settings import Settings
+from gettok.stage import StageResult
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,20 @@ class TranscribeResult(BaseModel):
             model_s=round(self.model_s + other.model_s, 3),
             device=other.device or self.device,
             model_sections=self.model_sections + other.model_sections,
+        )
+
+    def stage_result(self) -> StageResult:
+        """Failed by what broke (audio, model); empty transcripts are done, and counted."""
+        failed: dict[str, int] = {}
+        for error in self.failed.values():
+            kind = error.split(":", 1)[0] if ":" in error else "failed"
+            failed[kind] = failed.get(kind, 0) + 1
+        return StageResult(
+            stage="transcribe",
+            done=len(self.done) + len(self.empty),
+            skipped=len(self.skipped),
+            failed=failed,
+            counts={"empty": len(self.empty), "tiktok transcripts": self.tiktok},
         )
 
     def summary(self) -> str:

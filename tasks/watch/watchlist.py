@@ -42,6 +42,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gettok.db import session_scope
 from gettok.membership import campaign_videos
+from gettok.stage import StageResult
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,15 @@ class WatchResult(BaseModel):
     events_emitted: int = 0
     webhook_posted: int = 0
     webhook_failed: int = 0
+
+    def stage_result(self) -> StageResult:
+        """Videos checked are done (matched or not); unchecked ones fail by reason, to retry."""
+        return StageResult(
+            stage="watch",
+            done=self.videos_checked,
+            failed=dict(self.failed),
+            counts={"matched": len(self.matched), "events": self.events_emitted},
+        )
 
 
 @dataclass(frozen=True)

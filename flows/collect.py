@@ -15,16 +15,15 @@ from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import load_campaign
+from gettok.tasks.collect.campaign import CollectResult, collect_campaign
 from gettok.tasks.collect.paging import (
     CollectAborted,
     CollectContext,
-    CollectResult,
     QuotaExhausted,
     WindowOutcome,
-    collect_campaign,
     collect_window,
-    daily_counts,
 )
+from gettok.tasks.collect.store import daily_counts
 from gettok.tasks.collect.windows import CollectionWindow
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact

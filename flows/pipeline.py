@@ -21,7 +21,7 @@ from gettok.flows.download import download
 from gettok.flows.enrich import enrich
 from gettok.flows.transcribe import transcribe
 from gettok.models.campaign import Campaign, load_campaign
-from gettok.tasks.collect.paging import CollectResult, WindowOutcome, collect_campaign
+from gettok.tasks.collect import CollectResult, WindowOutcome, collect_campaign
 from prefect import allow_failure, flow, get_run_logger, task
 from prefect.artifacts import (
     create_progress_artifact,

@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 from gettok.models.schema import ApiRequest, CampaignVideo, EngagementSnapshot, Video
 from gettok.models.schema import CollectionWindow as WindowRow
-from gettok.tasks.collect.paging import collect_campaign
+from gettok.tasks.collect import collect_campaign
 from sqlalchemy import func, select
 
 from gettok.db import session_scope

@@ -6,15 +6,9 @@ Records the campaign (`campaigns`), each day's window with its paging checkpoint
 (`rejected_records`, with the reason) and every request against the daily budget (`api_requests`).
 """
 
-from gettok.tasks.collect.paging import (
-    CollectContext,
-    CollectResult,
-    WindowOutcome,
-    collect_campaign,
-    collect_window,
-    daily_counts,
-    plan_range,
-)
+from gettok.tasks.collect.campaign import CollectResult, collect_campaign, plan_range
+from gettok.tasks.collect.paging import CollectContext, WindowOutcome, collect_window
+from gettok.tasks.collect.store import daily_counts
 from gettok.tasks.collect.windows import CollectionWindow, collection_windows, last_indexed_day
 
 __all__ = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -32,7 +32,8 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from gettok.db import dialect_insert, upsert_rows
+from gettok.db import dialect_insert, session_scope, upsert_rows
+from gettok.membership import campaign_videos
 
 # Columns filled straight from the API record (same names).
 API_COLUMNS = (
@@ -368,3 +369,21 @@ def _postgres_page_sql(checkpoint: tuple[str, ...] | None) -> str:
             (SELECT count(*) FROM members)::int,
             set_config('synchronous_commit', 'off', true)
     """
+
+
+def daily_counts(database_url: str, campaign_name: str, start: date, end: date) -> dict[date, int]:
+    """Videos of the campaign per UTC creation day in `start`..`end`, days with none included."""
+    counts = {start + timedelta(days=i): 0 for i in range((end - start).days + 1)}
+    low = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
+    high = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    with session_scope(database_url) as session:
+        rows = session.scalars(
+            select(Video.created_at).where(
+                Video.id.in_(campaign_videos(campaign_name, with_pruned=True)),
+                Video.created_at >= low,
+                Video.created_at < high,
+            )
+        )
+        for created_at in rows:
+            counts[created_at.date()] += 1
+    return counts

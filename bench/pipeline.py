@@ -41,7 +41,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from unittest.mock import patch
 
-from gettok.flows.enrich import FRAMES_BATCH
 from gettok.models.campaign import Campaign, load_campaign
 from gettok.models.schema import (
     Annotation,
@@ -62,8 +61,9 @@ from gettok.tasks.collect.paging import CollectContext, WindowOutcome
 from gettok.tasks.collect.store import ensure_window, save_campaign
 from gettok.tasks.collect.windows import CollectionWindow, collection_windows
 from gettok.tasks.download.store import DownloadResult
+from gettok.tasks.frames import FRAMES_BATCH
 from gettok.tasks.frames.extract import FramesResult
-from gettok.tasks.transcribe.transcriber import (
+from gettok.tasks.transcribe import (
     WHISPER_ENGINE,
     TranscribeResult,
     settings_hash,
@@ -211,7 +211,7 @@ def patched(work: InstantWork) -> ExitStack:
     stack.enter_context(
         patch("gettok.tasks.transcribe.transcriber.transcribe_videos", work.transcribe_videos)
     )
-    stack.enter_context(patch("gettok.flows.enrich.extract_frames", work.extract_frames))
+    stack.enter_context(patch("gettok.tasks.frames.campaign.extract_frames", work.extract_frames))
     stack.enter_context(patch("gettok.flows.enrich.annotate_videos", work.annotate_videos))
     return stack
 

@@ -13,17 +13,16 @@ from datetime import date
 from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
-from gettok.models.campaign import Campaign, load_campaign
+from gettok.models.campaign import load_campaign
+from gettok.tasks.collect.campaign import CollectResult, collect_campaign
 from gettok.tasks.collect.paging import (
     CollectAborted,
     CollectContext,
-    CollectResult,
     QuotaExhausted,
     WindowOutcome,
-    collect_campaign,
     collect_window,
-    daily_counts,
 )
+from gettok.tasks.collect.store import daily_counts
 from gettok.tasks.collect.windows import CollectionWindow
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -32,6 +31,7 @@ from prefect.states import Completed
 
 from gettok.retry import DAY, HOUR, task_retries
 from gettok.settings import get_settings
+from gettok.stage import publish
 
 
 class WindowIncomplete(Exception):
@@ -90,15 +90,14 @@ def run_window_in_prefect(ctx: CollectContext, window: CollectionWindow) -> Wind
 # one run can honestly last days; a week is past any backfill we would run in one go.
 @flow(name="collect", timeout_seconds=7 * DAY)
 def collect(
-    campaign: Campaign | Path,
+    campaign_file: str,
     start_date: date | None = None,
     end_date: date | None = None,
     wait_for_quota: bool = False,
 ) -> CollectResult:
     """Collect a campaign's videos from `start_date` to `end_date` (inclusive, UTC)."""
     logger = get_run_logger()
-    if not isinstance(campaign, Campaign):
-        campaign = load_campaign(Path(campaign))
+    campaign = load_campaign(Path(campaign_file))
     settings = get_settings()
 
     def log_window(outcome: WindowOutcome) -> None:
@@ -134,7 +133,7 @@ def collect(
             "days after %s are not fully indexed yet (the API lags ~48 h); collect them later",
             result.deferred_after,
         )
-    logger.info("collect %s: %s", campaign.name, result.state)
+    publish(result.stage_result(), artifact_key("collect-result", campaign.name), logger)
     if result.aborted or result.windows_failed:
         raise CollectIncomplete(result)
     if result.quota_exhausted:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
-from gettok.models.campaign import Campaign, load_campaign
+from gettok.models.campaign import load_campaign
 from gettok.models.schema import DownloadStatus, utcnow
 from gettok.tasks.download.downloader import download_batch, remove_stale_partials
 from gettok.tasks.download.store import (
@@ -28,23 +28,23 @@ from prefect.artifacts import create_table_artifact
 
 from gettok.retry import DAY
 from gettok.settings import get_settings
+from gettok.stage import publish
 
 
 # A campaign's backlog at 2 requests/s (tens of thousands of videos) takes hours, plus one wait
 # for dropped connections; two days means it hangs. The next run carries on from the database.
 @flow(name="download", timeout_seconds=2 * DAY)
 def download(
-    campaign: Campaign | str,
+    campaign_file: str,
     retry_failed: bool = False,
     limit: int | None = None,
     transient_rounds: int = 1,
     shared_rate_limit: str | None = None,
 ) -> DownloadResult:
-    """Download what `campaign` has pending; then, `transient_rounds` times, wait out the
+    """Download what the campaign has pending; then, `transient_rounds` times, wait out the
     back-off of dropped connections and ask for those again."""
     logger = get_run_logger()
-    if not isinstance(campaign, Campaign):
-        campaign = load_campaign(Path(campaign))
+    campaign = load_campaign(Path(campaign_file))
     settings = get_settings()
     url = settings.resolved_database_url
     remove_stale_partials(settings.resolved_media_dir)
@@ -83,7 +83,7 @@ def download(
         logger.info("waiting %.0f s to ask again after dropped connections", max(0.0, wait_s))
         time.sleep(max(0.0, wait_s))
 
-    logger.info("download %s: %s", campaign.name, result.summary())
+    publish(result.stage_result(), artifact_key("download-result", campaign.name), logger)
     publish_summary(campaign.name, result)
     return result
 

@@ -9,31 +9,32 @@ is counted and stays pending. `enrich_campaign` is the core, callable without Pr
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import Campaign, load_campaign
 from gettok.tasks.annotate.annotator import (
-    REQUESTED_KINDS,
     AnnotateResult,
     annotate_videos,
-    pending_video_ids,
 )
-from gettok.tasks.annotate.annotator import plan_for as annotation_plan
-from gettok.tasks.annotate.cost import CostEstimate, _videos_without_frames, estimate_enrich
-from gettok.tasks.frames.extract import FramesResult, extract_frames
+from gettok.tasks.annotate.campaign import BatchRunner, annotate_campaign
+from gettok.tasks.annotate.cost import CostEstimate, estimate_enrich
+from gettok.tasks.frames import (
+    FramesResult,
+    extract_campaign_frames,
+    extract_frames,
+    extract_frames_batch,
+)
+from gettok.tasks.frames.campaign import FramesRunner
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from gettok import db
-from gettok.clients.llm import Budget, LlmClient, LlmUnavailable, price_for
-from gettok.retry import DAY, HOUR, rate_limit, task_retries
+from gettok.clients.llm import Budget, LlmClient, LlmUnavailable
+from gettok.retry import DAY, HOUR, task_retries
 from gettok.settings import Settings, get_settings
-
-FRAMES_BATCH = 500
+from gettok.stage import StageResult, publish
 
 
 class EnrichResult(BaseModel):
@@ -49,6 +50,13 @@ class EnrichResult(BaseModel):
     def skipped_budget(self) -> int:
         return sum(k.skipped_budget for k in self.kinds)
 
+    def stage_result(self) -> StageResult:
+        """The annotate stage over every kind (frames report their own)."""
+        total = StageResult(stage="annotate")
+        for kind in self.kinds:
+            total = total.merge(kind.stage_result())
+        return total
+
     def summary(self) -> str:
         lines = [
             f"enrich {self.campaign}: frames for {self.frames.videos_done} video(s) "
@@ -63,10 +71,6 @@ class EnrichResult(BaseModel):
                 f"${k.cost_usd:.4f}"
             )
         return "\n".join(lines)
-
-
-BatchRunner = Callable[..., AnnotateResult]
-FramesRunner = Callable[..., FramesResult]
 
 
 def enrich_campaign(
@@ -87,40 +91,17 @@ def enrich_campaign(
     budget = Budget(settings.llm_budget_usd if budget_usd is None else budget_usd)
     result = EnrichResult(campaign=campaign.name, budget_usd=budget.limit_usd)
     if frames:
-        result.frames = extract_campaign_frames(url, settings, campaign, run_frames)
+        result.frames = extract_campaign_frames(url, settings, campaign.name, run_frames)
         log.info("frames: %s", result.frames.model_dump(exclude={"failures"}))
-    plans = [p for k in kinds or REQUESTED_KINDS if (p := annotation_plan(k, campaign, settings))]
-    for plan in plans:
-        price_for(settings, plan.model)  # an unknown price stops the run before any request
-    hook = rate_limit(shared_rate_limit) if shared_rate_limit else None
-    client = LlmClient(settings, before_request=hook)
-    try:
-        for plan in plans:
-            total = AnnotateResult(
-                kind=plan.kind.value, model=plan.model, prompt_hash=plan.prompt_hash
-            )
-            with db.session_scope(url) as session:
-                pending = pending_video_ids(session, campaign.name, plan)
-            for start in range(0, len(pending), settings.llm_batch_size):
-                batch = pending[start : start + settings.llm_batch_size]
-                if budget.reached:  # nothing more will be sent: count, do not claim and load
-                    total.skipped_budget += len(batch)
-                    continue
-                total.add(
-                    run_batch(
-                        url,
-                        settings,
-                        campaign,
-                        plan.kind.value,
-                        batch,
-                        client=client,
-                        budget=budget,
-                    )
-                )
-            result.kinds.append(total)
-            log.info("%s: %s", plan.kind.value, total.model_dump())
-    finally:
-        client.close()
+    result.kinds = annotate_campaign(
+        campaign,
+        settings,
+        budget,
+        kinds=kinds,
+        run_batch=run_batch,
+        log=log,
+        shared_rate_limit=shared_rate_limit,
+    )
     result.spent_usd = budget.spent_usd
     if result.skipped_budget:
         log.warning(
@@ -129,26 +110,6 @@ def enrich_campaign(
             result.skipped_budget,
         )
     return result
-
-
-def extract_campaign_frames(
-    url: str, settings: Settings, campaign: Campaign, run_frames: FramesRunner = extract_frames
-) -> FramesResult:
-    """Frames for the campaign's downloaded videos that have none yet, in batches."""
-    with db.session_scope(url) as session:
-        video_ids = sorted(_videos_without_frames(session, campaign.name))
-    total = FramesResult()
-    for start in range(0, len(video_ids), FRAMES_BATCH):
-        batch = video_ids[start : start + FRAMES_BATCH]
-        done = run_frames(url, settings, batch, len(batch))
-        total.videos_done += done.videos_done
-        total.frames_written += done.frames_written
-        total.skipped += done.skipped
-        total.seconds += done.seconds
-        for reason, count in done.failed.items():
-            total.failed[reason] = total.failed.get(reason, 0) + count
-        total.failures += done.failures
-    return total
 
 
 def _retry_unless_unavailable(task, task_run, state) -> bool:
@@ -189,18 +150,6 @@ def annotate_batch(
     )
 
 
-@task(
-    name="extract-frames-batch",
-    cache_policy=NO_CACHE,
-    task_run_name="extract-frames[{video_ids[0]}..]",
-)
-def extract_frames_batch(
-    database_url: str, settings: Settings, video_ids: list[int], limit: int
-) -> FramesResult:
-    """Local decoding has nothing worth retrying: failures are recorded per video."""
-    return extract_frames(database_url, settings, video_ids, limit)
-
-
 def require_rate_limit(name: str) -> None:
     """Fail before any request when the named limit is missing (`gettok setup` creates it),
     rather than record a failure for every video."""
@@ -220,8 +169,7 @@ def require_rate_limit(name: str) -> None:
 # hours; two days means it hangs. The next run carries on from what is stored.
 @flow(name="enrich", log_prints=False, timeout_seconds=2 * DAY)
 def enrich(
-    campaign_file: str | None = None,
-    campaign: Campaign | None = None,
+    campaign_file: str,
     kinds: list[str] | None = None,
     budget_usd: float | None = None,
     dry_run: bool = False,
@@ -232,7 +180,7 @@ def enrich(
     `shared_rate_limit` names a Prefect global rate limit (`gettok setup` creates "llm-rate")
     that every LLM request takes a slot of, so that all workers together stay under it."""
     settings = get_settings()
-    campaign = campaign or load_campaign(Path(campaign_file or ""))
+    campaign = load_campaign(Path(campaign_file))
     log = get_run_logger()
     if shared_rate_limit and not dry_run:
         require_rate_limit(shared_rate_limit)
@@ -252,7 +200,8 @@ def enrich(
         log=log,
         shared_rate_limit=shared_rate_limit,
     )
-    log.info(result.summary())
+    publish(result.frames.stage_result(), artifact_key("frames-result", campaign.name), log)
+    publish(result.stage_result(), artifact_key("annotate-result", campaign.name), log)
     create_markdown_artifact(
         key=artifact_key("enrich", campaign.name),
         markdown=f"```\n{result.summary()}\n```",

@@ -10,13 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
-from gettok.models.campaign import Campaign, load_campaign
+from gettok.models.campaign import load_campaign
 from gettok.tasks.export.dataset import ExportFormat, ExportResult, export_dataset
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from gettok.retry import task_retries
 from gettok.settings import get_settings
+from gettok.stage import publish
 
 
 @task(name="export-dataset", **task_retries("database"))
@@ -31,16 +32,14 @@ def export_dataset_task(
 
 @flow(name="export")
 def export(
-    campaign_file: Campaign | str,
+    campaign_file: str,
     fmt: ExportFormat = "parquet",
     public: bool = False,
     out_dir: str | None = None,
 ) -> ExportResult:
     """Write `<campaign>[.public].<fmt>` and its dictionary (default data/exports/<name>/)."""
     logger = get_run_logger()
-    campaign = (
-        campaign_file if isinstance(campaign_file, Campaign) else load_campaign(campaign_file)
-    )
+    campaign = load_campaign(Path(campaign_file))
     settings = get_settings()
     target = Path(out_dir) if out_dir else settings.data_dir / "exports" / campaign.name
     if public and settings.export_salt is None:
@@ -54,6 +53,7 @@ def export(
         result.dictionary_path,
         f"; {result.excluded_pruned} pruned videos left out" if result.excluded_pruned else "",
     )
+    publish(result.stage_result(), artifact_key("export-result", campaign.name), logger)
     create_markdown_artifact(
         key=artifact_key("export", campaign.name),
         markdown=f"Exported **{result.rows}** videos, {result.columns} columns, "

@@ -21,7 +21,7 @@ from gettok.flows.download import download
 from gettok.flows.enrich import enrich
 from gettok.flows.transcribe import transcribe
 from gettok.models.campaign import Campaign, load_campaign
-from gettok.tasks.collect.paging import CollectResult, WindowOutcome, collect_campaign
+from gettok.tasks.collect import CollectResult, WindowOutcome, collect_campaign
 from prefect import allow_failure, flow, get_run_logger, task
 from prefect.artifacts import (
     create_progress_artifact,
@@ -134,7 +134,7 @@ def process_new_videos(
     """Download, transcribe and enrich what is pending (child flows), within the run's budget."""
     # Dropped connections wait ~100 s before they are asked again: only the final sweep waits.
     stages.download(
-        campaign, transient_rounds=1 if final else 0, shared_rate_limit=DOWNLOAD_RATE_LIMIT
+        campaign_file, transient_rounds=1 if final else 0, shared_rate_limit=DOWNLOAD_RATE_LIMIT
     )
     if transcribe_deployment:
         from prefect.deployments import run_deployment
@@ -148,9 +148,9 @@ def process_new_videos(
         if not run.state or not run.state.is_completed():
             raise RuntimeError(f"transcription run {run.name} ended {run.state and run.state.name}")
     else:
-        stages.transcribe(campaign=campaign)
+        stages.transcribe(campaign_file=campaign_file)
     enriched = stages.enrich(
-        campaign=campaign, budget_usd=budget.left_usd, shared_rate_limit=LLM_RATE_LIMIT
+        campaign_file=campaign_file, budget_usd=budget.left_usd, shared_rate_limit=LLM_RATE_LIMIT
     )
     budget.spent_usd += float(getattr(enriched, "spent_usd", 0.0))
 

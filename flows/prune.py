@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gettok.models.campaign import Campaign, load_campaign
+from gettok.flows.artifact_keys import artifact_key
+from gettok.models.campaign import load_campaign
 from gettok.tasks.export.dataset import CampaignNotFound, campaign_id
-from gettok.tasks.prune.compliance import PruneResult, prune_videos, videos_to_check
+from gettok.tasks.prune import PruneResult, pending_videos, prune_videos
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from gettok.db import session_scope
 from gettok.retry import DAY, HOUR, task_retries
 from gettok.settings import get_settings
+from gettok.stage import publish
 
-PRUNE_INTERVAL_DAYS = 15  # the Research API terms: refresh at least every 15 days
 BATCH_SIZE = 200
 
 
@@ -45,7 +46,7 @@ def prune_batch(
 # means it hangs, and the next run re-checks what this one did not reach.
 @flow(name="prune", timeout_seconds=2 * DAY)
 def prune(
-    campaign_file: Campaign | str | None = None,
+    campaign_file: str | None = None,
     limit: int | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> PruneResult:
@@ -55,16 +56,14 @@ def prune(
     url = settings.resolved_database_url
     cid = None
     if campaign_file is not None:
-        campaign = (
-            campaign_file if isinstance(campaign_file, Campaign) else load_campaign(campaign_file)
-        )
+        campaign = load_campaign(Path(campaign_file))
         try:
             with session_scope(url) as session:
                 cid = campaign_id(session, campaign.name)
         except CampaignNotFound as exc:
             logger.info("%s: nothing to prune", exc)
             return PruneResult()
-    videos = videos_to_check(url, cid, limit)
+    videos = pending_videos(url, cid, limit)
     logger.info("re-checking %d stored videos against %s", len(videos), settings.tiktok_web_url)
     total = PruneResult()
     for start in range(0, len(videos), batch_size):
@@ -82,7 +81,8 @@ def prune(
                 "too many undecided pages in a row: stopping; the rest waits for the next run"
             )
             break
-    logger.info("prune: %s", total.summary())
+    name = campaign.name if campaign_file is not None else "all"
+    publish(total.stage_result(), artifact_key("prune-result", name), logger)
     if total.transient:
         logger.warning(
             "%d videos undecided (%s): kept, checked again next run",

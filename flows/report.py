@@ -13,13 +13,14 @@ import re
 from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
-from gettok.models.campaign import Campaign, load_campaign
+from gettok.models.campaign import load_campaign
 from gettok.tasks.report.build import ReportResult, build_report
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from gettok.retry import task_retries
 from gettok.settings import get_settings
+from gettok.stage import publish
 
 
 @task(name="build-report", **task_retries("database"))
@@ -53,12 +54,10 @@ def publish_report(result: ReportResult) -> None:
 
 
 @flow(name="report")
-def report(campaign_file: Campaign | str, out_dir: str | None = None) -> ReportResult:
+def report(campaign_file: str, out_dir: str | None = None) -> ReportResult:
     """Write report.md and its PNG figures (default data/reports/<name>/) and publish them."""
     logger = get_run_logger()
-    campaign = (
-        campaign_file if isinstance(campaign_file, Campaign) else load_campaign(campaign_file)
-    )
+    campaign = load_campaign(Path(campaign_file))
     settings = get_settings()
     target = Path(out_dir) if out_dir else settings.data_dir / "reports" / campaign.name
     result = build_report_task(
@@ -79,5 +78,6 @@ def report(campaign_file: Campaign | str, out_dir: str | None = None) -> ReportR
         c.pearson_r,
         c.mean_jaccard,
     )
+    publish(result.stage_result(), artifact_key("report-result", campaign.name), logger)
     publish_report(result)
     return result

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
-from gettok.models.campaign import Campaign, load_campaign
-from gettok.tasks.transcribe.transcriber import (
+from gettok.models.campaign import load_campaign
+from gettok.tasks.transcribe import (
     TranscribeResult,
     pending_videos,
     record_tiktok_task,
@@ -25,29 +25,26 @@ from prefect.artifacts import create_markdown_artifact
 
 from gettok.retry import DAY
 from gettok.settings import get_settings
+from gettok.stage import publish
 
 
 # The model is fetched from the Hugging Face hub on first use; a backlog on CPU runs at about real
 # time (90 s a clip), so days for a big campaign. Three days means it hangs.
 @flow(name="transcribe", log_prints=False, timeout_seconds=3 * DAY)
 def transcribe(
-    campaign_file: str | None = None,
-    campaign: Campaign | None = None,
-    video_ids: list[int] | None = None,
+    campaign_file: str,
     retry_failed: bool = False,
     limit: int | None = None,
 ) -> TranscribeResult:
-    """Transcribe a campaign's pending videos (or just `video_ids`, as the pipeline hands them)."""
+    """Transcribe a campaign's pending videos."""
     logger = get_run_logger()
     settings = get_settings()
-    campaign = campaign or load_campaign(Path(campaign_file or ""))
+    campaign = load_campaign(Path(campaign_file))
     url = settings.resolved_database_url
     options = whisper_options(settings, campaign.language)
 
     result = TranscribeResult(tiktok=record_tiktok_task(settings, campaign.name))
-    pending = pending_videos(
-        url, options, campaign.name, video_ids=video_ids, retry_failed=retry_failed, limit=limit
-    )
+    pending = pending_videos(url, options, campaign.name, retry_failed=retry_failed, limit=limit)
     logger.info("%d videos to transcribe with %s", len(pending), options.model_name)
     size = settings.transcription_task_videos
     for start in range(0, len(pending), size):
@@ -55,7 +52,7 @@ def transcribe(
         result = result.merge(batch)
         logger.info("batch %d: %s", start // size + 1, batch.summary())
 
-    logger.info("transcription of %s: %s", campaign.name, result.summary())
+    publish(result.stage_result(), artifact_key("transcribe-result", campaign.name), logger)
     create_markdown_artifact(
         key=artifact_key("transcribe", campaign.name),
         markdown=_report(campaign.name, options.model_name, result),

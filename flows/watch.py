@@ -13,6 +13,8 @@ the day's matches. Deployed daily (`deployments/prefect.yaml`).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import Campaign, WatchTarget, load_campaign
 from gettok.tasks.export.dataset import CampaignNotFound, campaign_id
@@ -29,6 +31,7 @@ from prefect.artifacts import create_table_artifact
 from gettok.db import session_scope
 from gettok.retry import DAY, HOUR, task_retries
 from gettok.settings import Settings, get_settings
+from gettok.stage import StageResult, publish
 
 
 def campaign_alerts(campaign: Campaign, settings: Settings) -> Alerts:
@@ -121,13 +124,10 @@ def merge_results(name: str, parts: list[WatchResult]) -> WatchResult:
 
 
 @flow(name="watch", timeout_seconds=DAY)  # its tasks' 6 h each, a few targets
-def watch(campaign_file: Campaign | str, limit: int | None = None) -> list[WatchResult]:
+def watch(campaign_file: str, limit: int | None = None) -> list[WatchResult]:
     """Check the campaign's new videos for every watchlist target."""
     logger = get_run_logger()
-    if isinstance(campaign_file, Campaign):
-        campaign = campaign_file
-    else:
-        campaign = load_campaign(campaign_file)
+    campaign = load_campaign(Path(campaign_file))
     if campaign.watch is None:
         logger.info("campaign %s has no [watch] targets", campaign.name)
         return []
@@ -156,11 +156,15 @@ def watch(campaign_file: Campaign | str, limit: int | None = None) -> list[Watch
     if campaign.watch.digest:
         digest = send_digest(settings.resolved_database_url, campaign.name, EmailAlerts(settings))
         logger.info("daily digest: %s (%d matches)", digest["digest"], digest["matches"])
-    publish(campaign, results)
+    total = StageResult(stage="watch")
+    for r in results:
+        total = total.merge(r.stage_result())
+    publish(total, artifact_key("watch-result", campaign.name), logger)
+    publish_table(campaign, results)
     return results
 
 
-def publish(campaign: Campaign, results: list[WatchResult]) -> None:
+def publish_table(campaign: Campaign, results: list[WatchResult]) -> None:
     create_table_artifact(
         key=artifact_key("watch", campaign.name),
         table=[

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from gettok import db
 from gettok.models.schema import WorkClaim, utcnow
@@ -41,9 +40,7 @@ def claim(
         return []
     now = utcnow()
     engine = db.get_engine(url)
-    insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(
-        WorkClaim
-    )
+    insert = db.dialect_insert(engine, WorkClaim)
     with db.session_scope(url) as session:
         session.execute(
             delete(WorkClaim).where(WorkClaim.stage == stage, WorkClaim.expires_at < now)

@@ -292,7 +292,7 @@ def enrich_command(
         from gettok.flows.enrich import enrich  # only a real run needs Prefect
 
         with services_or_exit(llm=True):
-            result = enrich(campaign=campaign, kinds=kind, budget_usd=budget_usd)
+            result = enrich(campaign_file=str(campaign_file), kinds=kind, budget_usd=budget_usd)
     except (PriceUnknown, LlmUnavailable) as exc:
         raise fail(str(exc)) from None
     typer.echo(result.summary())
@@ -328,7 +328,7 @@ def collect_command(
     with services_or_exit(tiktok=True) as settings:
         database_or_exit(settings)
         try:
-            result = collect(campaign, first, last, wait_for_quota)
+            result = collect(str(campaign_file), first, last, wait_for_quota)
         except CollectIncomplete as exc:
             result = exc.result
     for window in result.windows:
@@ -370,7 +370,7 @@ def transcribe_command(
     except ModelUnavailable as exc:
         raise fail(str(exc)) from None
     ensure_transcription_limit(settings)  # strict acquisition needs the limit to exist
-    result = transcribe(campaign=campaign, retry_failed=retry_failed, limit=limit)
+    result = transcribe(str(campaign_file), retry_failed=retry_failed, limit=limit)
     typer.echo(f"{campaign.name}: {result.summary()}")
     for video_id, error in result.failed.items():  # recorded as `failed` rows; not retried
         typer.echo(f"  video {video_id}: {error}", err=True)
@@ -399,7 +399,7 @@ def download_command(
     campaign = campaign_or_exit(campaign_file)
     database_or_exit(settings)
     with services_or_exit(tiktok=web_needs_sandbox(settings, campaign.name)):
-        result = download(campaign=campaign, retry_failed=retry_failed, limit=limit)
+        result = download(str(campaign_file), retry_failed=retry_failed, limit=limit)
     typer.echo(f"{campaign.name}: {result.summary()}")
     if result.blocked_until is not None:
         raise typer.Exit(code=75)
@@ -492,7 +492,7 @@ def export_command(
     if fmt not in ("parquet", "csv", "jsonl"):
         raise fail(f"--format must be parquet, csv or jsonl, not {fmt!r}")
     settings = settings_or_exit()
-    campaign = campaign_or_exit(campaign_file)
+    campaign = campaign_or_exit(campaign_file)  # a bad file fails here, with its problem named
     database_or_exit(settings)
     if public and settings.export_salt is None:
         typer.secho("GETTOK_EXPORT_SALT is not set: the public export has no user column", err=True)
@@ -527,7 +527,7 @@ def report_command(
     from gettok.tasks.report.build import build_report
 
     settings = settings_or_exit()
-    campaign = campaign_or_exit(campaign_file)
+    campaign = campaign_or_exit(campaign_file)  # a bad file fails here, with its problem named
     database_or_exit(settings)
     target = out or settings.data_dir / "reports" / campaign.name
     try:
@@ -548,10 +548,11 @@ def prune_command(
     from gettok.flows.prune import prune
 
     settings = settings_or_exit()
+    # A bad file fails here, with its problem named.
     campaign = campaign_or_exit(campaign_file) if campaign_file else None
     database_or_exit(settings)
     with services_or_exit(tiktok=web_needs_sandbox(settings, campaign and campaign.name)):
-        result = prune(campaign, limit)
+        result = prune(str(campaign_file) if campaign_file else None, limit)
     typer.echo(result.summary())
     if result.checked and result.transient == result.checked:
         raise fail(f"none of the {result.checked} videos could be checked; nothing was deleted")

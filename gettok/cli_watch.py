@@ -81,7 +81,7 @@ def watch_command(
     summary = {t.name: {"checked": 0, "matched": []} for t in targets}
     # Described targets ask the vision LLM: resolved like every command (sandbox, or refused).
     with services_or_exit(llm=any(t.kind == "description" for t in targets)):
-        results = watch(campaign, limit)
+        results = watch(str(campaign_file), limit)
     for r in results:
         typer.echo(
             f"{r.target}: {r.videos_checked} videos checked, {len(r.matched)} matched"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import sys
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -145,3 +145,33 @@ def database_identity(url: str) -> str:
 
     with get_engine(url).connect() as connection:
         return connection.execute(text("SELECT id FROM database_identity")).scalar_one()
+
+
+def dialect_insert(bind: Session | Engine, table):
+    """`INSERT` with the dialect's `ON CONFLICT` clauses (Postgres and SQLite share them)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def upsert_rows(
+    session: Session,
+    table,
+    rows: list[dict],
+    conflict: list[str],
+    update: Sequence[str] = (),
+    returning: str | None = None,
+) -> list[tuple]:
+    """INSERT rows ... ON CONFLICT (`conflict`) DO UPDATE `update` (or DO NOTHING), executemany."""
+    stmt = dialect_insert(session, table)
+    if update:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=conflict, set_={c: stmt.excluded[c] for c in update}
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=conflict)
+    if returning:
+        return list(session.connection().execute(stmt.returning(table.c[returning]), rows))
+    session.connection().execute(stmt, rows)
+    return []

@@ -18,7 +18,6 @@ WORK_POOLS = {
     "cpu": "collection, downloads, frames, LLM calls, outputs",
     "gpu": "Whisper transcription (workers on machines with a GPU)",
 }
-GPU_LIMIT = "gpu"  # the default of GETTOK_TRANSCRIPTION_LIMIT
 DOWNLOAD_RATE_LIMIT = "download-rate"
 LLM_RATE_LIMIT = "llm-rate"
 

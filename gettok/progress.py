@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import distinct, func, select
 
 from gettok import db
+from gettok.membership import campaign_videos
 from gettok.models.schema import (
     Annotation,
     CampaignVideo,
@@ -16,7 +17,6 @@ from gettok.models.schema import (
     Transcript,
     Video,
 )
-from gettok.models.schema import Campaign as CampaignRow
 
 
 class StageCounts(BaseModel):
@@ -57,11 +57,7 @@ def stage_counts(
     """Counts for the campaign, or only its videos posted on the `posted` UTC days (inclusive):
     a run's summary speaks of the days it ran for, not of the whole campaign."""
     counts = StageCounts(campaign=campaign_name)
-    selected = (
-        select(CampaignVideo.video_id)
-        .join(CampaignRow, CampaignRow.id == CampaignVideo.campaign_id)
-        .where(CampaignRow.name == campaign_name)
-    )
+    selected = campaign_videos(campaign_name, with_pruned=True)
     if posted is not None:
         first, last = posted
         selected = selected.join(Video, Video.id == CampaignVideo.video_id).where(

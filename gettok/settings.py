@@ -6,7 +6,6 @@ environment before the first read. Secrets are `SecretStr`: they print as `*****
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -180,12 +179,3 @@ def redact(text: str, settings: Settings) -> str:
         if value and len(value) >= 4:
             text = text.replace(value, "**********")
     return text
-
-
-def environment_summary() -> dict[str, str]:
-    """The GETTOK_ variables that are set, secrets masked: safe to log."""
-    return {
-        k: ("**********" if any(s in k for s in ("SECRET", "KEY", "TOKEN", "PASSWORD")) else v)
-        for k, v in sorted(os.environ.items())
-        if k.startswith("GETTOK_")
-    }

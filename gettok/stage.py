@@ -8,7 +8,10 @@ so every flow reports the same way and the tests assert on the same fields.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -69,6 +72,15 @@ class StageResult(BaseModel):
 
 def _number(n: float) -> str:
     return str(int(n)) if float(n).is_integer() else f"{n:.3f}"
+
+
+def file_digests(paths: Iterable[Path]) -> dict[Path, str]:
+    """SHA-256 of each existing file: how an output stage tells a rewrite from a change."""
+    return {
+        Path(p): hashlib.sha256(Path(p).read_bytes()).hexdigest()
+        for p in paths
+        if Path(p).is_file()
+    }
 
 
 def publish(

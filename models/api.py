@@ -7,12 +7,11 @@ are kept so that a new API field is stored, not dropped.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_BIGINT = 2**63 - 1
 
@@ -125,21 +124,6 @@ class ResearchVideo(ApiRecord):
         return values
 
 
-class ResearchComment(ApiRecord):
-    id: int
-    video_id: int
-    text: str = ""
-    like_count: int | None = None
-    reply_count: int | None = None
-    parent_comment_id: int | None = None
-    create_time: int | None = None
-
-    @field_validator("id", "video_id", "parent_comment_id", mode="before")
-    @classmethod
-    def _ids_are_ints(cls, value: Any, info) -> int | None:
-        return _as_bigint(value, info.field_name)
-
-
 class ApiError(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -164,64 +148,3 @@ class VideoPageData(BaseModel):
     @classmethod
     def _search_id_text(cls, value: Any) -> str | None:
         return None if value in (None, "") else str(value)
-
-
-class VideoQueryPage(BaseModel):
-    """The whole answer of `POST /v2/research/video/query/`."""
-
-    model_config = ConfigDict(extra="allow")
-
-    data: VideoPageData = Field(default_factory=VideoPageData)
-    error: ApiError = Field(default_factory=ApiError)
-
-
-class RejectedRecord(BaseModel):
-    """A record the API sent that cannot be stored as is (e.g. an id beyond 64 bits)."""
-
-    raw: dict[str, Any]
-    reason: str
-
-
-class ParsedVideo(BaseModel):
-    record: ResearchVideo
-    raw: dict[str, Any]  # the payload exactly as sent (big ints exact, NULs included)
-
-
-class ParsedPage(BaseModel):
-    """One video query page: paging state, the videos, and any records that failed validation."""
-
-    error: ApiError = Field(default_factory=ApiError)
-    cursor: int = 0
-    has_more: bool = False
-    search_id: str | None = None
-    videos: list[ParsedVideo] = Field(default_factory=list)
-    rejected: list[RejectedRecord] = Field(default_factory=list)
-
-
-def parse_video_page(payload: bytes | str | dict[str, Any]) -> ParsedPage:
-    """Parse a video query answer; one bad record is rejected with its reason, never the page.
-
-    The stdlib json parser keeps big integers exact, so the raw dicts are safe to store.
-    """
-    raw = json.loads(payload) if isinstance(payload, bytes | str) else payload
-    data = raw.get("data") or {}
-    envelope = VideoQueryPage.model_validate(
-        {"data": {k: v for k, v in data.items() if k != "videos"}, "error": raw.get("error") or {}}
-    )
-    page = ParsedPage(
-        error=envelope.error,
-        cursor=envelope.data.cursor,
-        has_more=envelope.data.has_more,
-        search_id=envelope.data.search_id,
-    )
-    for item in data.get("videos") or []:
-        try:
-            page.videos.append(ParsedVideo(record=ResearchVideo.model_validate(item), raw=item))
-        except ValidationError as exc:
-            reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            page.rejected.append(
-                RejectedRecord(
-                    raw=item if isinstance(item, dict) else {"value": item}, reason=reason
-                )
-            )
-    return page

@@ -329,6 +329,31 @@ class Frame(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class FrameStatus(enum.StrEnum):
+    ok = "ok"
+    failed = "failed"
+
+
+class FrameExtraction(Base):
+    """The frames stage's outcome for one video: its frames were kept, or why none could be.
+
+    A failure stands for these settings until the download changes (a new file) or the settings
+    do; the `downloads` row keeps only what the download stage knows.
+    """
+
+    __tablename__ = "frame_extractions"
+
+    video_id: Mapped[int] = mapped_column(
+        ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[FrameStatus] = mapped_column(_enum(FrameStatus, "frame_status"), index=True)
+    reason: Mapped[str | None] = mapped_column(String(32))  # not_mp4, truncated, missing, ...
+    detail: Mapped[str | None] = mapped_column(Text)
+    frames: Mapped[int] = mapped_column(Integer, default=0)
+    settings_hash: Mapped[str] = mapped_column(String(32))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Annotation(Base):
     """A derived label or text, with the provenance that made it."""
 

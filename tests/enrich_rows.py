@@ -6,6 +6,7 @@ that the annotation tests do not depend on the collect, download or transcribe s
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,20 @@ class Fixture:
     campaign: Campaign
     video_ids: list[int]
     media_dir: Path
+
+
+def campaign_file(folder: Path, **changes) -> str:
+    """The campaign as a TOML file, for the flows (they take `campaign_file: str`)."""
+    values = {**PERU, **changes}
+    top = [f"{k} = {json.dumps(v)}" for k, v in values.items() if not isinstance(v, dict)]
+    tables = [
+        f"[{name}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in table.items())
+        for name, table in values.items()
+        if isinstance(table, dict)
+    ]
+    path = folder / f"{values['name']}.toml"
+    path.write_text("\n".join(top) + "\n\n" + "\n\n".join(tables) + "\n", encoding="utf-8")
+    return str(path)
 
 
 def make_campaign(**changes) -> Campaign:

@@ -10,10 +10,18 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from gettok.models.schema import Download, DownloadStatus, Frame, Transcript, Video
+from gettok.models.schema import (
+    Download,
+    DownloadStatus,
+    Frame,
+    FrameExtraction,
+    FrameStatus,
+    Transcript,
+    Video,
+)
 from gettok.tasks.download.media import MediaProblem, probe_media
 from gettok.tasks.frames.extract import extract_frames
-from gettok.tasks.transcribe.transcriber import transcribe_videos, whisper_options
+from gettok.tasks.transcribe import transcribe_videos, whisper_options
 from sqlalchemy import select
 
 from gettok import db
@@ -105,6 +113,7 @@ def test_stages_record_bad_media_and_process_the_good_video(
         transcripts = {t.video_id: t for t in session.scalars(select(Transcript))}
         framed = set(session.scalars(select(Frame.video_id)))
         downloads = {d.video_id: d for d in session.scalars(select(Download))}
+        extractions = {e.video_id: e for e in session.scalars(select(FrameExtraction))}
     # Every video has a transcript row; what cannot be decoded is failed, with why.
     assert set(transcripts) == set(ids.values())
     assert transcripts[ids["good"]].status == "ok"
@@ -121,6 +130,6 @@ def test_stages_record_bad_media_and_process_the_good_video(
     for name in ("empty", "html", "audio only", "zero-length video"):
         row = downloads[ids[name]]
         assert row.status is DownloadStatus.invalid, (name, row.status)
-        assert row.last_error.startswith("frames: "), (name, row.last_error)
+        assert extractions[ids[name]].status is FrameStatus.failed, name
     assert downloads[ids["good"]].status is DownloadStatus.ok
     assert not list((tmp_path / "media").rglob("*.tmp"))

@@ -18,7 +18,7 @@ from gettok.models.schema import (
     Video,
     WindowStatus,
 )
-from gettok.tasks.collect.paging import collect_campaign
+from gettok.tasks.collect import collect_campaign
 from gettok.tasks.export.dataset import export_dataset
 from sqlalchemy import select
 

@@ -20,7 +20,8 @@ import uvicorn
 from gettok.models.campaign import load_campaign
 from gettok.models.schema import ApiRequest, CampaignVideo, EngagementSnapshot, Video, utcnow
 from gettok.models.schema import CollectionWindow as WindowRow
-from gettok.tasks.collect.paging import CollectPolicies, collect_campaign, collect_window
+from gettok.tasks.collect import collect_campaign
+from gettok.tasks.collect.paging import CollectPolicies, collect_window
 from gettok.tasks.collect.windows import next_utc_midnight
 from sqlalchemy import func, select
 

@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 from gettok.models.schema import ApiRequest, CampaignVideo, EngagementSnapshot, Video
 from gettok.models.schema import CollectionWindow as WindowRow
-from gettok.tasks.collect.paging import collect_campaign
+from gettok.tasks.collect import collect_campaign
 from sqlalchemy import func, select, text
 
 from gettok import db
@@ -61,7 +61,7 @@ def test_collect_flow_reports_windows_and_days_and_skips_done_windows(
     from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL
 
-    state = collect(CAMPAIGN_FILE, START, END, return_state=True)
+    state = collect(str(CAMPAIGN_FILE), START, END, return_state=True)
     result = state.result()
     assert state.is_completed() and result.state == "completed"
     assert result.windows_done == 3 and result.videos > 300
@@ -96,7 +96,7 @@ def test_collect_flow_reports_windows_and_days_and_skips_done_windows(
     assert [r["window"] for r in rows][:3] == ["2022-12-06", "2022-12-07", "2022-12-08"]
     assert rows[0]["videos"] == result.windows[0].videos
 
-    again = collect(CAMPAIGN_FILE, START, END, return_state=True).result()
+    again = collect(str(CAMPAIGN_FILE), START, END, return_state=True).result()
     assert again.windows_skipped == 3 and again.requests == 0
 
 
@@ -106,13 +106,13 @@ def test_collect_flow_ends_quota_exhausted_with_a_completed_state(
     from gettok.flows.collect import collect
 
     sandbox.state.update_config({"daily_quota": 3})
-    state = collect(CAMPAIGN_FILE, START, END, return_state=True)
+    state = collect(str(CAMPAIGN_FILE), START, END, return_state=True)
     assert state.is_completed()
     assert state.message.startswith("quota exhausted, resumes at 00:00 UTC")
     assert state.result().quota_exhausted
 
     sandbox.state.update_config({"daily_quota": 1000})  # the next day
-    resumed = collect(CAMPAIGN_FILE, START, END, return_state=True).result()
+    resumed = collect(str(CAMPAIGN_FILE), START, END, return_state=True).result()
     assert resumed.state == "completed"
     assert resumed.windows_skipped == 1  # done before the quota ran out (in the database)
 
@@ -155,7 +155,7 @@ def test_failed_windows_fail_the_flow_after_publishing_the_summary(
     from gettok.flows.collect import CollectIncomplete, collect
 
     sandbox.state.update_config({"api": {"invalid_cursor": 1.0}})
-    state = collect(CAMPAIGN_FILE, START, START, return_state=True)
+    state = collect(str(CAMPAIGN_FILE), START, START, return_state=True)
     assert state.is_failed()
     with pytest.raises(CollectIncomplete) as raised:
         state.result()

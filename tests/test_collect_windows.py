@@ -88,7 +88,7 @@ def test_index_lag_and_quota_reset_are_utc():
 
 def test_a_range_reaching_into_the_index_lag_is_deferred_not_collected_partially():
     from gettok.models.campaign import parse_campaign
-    from gettok.tasks.collect.paging import plan_range
+    from gettok.tasks.collect import plan_range
 
     today = datetime.now(UTC).date()
     ongoing = parse_campaign(

@@ -3,7 +3,10 @@ estimate, the CLI and the Prefect flow, against the sandbox and a real database.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from gettok.models.campaign import load_campaign
 from gettok.models.schema import Annotation, AnnotationKind, Frame
 from gettok.tasks.annotate.annotator import annotate_videos, plan_for
 from gettok.tasks.annotate.cost import estimate_enrich
@@ -15,7 +18,7 @@ from gettok.cli import app
 from gettok.clients.llm import Budget, LlmClient, PriceUnknown
 from gettok.sandbox.media import make_clip
 from gettok.settings import get_settings
-from tests.enrich_rows import PERU, add_videos, point_at_sandbox
+from tests.enrich_rows import PERU, add_videos, campaign_file, point_at_sandbox
 
 # Tests of the CLI and of Prefect wiring need one backend; the stage's SQL runs on both above.
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -183,16 +186,18 @@ def test_cli_runs_the_prefect_flow(rows, tmp_path, sandbox_env, prefect_harness,
 
 
 @SQLITE_ONLY
-def test_flow_takes_prefect_rate_limit_slots(rows, db_url, sandbox_env, prefect_harness):
+def test_flow_takes_prefect_rate_limit_slots(rows, db_url, sandbox_env, prefect_harness, tmp_path):
     from gettok.flows.enrich import enrich
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name("llm-test-rate", 5, slot_decay_per_second=50)
-    result = enrich(campaign=rows.campaign, kinds=["sentiment"], shared_rate_limit="llm-test-rate")
+    path = campaign_file(tmp_path)
+    assert load_campaign(Path(path)) == rows.campaign
+    result = enrich(path, kinds=["sentiment"], shared_rate_limit="llm-test-rate")
     assert result.kinds[0].done == 4
     with pytest.raises(ValueError, match="llm-missing-limit"):  # fails before any request
-        enrich(campaign=rows.campaign, kinds=["summary"], shared_rate_limit="llm-missing-limit")
+        enrich(path, kinds=["summary"], shared_rate_limit="llm-missing-limit")
     assert count(db_url, AnnotationKind.summary) == 0
 
 

@@ -12,8 +12,16 @@ import av
 import cv2
 import numpy as np
 import pytest
-from gettok.models.schema import Download, DownloadStatus, Frame, Video, utcnow
-from gettok.tasks.frames.extract import FAILURE_PREFIX, extract_frames
+from gettok.models.schema import (
+    Download,
+    DownloadStatus,
+    Frame,
+    FrameExtraction,
+    FrameStatus,
+    Video,
+    utcnow,
+)
+from gettok.tasks.frames.extract import extract_frames
 from gettok.tasks.frames.sampling import (
     fit_within,
     frame_indices,
@@ -258,17 +266,28 @@ def test_bad_files_are_recorded_and_the_batch_goes_on(db_url, media_dir, clips, 
     }  # fmt: skip
     assert {f.video_id for f in result.failures} == {html_id, cut_id, gone_id, escape_id, photos_id}
     assert len(frames_of(db_url, good_id)) == 4
+    reasons = {
+        html_id: "not_mp4", cut_id: "truncated", gone_id: "missing", escape_id: "bad_path",
+        photos_id: "no_images",
+    }  # fmt: skip
     with session_scope(db_url) as session:
         for video_id in (html_id, cut_id, gone_id, escape_id):
             row = session.get(Download, video_id)
             assert row.status == DownloadStatus.invalid  # the download stage may fetch it again
-            assert row.last_error.startswith(FAILURE_PREFIX)
+            assert row.last_error is None  # the download stage's own field, left to it
         photos = session.get(Download, photos_id)
-        assert photos.status == DownloadStatus.slideshow and photos.last_error.startswith(
-            FAILURE_PREFIX
-        )
+        assert photos.status == DownloadStatus.slideshow and photos.last_error is None
+        outcomes = {r.video_id: r for r in session.scalars(select(FrameExtraction))}
+    assert {i: (r.status, r.reason) for i, r in outcomes.items() if i != good_id} == {
+        i: (FrameStatus.failed, reason) for i, reason in reasons.items()
+    }
+    assert (outcomes[good_id].status, outcomes[good_id].frames) == (FrameStatus.ok, 4)
     rerun = extract_frames(db_url, settings)  # nothing left that can succeed
     assert (rerun.videos_done, rerun.failed) == (0, {})
+    # A new file for the slideshow (the download stage fetched it again): tried anew.
+    with session_scope(db_url) as session:
+        session.get(Download, photos_id).updated_at = utcnow()
+    assert extract_frames(db_url, settings).failed == {"no_images": 1}
 
 
 def test_only_selected_and_unpruned_videos(db_url, media_dir, clips):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from gettok.models.schema import Download, DownloadStatus, Frame, PruneRecord, Video
-from gettok.tasks.prune.compliance import check_page, prune_videos, videos_to_check
+from gettok.tasks.prune import check_page, pending_videos, prune_videos
 from sqlalchemy import func, select
 
 from gettok.db import session_scope
@@ -115,7 +115,7 @@ def test_prune_deletes_private_and_removed_only(db_url, sandbox, tmp_path):
     (media_dir / orphan).write_bytes(b"frame")
     files[others[0]].append(orphan)
 
-    result = prune_videos(db_url, media_dir, sandbox.base_url, videos_to_check(db_url))
+    result = prune_videos(db_url, media_dir, sandbox.base_url, pending_videos(db_url))
 
     assert result.checked == len(videos)
     assert result.transient == 0
@@ -142,7 +142,7 @@ def test_prune_deletes_private_and_removed_only(db_url, sandbox, tmp_path):
         assert set(frames) == {v.id for v in videos} - set(gone)
 
     # A second run checks only what is still stored and records nothing twice.
-    again = prune_videos(db_url, media_dir, sandbox.base_url, videos_to_check(db_url))
+    again = prune_videos(db_url, media_dir, sandbox.base_url, pending_videos(db_url))
     assert again.checked == len(videos) - len(gone) and not again.pruned_ids
     with session_scope(db_url) as s:
         assert s.scalar(select(func.count()).select_from(PruneRecord)) == len(gone)
@@ -160,7 +160,7 @@ def test_transient_errors_delete_nothing(sqlite_url, sandbox, tmp_path, fault):
     else:
         setattr(sandbox.state.config.web, fault, 1.0)
 
-    result = prune_videos(sqlite_url, media_dir, web_url, videos_to_check(sqlite_url), timeout_s=5)
+    result = prune_videos(sqlite_url, media_dir, web_url, pending_videos(sqlite_url), timeout_s=5)
 
     assert result.transient == len(videos) and not result.pruned_ids and result.files_removed == 0
     assert all((media_dir / p).exists() for paths in files.values() for p in paths)

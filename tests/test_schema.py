@@ -3,11 +3,20 @@
 import json
 
 from alembic.script import ScriptDirectory
-from gettok.models.api import MAX_BIGINT, ResearchVideo, parse_video_page
-from gettok.models.schema import Base, Download, DownloadStatus, Video, utcnow
+from gettok.models.api import MAX_BIGINT, ResearchVideo
+from gettok.models.schema import (
+    Base,
+    Download,
+    DownloadStatus,
+    FrameExtraction,
+    FrameStatus,
+    Video,
+    utcnow,
+)
 from sqlalchemy import inspect, select
 
 from gettok import db
+from gettok.clients.research_api import parse_video_page
 from tests.conftest import FIXTURES
 
 PAGES = sorted((FIXTURES / "tiktok-research-api").glob("api_videos_response_page_*.json"))
@@ -39,15 +48,15 @@ def test_migration_creates_every_table(db_url):
 def test_recorded_pages_round_trip_with_big_ids_intact(db_url):
     expected, rejected = {}, []
     for path in PAGES:
-        page = parse_video_page(path.read_bytes())
+        page = parse_video_page(json.loads(path.read_bytes()))
         assert len(page.videos) + len(page.rejected) == 27
-        store(db_url, [v.raw for v in page.videos])
-        expected.update({v.raw["id"]: v.raw for v in page.videos})
-        rejected += page.rejected
+        store(db_url, page.raw)
+        expected.update({raw["id"]: raw for raw in page.raw})
+        rejected += list(zip(page.rejected, page.invalid, strict=True))
     # The recorded page 2 holds one id with 20 digits, beyond any 64-bit id: it is rejected
     # with its reason (the collector stores it in rejected_records), not silently dropped.
-    assert [r.raw["id"] for r in rejected] == [73207681965695992750]
-    assert "does not fit a signed 64-bit integer" in rejected[0].reason
+    assert [raw["id"] for raw, _ in rejected] == [73207681965695992750]
+    assert "does not fit a signed 64-bit integer" in rejected[0][1]
     # The recorded page 2 repeats page 1's other 26 videos: duplicates across pages are real.
     assert len(expected) == 27
     # Ids in the fixtures are above 2^53: a float would have lost their last digits.
@@ -123,3 +132,22 @@ def test_each_database_has_its_own_identity(tmp_path):
     db.upgrade(second)
     assert db.database_identity(first) != db.database_identity(second)
     assert db.database_identity(first) == db.database_identity(first)  # stable across reads
+
+
+def test_0002_moves_frame_failures_out_of_the_downloads(db_url):
+    from alembic import command
+
+    command.downgrade(db.alembic_config(db_url), "0001")
+    store(db_url, [{"id": 1}, {"id": 2}])
+    with db.session_scope(db_url) as session:
+        session.add(Download(video_id=1, status=DownloadStatus.invalid, last_error="frames: x: y"))
+        session.add(Download(video_id=2, status=DownloadStatus.transient, last_error="timeout"))
+    db.upgrade(db_url)
+    assert db.current_revision(db_url) == "0002"
+    with db.session_scope(db_url) as session:
+        moved = session.scalars(select(FrameExtraction)).all()
+        errors = {d.video_id: d.last_error for d in session.scalars(select(Download))}
+    assert [(m.video_id, m.status, m.detail, m.settings_hash) for m in moved] == [
+        (1, FrameStatus.failed, "x: y", "unknown")  # unknown settings: tried once more
+    ]
+    assert errors == {1: None, 2: "timeout"}

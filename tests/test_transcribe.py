@@ -20,7 +20,7 @@ from gettok.models.schema import (
     Transcript,
     Video,
 )
-from gettok.tasks.transcribe.transcriber import (
+from gettok.tasks.transcribe import (
     TIKTOK_ENGINE,
     WHISPER_ENGINE,
     pending_videos,

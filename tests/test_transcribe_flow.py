@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from gettok.models.schema import Transcript
-from gettok.tasks.transcribe.transcriber import ensure_transcription_limit, model_slot
+from gettok.tasks.transcribe import ensure_transcription_limit, model_slot
 from gettok.tasks.transcribe.wer import word_error_rate
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from sqlalchemy import select

@@ -10,7 +10,7 @@ from datetime import date
 
 from gettok.models.schema import Download, DownloadStatus, Transcript, Video
 from gettok.tasks.download.downloader import download_videos
-from gettok.tasks.transcribe.transcriber import (
+from gettok.tasks.transcribe import (
     TIKTOK_ENGINE,
     record_tiktok_transcripts,
     transcribe_videos,

@@ -91,7 +91,7 @@ class NetworkFailure(ApiFault):
 
 
 @dataclass
-class VideoPage:
+class QueryPage:
     """One page of the video query, videos validated one by one (a bad record skips only itself)."""
 
     videos: list[ResearchVideo]
@@ -104,7 +104,7 @@ class VideoPage:
     rejected: list[dict[str, Any]] = field(default_factory=list)  # invalid records as sent
 
 
-def parse_video_page(payload: dict[str, Any]) -> VideoPage:
+def parse_video_page(payload: dict[str, Any]) -> QueryPage:
     """Validate a page; a record that fails validation is reported in `invalid`, not raised."""
     data = dict(payload.get("data") or {})
     raw_videos = list(data.pop("videos", None) or [])
@@ -119,7 +119,7 @@ def parse_video_page(payload: dict[str, Any]) -> VideoPage:
             invalid.append(f"video {ident!r}: {exc.errors()[0]['msg']}")
             rejected.append(raw if isinstance(raw, dict) else {"value": raw})
     error = ApiError.model_validate(payload.get("error") or {})
-    return VideoPage(
+    return QueryPage(
         videos, raws, meta.cursor, meta.has_more, meta.search_id, invalid, error.log_id, rejected
     )
 
@@ -299,7 +299,7 @@ class ResearchApiClient:
         cursor: int | None = None,
         search_id: str | None = None,
         window_id: int | None = None,
-    ) -> VideoPage:
+    ) -> QueryPage:
         """One page of `POST /v2/research/video/query/`; a 401 refreshes the token once."""
         request = dict(body)
         if cursor is not None:
@@ -312,7 +312,7 @@ class ResearchApiClient:
             self.forget_token()
             return self._query_once(request, window_id)
 
-    def _query_once(self, request: dict[str, Any], window_id: int | None) -> VideoPage:
+    def _query_once(self, request: dict[str, Any], window_id: int | None) -> QueryPage:
         token = self.token()
         request_id = self.ledger.reserve(VIDEO_QUERY_ENDPOINT, window_id)
         try:

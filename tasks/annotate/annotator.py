@@ -27,21 +27,20 @@ from gettok.models.schema import (
     Annotation,
     AnnotationKind,
     AnnotationStatus,
-    CampaignVideo,
     Frame,
     Transcript,
     Video,
 )
-from gettok.models.schema import Campaign as CampaignRow
+from gettok.tasks.annotate import store
 from gettok.tasks.annotate.prompts import PromptTemplate, load_prompt
-from gettok.tasks.annotate.store import store_outcome
 from pydantic import BaseModel
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gettok import claims, db
 from gettok.clients.llm import Budget, ChatRequest, LlmClient, LlmOutcome, LlmUnavailable
 from gettok.settings import Settings, redact
+from gettok.stage import StageResult
 
 log = logging.getLogger(__name__)
 
@@ -114,63 +113,24 @@ class AnnotateResult(BaseModel):
     output_tokens: int = 0
     cost_usd: float = 0.0
 
+    def stage_result(self) -> StageResult:
+        """Failed by annotation status; left for the budget or held by another worker: skipped."""
+        failed = {"refused": self.refused, "invalid": self.invalid, "failed": self.failed}
+        failed["missing input"] = self.missing_input
+        return StageResult(
+            stage="annotate",
+            done=self.done,
+            skipped=self.skipped_budget + self.skipped_taken,
+            failed={k: n for k, n in failed.items() if n},
+            counts={f"{self.kind} tokens": self.input_tokens + self.output_tokens}
+            | {"cost usd": self.cost_usd},
+        )
+
     def add(self, other: AnnotateResult) -> AnnotateResult:
         for name in type(self).model_fields:
             if name not in ("kind", "model", "prompt_hash"):
                 setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
-
-
-# --- what is pending -------------------------------------------------------------------------
-
-
-def _campaign_videos(campaign_name: str):
-    return (
-        select(CampaignVideo.video_id)
-        .join(CampaignRow, CampaignRow.id == CampaignVideo.campaign_id)
-        .join(Video, Video.id == CampaignVideo.video_id)
-        .where(CampaignRow.name == campaign_name, Video.pruned_at.is_(None))
-    )
-
-
-def _has_final(kind: AnnotationKind, model: str | None = None, prompt_hash: str | None = None):
-    clauses = [
-        Annotation.video_id == CampaignVideo.video_id,
-        Annotation.kind == kind,
-        Annotation.status != AnnotationStatus.failed,
-    ]
-    if model is not None:
-        clauses += [Annotation.model == model, Annotation.prompt_hash == prompt_hash]
-    return exists().where(*clauses)
-
-
-def _has_transcript_text():
-    return exists().where(
-        Transcript.video_id == CampaignVideo.video_id,
-        Transcript.status == "ok",
-        Transcript.is_empty.is_(False),
-        Transcript.text.is_not(None),
-        Transcript.text != "",
-    )
-
-
-def pending_video_ids(
-    session: Session, campaign_name: str, plan: KindPlan, among: list[int] | None = None
-) -> list[int]:
-    """Videos of the campaign (or of `among`) with this kind's inputs and no final annotation of
-    this plan."""
-    query = _campaign_videos(campaign_name).where(
-        ~_has_final(plan.kind, plan.model, plan.prompt_hash)
-    )
-    if among is not None:
-        query = query.where(CampaignVideo.video_id.in_(among))
-    if plan.kind is AnnotationKind.description:
-        query = query.where(exists().where(Frame.video_id == CampaignVideo.video_id))
-    elif plan.kind is AnnotationKind.stance:
-        query = query.where(_has_final(AnnotationKind.description))
-    else:
-        query = query.where(_has_transcript_text())
-    return list(session.scalars(query.order_by(CampaignVideo.video_id)))
 
 
 # --- inputs and requests ---------------------------------------------------------------------
@@ -302,7 +262,7 @@ def annotate_videos(
     held = claims.claim(database_url, plan.stage, video_ids, lease_s=lease_s)
     try:
         with db.session_scope(database_url) as session:
-            todo = set(pending_video_ids(session, campaign.name, plan, held))
+            todo = set(store.pending_videos(session, campaign.name, plan, held))
             inputs = load_inputs(session, sorted(todo))
         result.skipped_taken = len(video_ids) - len(todo)
         media_dir = settings.resolved_media_dir
@@ -315,7 +275,7 @@ def annotate_videos(
                 outcome, used = future.result()
                 _tally(result, outcome)
                 if outcome is not None and outcome.status is not None:
-                    store_outcome(
+                    store.record_annotation(
                         database_url,
                         plan,
                         inputs[futures[future]],

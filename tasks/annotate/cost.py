@@ -11,25 +11,23 @@ from __future__ import annotations
 from gettok.models.campaign import Campaign
 from gettok.models.schema import (
     AnnotationKind,
-    CampaignVideo,
-    Download,
-    DownloadStatus,
     Frame,
     MediaInfo,
 )
+from gettok.tasks.annotate import store as annotate_store
 from gettok.tasks.annotate.annotator import (
     REQUESTED_KINDS,
     KindPlan,
     VideoInputs,
-    _campaign_videos,
     build_request,
     load_inputs,
-    pending_video_ids,
     plan_for,
 )
 from gettok.tasks.annotate.prompts import load_prompt
+from gettok.tasks.frames import store as frames_store
+from gettok.tasks.frames.extract import frame_settings
 from pydantic import BaseModel
-from sqlalchemy import exists
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gettok import db
@@ -74,10 +72,12 @@ def estimate_enrich(
         to_describe: set[int] = set()
         for plan in plans:
             estimate = KindEstimate(kind=plan.kind.value, model=plan.model)
-            ids = pending_video_ids(session, campaign.name, plan)
+            ids = annotate_store.pending_videos(session, campaign.name, plan)
             inputs = load_inputs(session, ids)
             if plan.kind is AnnotationKind.description:
-                for video_id, size in _videos_without_frames(session, campaign.name).items():
+                for video_id, size in _videos_without_frames(
+                    session, database_url, settings, campaign.name
+                ).items():
                     inputs[video_id] = VideoInputs(video_id, frames=_planned_frames(settings, size))
                 to_describe = set(inputs)
             elif plan.kind is AnnotationKind.stance:
@@ -101,20 +101,25 @@ def _add(estimate: KindEstimate, plan: KindPlan, inputs: VideoInputs, settings: 
     estimate.cost_usd += cost_usd(settings, plan.model, tokens_in, tokens_out)
 
 
-def _videos_without_frames(session: Session, campaign_name: str) -> dict[int, tuple[int, int]]:
-    """Downloaded videos that frame extraction has yet to reach, with their probed size."""
-    query = (
-        _campaign_videos(campaign_name)
-        .add_columns(MediaInfo.width, MediaInfo.height)
-        .join(Download, Download.video_id == CampaignVideo.video_id)
-        .outerjoin(MediaInfo, MediaInfo.video_id == CampaignVideo.video_id)
-        .where(Download.status.in_([DownloadStatus.ok, DownloadStatus.slideshow]))
-        .where(~exists().where(Frame.video_id == CampaignVideo.video_id))
-    )
-    return {
-        video_id: (width, height) if width and height else DEFAULT_FRAME_SIZE
-        for video_id, width, height in session.execute(query)
+def _videos_without_frames(
+    session: Session, database_url: str, settings: Settings, campaign_name: str
+) -> dict[int, tuple[int, int]]:
+    """The videos the frames stage would work on now, with their probed size."""
+    digest = frames_store.settings_hash(frame_settings(settings))
+    ids = [
+        d.video_id
+        for d in frames_store.pending_videos(database_url, digest, campaign_name, limit=None)
+    ]
+    sizes = {
+        video_id: (width, height)
+        for video_id, width, height in session.execute(
+            select(MediaInfo.video_id, MediaInfo.width, MediaInfo.height).where(
+                MediaInfo.video_id.in_(ids)
+            )
+        )
+        if width and height
     }
+    return {video_id: sizes.get(video_id, DEFAULT_FRAME_SIZE) for video_id in ids}
 
 
 def _planned_frames(settings: Settings, size: tuple[int, int]) -> list[Frame]:

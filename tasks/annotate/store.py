@@ -1,4 +1,5 @@
-"""Annotation rows: one per video, kind, model and prompt hash, with the provenance that made it.
+"""Every query of the annotate stage: what is pending, and the annotation rows (one per video,
+kind, model and prompt hash, with the provenance that made it).
 
 A description writes two rows from its one request (the description and the on-screen text);
 the request's tokens and cost go on the description row only, so sums over rows stay true. A
@@ -11,19 +12,70 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from gettok.models.annotations import Sentiment
-from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus, Frame, utcnow
-from sqlalchemy import select
+from gettok.models.schema import (
+    Annotation,
+    AnnotationKind,
+    AnnotationStatus,
+    Frame,
+    Transcript,
+    Video,
+    utcnow,
+)
+from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from gettok import db
 from gettok.clients.llm import LlmOutcome
+from gettok.membership import campaign_videos
 from gettok.settings import Settings
 
 if TYPE_CHECKING:
     from gettok.tasks.annotate.annotator import KindPlan, VideoInputs
 
 
-def store_outcome(
+def _has_final(kind: AnnotationKind, model: str | None = None, prompt_hash: str | None = None):
+    clauses = [
+        Annotation.video_id == Video.id,
+        Annotation.kind == kind,
+        Annotation.status != AnnotationStatus.failed,
+    ]
+    if model is not None:
+        clauses += [Annotation.model == model, Annotation.prompt_hash == prompt_hash]
+    return exists().where(*clauses)
+
+
+def _has_transcript_text():
+    return exists().where(
+        Transcript.video_id == Video.id,
+        Transcript.status == "ok",
+        Transcript.is_empty.is_(False),
+        Transcript.text.is_not(None),
+        Transcript.text != "",
+    )
+
+
+def pending_videos(
+    session: Session, campaign_name: str, plan: KindPlan, among: list[int] | None = None
+) -> list[int]:
+    """Videos of the campaign (or of `among`) with this kind's inputs and no final annotation of
+    this plan."""
+    query = select(Video.id).where(
+        Video.id.in_(campaign_videos(campaign_name)),
+        ~_has_final(plan.kind, plan.model, plan.prompt_hash),
+    )
+    if among is not None:
+        query = query.where(Video.id.in_(among))
+    if plan.kind is AnnotationKind.description:
+        query = query.where(exists().where(Frame.video_id == Video.id))
+    elif plan.kind is AnnotationKind.stance:
+        query = query.where(_has_final(AnnotationKind.description))
+    else:
+        query = query.where(_has_transcript_text())
+    return list(session.scalars(query.order_by(Video.id)))
+
+
+def record_annotation(
     database_url: str,
     plan: KindPlan,
     inputs: VideoInputs,

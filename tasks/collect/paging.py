@@ -25,51 +25,42 @@ lock), so two collectors started on the same campaign never page the same window
 from __future__ import annotations
 
 import logging
-import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from gettok.models.campaign import Campaign
-from gettok.models.schema import Campaign as CampaignRow
-from gettok.models.schema import CampaignVideo, Video, WindowStatus, utcnow
 from gettok.models.schema import CollectionWindow as WindowRow
+from gettok.models.schema import WindowStatus, utcnow
 from gettok.tasks.collect.policies import CollectPolicies
 from gettok.tasks.collect.store import (
     checkpoint_window,
     ensure_window,
     keep_rejected,
-    save_campaign,
     store_page,
 )
 from gettok.tasks.collect.windows import (
     CollectionWindow,
-    collection_windows,
-    last_indexed_day,
-    next_utc_midnight,
 )
-from pydantic import BaseModel, Field, computed_field
-from sqlalchemy import select, text, update
+from pydantic import BaseModel, Field
+from sqlalchemy import text, update
 
 from gettok.clients.research_api import (
     ApiFault,
     DailyQuotaExhausted,
     InvalidCursor,
     NetworkFailure,
+    QueryPage,
     RequestRejected,
     ResearchApiClient,
     SearchIdExpired,
     ServerError,
     ShortRateLimit,
     TokenRejected,
-    VideoPage,
 )
 from gettok.db import get_engine, session_scope
 from gettok.retry import RetryPolicy, call_with_retries, retrying
-from gettok.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -312,10 +303,10 @@ def fetch_page(
     search_id: str | None,
     window_id: int,
     faults: dict[str, int],
-) -> VideoPage:
+) -> QueryPage:
     """One page, retrying each fault under its own policy; the fault is raised once it gives up."""
 
-    def one_request() -> VideoPage:
+    def one_request() -> QueryPage:
         try:
             return ctx.client.query_videos(
                 body, cursor=cursor, search_id=search_id, window_id=window_id
@@ -330,162 +321,3 @@ def fetch_page(
         kind_of=lambda exc: exc.kind if isinstance(exc, ApiFault) else None,
         server_wait_s=lambda exc: getattr(exc, "retry_after_s", None),
     )
-
-
-class CollectResult(BaseModel):
-    """A collect run: what each window did, and whether the run stopped for the day."""
-
-    campaign: str
-    start: date
-    end: date | None  # None: nothing to collect yet (the index lags)
-    windows: list[WindowOutcome] = Field(default_factory=list)
-    quota_exhausted: bool = False
-    resumes_at: datetime | None = None
-    aborted: str | None = None
-    deferred_after: date | None = None  # days after this were left for a later run (index lag)
-
-    def _count(self, status: str) -> int:
-        return sum(1 for w in self.windows if w.status == status)
-
-    @computed_field
-    @property
-    def windows_done(self) -> int:
-        return self._count("done")
-
-    @computed_field
-    @property
-    def windows_skipped(self) -> int:
-        return self._count("skipped")
-
-    @computed_field
-    @property
-    def windows_split(self) -> int:
-        return self._count("split")
-
-    @computed_field
-    @property
-    def windows_failed(self) -> int:
-        return self._count("failed")
-
-    @computed_field
-    @property
-    def windows_busy(self) -> int:
-        return self._count("busy")
-
-    @computed_field
-    @property
-    def videos(self) -> int:
-        return sum(w.videos for w in self.windows)
-
-    @computed_field
-    @property
-    def requests(self) -> int:
-        return sum(w.requests for w in self.windows)
-
-    @computed_field
-    @property
-    def state(self) -> str:
-        if self.aborted:
-            return f"aborted: {self.aborted}"
-        if self.quota_exhausted:
-            return "quota exhausted, resumes at 00:00 UTC"
-        if self.windows_failed:
-            return f"incomplete: {self.windows_failed} window(s) failed"
-        if self.windows_busy:
-            return f"incomplete: {self.windows_busy} window(s) held by another collector"
-        return "completed"
-
-
-WindowRunner = Callable[[CollectContext, CollectionWindow], WindowOutcome]
-
-
-def plan_range(
-    campaign: Campaign, start: date | None, end: date | None
-) -> tuple[date, date | None, date | None]:
-    """The range to collect: defaults from the campaign, the end held back by the index lag."""
-    start = start or campaign.start_date
-    end = end or campaign.end_date or last_indexed_day()
-    deferred = None
-    if end > last_indexed_day():
-        deferred, end = last_indexed_day(), last_indexed_day()
-    return start, (end if end >= start else None), deferred
-
-
-def collect_campaign(
-    settings: Settings,
-    campaign: Campaign,
-    start: date | None = None,
-    end: date | None = None,
-    *,
-    wait_for_quota: bool = False,
-    run_window: WindowRunner = collect_window,
-    on_window: Callable[[WindowOutcome], None] | None = None,
-    policies: CollectPolicies | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> CollectResult:
-    """Collect `start`..`end` (inclusive, UTC) for a campaign, one window at a time."""
-    start, end, deferred = plan_range(campaign, start, end)
-    result = CollectResult(campaign=campaign.name, start=start, end=end, deferred_after=deferred)
-    if end is None:
-        return result
-    url = settings.resolved_database_url
-    with session_scope(url) as session:
-        campaign_id = save_campaign(session, campaign)
-    queue = deque(collection_windows(start, end, settings.window_days))
-    with ResearchApiClient.from_settings(settings) as client:
-        ctx = CollectContext(
-            url,
-            client,
-            campaign,
-            campaign_id,
-            policies or CollectPolicies(),
-        )
-        while queue:
-            window = queue.popleft()
-            try:
-                outcome = run_window(ctx, window)
-            except QuotaExhausted as exc:
-                outcome = exc.outcome
-                if wait_for_quota:
-                    resumes_at = next_utc_midnight()
-                    wait = (resumes_at - utcnow()).total_seconds() + QUOTA_RESET_MARGIN_S
-                    log.warning("%s; waiting %.0fs until %s", exc.reason, wait, resumes_at)
-                    _report(result, outcome, on_window)
-                    sleep(wait)
-                    queue.appendleft(window)
-                    continue
-                result.quota_exhausted, result.resumes_at = True, next_utc_midnight()
-                _report(result, outcome, on_window)
-                break
-            except CollectAborted as exc:
-                result.aborted = exc.reason
-                _report(result, exc.outcome, on_window)
-                break
-            _report(result, outcome, on_window)
-            queue.extendleft(reversed(outcome.split_into))
-    return result
-
-
-def _report(result: CollectResult, outcome: WindowOutcome, on_window) -> None:
-    result.windows.append(outcome)
-    if on_window:
-        on_window(outcome)
-
-
-def daily_counts(database_url: str, campaign_name: str, start: date, end: date) -> dict[date, int]:
-    """Videos of the campaign per UTC creation day in `start`..`end`, days with none included."""
-    counts = {start + timedelta(days=i): 0 for i in range((end - start).days + 1)}
-    low = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
-    high = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-    with session_scope(database_url) as session:
-        rows = session.scalars(
-            select(Video.created_at)
-            .join(CampaignVideo, CampaignVideo.video_id == Video.id)
-            .join(CampaignRow, CampaignRow.id == CampaignVideo.campaign_id)
-            .where(
-                CampaignRow.name == campaign_name, Video.created_at >= low, Video.created_at < high
-            )
-        )
-        for created_at in rows:
-            counts[created_at.date()] += 1
-    return counts

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -28,9 +28,12 @@ from gettok.models.schema import (
 )
 from gettok.tasks.collect.windows import CollectionWindow as DateWindow
 from pydantic import BaseModel
-from sqlalchemy import Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
+
+from gettok.db import dialect_insert, session_scope, upsert_rows
+from gettok.membership import campaign_videos
 
 # Columns filled straight from the API record (same names).
 API_COLUMNS = (
@@ -67,33 +70,6 @@ class StoredPage(BaseModel):
     new_sightings: int
 
 
-def _insert(session: Session, table):
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-def _upsert_rows(
-    session: Session,
-    table: Table,
-    rows: list[dict[str, Any]],
-    conflict: list[str],
-    update: Sequence[str] = (),
-    returning: str | None = None,
-) -> list[tuple]:
-    """INSERT rows ... ON CONFLICT (`conflict`) DO UPDATE `update` (or DO NOTHING), executemany."""
-    stmt = _insert(session, table)
-    if update:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=conflict, set_={c: stmt.excluded[c] for c in update}
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=conflict)
-    if returning:
-        return list(session.connection().execute(stmt.returning(table.c[returning]), rows))
-    session.connection().execute(stmt, rows)
-    return []
-
-
 def save_campaign(session: Session, campaign: Campaign) -> int:
     """Create or update the campaign's row (keyed by name); returns its id."""
     values = {
@@ -110,7 +86,7 @@ def save_campaign(session: Session, campaign: Campaign) -> int:
         "created_at": utcnow(),
         "updated_at": utcnow(),
     }
-    stmt = _insert(session, CampaignRow).values(values)
+    stmt = dialect_insert(session, CampaignRow).values(values)
     stmt = stmt.on_conflict_do_update(
         index_elements=[CampaignRow.name],
         set_={k: stmt.excluded[k] for k in values if k not in ("name", "created_at")},
@@ -123,7 +99,7 @@ def ensure_window(
     session: Session, campaign_id: int, query_hash: str, window: DateWindow
 ) -> CollectionWindow:
     """The window's row, created as pending the first time it is planned."""
-    stmt = _insert(session, CollectionWindow).values(
+    stmt = dialect_insert(session, CollectionWindow).values(
         campaign_id=campaign_id,
         query_hash=query_hash,
         window_start=window.start,
@@ -183,7 +159,7 @@ def upsert_videos(
     rows = [video_row(v, r, seen_at) for v, r in zip(videos, raws, strict=True)]
     ids = [row["id"] for row in rows]
     known = len(session.scalars(select(Video.id).where(Video.id.in_(ids))).all())
-    _upsert_rows(session, Video.__table__, rows, ["id"], VIDEO_UPDATE_COLUMNS)
+    upsert_rows(session, Video.__table__, rows, ["id"], VIDEO_UPDATE_COLUMNS)
     return len(rows) - known
 
 
@@ -198,7 +174,7 @@ def record_sightings(
         for v in videos
     ]
     table = EngagementSnapshot.__table__
-    return len(_upsert_rows(session, table, rows, ["video_id", "collected_at"], (), "video_id"))
+    return len(upsert_rows(session, table, rows, ["video_id", "collected_at"], (), "video_id"))
 
 
 def add_members(
@@ -215,7 +191,7 @@ def add_members(
         }
         for i in video_ids
     ]
-    _upsert_rows(session, CampaignVideo.__table__, rows, ["campaign_id", "video_id"])
+    upsert_rows(session, CampaignVideo.__table__, rows, ["campaign_id", "video_id"])
 
 
 def checkpoint_window(session: Session, window_id: int, **values: Any) -> None:
@@ -393,3 +369,21 @@ def _postgres_page_sql(checkpoint: tuple[str, ...] | None) -> str:
             (SELECT count(*) FROM members)::int,
             set_config('synchronous_commit', 'off', true)
     """
+
+
+def daily_counts(database_url: str, campaign_name: str, start: date, end: date) -> dict[date, int]:
+    """Videos of the campaign per UTC creation day in `start`..`end`, days with none included."""
+    counts = {start + timedelta(days=i): 0 for i in range((end - start).days + 1)}
+    low = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
+    high = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    with session_scope(database_url) as session:
+        rows = session.scalars(
+            select(Video.created_at).where(
+                Video.id.in_(campaign_videos(campaign_name, with_pruned=True)),
+                Video.created_at >= low,
+                Video.created_at < high,
+            )
+        )
+        for created_at in rows:
+            counts[created_at.date()] += 1
+    return counts

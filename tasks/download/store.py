@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from gettok.models.schema import (
-    Campaign,
     CampaignVideo,
     Download,
     DownloadStatus,
@@ -24,6 +23,8 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from gettok import db
+from gettok.membership import campaign_videos
+from gettok.stage import StageResult
 
 STAGE = "download"
 DONE = (DownloadStatus.ok, DownloadStatus.slideshow)
@@ -75,6 +76,17 @@ class DownloadResult(BaseModel):
         if self.busy:
             text += f"; {self.busy} held by other workers"
         return text
+
+    def stage_result(self) -> StageResult:
+        """Failed by the status each video ended with; put off and held ones are skipped."""
+        failed = {s: n for s, n in self.by_status.items() if s not in {d.value for d in DONE}}
+        return StageResult(
+            stage="download",
+            done=self.done,
+            skipped=self.skipped + self.busy,
+            failed=failed,
+            counts={"requests": self.requests},
+        )
 
     def merge(self, other: DownloadResult) -> DownloadResult:
         """This run followed by `other` (a later round or batch): the later status wins."""
@@ -175,11 +187,13 @@ def pending_videos(
         .where(Video.pruned_at.is_(None), _askable(retry_failed))
     )
     if campaign_name is not None:
-        stmt = (
-            stmt.join(CampaignVideo, CampaignVideo.video_id == Video.id)
-            .join(Campaign, Campaign.id == CampaignVideo.campaign_id)
-            .where(Campaign.name == campaign_name)
-            .order_by(CampaignVideo.first_seen_at, Video.id)
+        members = (
+            campaign_videos(campaign_name, with_pruned=True)
+            .add_columns(CampaignVideo.first_seen_at)
+            .subquery()
+        )
+        stmt = stmt.join(members, members.c.video_id == Video.id).order_by(
+            members.c.first_seen_at, Video.id
         )
     else:
         stmt = stmt.order_by(Video.first_seen_at, Video.id)
@@ -189,11 +203,9 @@ def pending_videos(
 
 def transient_due(url: str, campaign_name: str) -> datetime | None:
     """When every dropped connection of the campaign so far may be asked for again."""
-    stmt = (
-        select(func.max(Download.next_attempt_at))
-        .join(CampaignVideo, CampaignVideo.video_id == Download.video_id)
-        .join(Campaign, Campaign.id == CampaignVideo.campaign_id)
-        .where(Campaign.name == campaign_name, Download.status == DownloadStatus.transient)
+    stmt = select(func.max(Download.next_attempt_at)).where(
+        Download.video_id.in_(campaign_videos(campaign_name, with_pruned=True)),
+        Download.status == DownloadStatus.transient,
     )
     with db.session_scope(url) as session:
         return session.scalar(stmt)

@@ -22,7 +22,6 @@ from gettok.models.api import LONE_SURROGATE, SANDBOX_RECORD_MARK
 from gettok.models.schema import (
     Annotation,
     AnnotationKind,
-    CampaignVideo,
     Download,
     Frame,
     MediaInfo,
@@ -37,6 +36,8 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, defer
 
 from gettok.db import session_scope
+from gettok.membership import campaign_videos
+from gettok.stage import StageResult, file_digests
 
 ExportFormat = Literal["parquet", "csv", "jsonl"]
 WHISPER_ENGINE = "faster-whisper"
@@ -52,6 +53,15 @@ class ExportResult(BaseModel):
     rows: int
     columns: int
     excluded_pruned: int  # public exports leave out videos that are no longer public
+    changed: bool = True  # False: the files already held exactly this export
+
+    def stage_result(self) -> StageResult:
+        return StageResult(
+            stage="export",
+            done=int(self.changed),
+            skipped=int(not self.changed),
+            counts={"rows": self.rows, "excluded pruned": self.excluded_pruned},
+        )
 
 
 class CampaignNotFound(LookupError):
@@ -97,7 +107,7 @@ def campaign_records(url: str, campaign: str, *, with_raw: bool = True) -> list[
     """
     with session_scope(url) as session:
         cid = campaign_id(session, campaign)
-        in_campaign = select(CampaignVideo.video_id).where(CampaignVideo.campaign_id == cid)
+        in_campaign = campaign_videos(cid, with_pruned=True)
         query = select(Video).where(Video.id.in_(in_campaign)).order_by(Video.id)
         if not with_raw:
             query = query.options(defer(Video.raw, raiseload=True))
@@ -363,7 +373,9 @@ def export_dataset(
     records = campaign_records(url, campaign, with_raw=not public)
     frame, columns, excluded = export_frame(records, public=public, salt=salt)
     stem = f"{campaign}.public" if public else campaign
+    before = file_digests(out_dir.glob(f"{stem}.*"))
     path, dictionary_path = write_export(frame, columns, out_dir, stem, fmt)
+    after = file_digests([path, dictionary_path])
     return ExportResult(
         path=path,
         dictionary_path=dictionary_path,
@@ -372,4 +384,5 @@ def export_dataset(
         rows=frame.height,
         columns=frame.width,
         excluded_pruned=excluded,
+        changed=any(before.get(p) != digest for p, digest in after.items()),
     )

@@ -2,8 +2,9 @@
 
 Files go to `frames/<video id>/<frame index>.jpg` under the media directory (never a path made
 from a username). Each JPEG is written to a temporary name and renamed, and a video's rows are
-inserted only after all its files exist, in one transaction: a killed run leaves no row without
-its file, and a rerun redoes only the videos that have no rows. Slideshows give their photos.
+inserted only after all its files exist, in one transaction with the video's `frame_extractions`
+row: a killed run leaves no row without its file, and a rerun redoes only the videos that have no
+rows. Slideshows give their photos; a file that gives none is recorded `failed` with the reason.
 """
 
 from __future__ import annotations
@@ -17,24 +18,19 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from gettok.models.schema import Download, DownloadStatus, Frame, Video, utcnow
+from gettok.models.schema import Download, Frame
 from gettok.tasks.download.media import MediaProblem, probe_media
+from gettok.tasks.frames import store
 from gettok.tasks.frames.sampling import read_image, sample_frames
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
-from sqlalchemy import exists, or_, select
-from sqlalchemy.exc import IntegrityError
 
 from gettok import claims
-from gettok.db import session_scope
-from gettok.retry import task_retries
 from gettok.settings import Settings
+from gettok.stage import StageResult
 
 STAGE = "frames"
 JPEG_QUALITY = 90
 METHOD = "pyav-keyframe-seek"
-FAILURE_PREFIX = "frames: "  # marks a download whose media the frames stage could not use
 
 
 class FrameFailure(BaseModel):
@@ -59,6 +55,29 @@ class FramesResult(BaseModel):
         self.failed[reason] = self.failed.get(reason, 0) + 1
         self.failures.append(FrameFailure(video_id=video_id, reason=reason, detail=detail[:300]))
 
+    def merge(self, other: FramesResult) -> FramesResult:
+        """This run's batches together (another batch of the same run)."""
+        failed = dict(self.failed)
+        for reason, n in other.failed.items():
+            failed[reason] = failed.get(reason, 0) + n
+        return FramesResult(
+            videos_done=self.videos_done + other.videos_done,
+            frames_written=self.frames_written + other.frames_written,
+            skipped=self.skipped + other.skipped,
+            failed=failed,
+            failures=self.failures + other.failures,
+            seconds=round(self.seconds + other.seconds, 3),
+        )
+
+    def stage_result(self) -> StageResult:
+        return StageResult(
+            stage=STAGE,
+            done=self.videos_done,
+            skipped=self.skipped,
+            failed=dict(self.failed),
+            counts={"frames": self.frames_written, "seconds": self.seconds},
+        )
+
 
 class _Unusable(Exception):
     def __init__(self, reason: str, detail: str):
@@ -75,29 +94,6 @@ def frame_settings(settings: Settings) -> dict:
         "jpeg_quality": JPEG_QUALITY,
         "method": METHOD,
     }
-
-
-def pending_videos(db_url: str, video_ids: Iterable[int] | None = None, limit: int = 500):
-    """Downloads with a usable video or slideshow, no frames yet, not pruned; oldest id first."""
-    query = (
-        select(Download)
-        .join(Video, Video.id == Download.video_id)
-        .where(
-            Video.pruned_at.is_(None),
-            or_(
-                (Download.status == DownloadStatus.ok) & Download.path.is_not(None),
-                Download.is_slideshow.is_(True),
-            ),
-            ~exists().where(Frame.video_id == Download.video_id),
-            # a slideshow whose photos failed here keeps its status: do not retry it every run
-            or_(Download.last_error.is_(None), ~Download.last_error.startswith(FAILURE_PREFIX)),
-        )
-        .order_by(Download.video_id)
-    )
-    if video_ids is not None:
-        query = query.where(Download.video_id.in_(list(video_ids)))
-    with session_scope(db_url) as session:
-        return list(session.scalars(query.limit(limit)))
 
 
 def _inside(media_dir: Path, relative: str) -> Path:
@@ -179,36 +175,21 @@ def extract_video_frames(db_url: str, settings: Settings, download: Download) ->
                 settings=recorded,
             )
         )
-    try:
-        with session_scope(db_url) as session:
-            if session.scalar(select(exists().where(Frame.video_id == download.video_id))):
-                return 0
-            session.add_all(rows)
-    except IntegrityError:
-        return 0  # a concurrent run inserted the same frames first
-    return len(rows)
-
-
-def _record_failure(db_url: str, download: Download, error: _Unusable) -> None:
-    """An unusable video file is `invalid` (the download stage may fetch it again); a slideshow
-    keeps its status and is marked so it is not retried here every run."""
-    with session_scope(db_url) as session:
-        row = session.get(Download, download.video_id)
-        if row is None:
-            return
-        row.last_error = f"{FAILURE_PREFIX}{error.reason}: {error}"[:2000]
-        if not row.is_slideshow:
-            row.status = DownloadStatus.invalid
-        row.updated_at = utcnow()
+    return store.record_frames(db_url, download.video_id, rows, store.settings_hash(recorded))
 
 
 def extract_frames(
-    db_url: str, settings: Settings, video_ids: Iterable[int] | None = None, limit: int = 500
+    db_url: str,
+    settings: Settings,
+    video_ids: Iterable[int] | None = None,
+    limit: int | None = 500,
+    campaign_name: str | None = None,
 ) -> FramesResult:
     """Frames for up to `limit` pending videos; a bad file is recorded and the batch goes on."""
     started = time.monotonic()
     result = FramesResult()
-    pending = pending_videos(db_url, video_ids, limit)
+    digest = store.settings_hash(frame_settings(settings))
+    pending = store.pending_videos(db_url, digest, campaign_name, video_ids, limit)
     # One name per call: two runs in one process (threads) must not share each other's claims.
     worker = f"{claims.worker_name()}:{uuid.uuid4().hex[:8]}"
     held = set(claims.claim(db_url, STAGE, [d.video_id for d in pending], worker=worker))
@@ -221,7 +202,7 @@ def extract_frames(
                 written = extract_video_frames(db_url, settings, download)
             except _Unusable as exc:
                 result.fail(download.video_id, exc.reason, str(exc))
-                _record_failure(db_url, download, exc)
+                store.record_failure(db_url, download, exc.reason, str(exc), digest)
                 continue
             if written:
                 result.videos_done += 1
@@ -232,12 +213,3 @@ def extract_frames(
         claims.release(db_url, STAGE, held, worker=worker)
     result.seconds = round(time.monotonic() - started, 3)
     return result
-
-
-# Database hiccups are worth a retry; a file that does not decode is recorded, not retried.
-@task(name="extract-frames", cache_policy=NO_CACHE, **task_retries("database"))
-def extract_frames_task(
-    db_url: str, settings: Settings, video_ids: list[int] | None = None, limit: int = 500
-) -> FramesResult:
-    """Prefect wrapper; the database, not a cache, says what is already done."""
-    return extract_frames(db_url, settings, video_ids, limit)

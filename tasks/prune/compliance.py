@@ -21,20 +21,13 @@ from pathlib import Path
 
 import requests
 from gettok.models.schema import (
-    CampaignVideo,
-    Download,
     DownloadStatus,
-    Frame,
-    MediaInfo,
-    PruneRecord,
-    Video,
-    utcnow,
 )
+from gettok.tasks.prune import store
 from pydantic import BaseModel, Field
-from sqlalchemy import delete, select, update
 
 from gettok.clients.tiktok_web import PageFailure, read_page, video_url
-from gettok.db import session_scope
+from gettok.stage import StageResult
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +62,19 @@ class PruneResult(BaseModel):
         merged.stopped_early = self.stopped_early or other.stopped_early
         return merged
 
+    def stage_result(self) -> StageResult:
+        """Pruned videos are done; still public ones skipped; undecided pages by reason."""
+        return StageResult(
+            stage="prune",
+            done=sum(self.pruned.values()),
+            skipped=self.public,
+            failed=dict(self.transient_reasons),
+            counts={"files removed": self.files_removed} | dict(self.pruned),
+            notes=["stopped early: too many undecided pages in a row"]
+            if self.stopped_early
+            else [],
+        )
+
     def summary(self) -> str:
         pruned = ", ".join(f"{n} {k}" for k, n in sorted(self.pruned.items())) or "none"
         return (
@@ -93,45 +99,6 @@ def check_page(
     except (requests.RequestException, OSError, ValueError) as exc:
         return PageCheck(video_id=video_id, verdict="transient", reason=type(exc).__name__)
     return PageCheck(video_id=video_id, verdict="public")
-
-
-def videos_to_check(
-    url: str, campaign_id: int | None = None, limit: int | None = None
-) -> list[tuple[int, str | None]]:
-    """Stored, not yet pruned videos that have media or frames on disk: (id, username)."""
-    has_media = select(Download.video_id).where(
-        Download.status.in_([DownloadStatus.ok, DownloadStatus.slideshow])
-        | Download.path.is_not(None)
-        | Download.audio_path.is_not(None)
-    )
-    has_frames = select(Frame.video_id)
-    query = (
-        select(Video.id, Video.username)
-        .where(Video.pruned_at.is_(None), Video.id.in_(has_media) | Video.id.in_(has_frames))
-        .order_by(Video.id)
-    )
-    if campaign_id is not None:
-        query = query.where(
-            Video.id.in_(
-                select(CampaignVideo.video_id).where(CampaignVideo.campaign_id == campaign_id)
-            )
-        )
-    if limit:
-        query = query.limit(limit)
-    with session_scope(url) as session:
-        return [(vid, user) for vid, user in session.execute(query).all()]
-
-
-def stored_paths(url: str, video_id: int) -> list[str]:
-    """Every file the database knows for a video, relative to the media directory."""
-    with session_scope(url) as session:
-        download = session.get(Download, video_id)
-        frames = session.scalars(select(Frame.path).where(Frame.video_id == video_id)).all()
-    paths: list[str] = []
-    if download is not None:
-        paths += [p for p in (download.path, download.audio_path) if p]
-        paths += [str(p) for p in (download.image_paths or []) if p]
-    return paths + list(frames)
 
 
 def files_on_disk(media_dir: Path, video_id: int) -> list[str]:
@@ -172,32 +139,10 @@ def remove_files(media_dir: Path, paths: Iterable[str]) -> int:
 
 def prune_video(url: str, media_dir: Path, video_id: int, reason: str) -> int:
     """Delete one video's media and frames, mark it pruned and record what went; files removed."""
-    paths = list(dict.fromkeys(stored_paths(url, video_id) + files_on_disk(media_dir, video_id)))
+    known = store.stored_paths(url, video_id)
+    paths = list(dict.fromkeys(known + files_on_disk(media_dir, video_id)))
     removed = remove_files(media_dir, paths)
-    now = utcnow()
-    with session_scope(url) as session:
-        session.execute(delete(Frame).where(Frame.video_id == video_id))
-        session.execute(delete(MediaInfo).where(MediaInfo.video_id == video_id))
-        session.execute(
-            update(Download)
-            .where(Download.video_id == video_id)
-            .values(
-                status=DownloadStatus(reason),
-                path=None,
-                image_paths=None,
-                audio_path=None,
-                last_error=f"pruned: {reason}",
-                updated_at=now,
-            )
-        )
-        session.execute(
-            update(Video)
-            .where(Video.id == video_id, Video.pruned_at.is_(None))
-            .values(pruned_at=now, pruned_reason=reason)
-        )
-        session.add(
-            PruneRecord(video_id=video_id, reason=reason, removed_paths=paths, pruned_at=now)
-        )
+    store.record_pruned(url, video_id, reason, paths)
     return removed
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from gettok.models.schema import Annotation, CampaignVideo
+from gettok.models.schema import Annotation
 from gettok.tasks.export.dataset import campaign_id, campaign_records, export_frame
 from gettok.tasks.report.compare_transcripts import TranscriptComparison, compare_transcripts
 from gettok.tasks.validate.report_section import validation_section
@@ -20,6 +20,8 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from gettok.db import session_scope
+from gettok.membership import campaign_videos
+from gettok.stage import StageResult, file_digests
 
 # Hashtags that tag the feed, not the topic (the Ecuador study excluded fyp, parati, foryou).
 GENERIC_HASHTAGS = frozenset(
@@ -57,6 +59,15 @@ class ReportResult(BaseModel):
     dataset: DatasetSummary
     comparison: TranscriptComparison
     llm_cost_usd: float
+    changed: bool = True  # False: the folder already held exactly this report
+
+    def stage_result(self) -> StageResult:
+        return StageResult(
+            stage="report",
+            done=int(self.changed),
+            skipped=int(not self.changed),
+            counts={"figures": len(self.figures), "videos": self.dataset.videos},
+        )
 
 
 def is_generic(tag: str) -> bool:
@@ -202,8 +213,7 @@ def llm_costs(url: str, campaign: str) -> list[LlmCost]:
                 func.coalesce(func.sum(Annotation.output_tokens), 0),
                 func.coalesce(func.sum(Annotation.cost_usd), 0.0),
             )
-            .join(CampaignVideo, CampaignVideo.video_id == Annotation.video_id)
-            .where(CampaignVideo.campaign_id == cid)
+            .where(Annotation.video_id.in_(campaign_videos(cid, with_pruned=True)))
             .group_by(Annotation.kind, Annotation.model)
             .order_by(Annotation.kind, Annotation.model)
         ).all()
@@ -243,6 +253,7 @@ def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> Rep
     from gettok.tasks.report import figures as figs
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    before = file_digests(out_dir.iterdir())
     df = videos_table(campaign_records(url, campaign, with_raw=False))
     summary = dataset_summary(df)
     by_count, by_views = top_hashtags(df, "count"), top_hashtags(df, "views")
@@ -385,6 +396,7 @@ def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> Rep
         dataset=summary,
         comparison=comparison,
         llm_cost_usd=total_cost,
+        changed=file_digests(out_dir.iterdir()) != before,
     )
 
 

@@ -9,8 +9,6 @@ stream become `is_empty` rows. The model work runs inside a Prefect global concu
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -20,21 +18,14 @@ from pathlib import Path
 
 import numpy as np
 from gettok.models.schema import (
-    Campaign,
-    CampaignVideo,
-    Download,
-    DownloadStatus,
-    MediaInfo,
-    Transcript,
-    Video,
     utcnow,
 )
+from gettok.tasks.transcribe import store
 from gettok.tasks.transcribe.whisper import (
     AudioError,
     ClipTranscript,
     WhisperOptions,
     decode_clips,
-    is_near_empty,
     load_model,
     resolve_device,
     transcribe_clips,
@@ -42,12 +33,11 @@ from gettok.tasks.transcribe.whisper import (
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
-from sqlalchemy import and_, exists, or_, select
-from sqlalchemy.exc import IntegrityError
 
-from gettok import claims, db
+from gettok import claims
 from gettok.retry import HOUR, task_retries
 from gettok.settings import Settings
+from gettok.stage import StageResult
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +78,20 @@ class TranscribeResult(BaseModel):
             model_sections=self.model_sections + other.model_sections,
         )
 
+    def stage_result(self) -> StageResult:
+        """Failed by what broke (audio, model); empty transcripts are done, and counted."""
+        failed: dict[str, int] = {}
+        for error in self.failed.values():
+            kind = error.split(":", 1)[0] if ":" in error else "failed"
+            failed[kind] = failed.get(kind, 0) + 1
+        return StageResult(
+            stage="transcribe",
+            done=len(self.done) + len(self.empty),
+            skipped=len(self.skipped),
+            failed=failed,
+            counts={"empty": len(self.empty), "tiktok transcripts": self.tiktok},
+        )
+
     def summary(self) -> str:
         speed = f", {self.audio_s / self.model_s:.1f} s audio/s" if self.model_s else ""
         return (
@@ -109,10 +113,6 @@ def whisper_options(settings: Settings, language: str | None = None) -> WhisperO
         batch_size=settings.whisper_batch_size,
         cpu_threads=settings.whisper_cpu_threads,
     )
-
-
-def settings_hash(settings: dict) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
 
 
 # --- the concurrency limit -----------------------------------------------------------------
@@ -153,65 +153,7 @@ def model_slot(limit_name: str | None) -> Iterator[None]:
         yield
 
 
-# --- what is pending -----------------------------------------------------------------------
-
-
-def _has_audio_source():
-    return or_(
-        and_(Download.status == DownloadStatus.ok, Download.path.is_not(None)),
-        and_(Download.status == DownloadStatus.slideshow, Download.audio_path.is_not(None)),
-    )
-
-
-def _transcribed(options: WhisperOptions, retry_failed: bool):
-    clauses = [
-        Transcript.video_id == Download.video_id,
-        Transcript.engine == WHISPER_ENGINE,
-        Transcript.model == options.model_name,
-        Transcript.settings_hash == settings_hash(options.provenance()),
-    ]
-    if retry_failed:
-        clauses.append(Transcript.status == "ok")
-    return exists().where(*clauses)
-
-
-def pending_videos(
-    url: str,
-    options: WhisperOptions,
-    campaign_name: str | None = None,
-    *,
-    video_ids: list[int] | None = None,
-    retry_failed: bool = False,
-    limit: int | None = None,
-) -> list[int]:
-    """Downloaded videos (or slideshows with sound) without a transcript for these settings."""
-    stmt = (
-        select(Download.video_id)
-        .join(Video, Video.id == Download.video_id)
-        .where(_has_audio_source(), Video.pruned_at.is_(None), ~_transcribed(options, retry_failed))
-    )
-    if campaign_name is not None:
-        stmt = (
-            stmt.join(CampaignVideo, CampaignVideo.video_id == Download.video_id)
-            .join(Campaign, Campaign.id == CampaignVideo.campaign_id)
-            .where(Campaign.name == campaign_name)
-        )
-    if video_ids is not None:
-        stmt = stmt.where(Download.video_id.in_(video_ids))
-    with db.session_scope(url) as session:
-        return list(session.scalars(stmt.order_by(Download.video_id).limit(limit)))
-
-
 # --- one batch -----------------------------------------------------------------------------
-
-
-def media_file(media_dir: Path, download: Download) -> Path:
-    """The file whose sound we transcribe: the mp4, or a slideshow's audio track."""
-    relative = download.path if download.status == DownloadStatus.ok else download.audio_path
-    path = (media_dir / str(relative)).resolve()
-    if not path.is_relative_to(media_dir.resolve()):
-        raise AudioError(f"media path {relative!r} is outside the media directory")
-    return path
 
 
 def transcribe_videos(
@@ -233,25 +175,29 @@ def transcribe_videos(
     try:
         with model_slot(limit_name):
             held = claims.claim(url, STAGE, video_ids, lease_s=CLAIM_LEASE_S)
-            todo = set(pending_videos(url, options, video_ids=held, retry_failed=retry_failed))
+            todo = set(
+                store.pending_videos(url, options, video_ids=held, retry_failed=retry_failed)
+            )
             result.skipped = [i for i in video_ids if i not in todo]
             clips = _decode(url, settings.resolved_media_dir, [i for i in held if i in todo])
             for video_id, error in list(clips.items()):
                 if isinstance(error, AudioError):
-                    result.failed[video_id] = _failure(url, video_id, options, f"audio: {error}")
+                    result.failed[video_id] = store.record_failure(
+                        url, video_id, options, f"audio: {error}"
+                    )
                     del clips[video_id]
             outcomes = _run_model(list(clips.values()), options, result) if clips else []
         mute = [i for i, o in zip(clips, outcomes, strict=True) if _has_no_audio(o)]
-        probed_s = _probed_durations(url, mute) if mute else {}
+        probed_s = store.probed_durations(url, mute) if mute else {}
         for video_id, outcome in zip(clips, outcomes, strict=True):
             if isinstance(outcome, str):
-                result.failed[video_id] = _failure(url, video_id, options, outcome)
+                result.failed[video_id] = store.record_failure(url, video_id, options, outcome)
                 continue
             if not outcome.has_audio:  # no audio stream: the video's probed length
                 outcome.duration_s = probed_s.get(video_id, 0.0)
             else:
                 result.audio_s = round(result.audio_s + outcome.duration_s, 3)
-            _store(url, video_id, options, outcome)
+            store.record_transcript(url, video_id, options, outcome)
             (result.empty if outcome.is_empty else result.done).append(video_id)
     finally:
         claims.release(url, STAGE, held)
@@ -262,28 +208,14 @@ def _has_no_audio(outcome: ClipTranscript | str) -> bool:
     return isinstance(outcome, ClipTranscript) and not outcome.has_audio
 
 
-def _probed_durations(url: str, ids: list[int]) -> dict[int, float]:
-    with db.session_scope(url) as session:
-        rows = session.execute(
-            select(MediaInfo.video_id, MediaInfo.duration_s).where(
-                MediaInfo.video_id.in_(ids), MediaInfo.duration_s.is_not(None)
-            )
-        )
-        return {video_id: duration for video_id, duration in rows}
-
-
 def _decode(url: str, media_dir: Path, ids: list[int]) -> dict[int, np.ndarray | AudioError]:
     """Each video's audio, or the reason it has none we can use."""
-    with db.session_scope(url) as session:
-        downloads = {
-            d.video_id: d
-            for d in session.scalars(select(Download).where(Download.video_id.in_(ids)))
-        }
+    downloads = store.downloads_of(url, ids)
     found: dict[int, np.ndarray | AudioError] = {}
     paths: dict[int, Path] = {}
     for video_id in ids:
         try:
-            paths[video_id] = media_file(media_dir, downloads[video_id])
+            paths[video_id] = store.media_file(media_dir, downloads[video_id])
         except AudioError as exc:
             found[video_id] = exc
     found.update(zip(paths, decode_clips(list(paths.values())), strict=True))
@@ -314,101 +246,7 @@ def _run_model(
         result.model_sections.append((started, utcnow()))
 
 
-def _row_values(options: WhisperOptions) -> dict:
-    provenance = options.provenance()
-    device, compute_type = resolve_device(options.device, options.compute_type)
-    return {
-        "engine": WHISPER_ENGINE,
-        "model": options.model_name,
-        "settings": provenance | {"device": device, "compute_type": compute_type},
-        "settings_hash": settings_hash(provenance),
-    }
-
-
-def _upsert(url: str, video_id: int, values: dict) -> None:
-    """Insert the row, or update the (failed) one a `retry_failed` run is replacing."""
-    key = (
-        Transcript.video_id == video_id,
-        Transcript.engine == values["engine"],
-        Transcript.model == values["model"],
-        Transcript.settings_hash == values["settings_hash"],
-    )
-    try:
-        with db.session_scope(url) as session:
-            row = session.scalar(select(Transcript).where(*key))
-            if row is None:
-                session.add(Transcript(video_id=video_id, **values))
-            else:
-                for name, value in values.items():
-                    setattr(row, name, value)
-                row.created_at = utcnow()
-    except IntegrityError:  # another worker wrote it first: theirs stands
-        log.info("transcript of %s already recorded by another worker", video_id)
-
-
-def _store(url: str, video_id: int, options: WhisperOptions, clip: ClipTranscript) -> None:
-    _upsert(url, video_id, _row_values(options) | {
-        "status": "ok",
-        "error": None,
-        "language": clip.language,
-        "language_probability": clip.language_probability,
-        "text": clip.text,
-        "segments": [s.model_dump() for s in clip.segments],
-        "duration_s": clip.duration_s,
-        "is_empty": clip.is_empty,
-    })  # fmt: skip
-
-
-def _failure(url: str, video_id: int, options: WhisperOptions, error: str) -> str:
-    error = error[:2000]
-    _upsert(url, video_id, _row_values(options) | {
-        "status": "failed", "error": error, "language": None, "language_probability": None,
-        "text": None, "segments": None, "duration_s": None, "is_empty": False,
-    })  # fmt: skip
-    log.warning("video %s not transcribed: %s", video_id, error)
-    return error
-
-
 # --- TikTok's own transcripts --------------------------------------------------------------
-
-
-def record_tiktok_transcripts(url: str, campaign_name: str | None = None) -> int:
-    """Copy `voice_to_text` into `transcripts` (engine "tiktok"); returns the rows changed."""
-    stmt = select(Video.id, Video.voice_to_text, Video.video_duration).where(
-        Video.voice_to_text.is_not(None), Video.voice_to_text != ""
-    )
-    if campaign_name is not None:
-        stmt = (
-            stmt.join(CampaignVideo, CampaignVideo.video_id == Video.id)
-            .join(Campaign, Campaign.id == CampaignVideo.campaign_id)
-            .where(Campaign.name == campaign_name)
-        )
-    provenance = {"engine": TIKTOK_ENGINE, "source": "research-api", "field": "voice_to_text"}
-    digest = settings_hash(provenance)
-    changed = 0
-    with db.session_scope(url) as session:
-        existing = {
-            t.video_id: t
-            for t in session.scalars(
-                select(Transcript).where(
-                    Transcript.engine == TIKTOK_ENGINE,
-                    Transcript.video_id.in_(stmt.with_only_columns(Video.id).scalar_subquery()),
-                )
-            )
-        }
-        for video_id, raw, duration in session.execute(stmt):
-            text = raw.replace("\x00", "").strip()
-            row = existing.get(video_id)
-            if row is not None and row.text == text:
-                continue
-            if row is None:
-                row = Transcript(video_id=video_id, engine=TIKTOK_ENGINE, model=TIKTOK_MODEL,
-                                 settings=provenance, settings_hash=digest)  # fmt: skip
-                session.add(row)
-            row.status, row.text, row.duration_s = "ok", text, duration
-            row.is_empty, row.segments = is_near_empty(text), None
-            changed += 1
-    return changed
 
 
 # --- Prefect tasks -------------------------------------------------------------------------
@@ -445,4 +283,4 @@ def transcribe_batch(
 
 @task(name="record-tiktok-transcripts", cache_policy=NO_CACHE, **task_retries("database"))
 def record_tiktok_task(settings: Settings, campaign_name: str | None) -> int:
-    return record_tiktok_transcripts(settings.resolved_database_url, campaign_name)
+    return store.record_tiktok_transcripts(settings.resolved_database_url, campaign_name)

@@ -23,7 +23,6 @@ from gettok.models.schema import (
     Annotation,
     AnnotationKind,
     AnnotationStatus,
-    CampaignVideo,
     Frame,
     Video,
     utcnow,
@@ -40,6 +39,8 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
 from gettok.db import session_scope
+from gettok.membership import campaign_videos
+from gettok.stage import StageResult
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,15 @@ class WatchResult(BaseModel):
     emails_sent: int = 0
     emails_failed: int = 0
     already_alerted: int = 0  # matches whose alert an earlier run sent
+
+    def stage_result(self) -> StageResult:
+        """Videos checked are done (matched or not); unchecked ones fail by reason, to retry."""
+        return StageResult(
+            stage="watch",
+            done=self.videos_checked,
+            failed=dict(self.failed),
+            counts={"matched": len(self.matched), "events": self.events_emitted},
+        )
 
 
 @dataclass(frozen=True)
@@ -93,11 +103,7 @@ def unchecked_frames(
         Video.pruned_at.is_(None), ~checked, Video.id.in_(select(Frame.video_id))
     )
     if campaign_id is not None:
-        videos = videos.where(
-            Video.id.in_(
-                select(CampaignVideo.video_id).where(CampaignVideo.campaign_id == campaign_id)
-            )
-        )
+        videos = videos.where(Video.id.in_(campaign_videos(campaign_id)))
     videos = videos.order_by(Video.id)
     if limit:
         videos = videos.limit(limit)

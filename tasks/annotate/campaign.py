@@ -1,0 +1,72 @@
+"""A campaign's annotations: every requested kind over what is pending, in batches, within one
+budget. What the budget leaves is counted and stays pending for a later run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from gettok.models.campaign import Campaign
+from gettok.tasks.annotate import store
+from gettok.tasks.annotate.annotator import (
+    REQUESTED_KINDS,
+    AnnotateResult,
+    annotate_videos,
+    plan_for,
+)
+
+from gettok import db
+from gettok.clients.llm import Budget, LlmClient, price_for
+from gettok.retry import rate_limit
+from gettok.settings import Settings
+
+BatchRunner = Callable[..., AnnotateResult]
+
+
+def annotate_campaign(
+    campaign: Campaign,
+    settings: Settings,
+    budget: Budget,
+    *,
+    kinds: list[str] | None = None,
+    run_batch: BatchRunner = annotate_videos,
+    log: logging.Logger | logging.LoggerAdapter | None = None,
+    shared_rate_limit: str | None = None,
+) -> list[AnnotateResult]:
+    """Every configured kind over what is pending, one result per kind, in order."""
+    log = log or logging.getLogger(__name__)
+    url = settings.resolved_database_url
+    plans = [p for k in kinds or REQUESTED_KINDS if (p := plan_for(k, campaign, settings))]
+    for plan in plans:
+        price_for(settings, plan.model)  # an unknown price stops the run before any request
+    hook = rate_limit(shared_rate_limit) if shared_rate_limit else None
+    client = LlmClient(settings, before_request=hook)
+    results = []
+    try:
+        for plan in plans:
+            total = AnnotateResult(
+                kind=plan.kind.value, model=plan.model, prompt_hash=plan.prompt_hash
+            )
+            with db.session_scope(url) as session:
+                pending = store.pending_videos(session, campaign.name, plan)
+            for start in range(0, len(pending), settings.llm_batch_size):
+                batch = pending[start : start + settings.llm_batch_size]
+                if budget.reached:  # nothing more will be sent: count, do not claim and load
+                    total.skipped_budget += len(batch)
+                    continue
+                total.add(
+                    run_batch(
+                        url,
+                        settings,
+                        campaign,
+                        plan.kind.value,
+                        batch,
+                        client=client,
+                        budget=budget,
+                    )
+                )
+            results.append(total)
+            log.info("%s: %s", plan.kind.value, total.model_dump())
+    finally:
+        client.close()
+    return results

@@ -1,0 +1,45 @@
+"""A campaign's frames in batches, and the thin Prefect task that runs one batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gettok.tasks.frames import store
+from gettok.tasks.frames.extract import FramesResult, extract_frames, frame_settings
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from gettok.settings import Settings
+
+FRAMES_BATCH = 500
+
+FramesRunner = Callable[..., FramesResult]
+
+
+def extract_campaign_frames(
+    url: str,
+    settings: Settings,
+    campaign_name: str,
+    run_frames: FramesRunner = extract_frames,
+    batch_size: int = FRAMES_BATCH,
+) -> FramesResult:
+    """Frames for the campaign's pending videos, `batch_size` videos per batch."""
+    digest = store.settings_hash(frame_settings(settings))
+    video_ids = [d.video_id for d in store.pending_videos(url, digest, campaign_name, limit=None)]
+    total = FramesResult()
+    for start in range(0, len(video_ids), batch_size):
+        batch = video_ids[start : start + batch_size]
+        total = total.merge(run_frames(url, settings, batch, len(batch)))
+    return total
+
+
+@task(
+    name="extract-frames-batch",
+    cache_policy=NO_CACHE,
+    task_run_name="extract-frames[{video_ids[0]}..]",
+)
+def extract_frames_batch(
+    database_url: str, settings: Settings, video_ids: list[int], limit: int
+) -> FramesResult:
+    """Local decoding has nothing worth retrying: failures are recorded per video."""
+    return extract_frames(database_url, settings, video_ids, limit)

@@ -1,0 +1,101 @@
+"""Every query of the frames stage: what is pending, and one `frame_extractions` row per video.
+
+A video is pending while it has a usable download, no frames, and no failure recorded for these
+settings since its download last changed. Its frames and its `ok` row are written in one
+transaction, after all its files exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+
+from gettok.models.schema import (
+    Download,
+    DownloadStatus,
+    Frame,
+    FrameExtraction,
+    FrameStatus,
+    Video,
+    utcnow,
+)
+from sqlalchemy import exists, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from gettok.db import session_scope
+from gettok.membership import campaign_videos
+
+
+def settings_hash(recorded: dict) -> str:
+    return hashlib.sha256(json.dumps(recorded, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def pending_videos(
+    db_url: str,
+    digest: str,
+    campaign_name: str | None = None,
+    video_ids: Iterable[int] | None = None,
+    limit: int | None = 500,
+) -> list[Download]:
+    """Downloads with a usable video or slideshow, no frames yet, not pruned; oldest id first."""
+    failed_here = exists().where(
+        FrameExtraction.video_id == Download.video_id,
+        FrameExtraction.status == FrameStatus.failed,
+        FrameExtraction.settings_hash == digest,
+        FrameExtraction.recorded_at >= Download.updated_at,
+    )
+    query = (
+        select(Download)
+        .join(Video, Video.id == Download.video_id)
+        .where(
+            Video.pruned_at.is_(None),
+            or_(
+                (Download.status == DownloadStatus.ok) & Download.path.is_not(None),
+                Download.is_slideshow.is_(True),
+            ),
+            ~exists().where(Frame.video_id == Download.video_id),
+            ~failed_here,
+        )
+        .order_by(Download.video_id)
+    )
+    if campaign_name is not None:
+        query = query.where(Download.video_id.in_(campaign_videos(campaign_name)))
+    if video_ids is not None:
+        query = query.where(Download.video_id.in_(list(video_ids)))
+    with session_scope(db_url) as session:
+        return list(session.scalars(query.limit(limit)))
+
+
+def record_frames(db_url: str, video_id: int, rows: list[Frame], digest: str) -> int:
+    """Insert a video's frames and its `ok` row; 0 when another run recorded them first."""
+    try:
+        with session_scope(db_url) as session:
+            if session.scalar(select(exists().where(Frame.video_id == video_id))):
+                return 0
+            session.add_all(rows)
+            _outcome(session, video_id, FrameStatus.ok, None, None, len(rows), digest)
+    except IntegrityError:
+        return 0  # a concurrent run inserted the same frames first
+    return len(rows)
+
+
+def record_failure(db_url: str, download: Download, reason: str, detail: str, digest: str) -> None:
+    """A `failed` row with the reason. An unusable video file also becomes an `invalid`
+    download, so the download stage may fetch it again (a new file is then tried here anew)."""
+    with session_scope(db_url) as session:
+        row = session.get(Download, download.video_id)
+        if row is None:
+            return
+        now = utcnow()
+        if not row.is_slideshow:
+            row.status = DownloadStatus.invalid
+            row.updated_at = now
+        _outcome(session, download.video_id, FrameStatus.failed, reason, detail, 0, digest, now)
+
+
+def _outcome(session, video_id, status, reason, detail, frames, digest, now=None) -> None:
+    row = session.get(FrameExtraction, video_id) or FrameExtraction(video_id=video_id)
+    row.status, row.reason, row.detail = status, reason, (detail or None) and detail[:2000]
+    row.frames, row.settings_hash, row.recorded_at = frames, digest, now or utcnow()
+    session.add(row)

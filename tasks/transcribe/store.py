@@ -1,0 +1,206 @@
+"""Every query of the transcribe stage: what is pending, and one `transcripts` row per outcome.
+
+A row is keyed by video, engine, model and settings hash: a rerun with the same settings finds
+nothing pending; other settings make a new row, never overwrite one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from gettok.models.schema import Download, DownloadStatus, MediaInfo, Transcript, Video, utcnow
+from gettok.tasks.transcribe.whisper import (
+    AudioError,
+    ClipTranscript,
+    WhisperOptions,
+    is_near_empty,
+    resolve_device,
+)
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from gettok import db
+from gettok.membership import campaign_videos
+
+log = logging.getLogger(__name__)
+
+WHISPER_ENGINE = "faster-whisper"
+TIKTOK_ENGINE = "tiktok"
+TIKTOK_MODEL = "research-api voice_to_text"
+
+
+def settings_hash(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _has_audio_source():
+    return or_(
+        and_(Download.status == DownloadStatus.ok, Download.path.is_not(None)),
+        and_(Download.status == DownloadStatus.slideshow, Download.audio_path.is_not(None)),
+    )
+
+
+def _transcribed(options: WhisperOptions, retry_failed: bool):
+    clauses = [
+        Transcript.video_id == Download.video_id,
+        Transcript.engine == WHISPER_ENGINE,
+        Transcript.model == options.model_name,
+        Transcript.settings_hash == settings_hash(options.provenance()),
+    ]
+    if retry_failed:
+        clauses.append(Transcript.status == "ok")
+    return exists().where(*clauses)
+
+
+def pending_videos(
+    url: str,
+    options: WhisperOptions,
+    campaign_name: str | None = None,
+    *,
+    video_ids: list[int] | None = None,
+    retry_failed: bool = False,
+    limit: int | None = None,
+) -> list[int]:
+    """Downloaded videos (or slideshows with sound) without a transcript for these settings."""
+    stmt = (
+        select(Download.video_id)
+        .join(Video, Video.id == Download.video_id)
+        .where(_has_audio_source(), Video.pruned_at.is_(None), ~_transcribed(options, retry_failed))
+    )
+    if campaign_name is not None:
+        stmt = stmt.where(Download.video_id.in_(campaign_videos(campaign_name)))
+    if video_ids is not None:
+        stmt = stmt.where(Download.video_id.in_(video_ids))
+    with db.session_scope(url) as session:
+        return list(session.scalars(stmt.order_by(Download.video_id).limit(limit)))
+
+
+# --- what a batch reads ----------------------------------------------------------------------
+
+
+def media_file(media_dir: Path, download: Download) -> Path:
+    """The file whose sound we transcribe: the mp4, or a slideshow's audio track."""
+    relative = download.path if download.status == DownloadStatus.ok else download.audio_path
+    path = (media_dir / str(relative)).resolve()
+    if not path.is_relative_to(media_dir.resolve()):
+        raise AudioError(f"media path {relative!r} is outside the media directory")
+    return path
+
+
+def downloads_of(url: str, ids: list[int]) -> dict[int, Download]:
+    with db.session_scope(url) as session:
+        return {
+            d.video_id: d
+            for d in session.scalars(select(Download).where(Download.video_id.in_(ids)))
+        }
+
+
+def probed_durations(url: str, ids: list[int]) -> dict[int, float]:
+    with db.session_scope(url) as session:
+        rows = session.execute(
+            select(MediaInfo.video_id, MediaInfo.duration_s).where(
+                MediaInfo.video_id.in_(ids), MediaInfo.duration_s.is_not(None)
+            )
+        )
+        return {video_id: duration for video_id, duration in rows}
+
+
+# --- the outcome -------------------------------------------------------------------------
+
+
+def _row_values(options: WhisperOptions) -> dict:
+    provenance = options.provenance()
+    device, compute_type = resolve_device(options.device, options.compute_type)
+    return {
+        "engine": WHISPER_ENGINE,
+        "model": options.model_name,
+        "settings": provenance | {"device": device, "compute_type": compute_type},
+        "settings_hash": settings_hash(provenance),
+    }
+
+
+def _upsert(url: str, video_id: int, values: dict) -> None:
+    """Insert the row, or update the (failed) one a `retry_failed` run is replacing."""
+    key = (
+        Transcript.video_id == video_id,
+        Transcript.engine == values["engine"],
+        Transcript.model == values["model"],
+        Transcript.settings_hash == values["settings_hash"],
+    )
+    try:
+        with db.session_scope(url) as session:
+            row = session.scalar(select(Transcript).where(*key))
+            if row is None:
+                session.add(Transcript(video_id=video_id, **values))
+            else:
+                for name, value in values.items():
+                    setattr(row, name, value)
+                row.created_at = utcnow()
+    except IntegrityError:  # another worker wrote it first: theirs stands
+        log.info("transcript of %s already recorded by another worker", video_id)
+
+
+def record_transcript(
+    url: str, video_id: int, options: WhisperOptions, clip: ClipTranscript
+) -> None:
+    _upsert(url, video_id, _row_values(options) | {
+        "status": "ok",
+        "error": None,
+        "language": clip.language,
+        "language_probability": clip.language_probability,
+        "text": clip.text,
+        "segments": [s.model_dump() for s in clip.segments],
+        "duration_s": clip.duration_s,
+        "is_empty": clip.is_empty,
+    })  # fmt: skip
+
+
+def record_failure(url: str, video_id: int, options: WhisperOptions, error: str) -> str:
+    error = error[:2000]
+    _upsert(url, video_id, _row_values(options) | {
+        "status": "failed", "error": error, "language": None, "language_probability": None,
+        "text": None, "segments": None, "duration_s": None, "is_empty": False,
+    })  # fmt: skip
+    log.warning("video %s not transcribed: %s", video_id, error)
+    return error
+
+
+# --- TikTok's own transcripts --------------------------------------------------------------
+
+
+def record_tiktok_transcripts(url: str, campaign_name: str | None = None) -> int:
+    """Copy `voice_to_text` into `transcripts` (engine "tiktok"); returns the rows changed."""
+    stmt = select(Video.id, Video.voice_to_text, Video.video_duration).where(
+        Video.voice_to_text.is_not(None), Video.voice_to_text != ""
+    )
+    if campaign_name is not None:
+        stmt = stmt.where(Video.id.in_(campaign_videos(campaign_name)))
+    provenance = {"engine": TIKTOK_ENGINE, "source": "research-api", "field": "voice_to_text"}
+    digest = settings_hash(provenance)
+    changed = 0
+    with db.session_scope(url) as session:
+        existing = {
+            t.video_id: t
+            for t in session.scalars(
+                select(Transcript).where(
+                    Transcript.engine == TIKTOK_ENGINE,
+                    Transcript.video_id.in_(stmt.with_only_columns(Video.id).scalar_subquery()),
+                )
+            )
+        }
+        for video_id, raw, duration in session.execute(stmt):
+            text = raw.replace("\x00", "").strip()
+            row = existing.get(video_id)
+            if row is not None and row.text == text:
+                continue
+            if row is None:
+                row = Transcript(video_id=video_id, engine=TIKTOK_ENGINE, model=TIKTOK_MODEL,
+                                 settings=provenance, settings_hash=digest)  # fmt: skip
+                session.add(row)
+            row.status, row.text, row.duration_s = "ok", text, duration
+            row.is_empty, row.segments = is_near_empty(text), None
+            changed += 1
+    return changed

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from gettok import db
+from gettok.cli_comments import register as register_comment_commands
 from gettok.cli_validate import validate_app
 from gettok.models.campaign import Campaign, CampaignError, load_campaign
 from gettok.settings import Settings, get_settings
@@ -24,6 +25,7 @@ campaign_app = typer.Typer(help="Campaign files.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(validate_app, name="validate")
+register_comment_commands(app)
 
 CampaignFile = Annotated[Path, typer.Option("--campaign", "-c", help="Campaign TOML file.")]
 

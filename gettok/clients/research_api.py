@@ -374,3 +374,43 @@ def _seconds(value: str | None) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:
         return None  # an HTTP date: rare, and the policy's own wait applies
+
+
+def research_call(
+    client: ResearchApiClient,
+    path: str,
+    endpoint: str,
+    fields: list[str],
+    body: dict[str, Any],
+    count_records: Callable[[dict[str, Any]], int],
+) -> dict[str, Any]:
+    """One request to another research endpoint (comments, user info) under the same token,
+    ledger and fault names as the video query; returns the whole answer. A 401 refreshes the
+    token once. Kept apart from `query_videos` so each endpoint's parsing stays with its caller."""
+    for attempt in (1, 2):
+        token = client.token()
+        request_id = client.ledger.reserve(endpoint)
+        try:
+            response = client._http.post(
+                path,
+                params={"fields": ",".join(fields)},
+                content=json.dumps(body, ensure_ascii=False).encode(),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+        except httpx.TransportError as exc:
+            client.ledger.record(request_id, None, "network")
+            kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "network error"
+            raise NetworkFailure(f"{endpoint} {kind}: {type(exc).__name__}") from None
+        payload = _json_or_none(response)
+        error = ApiError.model_validate((payload or {}).get("error") or {})
+        if response.status_code == 200 and payload is not None and error.ok:
+            client.ledger.record(request_id, 200, None, count_records(payload))
+            return payload
+        fault = classify_fault(response.status_code, error, payload is None)
+        fault.retry_after_s = _seconds(response.headers.get("Retry-After"))
+        client.ledger.record(request_id, response.status_code, fault.error_code or fault.kind)
+        if isinstance(fault, TokenRejected) and attempt == 1:
+            client.forget_token()
+            continue
+        raise fault
+    raise AssertionError("unreachable")

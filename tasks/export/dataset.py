@@ -30,6 +30,7 @@ from gettok.models.schema import (
     Video,
 )
 from gettok.models.schema import Campaign as CampaignRow
+from gettok.tasks.comments import export_comments
 from gettok.tasks.export.columns import ANNOTATION_KINDS, COLUMNS, TEXT_COLUMNS, Column
 from gettok.tasks.validate.exported import add_human_codes
 from pydantic import BaseModel, SecretStr
@@ -361,6 +362,7 @@ def export_dataset(
     frame, columns, excluded = export_frame(records, public=public, salt=salt)
     stem = f"{campaign}.public" if public else campaign
     path, dictionary_path = write_export(frame, columns, out_dir, stem, fmt)
+    export_comments(url, campaign, out_dir, fmt, stem, public=public, salt=salt)
     return ExportResult(
         path=path,
         dictionary_path=dictionary_path,

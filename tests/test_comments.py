@@ -1,5 +1,6 @@
 """Comments end to end on the sandbox over HTTP, on Postgres and SQLite: every comment once, the
-fewest requests, inside the daily budget, resumable after kill -9; and the public export."""
+fewest requests, inside the daily budget, resumable after kill -9; the public export; and user
+info for the authors, cached and inside the budget."""
 
 from __future__ import annotations
 
@@ -13,15 +14,15 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 from gettok.models.campaign import load_campaign
-from gettok.models.schema import ApiRequest, Comment, CommentCheckpoint
+from gettok.models.schema import ApiRequest, Comment, CommentCheckpoint, TikTokUser, utcnow
 from gettok.tasks.collect.paging import collect_campaign
-from gettok.tasks.comments import collect_comments
-from gettok.tasks.comments.store import chosen_videos
+from gettok.tasks.comments import collect_comments, fetch_user_info
+from gettok.tasks.comments.store import campaign_authors, chosen_videos
 from gettok.tasks.export.dataset import export_dataset, user_hash
 from pydantic import SecretStr
 from sqlalchemy import func, select, update
 
-from gettok.clients.research_comments import COMMENT_LIST_ENDPOINT
+from gettok.clients.research_comments import COMMENT_LIST_ENDPOINT, USER_INFO_ENDPOINT
 from gettok.db import session_scope
 from gettok.sandbox.comments import HANDLES, comment_slots
 from gettok.sandbox.config import SandboxConfig
@@ -163,7 +164,7 @@ import os, signal, sys
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from gettok.settings import get_settings
-from gettok.tasks.comments import collect_comments
+from gettok.tasks.comments import collect_comments, fetch_user_info
 
 seen = 0
 
@@ -241,3 +242,73 @@ def test_public_export_pseudonymises_commenters_and_masks_mentions(
     assert any(f"@{h}" in " ".join(full["text"].drop_nulls()) for h in HANDLES)
     assert (tmp_path / "peru_2022.public.comments.dictionary.csv").exists()
     assert json.loads(full["raw"][0])["id"] == full["comment_id"][0]
+
+
+# -- user info ------------------------------------------------------------------------------
+
+
+def user_requests(url: str) -> int:
+    with session_scope(url) as session:
+        return session.scalar(
+            select(func.count())
+            .select_from(ApiRequest)
+            .where(ApiRequest.endpoint == USER_INFO_ENDPOINT)
+        )
+
+
+def test_authors_are_recorded_once_with_a_status_and_cached(sandbox, collected, db_url):
+    settings, _ = collected
+    with session_scope(db_url) as session:
+        authors = campaign_authors(session, "peru_2022")
+
+    result = fetch_user_info(settings, "peru_2022")
+
+    assert (result.done, result.failed, result.counts["requests"]) == (
+        len(authors),
+        {},
+        len(authors),
+    )
+    with session_scope(db_url) as session:
+        users = {u.username: u for u in session.scalars(select(TikTokUser))}
+    assert set(users) == set(authors)
+    statuses = {u.status for u in users.values()}
+    assert "ok" in statuses and statuses <= {"ok", "not_found", "refused"}
+    assert result.counts.get("not_found", 0) + result.counts.get("refused", 0) == sum(
+        1 for u in users.values() if u.status != "ok"
+    )
+    ok = next(u for u in users.values() if u.status == "ok")
+    assert ok.follower_count is not None and ok.raw["display_name"] == ok.display_name
+    refused = [u for u in users.values() if u.status != "ok"]
+    assert all(u.reason and u.follower_count is None for u in refused)
+
+    again = fetch_user_info(settings, "peru_2022")  # within 30 days: nobody asked again
+    assert (again.done, again.skipped, again.counts["requests"]) == (0, len(authors), 0)
+    with session_scope(db_url) as session:  # 31 days later the cache has expired
+        session.execute(update(TikTokUser).values(fetched_at=utcnow() - timedelta(days=31)))
+    assert fetch_user_info(settings, "peru_2022").done == len(authors)
+    assert user_requests(db_url) == 2 * len(authors)
+
+
+def test_user_info_stops_at_the_budget_and_finishes_the_next_day(sandbox, collected, db_url):
+    settings, _ = collected
+    with session_scope(db_url) as session:
+        authors = campaign_authors(session, "peru_2022")
+        used = session.scalar(
+            select(func.count()).select_from(ApiRequest).where(ApiRequest.endpoint != "oauth/token")
+        )
+    tight = settings.model_copy(update={"daily_request_budget": used + 5})
+
+    first = fetch_user_info(tight, "peru_2022")
+
+    assert (first.done, first.counts["requests"]) == (5, 5)
+    assert first.skipped == len(authors) - 5 and "daily quota reached" in first.notes[0]
+    with session_scope(db_url) as session:
+        assert session.scalar(
+            select(func.count()).select_from(ApiRequest).where(ApiRequest.endpoint != "oauth/token")
+        ) == used + 5  # fmt: skip
+        session.execute(update(ApiRequest).values(day=ApiRequest.day - timedelta(days=1)))
+
+    second = fetch_user_info(settings, "peru_2022")
+
+    assert (second.done, second.skipped) == (len(authors) - 5, 5)
+    assert user_requests(db_url) == len(authors)  # each author asked once in all

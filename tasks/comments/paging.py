@@ -4,10 +4,11 @@ Faults follow the collect stage's policies (`CollectPolicies`, the same waits): 
 count or cursor", network errors and short 429s are retried; still failing, the video is
 `failed` with its cursor kept, so the next run resumes it from the last stored page. The daily
 quota (the API's 429 or our own ledger budget) stops the run for the day (`quota_exhausted`,
-cursor kept). A refused token or request (400 invalid_params) stops the run: every video would
-fail alike. Pages with has_more and no comment are followed `max_empty_pages` times in a row,
-then the video is `failed`. A video is `done` when the API says there is no more or its cursor
-reaches the API's 1,000 comments.
+cursor kept). A refused token, scope or field list stops the run: every video would fail alike;
+any other 400 is recorded on its video (`failed`, with the API's words) and the run goes on.
+Pages with has_more and no comment are followed `max_empty_pages` times in a row, then the video
+is `failed`. A video is `done` when the API says there is no more or its cursor reaches the API's
+1,000 comments.
 """
 
 from __future__ import annotations
@@ -122,7 +123,9 @@ def _page_video(ctx: CommentsContext, video_id: int) -> VideoComments:
             raise CommentsQuotaExhausted(outcome, reason) from None
         except (TokenRejected, RequestRejected) as fault:
             finish(CommentStatus.failed, f"request refused: {fault}")
-            raise CommentsAborted(outcome, str(fault)) from None
+            if refuses_every_video(fault):
+                raise CommentsAborted(outcome, str(fault)) from None
+            return outcome
         except ApiFault as fault:
             return finish(CommentStatus.failed, f"{fault.kind} after retries: {fault}")
         if page.invalid:
@@ -143,6 +146,18 @@ def _page_video(ctx: CommentsContext, video_id: int) -> VideoComments:
             note = f"{fruitless} pages in a row with has_more and no comment (cursor {page.cursor})"
             return finish(CommentStatus.failed, note)
         cursor = page.cursor
+
+
+def refuses_every_video(fault: ApiFault) -> bool:
+    """A refusal no other video can get past: the token, the scope or the field list. Any other
+    400 names this video alone (recorded on it; the run goes on)."""
+    words = str(fault).lower()
+    return (
+        isinstance(fault, TokenRejected)
+        or fault.error_code == "scope_permission_missed"
+        or "field" in words
+        or "scope" in words
+    )
 
 
 def fetch_comment_page(

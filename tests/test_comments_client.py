@@ -134,3 +134,49 @@ def test_user_info_parses_the_documented_answer_and_names_users_it_will_not_desc
         ("research/user/info", 400, "invalid_params", 0),
     ]
     assert RequestLedger(sqlite_url, 1000).used() == 3
+
+
+class RefusingApi(RecordedApi):
+    """Refuses one video's comments (as the API words a bad parameter) and, for another, the
+    field list itself."""
+
+    def do_POST(self) -> None:  # noqa: N802
+        if self.path.startswith("/v2/research/video/comment/list/"):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            message = {1: "Invalid parameters: video_id", 2: "Invalid fields: reply_count"}
+            error = {"code": "invalid_params", "message": message[body["video_id"]]}
+            return self._send(400, json.dumps({"data": {}, "error": error}).encode())
+        return super().do_POST()
+
+
+def test_a_refused_video_fails_alone_and_a_refused_field_list_stops_the_run(sqlite_url):
+    from gettok.models.schema import CommentCheckpoint, Video
+    from gettok.tasks.collect.policies import CollectPolicies
+    from gettok.tasks.comments.paging import (
+        CommentsAborted,
+        CommentsContext,
+        collect_video_comments,
+    )
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RefusingApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = get_settings(
+        database_url=sqlite_url,
+        tiktok_api_url=f"http://127.0.0.1:{server.server_address[1]}",
+        tiktok_client_key="recorded-key",
+        tiktok_client_secret="recorded-secret",
+    )
+    with session_scope(sqlite_url) as session:
+        session.add_all([Video(id=1, raw={"id": 1}), Video(id=2, raw={"id": 2})])
+    with ResearchApiClient.from_settings(settings) as api:
+        ctx = CommentsContext(sqlite_url, api, CollectPolicies(wait_scale=0))
+        alone = collect_video_comments(ctx, 1)
+        with pytest.raises(CommentsAborted, match="Invalid fields"):
+            collect_video_comments(ctx, 2)
+    server.shutdown()
+
+    assert (alone.status, alone.requests) == ("failed", 1)  # 400s are not retried
+    with session_scope(sqlite_url) as session:
+        first, second = session.get(CommentCheckpoint, 1), session.get(CommentCheckpoint, 2)
+        assert "video_id" in first.last_error and first.requests == 1
+        assert second.status.value == "failed" and "Invalid fields" in second.last_error

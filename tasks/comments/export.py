@@ -8,6 +8,7 @@ no raw payloads. Replies keep pointing at their comment's hash, so threads stay 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from pydantic import SecretStr
 
 from gettok.db import session_scope
 
+log = logging.getLogger(__name__)
 WHEN = pl.Datetime("us", "UTC")
 COLUMNS = [
     Column("comment_id", pl.Int64, "TikTok comment id (64-bit)", public=False),
@@ -90,4 +92,5 @@ def export_comments(
         return None
     frame, columns = comment_frame(records, public=public, salt=salt)
     path, _ = write_export(frame, columns, out_dir, f"{stem}.comments", fmt)
+    log.info("exported %d comments to %s", frame.height, path)
     return path

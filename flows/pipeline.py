@@ -295,8 +295,8 @@ def pipeline(
 
     `transcribe_deployment` (e.g. "transcribe/transcribe-gpu") hands transcription to the gpu work
     pool; without it transcription runs here, still bounded by the `gpu` concurrency limit.
-    `comments_top_n` (default off) also collects the comments of the campaign's N most commented
-    videos after collection, inside the same daily request budget.
+    `comments_top_n` (default: the campaign file's, else off) also collects the comments of the
+    campaign's N most commented videos after collection, inside the same daily request budget.
     """
     campaign = load_campaign(Path(campaign_file))
     settings = get_settings()
@@ -313,5 +313,5 @@ def pipeline(
         dates,
         transcribe_deployment,
         budget_usd,
-        comments_top_n=comments_top_n,
+        comments_top_n=campaign.comments_top_n if comments_top_n is None else comments_top_n,
     )

@@ -97,3 +97,13 @@ def test_the_pipeline_collects_the_top_videos_comments_when_asked(prefect_harnes
     result = one_day(2)
     assert any(note.startswith("comments: 2 done") for note in result.notes), result.notes
     assert count(env, CommentCheckpoint) == 2 and count(env, Comment) > 0
+
+
+def test_a_campaign_file_may_ask_for_comments():
+    from gettok.models.campaign import CampaignError, parse_campaign
+
+    base = {"name": "c", "start_date": "2022-12-01", "query": {"keywords": ["Castillo"]}}
+    assert parse_campaign(base).comments_top_n is None  # off unless asked
+    assert parse_campaign({**base, "comments_top_n": 50}).comments_top_n == 50
+    with pytest.raises(CampaignError, match="comments_top_n"):
+        parse_campaign({**base, "comments_top_n": 0})

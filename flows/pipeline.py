@@ -17,6 +17,7 @@ from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
 from gettok.flows.collect import run_window_in_prefect
+from gettok.flows.comments import comments
 from gettok.flows.download import download
 from gettok.flows.enrich import enrich
 from gettok.flows.transcribe import transcribe
@@ -174,6 +175,7 @@ def run_pipeline(
     transcribe_deployment: str | None,
     budget_usd: float | None,
     stages: Stages = STAGES,
+    comments_top_n: int | None = None,
 ) -> PipelineResult:
     """Collect window by window; each collected window starts processing at once (in order)."""
     logger = get_run_logger()
@@ -229,6 +231,8 @@ def run_pipeline(
     result.collect_state, result.windows = collected.state, len(collected.windows)
     if collected.deferred_after:
         result.notes.append(f"days after {collected.deferred_after} are not indexed yet")
+    if comments_top_n is not None:
+        result.notes.append(collect_top_comments(campaign, collected, comments_top_n))
     process("final sweep", final=True)
     for future in chain:
         future.wait()
@@ -260,6 +264,16 @@ def run_pipeline(
     return result
 
 
+def collect_top_comments(campaign: Campaign, collected: CollectResult, top_n: int) -> str:
+    """Comments of the campaign's top videos, once collection is over (same daily budget)."""
+    if collected.quota_exhausted:
+        return "comments not collected: the daily quota was used by collection"
+    state = comments(campaign, top_n=top_n, return_state=True)
+    if not state.is_completed():
+        return f"comments failed: {state.message}"
+    return state.result().summary()
+
+
 class PipelineIncomplete(Exception):
     """Some processing batches failed after their retries; carries the run's result."""
 
@@ -284,11 +298,14 @@ def pipeline(
     catch_up_days: int = 7,
     transcribe_deployment: str | None = None,
     budget_usd: float | None = None,
+    comments_top_n: int | None = None,
 ) -> PipelineResult:
     """Collect, download, transcribe and enrich a campaign over a date range (or its scheduled day).
 
     `transcribe_deployment` (e.g. "transcribe/transcribe-gpu") hands transcription to the gpu work
     pool; without it transcription runs here, still bounded by the `gpu` concurrency limit.
+    `comments_top_n` (default: the campaign file's, else off) also collects the comments of the
+    campaign's N most commented videos after collection, inside the same daily request budget.
     """
     campaign = load_campaign(Path(campaign_file))
     settings = get_settings()
@@ -298,4 +315,12 @@ def pipeline(
     if dates is None:
         get_run_logger().info("%s: nothing due (outside the campaign's dates)", campaign.name)
         return PipelineResult(campaign=campaign.name)
-    return run_pipeline(campaign, campaign_file, settings, dates, transcribe_deployment, budget_usd)
+    return run_pipeline(
+        campaign,
+        campaign_file,
+        settings,
+        dates,
+        transcribe_deployment,
+        budget_usd,
+        comments_top_n=campaign.comments_top_n if comments_top_n is None else comments_top_n,
+    )

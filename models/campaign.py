@@ -237,6 +237,8 @@ class Campaign(BaseModel):
     query: Query
     stance: Stance | None = None
     watch: Watch | None = None
+    # The pipeline also collects the comments of the N most commented videos (issue 14).
+    comments_top_n: int | None = Field(None, ge=1)
 
     @field_validator("start_date", "end_date", mode="before")
     @classmethod

@@ -533,3 +533,74 @@ class ValidationScore(Base):
     n: Mapped[int] = mapped_column(Integer)
     figures: Mapped[dict[str, Any]]
     scored_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CommentStatus(enum.StrEnum):
+    pending = "pending"
+    running = "running"
+    done = "done"  # paged to the end, or to the API's 1,000
+    quota_exhausted = "quota_exhausted"  # checkpointed; resumes after 00:00 UTC
+    failed = "failed"  # checkpoint kept: the next run resumes from its cursor
+
+
+class Comment(Base):
+    """A comment (or reply) as the Research API last described it, with its raw payload."""
+
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    # Top-level comments name the video here (as the API sends them); replies name their comment.
+    parent_comment_id: Mapped[int | None] = mapped_column(BigInteger)
+    text: Mapped[str | None] = mapped_column(Text)
+    like_count: Mapped[int | None] = mapped_column(BigInteger)
+    reply_count: Mapped[int | None] = mapped_column(BigInteger)
+    create_time: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime | None]
+    extra_fields: Mapped[dict[str, Any] | None]
+    raw: Mapped[dict[str, Any]] = mapped_column(RawJSON)
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CommentCheckpoint(Base):
+    """How far a video's comments were paged: the unit of resumable comment collection."""
+
+    __tablename__ = "comment_checkpoints"
+
+    video_id: Mapped[int] = mapped_column(
+        ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[CommentStatus] = mapped_column(
+        _enum(CommentStatus, "comment_status"), default=CommentStatus.pending
+    )
+    cursor: Mapped[int | None] = mapped_column(Integer)
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    comments: Mapped[int] = mapped_column(Integer, default=0)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TikTokUser(Base):
+    """What user info said about an author, when; `status` says why a user has no details."""
+
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # ok | not_found | refused | private
+    display_name: Mapped[str | None] = mapped_column(Text)
+    bio_description: Mapped[str | None] = mapped_column(Text)
+    avatar_url: Mapped[str | None] = mapped_column(Text)
+    bio_url: Mapped[str | None] = mapped_column(Text)
+    is_verified: Mapped[bool | None] = mapped_column(Boolean)
+    follower_count: Mapped[int | None] = mapped_column(BigInteger)
+    following_count: Mapped[int | None] = mapped_column(BigInteger)
+    likes_count: Mapped[int | None] = mapped_column(BigInteger)
+    video_count: Mapped[int | None] = mapped_column(BigInteger)
+    extra_fields: Mapped[dict[str, Any] | None]
+    raw: Mapped[dict[str, Any] | None] = mapped_column(RawJSON)
+    reason: Mapped[str | None] = mapped_column(Text)  # the API's words for a non-ok status
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)

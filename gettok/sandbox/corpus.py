@@ -134,6 +134,7 @@ class Corpus:
         self._by_id: dict[date, dict[int, CorpusVideo]] = {}
         self._lock = Lock()
         self._users = _user_pool(self.config.seed)
+        self._user_set = frozenset(self._users)
         self._music = _music_pool(self.config.seed)
 
     def videos_on(self, day: date) -> list[CorpusVideo]:
@@ -165,6 +166,10 @@ class Corpus:
         self.videos_on(day)
         with self._lock:
             return self._by_id.get(day, {}).get(int(video_id))
+
+    def knows_user(self, username: str) -> bool:
+        """Whether `username` is one of the corpus's authors (user info describes only those)."""
+        return username in self._user_set
 
     def videos_between(self, start: date, end: date) -> list[CorpusVideo]:
         """All videos from `start` to `end`, both inclusive."""

@@ -1,0 +1,209 @@
+"""The Research API's comment list and user info endpoints: one request per call, parsed.
+
+Both go through `research_call`, which shares the video query client's token, request ledger
+(the same daily budget) and fault names; what to do about a fault is the comments stage's
+policy. The comment list pages by `cursor` (an index, like the video query's) and stops at the
+API's top 1,000 comments. User info answers 400 invalid_params for users it will not describe;
+those are a status of the user (`not_found`, `refused`, `private`), not a failure of the run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+from pydantic import ValidationError, field_validator
+
+from gettok.clients.research_api import (
+    ApiFault,
+    NetworkFailure,
+    ResearchApiClient,
+    TokenRejected,
+    classify_fault,
+)
+from gettok.models.api import ApiError, ApiRecord, ResearchComment, _as_bigint
+from gettok.retry import retry_after_s
+
+COMMENT_LIST_PATH = "/v2/research/video/comment/list/"
+COMMENT_LIST_ENDPOINT = "research/video/comment/list"
+USER_INFO_PATH = "/v2/research/user/info/"
+USER_INFO_ENDPOINT = "research/user/info"
+COMMENT_FIELDS = [
+    "id",
+    "video_id",
+    "text",
+    "like_count",
+    "reply_count",
+    "parent_comment_id",
+    "create_time",
+]
+USER_FIELDS = [
+    "display_name",
+    "bio_description",
+    "avatar_url",
+    "is_verified",
+    "follower_count",
+    "following_count",
+    "likes_count",
+    "video_count",
+    "bio_url",
+]
+MAX_COMMENTS_PER_VIDEO = 1000  # the API serves only a video's top 1,000 comments
+MAX_COUNT = 100
+
+UserStatus = Literal["ok", "not_found", "refused", "private"]
+
+
+@dataclass
+class CommentPage:
+    """One page of a video's comments; a record that fails validation is reported, not raised."""
+
+    comments: list[ResearchComment]
+    raw: list[dict[str, Any]]
+    cursor: int
+    has_more: bool
+    invalid: list[str] = field(default_factory=list)
+    log_id: str | None = None
+
+
+def parse_comment_page(payload: dict[str, Any]) -> CommentPage:
+    data = payload.get("data") or {}
+    comments, raws, invalid = [], [], []
+    for raw in data.get("comments") or []:
+        try:
+            comments.append(ResearchComment.model_validate(raw))
+            raws.append(raw)
+        except ValidationError as exc:
+            ident = raw.get("id") if isinstance(raw, dict) else None
+            invalid.append(f"comment {ident!r}: {exc.errors()[0]['msg']}")
+    error = ApiError.model_validate(payload.get("error") or {})
+    cursor = int(data.get("cursor") or 0)
+    return CommentPage(comments, raws, cursor, bool(data.get("has_more")), invalid, error.log_id)
+
+
+class ResearchUser(ApiRecord):
+    """What user info says about one account (the answer does not repeat the username)."""
+
+    display_name: str | None = None
+    bio_description: str | None = None
+    avatar_url: str | None = None
+    bio_url: str | None = None
+    is_verified: bool | None = None
+    follower_count: int | None = None
+    following_count: int | None = None
+    likes_count: int | None = None
+    video_count: int | None = None
+
+    @field_validator(
+        "follower_count", "following_count", "likes_count", "video_count", mode="before"
+    )
+    @classmethod
+    def _counts(cls, value: Any, info) -> int | None:
+        return _as_bigint(value, info.field_name)
+
+
+@dataclass
+class UserInfo:
+    username: str
+    status: UserStatus
+    user: ResearchUser | None = None
+    raw: dict[str, Any] | None = None
+    reason: str | None = None  # the API's words when it would not describe the user
+
+
+def list_comments(
+    client: ResearchApiClient, video_id: int, cursor: int = 0, max_count: int = MAX_COUNT
+) -> CommentPage:
+    """One page of `POST /v2/research/video/comment/list/` for `video_id` from `cursor`."""
+    body = {"video_id": video_id, "max_count": max_count, "cursor": cursor}
+    payload = research_call(
+        client,
+        COMMENT_LIST_PATH,
+        COMMENT_LIST_ENDPOINT,
+        COMMENT_FIELDS,
+        body,
+        lambda answer: len((answer.get("data") or {}).get("comments") or []),
+    )
+    return parse_comment_page(payload)
+
+
+def user_status(message: str) -> UserStatus | None:
+    """The user's status named by a 400's message (as the live API words it), else None."""
+    lowered = message.lower()
+    if "cannot find the user" in lowered:
+        return "not_found"
+    if "is private" in lowered:
+        return "private"
+    if "cannot return this user" in lowered or "information cannot be returned" in lowered:
+        return "refused"
+    return None
+
+
+def user_info(client: ResearchApiClient, username: str) -> UserInfo:
+    """`POST /v2/research/user/info/` for one username; users it will not describe get a status."""
+    try:
+        payload = research_call(
+            client, USER_INFO_PATH, USER_INFO_ENDPOINT, USER_FIELDS, {"username": username}, _one
+        )
+    except ApiFault as fault:  # any 400 (a username with "cursor" in it reads as a cursor fault)
+        status = user_status(str(fault)) if fault.status_code == 400 else None
+        if status is None:
+            raise
+        return UserInfo(username, status, reason=str(fault))
+    raw = dict(payload.get("data") or {})
+    return UserInfo(username, "ok", ResearchUser.model_validate(raw), raw)
+
+
+def _one(_answer: dict[str, Any]) -> int:
+    return 1
+
+
+def research_call(
+    client: ResearchApiClient,
+    path: str,
+    endpoint: str,
+    fields: list[str],
+    body: dict[str, Any],
+    count_records: Callable[[dict[str, Any]], int],
+) -> dict[str, Any]:
+    """One request to another research endpoint (comments, user info) under the same token,
+    ledger and fault names as the video query; returns the whole answer. A 401 refreshes the
+    token once. Kept apart from `query_videos` so each endpoint's parsing stays with its caller."""
+    for attempt in (1, 2):
+        token = client.token()
+        request_id = client.ledger.reserve(endpoint)
+        try:
+            response = client._http.post(  # the client's own connection and base URL
+                path,
+                params={"fields": ",".join(fields)},
+                content=json.dumps(body, ensure_ascii=False).encode(),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+        except httpx.TransportError as exc:
+            client.ledger.record(request_id, None, "network")
+            kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "network error"
+            raise NetworkFailure(f"{endpoint} {kind}: {type(exc).__name__}") from None
+        payload = _json_object(response)
+        error = ApiError.model_validate((payload or {}).get("error") or {})
+        if response.status_code == 200 and payload is not None and error.ok:
+            client.ledger.record(request_id, 200, None, count_records(payload))
+            return payload
+        fault = classify_fault(response.status_code, error, payload is None)
+        fault.retry_after_s = retry_after_s(response.headers)
+        client.ledger.record(request_id, response.status_code, fault.error_code or fault.kind)
+        if isinstance(fault, TokenRejected) and attempt == 1:
+            client.forget_token()
+            continue
+        raise fault
+    raise AssertionError("unreachable")
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None

@@ -91,7 +91,7 @@ def test_cli_db_upgrade_creates_the_embedded_database(settings_env):
     result = CliRunner().invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert (settings_env / "data" / "gettok.db").exists()
-    assert "revision 0001" in result.output
+    assert "revision 0002" in result.output
 
 
 def test_env_example_is_what_the_generator_writes():

@@ -200,6 +200,7 @@ def enrich(
         log=log,
         shared_rate_limit=shared_rate_limit,
     )
+    log.info(result.summary())
     publish(result.frames.stage_result(), artifact_key("frames-result", campaign.name), log)
     publish(result.stage_result(), artifact_key("annotate-result", campaign.name), log)
     create_markdown_artifact(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
-from gettok.models.campaign import Campaign, load_campaign
+from gettok.models.campaign import load_campaign
 from gettok.tasks.comments import collect_comments, fetch_user_info
 from gettok.tasks.comments.paging import VideoComments
 from prefect import flow, get_run_logger
@@ -21,19 +21,15 @@ from gettok.settings import get_settings
 from gettok.stage import StageResult, publish
 
 
-def _campaign(campaign: Campaign | str | Path) -> Campaign:
-    return campaign if isinstance(campaign, Campaign) else load_campaign(Path(campaign))
-
-
 @flow(name="comments")
 def comments(
-    campaign: Campaign | str,
+    campaign_file: str,
     top_n: int | None = None,
     video_ids: list[int] | None = None,
 ) -> StageResult:
     """Collect the comments of the campaign's videos (all, the top N, or the ids given)."""
     logger = get_run_logger()
-    campaign = _campaign(campaign)
+    campaign = load_campaign(Path(campaign_file))
 
     def log_video(outcome: VideoComments) -> None:
         logger.info(
@@ -53,10 +49,8 @@ def comments(
 
 
 @flow(name="users")
-def users(
-    campaign: Campaign | str, max_age_days: float = 30, limit: int | None = None
-) -> StageResult:
+def users(campaign_file: str, max_age_days: float = 30, limit: int | None = None) -> StageResult:
     """Record user info for the campaign's authors not asked within `max_age_days`."""
-    campaign = _campaign(campaign)
+    campaign = load_campaign(Path(campaign_file))
     result = fetch_user_info(get_settings(), campaign.name, max_age_days=max_age_days, limit=limit)
     return publish(result, artifact_key("users", campaign.name), get_run_logger())

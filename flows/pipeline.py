@@ -232,7 +232,7 @@ def run_pipeline(
     if collected.deferred_after:
         result.notes.append(f"days after {collected.deferred_after} are not indexed yet")
     if comments_top_n is not None:
-        result.notes.append(collect_top_comments(campaign, collected, comments_top_n))
+        result.notes.append(collect_top_comments(campaign_file, collected, comments_top_n))
     process("final sweep", final=True)
     for future in chain:
         future.wait()
@@ -264,11 +264,11 @@ def run_pipeline(
     return result
 
 
-def collect_top_comments(campaign: Campaign, collected: CollectResult, top_n: int) -> str:
+def collect_top_comments(campaign_file: str, collected: CollectResult, top_n: int) -> str:
     """Comments of the campaign's top videos, once collection is over (same daily budget)."""
     if collected.quota_exhausted:
         return "comments not collected: the daily quota was used by collection"
-    state = comments(campaign, top_n=top_n, return_state=True)
+    state = comments(campaign_file, top_n=top_n, return_state=True)
     if not state.is_completed():
         return f"comments failed: {state.message}"
     return state.result().summary()

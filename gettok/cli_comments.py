@@ -27,18 +27,17 @@ def comments_command(
     Exit status 75 when the daily request budget stopped the run (rerun after 00:00 UTC), 1 when
     videos failed.
     """
-    from gettok.cli import campaign_or_exit, database_or_exit, fail, settings_or_exit
+    from gettok.cli import campaign_or_exit, database_or_exit, fail, services_or_exit
     from gettok.flows.comments import comments
     from gettok.tasks.export.dataset import CampaignNotFound
 
     if top is not None and video_id:
         raise fail("give --top or --video-id, not both")
-    settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
-    _need_credentials(settings, fail)
-    database_or_exit(settings)
     try:
-        result = comments(campaign, top_n=top, video_ids=video_id or None)
+        with services_or_exit(tiktok=True) as settings:
+            database_or_exit(settings)
+            result = comments(str(campaign_file), top_n=top, video_ids=video_id or None)
     except (CampaignNotFound, LookupError) as exc:
         raise fail(str(exc).strip("'\"")) from None
     typer.echo(f"{campaign.name}: {result.summary()}")
@@ -54,28 +53,19 @@ def users_command(
 ) -> None:
     """Record user info (display name, bio, followers...) for the campaign's authors, each
     asked at most once per --max-age-days; users the API will not describe get a status."""
-    from gettok.cli import campaign_or_exit, database_or_exit, fail, settings_or_exit
+    from gettok.cli import campaign_or_exit, database_or_exit, fail, services_or_exit
     from gettok.flows.comments import users
     from gettok.tasks.export.dataset import CampaignNotFound
 
-    settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
-    _need_credentials(settings, fail)
-    database_or_exit(settings)
     try:
-        result = users(campaign, max_age_days=max_age_days, limit=limit)
+        with services_or_exit(tiktok=True) as settings:
+            database_or_exit(settings)
+            result = users(str(campaign_file), max_age_days=max_age_days, limit=limit)
     except CampaignNotFound as exc:
         raise fail(str(exc)) from None
     typer.echo(f"{campaign.name}: {result.summary()}")
     _exit(result)
-
-
-def _need_credentials(settings, fail) -> None:
-    if not settings.has_tiktok_credentials:
-        raise fail(
-            "set GETTOK_TIKTOK_CLIENT_KEY and GETTOK_TIKTOK_CLIENT_SECRET "
-            "(or run `gettok sandbox` and use the variables it prints)"
-        )
 
 
 def _exit(result) -> None:

@@ -124,6 +124,23 @@ class ResearchVideo(ApiRecord):
         return values
 
 
+class ResearchComment(ApiRecord):
+    """One record of `research/video/comment/list/` (the comments stage)."""
+
+    id: int
+    video_id: int
+    text: str = ""
+    like_count: int | None = None
+    reply_count: int | None = None
+    parent_comment_id: int | None = None
+    create_time: int | None = None
+
+    @field_validator("id", "video_id", "parent_comment_id", mode="before")
+    @classmethod
+    def _ids_are_ints(cls, value: Any, info) -> int | None:
+        return _as_bigint(value, info.field_name)
+
+
 class ApiError(BaseModel):
     model_config = ConfigDict(extra="allow")
 

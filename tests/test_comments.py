@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from gettok.models.campaign import load_campaign
 from gettok.models.schema import ApiRequest, Comment, CommentCheckpoint, TikTokUser, utcnow
-from gettok.tasks.collect.paging import collect_campaign
+from gettok.tasks.collect import collect_campaign
 from gettok.tasks.comments import collect_comments, fetch_user_info
 from gettok.tasks.comments.store import campaign_authors, chosen_videos
 from gettok.tasks.export.dataset import export_dataset, user_hash
@@ -46,7 +46,6 @@ def collected(sandbox, db_url):
         tiktok_api_url=sandbox.base_url,
         tiktok_client_key=sandbox.state.config.client_key,
         tiktok_client_secret=sandbox.state.config.client_secret,
-        tiktok_retry_wait_scale=0.001,
     )
     campaign = load_campaign(PERU)
     assert collect_campaign(settings, campaign, DAY, DAY).state == "completed"

@@ -9,7 +9,7 @@ import pytest
 from gettok.flows.pipeline import RunDates, Stages, run_pipeline
 from gettok.models.campaign import load_campaign
 from gettok.models.schema import Comment, CommentCheckpoint, TikTokUser
-from gettok.tasks.collect.paging import collect_campaign
+from gettok.tasks.collect import collect_campaign
 from prefect import flow
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -34,7 +34,6 @@ def env(sandbox_env, monkeypatch, tmp_path):
     """Settings pointing at the sandbox and a SQLite file; nothing collected yet."""
     url = f"sqlite:///{tmp_path / 'gettok.db'}"
     monkeypatch.setenv("GETTOK_DATABASE_URL", url)
-    monkeypatch.setenv("GETTOK_TIKTOK_RETRY_WAIT_SCALE", "0.001")
     db.upgrade(url)
     yield url
     db.get_engine.cache_clear()

@@ -169,7 +169,7 @@ def test_a_refused_video_fails_alone_and_a_refused_field_list_stops_the_run(sqli
     with session_scope(sqlite_url) as session:
         session.add_all([Video(id=1, raw={"id": 1}), Video(id=2, raw={"id": 2})])
     with ResearchApiClient.from_settings(settings) as api:
-        ctx = CommentsContext(sqlite_url, api, CollectPolicies(wait_scale=0))
+        ctx = CommentsContext(sqlite_url, api, CollectPolicies())
         alone = collect_video_comments(ctx, 1)
         with pytest.raises(CommentsAborted, match="Invalid fields"):
             collect_video_comments(ctx, 2)

@@ -14,7 +14,6 @@ is `failed`. A video is `done` when the API says there is no more or its cursor 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -39,6 +38,7 @@ from gettok.clients.research_comments import (
     list_comments,
 )
 from gettok.db import session_scope
+from gettok.retry import call_with_retries
 
 log = logging.getLogger(__name__)
 CLAIM_STAGE = "comments"
@@ -74,7 +74,6 @@ class CommentsContext:
     database_url: str
     client: ResearchApiClient
     policies: CollectPolicies
-    sleep: Callable[[float], None] = time.sleep
 
 
 def collect_video_comments(ctx: CommentsContext, video_id: int) -> VideoComments:
@@ -172,20 +171,19 @@ def fetch_comment_page(
 
 
 def retried(ctx: CommentsContext, call: Callable[[], T], faults: dict[str, int]) -> T:
-    """`call()`, each Research API fault retried under its named policy (waits as the server
-    asked, never sooner); the fault is raised once its policy gives up or has no retries."""
-    tries: dict[str, int] = {}
-    while True:
+    """`call()`, each Research API fault retried under its named policy (gettok.retry: waits as
+    the server asked, never sooner); the fault is raised once its policy gives up or has none."""
+
+    def counted() -> T:
         try:
             return call()
         except ApiFault as fault:
             faults[fault.kind] = faults.get(fault.kind, 0) + 1
-            policy = ctx.policies.for_fault(fault)
-            tries[fault.kind] = tries.get(fault.kind, 0) + 1
-            if policy is None or tries[fault.kind] > policy.retries:
-                raise
-            wait = policy.wait_s(tries[fault.kind], ctx.policies.wait_scale)
-            if fault.retry_after_s is not None:
-                wait = max(wait, fault.retry_after_s * ctx.policies.wait_scale)
-            log.info("%s (retry %d in %.1fs)", fault, tries[fault.kind], wait)
-            ctx.sleep(wait)
+            raise
+
+    return call_with_retries(
+        counted,
+        policies=ctx.policies.retried(),
+        kind_of=lambda exc: exc.kind if isinstance(exc, ApiFault) else None,
+        server_wait_s=lambda exc: getattr(exc, "retry_after_s", None),
+    )

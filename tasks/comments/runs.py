@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 
 from gettok.tasks.collect.policies import CollectPolicies
@@ -31,7 +30,6 @@ def collect_comments(
     top_n: int | None = None,
     video_ids: Sequence[int] = (),
     policies: CollectPolicies | None = None,
-    sleep: Callable[[float], None] = time.sleep,
     on_video: Callable[[VideoComments], None] | None = None,
 ) -> StageResult:
     """Collect the comments of a campaign's videos (all, its top N by comment_count, or the ids
@@ -42,9 +40,7 @@ def collect_comments(
     result = StageResult(stage=STAGE, skipped=len(silent))
     result.counts.update(comments=0, requests=0, pages=0, videos_without_comments=len(silent))
     with ResearchApiClient.from_settings(settings) as client:
-        ctx = CommentsContext(
-            url, client, policies or CollectPolicies.from_settings(settings), sleep
-        )
+        ctx = CommentsContext(url, client, policies or CollectPolicies())
         for position, video_id in enumerate(todo):
             try:
                 outcome = collect_video_comments(ctx, video_id)

@@ -20,11 +20,11 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
-from gettok.tasks.collect.store import _insert, _upsert_rows
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gettok.clients.research_comments import ResearchUser, UserInfo
+from gettok.db import dialect_insert, upsert_rows
 
 COMMENT_COLUMNS = ("video_id", "parent_comment_id", "text", "like_count", "reply_count")
 # A new sighting refreshes what the API says; first_seen_at is kept.
@@ -79,7 +79,7 @@ def chosen_videos(
 
 def open_checkpoint(session: Session, video_id: int) -> CommentCheckpoint:
     """The video's checkpoint, created as pending the first time its comments are asked for."""
-    stmt = _insert(session, CommentCheckpoint).values(
+    stmt = dialect_insert(session, CommentCheckpoint).values(
         video_id=video_id, status="pending", pages=0, comments=0, requests=0, updated_at=utcnow()
     )
     session.execute(stmt.on_conflict_do_nothing())
@@ -126,9 +126,7 @@ def store_comments(
             select(func.count()).select_from(Comment).where(Comment.id.in_(list(rows)))
         )
         new = len(rows) - known
-        _upsert_rows(
-            session, Comment.__table__, list(rows.values()), ["id"], COMMENT_UPDATE_COLUMNS
-        )
+        upsert_rows(session, Comment.__table__, list(rows.values()), ["id"], COMMENT_UPDATE_COLUMNS)
     values = dict(checkpoint)
     values["pages"] = CommentCheckpoint.pages + 1
     values["comments"] = CommentCheckpoint.comments + new
@@ -184,7 +182,7 @@ def save_user(session: Session, info: UserInfo) -> None:
         fetched_at=utcnow(),
     )
     columns = [c for c in row if c != "username"]
-    _upsert_rows(session, TikTokUser.__table__, [row], ["username"], columns)
+    upsert_rows(session, TikTokUser.__table__, [row], ["username"], columns)
 
 
 def campaign_comments(session: Session, campaign: str, *, public: bool) -> list[dict[str, Any]]:

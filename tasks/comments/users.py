@@ -8,8 +8,6 @@ quota stops the run, and a refused token or request aborts it.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import timedelta
 
 from gettok.models.schema import utcnow
@@ -40,7 +38,6 @@ def fetch_user_info(
     max_age_days: float = 30,
     limit: int | None = None,
     policies: CollectPolicies | None = None,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> StageResult:
     """Ask user info about the campaign's authors not asked within `max_age_days`."""
     url = settings.resolved_database_url
@@ -51,9 +48,7 @@ def fetch_user_info(
     result = StageResult(stage=STAGE, skipped=len(authors) - len(todo))
     result.counts.update(requests=0, cached=len(cached))
     with ResearchApiClient.from_settings(settings) as client:
-        ctx = CommentsContext(
-            url, client, policies or CollectPolicies.from_settings(settings), sleep
-        )
+        ctx = CommentsContext(url, client, policies or CollectPolicies())
         before = client.ledger.reserved[None]
         for position, username in enumerate(todo):
             faults: dict[str, int] = {}

@@ -29,7 +29,6 @@ from gettok.models.schema import (
     Video,
 )
 from gettok.models.schema import Campaign as CampaignRow
-from gettok.tasks.comments import export_comments
 from gettok.tasks.export.columns import ANNOTATION_KINDS, COLUMNS, TEXT_COLUMNS, Column
 from gettok.tasks.validate.exported import add_human_codes
 from pydantic import BaseModel, SecretStr
@@ -376,6 +375,8 @@ def export_dataset(
     stem = f"{campaign}.public" if public else campaign
     before = file_digests(out_dir.glob(f"{stem}.*"))
     path, dictionary_path = write_export(frame, columns, out_dir, stem, fmt)
+    from gettok.tasks.comments.export import export_comments  # comments' module reads ours
+
     export_comments(url, campaign, out_dir, fmt, stem, public=public, salt=salt)
     after = file_digests([path, dictionary_path])
     return ExportResult(

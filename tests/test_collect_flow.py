@@ -130,13 +130,13 @@ def test_a_restored_backup_is_collected_again_not_skipped(prefect_harness, flow_
     with _admin_engine().connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{backup}" TEMPLATE "{source}"'))
     try:
-        first = collect(CAMPAIGN_FILE, START, START, return_state=True).result()
+        first = collect(str(CAMPAIGN_FILE), START, START, return_state=True).result()
         assert first.windows_done == 1 and first.videos > 0
 
         # Restore: the database now is the backup (its tables as before the collect).
         restored = pg_url.rsplit("/", 1)[0] + "/" + backup
         os.environ["GETTOK_DATABASE_URL"] = restored
-        again = collect(CAMPAIGN_FILE, START, START, return_state=True).result()
+        again = collect(str(CAMPAIGN_FILE), START, START, return_state=True).result()
         assert again.windows_done == 1 and again.windows_skipped == 0
         assert again.videos == first.videos
         with session_scope(restored) as session:

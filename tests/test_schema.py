@@ -142,7 +142,7 @@ def test_0002_moves_frame_failures_out_of_the_downloads(db_url):
     with db.session_scope(db_url) as session:
         session.add(Download(video_id=1, status=DownloadStatus.invalid, last_error="frames: x: y"))
         session.add(Download(video_id=2, status=DownloadStatus.transient, last_error="timeout"))
-    db.upgrade(db_url)
+    db.upgrade(db_url, "0002")
     assert db.current_revision(db_url) == "0002"
     with db.session_scope(db_url) as session:
         moved = session.scalars(select(FrameExtraction)).all()

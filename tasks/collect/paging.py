@@ -33,6 +33,7 @@ from typing import Literal
 from gettok.models.campaign import Campaign
 from gettok.models.schema import CollectionWindow as WindowRow
 from gettok.models.schema import WindowStatus, utcnow
+from gettok.tasks.collect.parts import part_hash, part_query, split_part
 from gettok.tasks.collect.policies import CollectPolicies
 from gettok.tasks.collect.store import (
     checkpoint_window,
@@ -127,7 +128,7 @@ class CollectContext:
 def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
     """Page one window to the end (or to a fault), checkpointing after every page."""
     with session_scope(ctx.database_url) as session:
-        window_id = ensure_window(session, ctx.campaign_id, ctx.campaign.query_hash, window).id
+        window_id = ensure_window(session, ctx.campaign_id, window_hash(ctx, window), window).id
     with claim_window(ctx.database_url, window_id) as claimed:
         if not claimed:
             note = "another collector is paging this window"
@@ -167,21 +168,36 @@ def claim_window(database_url: str, window_id: int) -> Iterator[bool]:
                 conn.commit()
 
 
+def window_hash(ctx: CollectContext, window: CollectionWindow) -> str:
+    """The `query_hash` of the window's row: the campaign's, or its part's."""
+    return part_hash(ctx.campaign, window.part)
+
+
+def smaller_windows(ctx: CollectContext, window: CollectionWindow) -> list[CollectionWindow]:
+    """What a window too big for a day becomes: its halves by date, else parts of its query."""
+    if window.days > 1:
+        return window.halves()
+    parts = split_part(ctx.campaign.query.to_api(), window.part)
+    return [window.model_copy(update={"part": part}) for part in parts]
+
+
 def _page_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
     with session_scope(ctx.database_url) as session:
-        row = ensure_window(session, ctx.campaign_id, ctx.campaign.query_hash, window)
+        row = ensure_window(session, ctx.campaign_id, window_hash(ctx, window), window)
         if row.status in (WindowStatus.done, WindowStatus.split):
-            halves = window.halves() if row.status == WindowStatus.split else []
+            smaller = smaller_windows(ctx, window) if row.status == WindowStatus.split else []
             return WindowOutcome(
                 window=window,
                 status="skipped",
                 note=(
                     f"already collected: {row.videos} videos"
                     if row.status == WindowStatus.done
-                    else "already split into halves"
+                    else "already split into " + ", ".join(str(w) for w in smaller)
                 ),
-                split_into=halves,
+                split_into=smaller,
             )
+        # A search stopped by the quota: its id will not outlive the day (see `parts.py`).
+        stopped_by_quota = row.status == WindowStatus.quota_exhausted and bool(row.search_id)
         window_id, cursor, search_id = row.id, row.cursor, row.search_id
         sighting_at = row.started_at or utcnow()
         session.execute(
@@ -199,6 +215,7 @@ def _page_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome
     start_date, end_date = window.request_dates()
     body = ctx.campaign.api_request_body(window.start, window.end)
     body.update(start_date=start_date, end_date=end_date)
+    body["query"] = part_query(body["query"], window.part)
     outcome = WindowOutcome(window=window, status="done")
     fruitless, restarts = 0, 0
     invalid_notes: list[str] = []
@@ -218,9 +235,20 @@ def _page_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome
         return outcome
 
     while True:
+        # The first page of a search the quota stopped is asked once: if its id is gone, the
+        # window needs more than a day and is split (retrying would only spend the new day).
+        resuming = stopped_by_quota and outcome.pages == 0 and restarts == 0
         try:
-            page = fetch_page(ctx, body, cursor, search_id, window_id, outcome.faults)
+            page = fetch_page(
+                ctx, body, cursor, search_id, window_id, outcome.faults, once=resuming
+            )
         except SearchIdExpired as fault:
+            smaller = smaller_windows(ctx, window) if resuming else []
+            if smaller:
+                outcome.split_into = smaller
+                names = ", ".join(str(w) for w in smaller)
+                note = f"needs more than a day's quota (search lost: {fault}); split into {names}"
+                return finish("split", note)
             if restarts < ctx.policies.max_search_restarts:
                 restarts += 1
                 cursor, search_id = None, None
@@ -303,8 +331,10 @@ def fetch_page(
     search_id: str | None,
     window_id: int,
     faults: dict[str, int],
+    once: bool = False,
 ) -> QueryPage:
-    """One page, retrying each fault under its own policy; the fault is raised once it gives up."""
+    """One page, retrying each fault under its own policy; the fault is raised once it gives up.
+    `once`: an expired search id is raised at once (the caller splits instead)."""
 
     def one_request() -> QueryPage:
         try:
@@ -315,9 +345,12 @@ def fetch_page(
             faults[fault.kind] = faults.get(fault.kind, 0) + 1
             raise
 
+    policies = ctx.policies.retried()
+    if once:
+        policies.pop("search_id_expired")
     return call_with_retries(
         one_request,
-        policies=ctx.policies.retried(),
+        policies=policies,
         kind_of=lambda exc: exc.kind if isinstance(exc, ApiFault) else None,
         server_wait_s=lambda exc: getattr(exc, "retry_after_s", None),
     )

@@ -45,7 +45,7 @@ API_COLUMNS = (
     "like_count",
     "comment_count",
     "share_count",
-    "favourites_count",
+    "favorites_count",
     "music_id",
     "hashtag_names",
     "effect_ids",
@@ -54,10 +54,13 @@ API_COLUMNS = (
     "is_stem_verified",
     "video_duration",
     "hashtag_info_list",
+    "sticker_info_list",
+    "effect_info_list",
     "video_mention_list",
     "video_label",
+    "video_tag",
 )
-COUNT_COLUMNS = ("view_count", "like_count", "comment_count", "share_count", "favourites_count")
+COUNT_COLUMNS = ("view_count", "like_count", "comment_count", "share_count", "favorites_count")
 # A new sighting refreshes what the API says; first_seen_at and the pruning record are kept.
 VIDEO_UPDATE_COLUMNS = (*API_COLUMNS, "created_at", "extra_fields", "raw", "last_seen_at")
 

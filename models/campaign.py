@@ -44,9 +44,7 @@ def clean_term(value: str) -> str:
     (U+200F RLM, U+200B ZWSP, U+FEFF...; joiners kept), no surrounding space."""
     text = unicodedata.normalize("NFC", value)
     return "".join(
-        ch
-        for ch in text
-        if ch != "\x00" and (unicodedata.category(ch) != "Cf" or ch in JOINERS)
+        ch for ch in text if ch != "\x00" and (unicodedata.category(ch) != "Cf" or ch in JOINERS)
     ).strip()
 
 

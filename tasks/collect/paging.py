@@ -18,34 +18,35 @@ Each kind of fault has its own named policy (`CollectPolicies`):
   window is `failed` with its checkpoint kept: it is not known to be complete, so it must not
   pass for done (a silently short day); the next run resumes it from there.
 A window whose status is `done` or `split` is skipped by a rerun; any other resumes from its
-saved cursor and search_id. On Postgres a window is held by one collector at a time (an advisory
-lock), so two collectors started on the same campaign never page the same window twice.
+saved cursor and search_id. Each day of a campaign is held by one collector at a time (`days.py`),
+so collectors started together, with any window sizes, never page a day twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
 from gettok.models.campaign import Campaign
 from gettok.models.schema import CollectionWindow as WindowRow
 from gettok.models.schema import WindowStatus, utcnow
+from gettok.tasks.collect.days import claim_days, missing_runs
 from gettok.tasks.collect.parts import part_hash, part_query, split_part
 from gettok.tasks.collect.policies import CollectPolicies
 from gettok.tasks.collect.store import (
     checkpoint_window,
+    done_days,
     ensure_window,
     keep_rejected,
     store_page,
+    window_started,
 )
 from gettok.tasks.collect.windows import (
     CollectionWindow,
 )
 from pydantic import BaseModel, Field
-from sqlalchemy import text, update
+from sqlalchemy import update
 
 from gettok.clients.research_api import (
     ApiFault,
@@ -60,23 +61,13 @@ from gettok.clients.research_api import (
     ShortRateLimit,
     TokenRejected,
 )
-from gettok.db import get_engine, session_scope
-from gettok.retry import RetryPolicy, call_with_retries, retrying
+from gettok.db import session_scope
+from gettok.retry import call_with_retries
 
 log = logging.getLogger(__name__)
 
 # Seconds past midnight UTC before asking again, so our clock and theirs agree the day turned.
 QUOTA_RESET_MARGIN_S = 60
-# Postgres advisory lock namespace for windows ("gtkw"), second key the window id.
-WINDOW_LOCK = 0x67746B77
-# A few tries a second apart: the lock of a collector killed a moment ago may outlive it briefly.
-CLAIM_RETRY = RetryPolicy(attempts=3, wait_initial_s=1, wait_max_s=1, wait_jitter_s=0)
-
-
-class WindowBusy(Exception):
-    """Another collector holds the window's lock."""
-
-
 # skipped: already done or split; busy: another collector holds the window right now.
 OutcomeStatus = Literal["done", "split", "failed", "quota_exhausted", "skipped", "busy"]
 
@@ -126,46 +117,33 @@ class CollectContext:
 
 
 def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
-    """Page one window to the end (or to a fault), checkpointing after every page."""
-    with session_scope(ctx.database_url) as session:
-        window_id = ensure_window(session, ctx.campaign_id, window_hash(ctx, window), window).id
-    with claim_window(ctx.database_url, window_id) as claimed:
+    """Page one window to the end (or to a fault), checkpointing after every page; the window's
+    days are held for this collector meanwhile (see `days.py`)."""
+    with claim_days(ctx.database_url, ctx.campaign_id, window) as claimed:
         if not claimed:
-            note = "another collector is paging this window"
+            note = "another collector is collecting a day of this window"
             return WindowOutcome(window=window, status="busy", note=note)
+        narrowed = _narrowed(ctx, window)
+        if narrowed is not None:
+            return narrowed
         return _page_window(ctx, window)
 
 
-@contextmanager
-def claim_window(database_url: str, window_id: int) -> Iterator[bool]:
-    """Hold the window for this process (Postgres: a session advisory lock, which the database
-    releases by itself when a killed collector's connection drops). SQLite has one writer anyway."""
-    engine = get_engine(database_url)
-    if engine.dialect.name != "postgresql":
-        yield True
-        return
-    with engine.connect() as conn:
-        key = {"ns": WINDOW_LOCK, "id": window_id}
-
-        def lock() -> None:
-            claimed = conn.scalar(text("SELECT pg_try_advisory_lock(:ns, :id)"), key)
-            conn.commit()
-            if not claimed:
-                raise WindowBusy
-
-        try:
-            for attempt in retrying(CLAIM_RETRY, on=WindowBusy):
-                with attempt:
-                    lock()
-            claimed = True
-        except WindowBusy:
-            claimed = False
-        try:
-            yield claimed
-        finally:
-            if claimed:
-                conn.execute(text("SELECT pg_advisory_unlock(:ns, :id)"), key)
-                conn.commit()
+def _narrowed(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome | None:
+    """Skip a never-started window whose days other windows collected (another window size),
+    or narrow it to the days still missing; None: page it as it is."""
+    query_hash = window_hash(ctx, window)
+    with session_scope(ctx.database_url) as session:
+        if window_started(session, ctx.campaign_id, query_hash, window):
+            return None
+        done = done_days(session, ctx.campaign_id, query_hash, window)
+    if not done:
+        return None
+    missing = missing_runs(window, done)
+    note = f"{len(done)} of its {window.days} days already collected by other windows"
+    if missing:
+        note += "; collecting " + ", ".join(str(w) for w in missing)
+    return WindowOutcome(window=window, status="skipped", note=note, split_into=missing)
 
 
 def window_hash(ctx: CollectContext, window: CollectionWindow) -> str:

@@ -45,7 +45,6 @@ def test_a_day_bigger_than_the_quota_finishes_over_several_days(sandbox, db_url,
         sandbox.state.reset_usage()  # midnight UTC: a new quota, every search id forgotten
     outcomes = [(w.window, w.status, w.note) for w in result.windows]
     assert result.state == "completed", (days, outcomes)
-    print(days)
     assert len(days) > 1 and days[-1] > days[0], days  # later days brought the rest
     assert stored_ids(db_url) == expected
     assert count(db_url, Video) == count(db_url, CampaignVideo) == len(expected)

@@ -121,13 +121,14 @@ def collect(
         run_window=run_window_in_prefect,
         on_window=log_window,
     )
+    per_day: dict[date, int] = {}
     if result.end is not None:
         per_day = daily_counts(
             settings.resolved_database_url, campaign.name, result.start, result.end
         )
         for day, count in per_day.items():
             logger.info("day %s: %d videos stored for %s", day, count, campaign.name)
-        publish_summary(result, per_day)
+    publish_summary(result, per_day)  # also when every day asked for is not indexed yet
     if result.deferred_after:
         logger.warning(
             "days after %s are not fully indexed yet (the API lags ~48 h); collect them later",
@@ -158,10 +159,14 @@ def publish_summary(result: CollectResult, per_day: dict[date, int]) -> None:
         {"window": f"day {day}", "status": "stored", "videos": count}
         for day, count in per_day.items()
     ]
+    if result.not_indexed:
+        rows.append({"window": f"after {result.deferred_after}", "status": "not yet indexed"})
+        rows[-1]["note"] = result.not_indexed
     key = artifact_key("collect", result.campaign)
     create_table_artifact(
         table=rows,
         key=key,
         description=f"Collect {result.campaign} {result.start}..{result.end}: {result.state}; "
-        f"{result.videos} videos, {result.requests} requests",
+        f"{result.videos} videos, {result.requests} requests"
+        + (f"; {result.not_indexed}" if result.not_indexed else ""),
     )

@@ -12,15 +12,16 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Every field the Research API documents. `favourites_count` is left out of the default
-# request because some servers reject it with invalid_params (see the API reference).
+# Every video field the Research API serves, spelled as the API spells them: `favorites_count`
+# (one version of the spec page wrote `favourites_count`, which the live service rejects with
+# invalid_params; see tests/fixtures/tiktok-research-api/README.md).
 ALL_VIDEO_FIELDS = (
     "id,video_description,create_time,region_code,share_count,view_count,like_count,"
     "comment_count,music_id,hashtag_names,username,effect_ids,playlist_id,voice_to_text,"
-    "is_stem_verified,favourites_count,video_duration,hashtag_info_list,video_mention_list,"
-    "video_label"
+    "is_stem_verified,favorites_count,video_duration,hashtag_info_list,sticker_info_list,"
+    "effect_info_list,video_mention_list,video_label,video_tag"
 ).split(",")
-DEFAULT_VIDEO_FIELDS = [f for f in ALL_VIDEO_FIELDS if f != "favourites_count"]
+DEFAULT_VIDEO_FIELDS = list(ALL_VIDEO_FIELDS)
 
 # USD per million tokens (input, output); override with GETTOK_LLM_PRICES as JSON.
 DEFAULT_LLM_PRICES: dict[str, tuple[float, float]] = {
@@ -132,7 +133,8 @@ class Settings(BaseSettings):
     def _known_fields(cls, fields: list[str]) -> list[str]:
         unknown = sorted(set(fields) - set(ALL_VIDEO_FIELDS))
         if unknown:
-            raise ValueError(f"unknown Research API video fields: {', '.join(unknown)}")
+            hint = " (the API spells it favorites_count)" if "favourites_count" in unknown else ""
+            raise ValueError(f"unknown Research API video fields: {', '.join(unknown)}{hint}")
         if "id" not in fields:
             raise ValueError("must include 'id' (videos are stored by id)")
         return list(dict.fromkeys(fields))

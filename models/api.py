@@ -11,9 +11,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_BIGINT = 2**63 - 1
+# The most records one video query page may hold (`max_count` is at most 100).
+MAX_PAGE_RECORDS = 100
 
 
 # Half of a UTF-16 pair (a text cut mid-emoji): no database encodes one.
@@ -52,7 +54,9 @@ def _as_bigint(value: Any, field: str) -> int | None:
     if isinstance(value, bool) or isinstance(value, float):
         raise ValueError(f"{field} must be an integer id, got {value!r} (a float loses digits)")
     number = int(value)
-    if not 0 <= number <= MAX_BIGINT:
+    if number < 0:
+        raise ValueError(f"{field} {number} is negative (TikTok ids and counts never are)")
+    if number > MAX_BIGINT:
         raise ValueError(f"{field} {number} does not fit a signed 64-bit integer")
     return number
 
@@ -68,7 +72,10 @@ class ResearchVideo(ApiRecord):
     view_count: int | None = None
     like_count: int | None = None
     comment_count: int | None = None
-    favourites_count: int | None = None
+    # The API's spelling; a record in the old documented spelling fills the same field.
+    favorites_count: int | None = Field(
+        None, validation_alias=AliasChoices("favorites_count", "favourites_count")
+    )
     music_id: int | None = None
     hashtag_names: list[str] = Field(default_factory=list)
     username: str | None = None
@@ -78,8 +85,11 @@ class ResearchVideo(ApiRecord):
     is_stem_verified: bool | None = None
     video_duration: int | None = None
     hashtag_info_list: list[dict[str, Any]] | None = None
+    sticker_info_list: list[Any] | None = None
+    effect_info_list: list[Any] | None = None
     video_mention_list: list[str] | None = None
     video_label: dict[str, Any] | None = None
+    video_tag: Any = None  # documented as numeric codes whose shape may change: kept as sent
 
     @field_validator("id", "music_id", "playlist_id", mode="before")
     @classmethod
@@ -98,7 +108,7 @@ class ResearchVideo(ApiRecord):
         "view_count",
         "like_count",
         "comment_count",
-        "favourites_count",
+        "favorites_count",
         mode="before",
     )
     @classmethod

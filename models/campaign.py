@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+import unicodedata
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +33,19 @@ FieldName = Literal[
     "video_length",
 ]
 VideoLength = Literal["SHORT", "MID", "LONG", "EXTRA_LONG"]
+
+
+# Joiners shape emoji sequences and Persian or Indic words: part of a term, kept.
+JOINERS = {"\u200c", "\u200d"}
+
+
+def clean_term(value: str) -> str:
+    """A search term as the API compares it: NFC, without NULs or invisible format characters
+    (U+200F RLM, U+200B ZWSP, U+FEFF...; joiners kept), no surrounding space."""
+    text = unicodedata.normalize("NFC", value)
+    return "".join(
+        ch for ch in text if ch != "\x00" and (unicodedata.category(ch) != "Cf" or ch in JOINERS)
+    ).strip()
 
 
 class CampaignError(ValueError):
@@ -79,11 +93,17 @@ class Query(BaseModel):
 
     @field_validator("keywords", "hashtags", "usernames", "exclude_keywords", "exclude_hashtags")
     @classmethod
-    def _clean_terms(cls, values: list[str]) -> list[str]:
-        # The Ecuador term list has trailing spaces; '#' is not part of a hashtag name.
+    def _clean_terms(cls, values: list[str], info) -> list[str]:
+        # The Ecuador term list has trailing spaces; '#' is not part of a hashtag name; a term
+        # pasted from a web page may carry invisible marks (RLM, ZWSP) that match nothing.
         seen: dict[str, None] = {}
         for v in values:
-            term = v.replace("\x00", "").strip().lstrip("#").strip()
+            term = clean_term(v).lstrip("#").strip()
+            if info.field_name in ("hashtags", "exclude_hashtags") and ("#" in term or " " in term):
+                raise ValueError(
+                    f"{v!r} is not one hashtag name: write each hashtag as its own entry, "
+                    "without '#' or spaces inside"
+                )
             if term:
                 seen.setdefault(term, None)
         return list(seen)

@@ -173,7 +173,7 @@ class Video(Base):
     like_count: Mapped[int | None] = mapped_column(BigInteger)
     comment_count: Mapped[int | None] = mapped_column(BigInteger)
     share_count: Mapped[int | None] = mapped_column(BigInteger)
-    favourites_count: Mapped[int | None] = mapped_column(BigInteger)
+    favorites_count: Mapped[int | None] = mapped_column(BigInteger)
     music_id: Mapped[int | None] = mapped_column(BigInteger)
     hashtag_names: Mapped[list[Any] | None]
     effect_ids: Mapped[list[Any] | None]
@@ -182,8 +182,11 @@ class Video(Base):
     is_stem_verified: Mapped[bool | None] = mapped_column(Boolean)
     video_duration: Mapped[int | None] = mapped_column(Integer)
     hashtag_info_list: Mapped[list[Any] | None]
+    sticker_info_list: Mapped[list[Any] | None]
+    effect_info_list: Mapped[list[Any] | None]
     video_mention_list: Mapped[list[Any] | None]
     video_label: Mapped[dict[str, Any] | None]
+    video_tag: Mapped[dict[str, Any] | None]  # any JSON value the API sends
     extra_fields: Mapped[dict[str, Any] | None]
     raw: Mapped[dict[str, Any]] = mapped_column(RawJSON)
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -223,7 +226,7 @@ class EngagementSnapshot(Base):
     like_count: Mapped[int | None] = mapped_column(BigInteger)
     comment_count: Mapped[int | None] = mapped_column(BigInteger)
     share_count: Mapped[int | None] = mapped_column(BigInteger)
-    favourites_count: Mapped[int | None] = mapped_column(BigInteger)
+    favorites_count: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ApiRequest(Base):

@@ -139,3 +139,26 @@ def test_explicit_and_or_not_groups_reach_the_query():
     assert {"operation": "IN", "field_name": "username", "field_values": ["spam_bot"]} in query[
         "not"
     ]
+
+
+def test_invisible_marks_in_terms_are_removed_so_the_terms_match():
+    campaign = parse_campaign(
+        {
+            "name": "marks",
+            "start_date": "2024-01-01",
+            "query": {
+                # RLM after "perú", ZWSP before "boluarte" and inside a keyword, a BOM.
+                "hashtags": ["#perú\u200f", "\u200bboluarte", "\ufeffgolpe"],
+                "keywords": ["Dina\u200b Boluarte", "familia👨\u200d👩\u200d👧"],
+            },
+        }
+    )
+    assert campaign.query.hashtags == ["perú", "boluarte", "golpe"]
+    # Joiners belong to the emoji sequence: kept.
+    assert campaign.query.keywords == ["Dina Boluarte", "familia👨\u200d👩\u200d👧"]
+
+
+@pytest.mark.parametrize("tag", ["peru#golpe", "#peru #golpe", "golpe de estado"])
+def test_a_hashtag_that_is_several_is_refused_with_a_message(tag):
+    with pytest.raises(CampaignError, match="is not one hashtag name"):
+        parse_campaign({"name": "x", "start_date": "2024-01-01", "query": {"hashtags": [tag]}})

@@ -377,10 +377,10 @@ def test_timeouts_and_network_errors_are_retried_then_fail_the_window(sqlite_url
 
 
 def test_a_rejected_field_aborts_the_run_at_the_first_request(sandbox, sqlite_url, settings_env):
-    fields = [*DEFAULT_VIDEO_FIELDS, "favourites_count"]  # the live service rejects it
-    settings = settings_for(sandbox, sqlite_url, tiktok_video_fields=fields)
+    sandbox.state.rejected_fields.add("video_tag")  # as if the service withdrew a field
+    settings = settings_for(sandbox, sqlite_url, tiktok_video_fields=DEFAULT_VIDEO_FIELDS)
     result = collect_campaign(settings, CAMPAIGN, START, END)
-    assert result.aborted and "favourites_count" in result.aborted
+    assert result.aborted and "video_tag" in result.aborted
     assert len(result.windows) == 1 and result.requests == 1
 
 

@@ -104,3 +104,19 @@ def test_a_range_reaching_into_the_index_lag_is_deferred_not_collected_partially
     assert end == deferred == last_indexed_day() < today - timedelta(days=1)
     # A range entirely inside the lag has nothing to collect yet.
     assert plan_range(ongoing, today - timedelta(days=1), today)[1] is None
+
+
+def test_days_not_yet_indexed_are_named_in_the_run_summary(settings_env):
+    from gettok.models.campaign import parse_campaign
+    from gettok.tasks.collect import collect_campaign, last_indexed_day
+
+    from gettok.settings import get_settings
+
+    today = last_indexed_day() + timedelta(days=3)
+    campaign = parse_campaign(
+        {"name": "lagging", "start_date": str(today), "query": {"hashtags": ["peru"]}}
+    )
+    result = collect_campaign(get_settings(), campaign, today, today)
+    assert result.end is None and result.deferred_after == last_indexed_day()
+    (note,) = result.stage_result().notes
+    assert f"days after {last_indexed_day()} not yet indexed" in note

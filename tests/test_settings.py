@@ -20,6 +20,7 @@ def test_quick_start_defaults_are_embedded(settings_env):
     assert settings.tiktok_api_url == "https://open.tiktokapis.com"
     assert settings.tiktok_web_url == "https://www.tiktok.com"
     assert not settings.has_tiktok_credentials
+    assert "favorites_count" in settings.tiktok_video_fields  # the API's spelling
     assert "favourites_count" not in settings.tiktok_video_fields
 
 

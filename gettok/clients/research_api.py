@@ -23,7 +23,7 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import Date, Integer, func, insert, literal, select, text, update
 
 from gettok.db import get_engine
-from gettok.models.api import ApiError, ResearchVideo, VideoPageData
+from gettok.models.api import MAX_PAGE_RECORDS, ApiError, ResearchVideo, VideoPageData
 from gettok.models.schema import ApiRequest, UTCDateTime, utcnow
 from gettok.retry import retry_after_s
 from gettok.settings import Settings
@@ -50,6 +50,10 @@ class ApiFault(Exception):
 
 class ServerError(ApiFault):
     kind = "server_error"
+
+
+class OversizedPage(ServerError):
+    """A page holding more records than `max_count` allows: a broken answer, retried like a 500."""
 
 
 class SearchIdExpired(ApiFault):
@@ -108,6 +112,11 @@ def parse_video_page(payload: dict[str, Any]) -> QueryPage:
     """Validate a page; a record that fails validation is reported in `invalid`, not raised."""
     data = dict(payload.get("data") or {})
     raw_videos = list(data.pop("videos", None) or [])
+    if len(raw_videos) > MAX_PAGE_RECORDS:  # max_count is at most 100: not an answer to our ask
+        raise OversizedPage(
+            f"a page of {len(raw_videos)} records, more than the API's {MAX_PAGE_RECORDS}: "
+            "refused, nothing of it stored"
+        )
     meta = VideoPageData.model_validate(data)
     videos, raws, invalid, rejected = [], [], [], []
     for raw in raw_videos:
@@ -329,7 +338,11 @@ class ResearchApiClient:
         payload = _json_or_none(response)
         error = ApiError.model_validate((payload or {}).get("error") or {})
         if response.status_code == 200 and payload is not None and error.ok:
-            page = parse_video_page(payload)
+            try:
+                page = parse_video_page(payload)
+            except OversizedPage as fault:
+                self.ledger.record(request_id, 200, "oversized_page")
+                raise fault from None
             self.ledger.record(request_id, 200, None, len(page.videos))
             return page
         fault = classify_fault(response.status_code, error, payload is None)

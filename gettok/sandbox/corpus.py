@@ -48,7 +48,7 @@ class CorpusVideo:
     like_count: int
     comment_count: int
     share_count: int
-    favourites_count: int
+    favorites_count: int
     topic: str
     language: str  # "es" or "en"
     clip_kind: str  # "speech", "silent" or "music"
@@ -85,7 +85,7 @@ class CorpusVideo:
             "view_count": self.view_count,
             "like_count": self.like_count,
             "comment_count": self.comment_count,
-            "favourites_count": self.favourites_count,
+            "favorites_count": self.favorites_count,
             "music_id": self.music_id,
             "hashtag_names": list(self.hashtags),
             "username": self.username,
@@ -97,6 +97,8 @@ class CorpusVideo:
                 {"hashtag_id": _hashtag_id(h), "hashtag_name": h, "hashtag_description": ""}
                 for h in self.hashtags
             ],
+            "sticker_info_list": [],
+            "effect_info_list": [{"effect_id": e, "effect_name": ""} for e in self.effect_ids],
             "video_mention_list": list(self.mentions),
         }
         for name in self.missing:
@@ -260,7 +262,7 @@ class Corpus:
             like_count=likes,
             comment_count=comments,
             share_count=shares,
-            favourites_count=favourites,
+            favorites_count=favourites,
             topic=topic.name,
             language=language,
             clip_kind=kind,

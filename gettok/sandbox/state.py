@@ -56,8 +56,8 @@ class SandboxState:
         self.searches: OrderedDict[str, Search] = OrderedDict()
         self.requests_by_day: Counter[date] = Counter()
         self.records_by_day: Counter[date] = Counter()
-        # The live service rejects this documented field with invalid_params; tests may clear it.
-        self.rejected_fields: set[str] = {"favourites_count"}
+        # Fields the service refuses with invalid_params (a test may add one to see the run stop).
+        self.rejected_fields: set[str] = set()
         self.lock = threading.RLock()
         self.rng = self._fault_rng()
 

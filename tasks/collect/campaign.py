@@ -100,10 +100,22 @@ class CollectResult(BaseModel):
             return f"incomplete: {self.windows_busy} window(s) held by another collector"
         return "completed"
 
+    @computed_field
+    @property
+    def not_indexed(self) -> str | None:
+        """What the run left for later because the API has not indexed it yet (its ~48 h lag)."""
+        if self.deferred_after is None:
+            return None
+        return (
+            f"days after {self.deferred_after} not yet indexed by the API (it lags ~48 h): "
+            "left for a later run"
+        )
+
     def stage_result(self) -> StageResult:
         """Windows collected this run are done; windows already done or held are skipped."""
         failed = {s: self._count(s) for s in ("failed", "quota_exhausted") if self._count(s)}
         notes = [self.state] if self.state != "completed" else []
+        notes += [self.not_indexed] if self.not_indexed else []
         return StageResult(
             stage="collect",
             done=self.windows_done + self.windows_split,

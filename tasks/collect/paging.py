@@ -18,33 +18,35 @@ Each kind of fault has its own named policy (`CollectPolicies`):
   window is `failed` with its checkpoint kept: it is not known to be complete, so it must not
   pass for done (a silently short day); the next run resumes it from there.
 A window whose status is `done` or `split` is skipped by a rerun; any other resumes from its
-saved cursor and search_id. On Postgres a window is held by one collector at a time (an advisory
-lock), so two collectors started on the same campaign never page the same window twice.
+saved cursor and search_id. Each day of a campaign is held by one collector at a time (`days.py`),
+so collectors started together, with any window sizes, never page a day twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
 from gettok.models.campaign import Campaign
 from gettok.models.schema import CollectionWindow as WindowRow
 from gettok.models.schema import WindowStatus, utcnow
+from gettok.tasks.collect.days import claim_days, missing_runs
+from gettok.tasks.collect.parts import part_hash, part_query, split_part
 from gettok.tasks.collect.policies import CollectPolicies
 from gettok.tasks.collect.store import (
     checkpoint_window,
+    done_days,
     ensure_window,
     keep_rejected,
     store_page,
+    window_started,
 )
 from gettok.tasks.collect.windows import (
     CollectionWindow,
 )
 from pydantic import BaseModel, Field
-from sqlalchemy import text, update
+from sqlalchemy import update
 
 from gettok.clients.research_api import (
     ApiFault,
@@ -59,23 +61,13 @@ from gettok.clients.research_api import (
     ShortRateLimit,
     TokenRejected,
 )
-from gettok.db import get_engine, session_scope
-from gettok.retry import RetryPolicy, call_with_retries, retrying
+from gettok.db import session_scope
+from gettok.retry import call_with_retries
 
 log = logging.getLogger(__name__)
 
 # Seconds past midnight UTC before asking again, so our clock and theirs agree the day turned.
 QUOTA_RESET_MARGIN_S = 60
-# Postgres advisory lock namespace for windows ("gtkw"), second key the window id.
-WINDOW_LOCK = 0x67746B77
-# A few tries a second apart: the lock of a collector killed a moment ago may outlive it briefly.
-CLAIM_RETRY = RetryPolicy(attempts=3, wait_initial_s=1, wait_max_s=1, wait_jitter_s=0)
-
-
-class WindowBusy(Exception):
-    """Another collector holds the window's lock."""
-
-
 # skipped: already done or split; busy: another collector holds the window right now.
 OutcomeStatus = Literal["done", "split", "failed", "quota_exhausted", "skipped", "busy"]
 
@@ -125,63 +117,65 @@ class CollectContext:
 
 
 def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
-    """Page one window to the end (or to a fault), checkpointing after every page."""
-    with session_scope(ctx.database_url) as session:
-        window_id = ensure_window(session, ctx.campaign_id, ctx.campaign.query_hash, window).id
-    with claim_window(ctx.database_url, window_id) as claimed:
+    """Page one window to the end (or to a fault), checkpointing after every page; the window's
+    days are held for this collector meanwhile (see `days.py`)."""
+    with claim_days(ctx.database_url, ctx.campaign_id, window) as claimed:
         if not claimed:
-            note = "another collector is paging this window"
+            note = "another collector is collecting a day of this window"
             return WindowOutcome(window=window, status="busy", note=note)
+        narrowed = _narrowed(ctx, window)
+        if narrowed is not None:
+            return narrowed
         return _page_window(ctx, window)
 
 
-@contextmanager
-def claim_window(database_url: str, window_id: int) -> Iterator[bool]:
-    """Hold the window for this process (Postgres: a session advisory lock, which the database
-    releases by itself when a killed collector's connection drops). SQLite has one writer anyway."""
-    engine = get_engine(database_url)
-    if engine.dialect.name != "postgresql":
-        yield True
-        return
-    with engine.connect() as conn:
-        key = {"ns": WINDOW_LOCK, "id": window_id}
+def _narrowed(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome | None:
+    """Skip a never-started window whose days other windows collected (another window size),
+    or narrow it to the days still missing; None: page it as it is."""
+    query_hash = window_hash(ctx, window)
+    with session_scope(ctx.database_url) as session:
+        if window_started(session, ctx.campaign_id, query_hash, window):
+            return None
+        done = done_days(session, ctx.campaign_id, query_hash, window)
+    if not done:
+        return None
+    missing = missing_runs(window, done)
+    note = f"{len(done)} of its {window.days} days already collected by other windows"
+    if missing:
+        note += "; collecting " + ", ".join(str(w) for w in missing)
+    return WindowOutcome(window=window, status="skipped", note=note, split_into=missing)
 
-        def lock() -> None:
-            claimed = conn.scalar(text("SELECT pg_try_advisory_lock(:ns, :id)"), key)
-            conn.commit()
-            if not claimed:
-                raise WindowBusy
 
-        try:
-            for attempt in retrying(CLAIM_RETRY, on=WindowBusy):
-                with attempt:
-                    lock()
-            claimed = True
-        except WindowBusy:
-            claimed = False
-        try:
-            yield claimed
-        finally:
-            if claimed:
-                conn.execute(text("SELECT pg_advisory_unlock(:ns, :id)"), key)
-                conn.commit()
+def window_hash(ctx: CollectContext, window: CollectionWindow) -> str:
+    """The `query_hash` of the window's row: the campaign's, or its part's."""
+    return part_hash(ctx.campaign, window.part)
+
+
+def smaller_windows(ctx: CollectContext, window: CollectionWindow) -> list[CollectionWindow]:
+    """What a window too big for a day becomes: its halves by date, else parts of its query."""
+    if window.days > 1:
+        return window.halves()
+    parts = split_part(ctx.campaign.query.to_api(), window.part)
+    return [window.model_copy(update={"part": part}) for part in parts]
 
 
 def _page_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
     with session_scope(ctx.database_url) as session:
-        row = ensure_window(session, ctx.campaign_id, ctx.campaign.query_hash, window)
+        row = ensure_window(session, ctx.campaign_id, window_hash(ctx, window), window)
         if row.status in (WindowStatus.done, WindowStatus.split):
-            halves = window.halves() if row.status == WindowStatus.split else []
+            smaller = smaller_windows(ctx, window) if row.status == WindowStatus.split else []
             return WindowOutcome(
                 window=window,
                 status="skipped",
                 note=(
                     f"already collected: {row.videos} videos"
                     if row.status == WindowStatus.done
-                    else "already split into halves"
+                    else "already split into " + ", ".join(str(w) for w in smaller)
                 ),
-                split_into=halves,
+                split_into=smaller,
             )
+        # A search stopped by the quota: its id will not outlive the day (see `parts.py`).
+        stopped_by_quota = row.status == WindowStatus.quota_exhausted and bool(row.search_id)
         window_id, cursor, search_id = row.id, row.cursor, row.search_id
         sighting_at = row.started_at or utcnow()
         session.execute(
@@ -199,6 +193,7 @@ def _page_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome
     start_date, end_date = window.request_dates()
     body = ctx.campaign.api_request_body(window.start, window.end)
     body.update(start_date=start_date, end_date=end_date)
+    body["query"] = part_query(body["query"], window.part)
     outcome = WindowOutcome(window=window, status="done")
     fruitless, restarts = 0, 0
     invalid_notes: list[str] = []
@@ -218,9 +213,20 @@ def _page_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome
         return outcome
 
     while True:
+        # The first page of a search the quota stopped is asked once: if its id is gone, the
+        # window needs more than a day and is split (retrying would only spend the new day).
+        resuming = stopped_by_quota and outcome.pages == 0 and restarts == 0
         try:
-            page = fetch_page(ctx, body, cursor, search_id, window_id, outcome.faults)
+            page = fetch_page(
+                ctx, body, cursor, search_id, window_id, outcome.faults, once=resuming
+            )
         except SearchIdExpired as fault:
+            smaller = smaller_windows(ctx, window) if resuming else []
+            if smaller:
+                outcome.split_into = smaller
+                names = ", ".join(str(w) for w in smaller)
+                note = f"needs more than a day's quota (search lost: {fault}); split into {names}"
+                return finish("split", note)
             if restarts < ctx.policies.max_search_restarts:
                 restarts += 1
                 cursor, search_id = None, None
@@ -303,8 +309,10 @@ def fetch_page(
     search_id: str | None,
     window_id: int,
     faults: dict[str, int],
+    once: bool = False,
 ) -> QueryPage:
-    """One page, retrying each fault under its own policy; the fault is raised once it gives up."""
+    """One page, retrying each fault under its own policy; the fault is raised once it gives up.
+    `once`: an expired search id is raised at once (the caller splits instead)."""
 
     def one_request() -> QueryPage:
         try:
@@ -315,9 +323,12 @@ def fetch_page(
             faults[fault.kind] = faults.get(fault.kind, 0) + 1
             raise
 
+    policies = ctx.policies.retried()
+    if once:
+        policies.pop("search_id_expired")
     return call_with_retries(
         one_request,
-        policies=ctx.policies.retried(),
+        policies=policies,
         kind_of=lambda exc: exc.kind if isinstance(exc, ApiFault) else None,
         server_wait_s=lambda exc: getattr(exc, "retry_after_s", None),
     )

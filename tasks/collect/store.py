@@ -24,6 +24,7 @@ from gettok.models.schema import (
     EngagementSnapshot,
     RejectedRecord,
     Video,
+    WindowStatus,
     utcnow,
 )
 from gettok.tasks.collect.windows import CollectionWindow as DateWindow
@@ -45,7 +46,7 @@ API_COLUMNS = (
     "like_count",
     "comment_count",
     "share_count",
-    "favourites_count",
+    "favorites_count",
     "music_id",
     "hashtag_names",
     "effect_ids",
@@ -54,10 +55,13 @@ API_COLUMNS = (
     "is_stem_verified",
     "video_duration",
     "hashtag_info_list",
+    "sticker_info_list",
+    "effect_info_list",
     "video_mention_list",
     "video_label",
+    "video_tag",
 )
-COUNT_COLUMNS = ("view_count", "like_count", "comment_count", "share_count", "favourites_count")
+COUNT_COLUMNS = ("view_count", "like_count", "comment_count", "share_count", "favorites_count")
 # A new sighting refreshes what the API says; first_seen_at and the pruning record are kept.
 VIDEO_UPDATE_COLUMNS = (*API_COLUMNS, "created_at", "extra_fields", "raw", "last_seen_at")
 
@@ -119,6 +123,36 @@ def ensure_window(
             CollectionWindow.window_end == window.end,
         )
     ).one()
+
+
+def window_started(session: Session, campaign_id: int, query_hash: str, window: DateWindow) -> bool:
+    """Whether the window's row exists and is past `pending` (its checkpoint must be kept)."""
+    status = session.scalar(
+        select(CollectionWindow.status).where(
+            CollectionWindow.campaign_id == campaign_id,
+            CollectionWindow.query_hash == query_hash,
+            CollectionWindow.window_start == window.start,
+            CollectionWindow.window_end == window.end,
+        )
+    )
+    return status is not None and status != WindowStatus.pending
+
+
+def done_days(session: Session, campaign_id: int, query_hash: str, window: DateWindow) -> set[date]:
+    """The window's days that `done` windows of the same query (any size) already collected."""
+    rows = session.execute(
+        select(CollectionWindow.window_start, CollectionWindow.window_end).where(
+            CollectionWindow.campaign_id == campaign_id,
+            CollectionWindow.query_hash == query_hash,
+            CollectionWindow.status == WindowStatus.done,
+            CollectionWindow.window_start <= window.end,
+            CollectionWindow.window_end >= window.start,
+        )
+    )
+    days = set(window.each_day())
+    return {
+        start + timedelta(days=i) for start, end in rows for i in range((end - start).days + 1)
+    } & days
 
 
 def video_row(video: ResearchVideo, raw: dict[str, Any], seen_at: datetime) -> dict[str, Any]:

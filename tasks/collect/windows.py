@@ -21,12 +21,14 @@ INDEX_LAG = timedelta(hours=48)
 
 
 class CollectionWindow(BaseModel):
-    """Whole UTC days from `start` to `end`, both inclusive."""
+    """Whole UTC days from `start` to `end`, both inclusive; `part` names a slice of the query
+    (see `parts.py`; "" is the whole query)."""
 
     model_config = ConfigDict(frozen=True)
 
     start: date
     end: date
+    part: str = ""
 
     @model_validator(mode="after")
     def _ordered(self) -> CollectionWindow:
@@ -53,12 +55,13 @@ class CollectionWindow(BaseModel):
             return [self]
         middle = self.start + timedelta(days=self.days // 2 - 1)
         return [
-            CollectionWindow(start=self.start, end=middle),
-            CollectionWindow(start=middle + timedelta(days=1), end=self.end),
+            CollectionWindow(start=self.start, end=middle, part=self.part),
+            CollectionWindow(start=middle + timedelta(days=1), end=self.end, part=self.part),
         ]
 
     def __str__(self) -> str:
-        return str(self.start) if self.days == 1 else f"{self.start}..{self.end}"
+        dates = str(self.start) if self.days == 1 else f"{self.start}..{self.end}"
+        return f"{dates} [{self.part}]" if self.part else dates
 
 
 def collection_windows(start: date, end: date, window_days: int = 1) -> list[CollectionWindow]:

@@ -54,7 +54,11 @@ COLUMNS: list[Column] = [
     Column("like_count", pl.Int64, "likes at the last collection"),
     Column("comment_count", pl.Int64, "comments at the last collection"),
     Column("share_count", pl.Int64, "shares at the last collection"),
-    Column("favourites_count", pl.Int64, "favourites at the last collection (often missing)"),
+    Column(
+        "favorites_count",
+        pl.Int64,
+        "times saved as a favourite at the last collection (the API's name; often missing)",
+    ),
     Column("music_id", pl.Int64, "id of the video's sound"),
     Column("video_duration", pl.Int64, "duration in seconds as the API reports it"),
     Column("is_stem_verified", pl.Boolean, "TikTok's STEM flag"),

@@ -205,7 +205,7 @@ def _record(
         "like_count": v.like_count,
         "comment_count": v.comment_count,
         "share_count": v.share_count,
-        "favourites_count": v.favourites_count,
+        "favorites_count": v.favorites_count,
         "music_id": v.music_id,
         "video_duration": v.video_duration,
         "is_stem_verified": v.is_stem_verified,

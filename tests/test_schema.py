@@ -13,7 +13,7 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 from gettok import db
 from gettok.clients.research_api import parse_video_page
@@ -138,10 +138,24 @@ def test_0002_moves_frame_failures_out_of_the_downloads(db_url):
     from alembic import command
 
     command.downgrade(db.alembic_config(db_url), "0001")
-    store(db_url, [{"id": 1}, {"id": 2}])
-    with db.session_scope(db_url) as session:
-        session.add(Download(video_id=1, status=DownloadStatus.invalid, last_error="frames: x: y"))
-        session.add(Download(video_id=2, status=DownloadStatus.transient, last_error="timeout"))
+    # Rows as the 0001 schema holds them (the models describe the head, not 0001).
+    now = "2024-01-05 00:00:00"
+    with db.get_engine(db_url).begin() as conn:
+        for vid, status, error in ((1, "invalid", "frames: x: y"), (2, "transient", "timeout")):
+            conn.execute(
+                text(
+                    "INSERT INTO videos (id, raw, first_seen_at, last_seen_at) "
+                    "VALUES (:vid, '{}', :now, :now)"
+                ),
+                {"vid": vid, "now": now},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO downloads (video_id, status, is_slideshow, attempts, last_error,"
+                    " updated_at) VALUES (:vid, :status, false, 1, :error, :now)"
+                ),
+                {"vid": vid, "status": status, "error": error, "now": now},
+            )
     db.upgrade(db_url, "0002")
     assert db.current_revision(db_url) == "0002"
     with db.session_scope(db_url) as session:

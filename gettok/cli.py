@@ -39,6 +39,9 @@ def prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The stages log their progress (batches, waiting for the gpu slot) on `gettok.*` loggers.
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "gettok")
+    # Prefect gives its temporary server 20 s to start; a laptop busy with Whisper (or this
+    # 2-core machine under load) needs more, and a timeout there fails the whole run.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 CampaignFile = Annotated[Path, typer.Option("--campaign", "-c", help="Campaign TOML file.")]

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     download_batch_size: int = Field(200, ge=1, le=10_000)  # videos per Prefect task run
     # Media only from these hosts (and their subdomains), besides the tiktok_web_url host itself.
     download_media_hosts: list[str] = Field(default_factory=lambda: list(TIKTOK_MEDIA_HOSTS))
-    download_max_media_mb: int = Field(1024, ge=1, le=100_000)  # larger bodies are refused
+    download_max_media_mb: float = Field(1024, gt=0, le=100_000)  # larger bodies are refused
     download_min_free_mb: int = Field(1024, ge=0)  # a write never leaves less free on the disk
     # A video failing the same way on this many runs, over at least this many days: unreachable.
     download_unreachable_runs: int = Field(5, ge=2, le=1000)

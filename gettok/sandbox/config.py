@@ -33,6 +33,7 @@ class WebFaults(BaseModel):
     # day ago): the media host answers 403 until the page is read again.
     stale_media_address: float = Rate
     media_url_ttl_s: int = Field(86_400, ge=1)  # media addresses expire, as the live CDN's do
+    wrong_video: float = Rate  # a public video's page shows another video (a redirect gone wrong)
 
 
 class LlmFaults(BaseModel):

@@ -99,7 +99,10 @@ def build_router(state: SandboxState) -> APIRouter:
             # a page read a day ago: its addresses have expired by now
             stale = first_view and draw("stale_media_address", web.stale_media_address)
             expire = int(time.time()) + (-1 if stale else web.media_url_ttl_s)
-            response = HTMLResponse(_page(_detail(0, "", _item_struct(video, base, expire))))
+            item = _item_struct(video, base, expire)
+            if draw("wrong_video", web.wrong_video):
+                item["id"] = item["video"]["id"] = str(video.id + 1)
+            response = HTMLResponse(_page(_detail(0, "", item)))
         with state.lock:
             state.counters["web_pages"] += 1
         response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="lax")

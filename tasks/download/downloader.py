@@ -86,7 +86,7 @@ class Downloader:
         self.settings = settings
         self.gate = gate
         self.media_dir = settings.resolved_media_dir
-        self.max_bytes = settings.download_max_media_mb * MB
+        self.max_bytes = int(settings.download_max_media_mb * MB)
         self.reserve_bytes = settings.download_min_free_mb * MB
         # The live CDN wants the site as referer (yt-dlp sends it too) and the page's cookies.
         self.referer = f"{settings.tiktok_web_url}/"

@@ -346,7 +346,7 @@ def download_videos(
 ) -> DownloadResult:
     """Download `videos` ((id, username) pairs) with bounded parallelism; record each status.
 
-    Raises HostDown (after recording what was done) when the site refused every connection.
+    When the site refused every connection, `outage` says so and the rest is put off.
     """
     started, url = time.monotonic(), settings.resolved_database_url
     gate = gate or shared_gate(settings)
@@ -379,8 +379,8 @@ def download_videos(
         claims.release(url, STAGE, held)
     if gate.host_down is not None:
         logger.error("%s (%d videos put off)", gate.host_down, len(deferred))
-        raise gate.host_down
     return DownloadResult(
+        outage=str(gate.host_down) if gate.host_down is not None else None,
         statuses=statuses,
         deferred=deferred,
         busy=len(videos) - len(held),

@@ -27,14 +27,14 @@ class GateClosed(Exception):
 
 
 class HostDown(Exception):
-    """The site refused every connection, `refusals` in a row: an outage, not failed videos."""
+    """The site refused every connection, many in a row: an outage, not failed videos."""
 
-    def __init__(self, refusals: int):
-        super().__init__(
+    @classmethod
+    def after(cls, refusals: int) -> HostDown:
+        return cls(
             f"tiktok.com (or its media host) refused {refusals} connections in a row: "
             "an outage or a network problem, not the videos; nothing more was asked"
         )
-        self.refusals = refusals
 
 
 class DownloadGate:
@@ -132,7 +132,7 @@ class DownloadGate:
         with self._lock:
             self._refusals_in_a_row += 1
             if self._refusals_in_a_row >= self.outage_refusals and self.host_down is None:
-                self.host_down = HostDown(self._refusals_in_a_row)
+                self.host_down = HostDown.after(self._refusals_in_a_row)
 
     def succeeded(self) -> None:
         """A request got through: the throttling (and any run of refusals) is over."""

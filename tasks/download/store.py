@@ -54,6 +54,7 @@ class DownloadResult(BaseModel):
     blocked_until: datetime | None = None
     requests: int = 0
     seconds: float = 0.0
+    outage: str | None = None  # the site refused every connection: the run stopped
 
     @computed_field
     @property
@@ -85,9 +86,12 @@ class DownloadResult(BaseModel):
             until = (
                 f" until {self.blocked_until:%Y-%m-%d %H:%M:%S} UTC" if self.blocked_until else ""
             )
-            text += f"; {self.skipped} put off (throttled{until})"
+            why = "the site refused every connection" if self.outage else f"throttled{until}"
+            text += f"; {self.skipped} put off ({why})"
         if self.busy:
             text += f"; {self.busy} held by other workers"
+        if self.outage:
+            text += f"; stopped: {self.outage}"
         return text
 
     def stage_result(self) -> StageResult:
@@ -113,6 +117,7 @@ class DownloadResult(BaseModel):
             busy=self.busy + other.busy,
             requests=self.requests + other.requests,
             seconds=self.seconds + other.seconds,
+            outage=other.outage or self.outage,
         )
 
 

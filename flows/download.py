@@ -3,8 +3,10 @@
 Method: each video's tiktok.com page is read with Pyktok; its media is streamed with the page's
 cookies and validated (an mp4 `ftyp` box and a decodable frame) before it is kept. Photo posts keep
 their images and sound. Every video ends with a status (ok, slideshow, private, removed, invalid,
-transient, blocked); dropped connections are asked again after a long back-off (the studies found
-~100 s works), and a throttled run pauses every worker. Run it soon after collection: the studies
+transient, blocked, age_restricted, unreachable); dropped connections are asked again after a long
+back-off (the studies found ~100 s works), a throttled run pauses every worker, the same failure
+on many runs over days ends `unreachable`, and a site that refuses every connection fails the run.
+Run it soon after collection: the studies
 lost 1,427 videos that went private in between.
 """
 

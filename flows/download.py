@@ -6,8 +6,7 @@ their images and sound. Every video ends with a status (ok, slideshow, private, 
 transient, blocked, age_restricted, unreachable); dropped connections are asked again after a long
 back-off (the studies found ~100 s works), a throttled run pauses every worker, the same failure
 on many runs over days ends `unreachable`, and a site that refuses every connection fails the run.
-Run it soon after collection: the studies
-lost 1,427 videos that went private in between.
+Run it soon after collection: the studies lost 1,427 videos that went private in between.
 """
 
 from __future__ import annotations

@@ -105,21 +105,21 @@ def test_media_larger_than_the_maximum_is_refused_by_its_length(
 
 
 def test_a_full_disk_fails_each_video_with_a_message_never_the_batch(
-    sqlite_url, settings_env, monkeypatch, media_cache
+    db_url, settings_env, monkeypatch, media_cache
 ):
     """Issue 20 #13: one failing write aborted the batch (8 downloaded, 0 transcribed)."""
     with running_sandbox(sandbox_config(media_cache)) as sandbox:
         videos = pick_videos(sandbox, {"public": 3})
-        name = store(sqlite_url, videos)
+        name = store(db_url, videos)
         # more free space wanted than any disk has: every write would eat into the reserve
-        use_sandbox(monkeypatch, sandbox, sqlite_url, download_min_free_mb=10**12)
+        use_sandbox(monkeypatch, sandbox, db_url, download_min_free_mb=10**12)
         settings = get_settings()
         result = download_pending(settings, name)
         assert result.by_status == {"transient": 3}
-        for row in rows(sqlite_url).values():
+        for row in rows(db_url).values():
             assert row.last_error.startswith("disk full:") and "MB free" in row.last_error
             assert row.failed_runs == 0  # our disk, not the video: never counts to unreachable
-        assert_media_consistent(settings.resolved_media_dir, sqlite_url)
+        assert_media_consistent(settings.resolved_media_dir, db_url)
 
 
 def test_a_site_that_refuses_every_connection_is_an_outage(
@@ -143,16 +143,16 @@ def test_a_site_that_refuses_every_connection_is_an_outage(
 
 
 def test_the_same_failure_run_after_run_over_days_ends_unreachable(
-    sqlite_url, settings_env, monkeypatch, media_cache
+    db_url, settings_env, monkeypatch, media_cache
 ):
     config = sandbox_config(media_cache, web={"wrong_video": 1.0})
     with running_sandbox(config) as sandbox:
         videos = pick_videos(sandbox, {"public": 1})
-        name = store(sqlite_url, videos)
+        name = store(db_url, videos)
         use_sandbox(
             monkeypatch,
             sandbox,
-            sqlite_url,
+            db_url,
             download_transient_backoff_s=0,
             download_unreachable_runs=3,
             download_unreachable_days=2,
@@ -160,19 +160,19 @@ def test_the_same_failure_run_after_run_over_days_ends_unreachable(
         settings = get_settings()
         for _ in range(3):
             assert download_pending(settings, name).by_status == {"transient": 1}
-        (row,) = rows(sqlite_url).values()
+        (row,) = rows(db_url).values()
         assert (row.failure_kind, row.failed_runs) == ("wrong video", 3)
         # three runs, but within a day: not yet; as if the first had been two days ago:
-        with db.session_scope(sqlite_url) as session:
+        with db.session_scope(db_url) as session:
             session.execute(
                 update(type(row)).values(failing_since=row.failing_since - timedelta(2))
             )
         assert download_pending(settings, name).by_status == {"unreachable": 1}
-        (row,) = rows(sqlite_url).values()
+        (row,) = rows(db_url).values()
         assert row.last_error.startswith("unreachable: 4 runs since")
         assert row.next_attempt_at is None
         assert download_pending(settings, name).statuses == {}  # asked no more
-        with db.session_scope(sqlite_url) as session:  # not proof of removal: not pruned
+        with db.session_scope(db_url) as session:  # not proof of removal: not pruned
             assert session.scalar(select(Video.pruned_at)) is None
 
 

@@ -9,6 +9,7 @@ the configured reserve fails that one video with a message that says so.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import shutil
 import socket
@@ -26,6 +27,7 @@ class DiskFull(OSError):
     """Not enough free space for this video: fails the video, not the batch."""
 
 
+@functools.lru_cache(maxsize=4096)  # one lookup per host and process, not per request
 def _host_is_private(host: str) -> bool:
     """Whether `host` is, or resolves to, a loopback, private, link-local or reserved address."""
     try:

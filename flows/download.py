@@ -3,9 +3,10 @@
 Method: each video's tiktok.com page is read with Pyktok; its media is streamed with the page's
 cookies and validated (an mp4 `ftyp` box and a decodable frame) before it is kept. Photo posts keep
 their images and sound. Every video ends with a status (ok, slideshow, private, removed, invalid,
-transient, blocked); dropped connections are asked again after a long back-off (the studies found
-~100 s works), and a throttled run pauses every worker. Run it soon after collection: the studies
-lost 1,427 videos that went private in between.
+transient, blocked, age_restricted, unreachable); dropped connections are asked again after a long
+back-off (the studies found ~100 s works), a throttled run pauses every worker, the same failure
+on many runs over days ends `unreachable`, and a site that refuses every connection fails the run.
+Run it soon after collection: the studies lost 1,427 videos that went private in between.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import load_campaign
 from gettok.models.schema import DownloadStatus, utcnow
 from gettok.tasks.download.downloader import download_batch, remove_stale_partials
+from gettok.tasks.download.gate import HostDown
 from gettok.tasks.download.store import (
     DownloadResult,
     global_backoff_until,
@@ -27,7 +29,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from gettok.retry import DAY
-from gettok.settings import get_settings
+from gettok.settings import Settings, get_settings
 from gettok.stage import publish
 
 
@@ -46,13 +48,34 @@ def download(
     logger = get_run_logger()
     campaign = load_campaign(Path(campaign_file))
     settings = get_settings()
-    url = settings.resolved_database_url
     remove_stale_partials(settings.resolved_media_dir)
 
+    result = _rounds(
+        campaign.name, settings, retry_failed, limit, transient_rounds, shared_rate_limit
+    )
+    publish(result.stage_result(), artifact_key("download-result", campaign.name), logger)
+    publish_summary(campaign.name, result)
+    if result.outage:  # not failed videos: the run stops and says so (the flow fails)
+        logger.error("download stopped: %s", result.outage)
+        raise HostDown(result.outage)
+    return result
+
+
+def _rounds(
+    campaign_name: str,
+    settings: Settings,
+    retry_failed: bool,
+    limit: int | None,
+    transient_rounds: int,
+    shared_rate_limit: str | None,
+) -> DownloadResult:
+    """The batches of each round, and the waits for dropped connections in between."""
+    logger = get_run_logger()
+    url = settings.resolved_database_url
     result = DownloadResult()
     for round_number in range(transient_rounds + 1):
         retrying = retry_failed and round_number == 0
-        videos = pending_videos(url, campaign.name, retry_failed=retrying, limit=limit)
+        videos = pending_videos(url, campaign_name, retry_failed=retrying, limit=limit)
         until = global_backoff_until(url)
         if until is not None:
             logger.warning("tiktok.com throttled us: nothing asked until %s", until.isoformat())
@@ -70,21 +93,18 @@ def download(
             )
             logger.info("batch %d: %s", start // size + 1, batch.summary())
             result = result.merge(batch)
-            if batch.blocked_until is not None:  # the rest waits for a later run
+            if batch.blocked_until is not None or batch.outage:  # the rest waits
                 rest = [i for i, _ in videos[start + size :]]
                 result = result.merge(DownloadResult(deferred=rest))
                 break
-        if result.blocked_until is not None or round_number == transient_rounds:
+        if result.blocked_until or result.outage or round_number == transient_rounds:
             break
-        due = transient_due(url, campaign.name)
+        due = transient_due(url, campaign_name)
         wait_s = (due - utcnow()).total_seconds() if due else None
         if wait_s is None or wait_s > 2 * settings.download_transient_backoff_s + 60:
             break
         logger.info("waiting %.0f s to ask again after dropped connections", max(0.0, wait_s))
         time.sleep(max(0.0, wait_s))
-
-    publish(result.stage_result(), artifact_key("download-result", campaign.name), logger)
-    publish_summary(campaign.name, result)
     return result
 
 

@@ -399,12 +399,16 @@ def download_command(
     """
     from gettok.flows.download import download
     from gettok.models.schema import DownloadStatus
+    from gettok.tasks.download.gate import HostDown
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)
     database_or_exit(settings)
     with services_or_exit(tiktok=web_needs_sandbox(settings, campaign.name)):
-        result = download(str(campaign_file), retry_failed=retry_failed, limit=limit)
+        try:
+            result = download(str(campaign_file), retry_failed=retry_failed, limit=limit)
+        except HostDown as outage:
+            raise fail(f"{campaign.name}: {outage}") from None
     typer.echo(f"{campaign.name}: {result.summary()}")
     if result.blocked_until is not None:
         raise typer.Exit(code=75)

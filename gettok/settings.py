@@ -23,6 +23,23 @@ ALL_VIDEO_FIELDS = (
 ).split(",")
 DEFAULT_VIDEO_FIELDS = list(ALL_VIDEO_FIELDS)
 
+# TikTok's media CDNs (yt-dlp and pyktok see media on these); extend with
+# GETTOK_DOWNLOAD_MEDIA_HOSTS as a JSON list when TikTok adds one.
+TIKTOK_MEDIA_HOSTS = (
+    "tiktok.com",
+    "tiktokcdn.com",
+    "tiktokcdn-us.com",
+    "tiktokcdn-eu.com",
+    "tiktokv.com",
+    "tiktokv.us",
+    "tiktokv.eu",
+    "ibyteimg.com",
+    "ibytedtos.com",
+    "byteoversea.com",
+    "muscdn.com",
+    "ttwstatic.com",
+)
+
 # USD per million tokens (input, output); override with GETTOK_LLM_PRICES as JSON.
 DEFAULT_LLM_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4o": (2.50, 10.00),
@@ -64,6 +81,15 @@ class Settings(BaseSettings):
     download_block_limit: int = Field(3, ge=1, le=100)  # throttles in a row before a run stops
     download_invalid_attempts: int = Field(3, ge=1, le=20)  # tries before a file counts invalid
     download_batch_size: int = Field(200, ge=1, le=10_000)  # videos per Prefect task run
+    # Media only from these hosts (and their subdomains), besides the tiktok_web_url host itself.
+    download_media_hosts: list[str] = Field(default_factory=lambda: list(TIKTOK_MEDIA_HOSTS))
+    download_max_media_mb: float = Field(1024, gt=0, le=100_000)  # larger bodies are refused
+    download_min_free_mb: int = Field(1024, ge=0)  # a write never leaves less free on the disk
+    # A video failing the same way on this many runs, over at least this many days: unreachable.
+    download_unreachable_runs: int = Field(5, ge=2, le=1000)
+    download_unreachable_days: float = Field(3.0, ge=0, le=365)
+    # Connections refused in a row (no answer in between): the site is down, the run stops.
+    download_outage_refusals: int = Field(10, ge=1, le=10_000)
 
     whisper_model: str = "large-v3"
     whisper_device: Literal["auto", "cpu", "cuda"] = "auto"

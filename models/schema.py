@@ -86,6 +86,8 @@ class DownloadStatus(enum.StrEnum):
     invalid = "invalid"
     transient = "transient"
     blocked = "blocked"
+    age_restricted = "age_restricted"  # isContentClassified: no media without a login
+    unreachable = "unreachable"  # failed the same way on many runs over days: asked no more
 
 
 class AnnotationKind(enum.StrEnum):
@@ -267,6 +269,10 @@ class Download(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None]
+    # The same failure run after run: its kind, since when, and on how many runs (-> unreachable).
+    failure_kind: Mapped[str | None] = mapped_column(String(64))
+    failing_since: Mapped[datetime | None]
+    failed_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

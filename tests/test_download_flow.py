@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -53,10 +54,33 @@ def test_download_command_waits_out_dropped_connections(
         recorded = rows(sqlite_url)
         assert {r.attempts for r in recorded.values()} == {2}  # dropped once, then asked again
 
-        # Nothing left to ask; --retry-failed asks the private one again.
+        # Nothing left to ask; not with --retry-failed either: the private one is pruned now
+        # (found private at download, marked as prune marks it: issue 20 #1).
         result = runner.invoke(app, ["download", "--campaign", str(CAMPAIGN)])
         assert result.exit_code == 0 and "nothing asked" in result.output
         result = runner.invoke(app, ["download", "--campaign", str(CAMPAIGN), "--retry-failed"])
-        assert result.exit_code == 0 and "0 downloaded of 1 (1 private)" in result.output
+        assert result.exit_code == 0 and "nothing asked" in result.output
         private = next(v.id for v in videos if v.web_state == "private")
-        assert rows(sqlite_url)[private].attempts == 3
+        assert rows(sqlite_url)[private].attempts == 2
+
+
+def test_download_command_says_the_site_is_down_and_exits_non_zero(
+    prefect_harness,
+    sqlite_url,
+    settings_env,
+    monkeypatch,
+    media_cache,  # noqa: F811
+):
+    """A host that refuses every connection is an outage, not a list of "transient" videos."""
+    with running_sandbox(sandbox_config(media_cache)) as sandbox:
+        store(sqlite_url, pick_videos(sandbox, {"public": 8}))
+    with socket.socket() as probe:  # nothing listens here once closed: connections refused
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    use_sandbox(monkeypatch, sandbox, sqlite_url, download_concurrency=1)
+    monkeypatch.setenv("GETTOK_TIKTOK_WEB_URL", closed)
+    monkeypatch.setenv("GETTOK_DOWNLOAD_OUTAGE_REFUSALS", "2")
+    result = CliRunner().invoke(app, ["download", "--campaign", str(CAMPAIGN)])
+    assert result.exit_code not in (0, None), result.output
+    assert "refused 2 connections in a row" in result.output
+    assert len(rows(sqlite_url)) == 2  # the rest was put off, not marked

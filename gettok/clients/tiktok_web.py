@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,9 +20,23 @@ import requests
 
 from gettok.models.schema import DownloadStatus
 
-# statusCode of `webapp.video-detail` on the live site.
-REMOVED_CODES = {10204: "item doesn't exist", 10216: "item under review", 10217: "item removed"}
-PRIVATE_CODES = {10222: "item is private"}
+# statusCode of `webapp.video-detail` as the live site uses it (yt-dlp's TikTok extractor,
+# `TikTokIE._real_extract`): 10216 a private post, 10222 a private account. 10204 is "not
+# available": a deleted post, but also what an IP that TikTok blocks sees, so it proves nothing on
+# its own (the video is asked again, and ends `unreachable` if it never answers otherwise).
+PRIVATE_CODES = {10216: "private post", 10222: "private account"}
+REMOVED_CODES = {10217: "item removed"}
+NOT_AVAILABLE_CODES = {10204: "not available (deleted, or this IP is blocked)"}
+
+# A real challenge page (TikTok's WAF, as yt-dlp solves it): the challenge data in an element
+# with id "cs" and the cookie name in one with id "wci"; or the slide captcha's own container.
+# Real pages also list `captcha-*.js` chunks in their head: the word alone proves nothing.
+_CHALLENGE_MARKERS = (
+    re.compile(r"<[a-z]+[^>]*\bid=[\"']cs[\"'][^>]*\bclass=[\"'][A-Za-z0-9+/=]{8,}", re.I),
+    re.compile(r"<[a-z]+[^>]*\bid=[\"']wci[\"']", re.I),
+    re.compile(r"<div[^>]*\bid=[\"']captcha[-_]verify[-_]container[\"']", re.I),
+    re.compile(r"<div[^>]*\bclass=[\"'][^\"']*\bcaptcha_verify_container\b", re.I),
+)
 
 logger = logging.getLogger(__name__)
 _pyktok_lock = threading.Lock()
@@ -108,46 +123,86 @@ def _pyktok_says(*args, **_kwargs) -> None:
     logger.debug("pyktok: %s", " ".join(str(a) for a in args))
 
 
-def read_page(url: str, timeout_s: float = 20.0) -> VideoPage:
-    """Fetch and classify one page. Raises PageFailure, or requests' errors on network failure."""
+def read_page(url: str, timeout_s: float = 20.0, video_id: int | None = None) -> VideoPage:
+    """Fetch and classify one page. Raises PageFailure, or requests' errors on network failure.
+
+    With `video_id`, a page that shows another video (a redirect) is a failure, not that video.
+    """
     pyktok, recorder = _load_pyktok()
     data, response, sent = recorder.fetch(pyktok.alt_get_tiktok_json, url, timeout_s)
     if response is None:
         raise PageFailure(DownloadStatus.transient, "no response")
     # The media wants the session's cookies: those sent, updated by those the page set.
     cookies = {**sent, **_as_dict(response.cookies)}
-    return classify_page(url, response, data, cookies)
+    return classify_page(url, response, data, cookies, video_id)
+
+
+def is_challenge_page(text: str) -> bool:
+    """Whether an HTML answer is a captcha or JS challenge, by the markers of a real one."""
+    return any(marker.search(text) for marker in _CHALLENGE_MARKERS)
 
 
 def classify_page(
-    url: str, response: requests.Response, data: dict | None, cookies: dict[str, str]
+    url: str,
+    response: requests.Response,
+    data: dict | None,
+    cookies: dict[str, str],
+    video_id: int | None = None,
 ) -> VideoPage:
+    """What one answer means: a VideoPage, or a PageFailure with the status it stands for."""
+    _check_answer(response, data)
+    detail = _dict(_dict(data).get("__DEFAULT_SCOPE__")).get("webapp.video-detail")
+    if not isinstance(detail, dict):
+        raise PageFailure(DownloadStatus.transient, "page without webapp.video-detail")
+    item = _checked_item(detail)
+    shown = str(item.get("id", ""))
+    if video_id is not None and shown != str(int(video_id)):
+        raise PageFailure(
+            DownloadStatus.transient, f"wrong video: the page shows {shown[:24]!r}, not {video_id}"
+        )
+    if item.get("privateItem") or _dict(item.get("author")).get("privateAccount"):
+        raise PageFailure(DownloadStatus.private, "privateItem")
+    if item.get("isContentClassified") and not _dict(item.get("video")).get("playAddr"):
+        raise PageFailure(DownloadStatus.age_restricted, "isContentClassified: needs a login")
+    return _media_of(VideoPage(url=url, item=item, cookies=cookies))
+
+
+def _check_answer(response: requests.Response, data: dict | None) -> None:
+    """Fail on an answer that is not a video page: throttle, challenge, login, error, cut short."""
     final_path = urlsplit(response.url).path
-    text_head = response.text[:4000].lower() if data is None else ""
-    if response.status_code == 429 or "captcha" in text_head:
-        raise PageFailure(DownloadStatus.blocked, f"throttled (HTTP {response.status_code})")
-    if final_path.startswith("/login") or "logincontainer" in text_head:
+    text_head = response.text[:200_000] if data is None else ""
+    if response.status_code == 429:
+        raise PageFailure(DownloadStatus.blocked, "throttled (HTTP 429)")
+    if data is None and is_challenge_page(text_head):
+        raise PageFailure(DownloadStatus.blocked, f"challenge page (HTTP {response.status_code})")
+    if final_path.startswith("/login") or "logincontainer" in text_head[:4000].lower():
         raise PageFailure(DownloadStatus.private, "login page")
     if response.status_code in (404, 410):
         raise PageFailure(DownloadStatus.removed, f"HTTP {response.status_code}")
     if response.status_code >= 400:
         raise PageFailure(DownloadStatus.transient, f"HTTP {response.status_code}")
     if data is None:
-        raise PageFailure(DownloadStatus.transient, "page without embedded data")
-    detail = _dict(_dict(data).get("__DEFAULT_SCOPE__")).get("webapp.video-detail")
-    if not isinstance(detail, dict):
-        raise PageFailure(DownloadStatus.transient, "page without webapp.video-detail")
+        raise PageFailure(DownloadStatus.transient, "page without embedded data (cut short?)")
+
+
+def _checked_item(detail: dict) -> dict:
     code = detail.get("statusCode", 0)
-    if code in REMOVED_CODES:
-        raise PageFailure(DownloadStatus.removed, f"statusCode {code}: {REMOVED_CODES[code]}")
     if code in PRIVATE_CODES:
         raise PageFailure(DownloadStatus.private, f"statusCode {code}: {PRIVATE_CODES[code]}")
+    if code in REMOVED_CODES:
+        raise PageFailure(DownloadStatus.removed, f"statusCode {code}: {REMOVED_CODES[code]}")
+    if code in NOT_AVAILABLE_CODES:
+        reason = NOT_AVAILABLE_CODES[code]
+        raise PageFailure(DownloadStatus.transient, f"statusCode {code}: {reason}")
     item = _dict(detail.get("itemInfo")).get("itemStruct")
     if code or not isinstance(item, dict):
         raise PageFailure(DownloadStatus.transient, f"statusCode {code}: {detail.get('statusMsg')}")
-    if item.get("privateItem") or _dict(item.get("author")).get("privateAccount"):
-        raise PageFailure(DownloadStatus.private, "privateItem")
-    page = VideoPage(url=url, item=item, cookies=cookies)
+    return item
+
+
+def _media_of(page: VideoPage) -> VideoPage:
+    """The page's media addresses: a slideshow's images and sound, or the video."""
+    item = page.item
     images = _dict(item.get("imagePost")).get("images")
     if isinstance(images, list) and images:
         page.image_addresses = [_first_url(_dict(image).get("imageURL")) for image in images]

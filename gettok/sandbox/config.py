@@ -29,6 +29,11 @@ class WebFaults(BaseModel):
     dropped_connection: float = Rate
     throttle: float = Rate  # 429 / captcha-like block
     media_bytes_per_s: float = Field(0.0, ge=0)  # 0: as fast as possible; >0: a slow CDN
+    # A video's first page names media addresses that have already expired (the page was read a
+    # day ago): the media host answers 403 until the page is read again.
+    stale_media_address: float = Rate
+    media_url_ttl_s: int = Field(86_400, ge=1)  # media addresses expire, as the live CDN's do
+    wrong_video: float = Rate  # a public video's page shows another video (a redirect gone wrong)
 
 
 class LlmFaults(BaseModel):

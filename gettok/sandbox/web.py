@@ -1,7 +1,8 @@
 """tiktok.com in the sandbox: video pages with the live site's embedded JSON, and their media.
 
-A page sets a `tt_chain_token` cookie; media answers 403 without that cookie and a referer, as the
-live CDN does. Faults come from the video itself (private, removed, slideshow) and from the rates in
+A page sets a `tt_chain_token` cookie; media answers 403 without that cookie and the site as
+referer, or once its address has expired (`?expire=`, a day by default), as the live CDN does.
+Faults come from the video itself (private, removed, slideshow) and from the rates in
 `state.config.web` (throttling, HTML served as the media, truncated bodies, dropped connections).
 """
 
@@ -25,7 +26,8 @@ TOKEN_COOKIE = "tt_chain_token"
 DATA_SCRIPT_ID = "__UNIVERSAL_DATA_FOR_REHYDRATION__"
 # Live statusCode values of `webapp.video-detail` (observed on tiktok.com).
 STATUS_REMOVED = 10204  # "item doesn't exist"
-STATUS_PRIVATE = 10222  # "item is private"
+STATUS_PRIVATE = 10222  # a private account
+STATUS_PRIVATE_POST = 10216  # a private post (yt-dlp's TikTok extractor)
 
 LOGIN_PAGE = """<!DOCTYPE html><html><head><title>Log in | TikTok</title></head>
 <body><div id="loginContainer"><h2>Log in to TikTok</h2>
@@ -42,6 +44,7 @@ NOT_FOUND_PAGE = """<!DOCTYPE html><html><head><title>TikTok - Make Your Day</ti
 def build_router(state: SandboxState) -> APIRouter:
     router = APIRouter(tags=["tiktok.com"])
     tokens: set[str] = set()
+    pages_seen: set[int] = set()  # videos whose page was served once (stale_media_address)
 
     def draw(fault: str, rate: float) -> bool:
         if state.chance(rate):
@@ -77,18 +80,29 @@ def build_router(state: SandboxState) -> APIRouter:
             else:
                 response = HTMLResponse(_page(_detail(STATUS_REMOVED, "item doesn't exist")))
         elif video.web_state == "private":
-            variant = video.id % 3
+            variant = video.id % 4
             if variant == 0:
                 response = RedirectResponse(f"{base}/login?redirect_url={request.url}", 302)
             elif variant == 1:
-                response = HTMLResponse(_page(_detail(STATUS_PRIVATE, "item is private")))
+                response = HTMLResponse(_page(_detail(STATUS_PRIVATE, "")))
+            elif variant == 3:
+                response = HTMLResponse(_page(_detail(STATUS_PRIVATE_POST, "")))
             else:
-                item = _item_struct(video, base)
+                item = _item_struct(video, base, int(time.time()))
                 item["privateItem"] = True
                 item["video"] = {"playAddr": "", "downloadAddr": ""}
                 response = HTMLResponse(_page(_detail(0, "", item)))
         else:
-            response = HTMLResponse(_page(_detail(0, "", _item_struct(video, base))))
+            with state.lock:
+                first_view = video.id not in pages_seen
+                pages_seen.add(video.id)
+            # a page read a day ago: its addresses have expired by now
+            stale = first_view and draw("stale_media_address", web.stale_media_address)
+            expire = int(time.time()) + (-1 if stale else web.media_url_ttl_s)
+            item = _item_struct(video, base, expire)
+            if draw("wrong_video", web.wrong_video):
+                item["id"] = item["video"]["id"] = str(video.id + 1)
+            response = HTMLResponse(_page(_detail(0, "", item)))
         with state.lock:
             state.counters["web_pages"] += 1
         response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="lax")
@@ -100,9 +114,15 @@ def build_router(state: SandboxState) -> APIRouter:
 
     def media_response(request: Request, path_of) -> Response:
         web = state.config.web
+        site = str(request.base_url).rstrip("/")
         referer = request.headers.get("referer", "")
-        if request.cookies.get(TOKEN_COOKIE) not in tokens or not referer:
+        if request.cookies.get(TOKEN_COOKIE) not in tokens or not referer.startswith(site):
             return Response("Forbidden", status_code=403)
+        expire = request.query_params.get("expire", "")
+        if not expire.lstrip("-").isdigit() or int(expire) < time.time():
+            with state.lock:
+                state.counters["web_expired_media"] += 1
+            return Response("Forbidden: URL expired", status_code=403)
         if draw("throttle", web.throttle):
             return Response("Too many requests", status_code=429, headers={"Retry-After": "60"})
         path = path_of()
@@ -161,14 +181,17 @@ def build_router(state: SandboxState) -> APIRouter:
 
         return media_response(request, path_of)
 
-    def _item_struct(video, base: str) -> dict:
+    def _item_struct(video, base: str, expire: int) -> dict:
         item = _base_item(video)
+        signed = f"?expire={expire}"
         if video.web_state == "slideshow":
             images, _audio = media.slideshow_assets(video, state.config.media_cache_dir)
             item["imagePost"] = {
                 "images": [
                     {
-                        "imageURL": {"urlList": [f"{base}/media/slides/{video.id}/{n}.jpg"]},
+                        "imageURL": {
+                            "urlList": [f"{base}/media/slides/{video.id}/{n}.jpg{signed}"]
+                        },
                         "imageWidth": 1080,
                         "imageHeight": 1920,
                     }
@@ -176,10 +199,10 @@ def build_router(state: SandboxState) -> APIRouter:
                 ],
                 "title": "",
             }
-            item["music"]["playUrl"] = f"{base}/media/audio/{video.id}"
+            item["music"]["playUrl"] = f"{base}/media/audio/{video.id}{signed}"
             item["video"] = {"playAddr": "", "downloadAddr": "", "duration": 0}
         else:
-            url = f"{base}/media/video/{video.id}.mp4"
+            url = f"{base}/media/video/{video.id}.mp4{signed}"
             item["video"].update({"playAddr": url, "downloadAddr": url})
         return item
 

@@ -1,8 +1,10 @@
 """Download: each collected video's media from its tiktok.com page (Pyktok), validated before kept.
 
 Records one `downloads` row per video with its status (ok, slideshow, private, removed, invalid,
-transient, blocked), attempts, last error and when it may be asked again, and the probed media
-facts (`media_info`). Files go to `videos/<id>.mp4` and `slides/<id>/` under the media directory.
+transient, blocked, age_restricted, unreachable), attempts, last error and when it may be asked
+again, how long the same failure has lasted, and the probed media facts (`media_info`). A video
+found private or removed is marked pruned (`videos.pruned_at`) as the prune stage marks it.
+Files go to `videos/<id>.mp4` and `slides/<id>/` under the media directory.
 """
 
 from gettok.tasks.download.downloader import (

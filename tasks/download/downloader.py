@@ -14,9 +14,7 @@ import hashlib
 import logging
 import os
 import shutil
-import socket
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
@@ -27,11 +25,28 @@ import httpx
 import numpy as np
 import requests
 from gettok.models.schema import DownloadStatus, utcnow
-from gettok.tasks.download.gate import DownloadGate, GateClosed
+from gettok.tasks.download.files import (
+    partial_dir,
+    partial_name,
+    remove_stale_partials,
+    slides_folder,
+    video_file,
+)
+from gettok.tasks.download.gate import DownloadGate, GateClosed, HostDown
 from gettok.tasks.download.media import MediaProblem, probe_media
+from gettok.tasks.download.safety import (
+    MB,
+    DiskFull,
+    RefusedMedia,
+    check_free_space,
+    check_media_address,
+    check_size,
+    is_refused_connection,
+)
 from gettok.tasks.download.store import (
     STAGE,
     DownloadResult,
+    GiveUp,
     Outcome,
     global_backoff_until,
     pending_videos,
@@ -47,7 +62,6 @@ from gettok.retry import HOUR, rate_limit, task_retries
 from gettok.settings import Settings
 
 logger = logging.getLogger(__name__)
-MAX_MEDIA_BYTES = 2 * 1024**3
 USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/120.0 Safari/537.36"
@@ -58,40 +72,8 @@ class InvalidMedia(Exception):
     """A body that is not what the page promised (HTML, cut short, empty, undecodable)."""
 
 
-# --- where files go ---
-
-
-def video_file(media_dir: Path, video_id: int) -> Path:
-    return media_dir / "videos" / f"{int(video_id)}.mp4"
-
-
-def slides_folder(media_dir: Path, video_id: int) -> Path:
-    return media_dir / "slides" / str(int(video_id))
-
-
-def partial_dir(media_dir: Path) -> Path:
-    return media_dir / ".partial"
-
-
-def _partial_name(video_id: int, suffix: str) -> str:
-    # host and pid in the name let a later run tell a dead run's leftovers from live work
-    return f"{int(video_id)}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}"
-
-
-def remove_stale_partials(media_dir: Path) -> int:
-    """Delete what killed runs on this host left in `.partial/`; return how many were removed."""
-    folder, host, removed = partial_dir(media_dir), socket.gethostname(), 0
-    if not folder.is_dir():
-        return 0
-    for entry in folder.iterdir():
-        parts = entry.name.split(".")
-        if len(parts) < 4 or parts[1] != host or not parts[2].isdigit():
-            continue
-        if claims.process_alive(int(parts[2])):
-            continue
-        shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
-        removed += 1
-    return removed
+class MediaExpired(PageFailure):
+    """The media host answered 403: the page's addresses expire (about a day); read it again."""
 
 
 # --- one video ---
@@ -104,14 +86,23 @@ class Downloader:
         self.settings = settings
         self.gate = gate
         self.media_dir = settings.resolved_media_dir
+        self.max_bytes = int(settings.download_max_media_mb * MB)
+        self.reserve_bytes = settings.download_min_free_mb * MB
+        # The live CDN wants the site as referer (yt-dlp sends it too) and the page's cookies.
+        self.referer = f"{settings.tiktok_web_url}/"
         self.client = httpx.Client(
             timeout=httpx.Timeout(settings.download_timeout_s),
             follow_redirects=True,
             limits=httpx.Limits(max_connections=max(4, settings.download_concurrency * 2)),
+            event_hooks={"request": [self._check_host]},  # redirects are checked too
         )
 
     def close(self) -> None:
         self.client.close()
+
+    def _check_host(self, request: httpx.Request) -> None:
+        s = self.settings
+        check_media_address(str(request.url), s.tiktok_web_url, s.download_media_hosts)
 
     def download(self, video_id: int, username: str | None) -> Outcome:
         """Try one video until it has a status (invalid bodies are asked for again, N times)."""
@@ -128,70 +119,91 @@ class Downloader:
 
     def _attempt(self, video_id: int, url: str) -> Outcome:
         try:
-            self.gate.wait()
-            page = read_page(url, self.settings.download_timeout_s)
-            self.gate.succeeded()
-            if page.is_slideshow:
-                return self._save_slideshow(video_id, page)
-            return self._save_video(video_id, page)
+            return self._read_and_save(video_id, url)
         except PageFailure as failure:
             if failure.status != DownloadStatus.blocked:
                 self.gate.succeeded()  # an answer, if not the one hoped for: not throttled
             return self._failed(video_id, failure.status, failure.reason)
-        except InvalidMedia as exc:
+        except (InvalidMedia, RefusedMedia) as exc:
             return self._failed(video_id, DownloadStatus.invalid, str(exc))
+        except DiskFull as exc:
+            return self._failed(video_id, DownloadStatus.transient, str(exc), kind=None)
         except (requests.RequestException, httpx.TransportError) as exc:
+            if is_refused_connection(exc):
+                self.gate.refused()
             return self._failed(video_id, DownloadStatus.transient, f"{type(exc).__name__}: {exc}")
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-                raise  # the disk, not the video: stop the batch
+                # the disk, not the video: this video waits, the batch goes on (each says so)
+                error = f"disk full or read-only ({exc.strerror}): {exc.filename or self.media_dir}"
+                return self._failed(video_id, DownloadStatus.transient, error, kind=None)
             return self._failed(video_id, DownloadStatus.transient, f"{type(exc).__name__}: {exc}")
-        except GateClosed:
+        except (GateClosed, HostDown):
             raise
         except Exception as exc:  # a page shaped in a way nobody foresaw: one video, not the batch
             logger.exception("video %s: unexpected error", video_id)
             error = f"unexpected {type(exc).__name__}: {exc}"
             return self._failed(video_id, DownloadStatus.transient, error)
 
-    def _failed(self, video_id: int, status: DownloadStatus, error: str) -> Outcome:
+    def _read_and_save(self, video_id: int, url: str) -> Outcome:
+        """Read the page and save its media; on a 403 from the media host, read the page once
+        more (its addresses had expired) and try its new addresses."""
+        for reading in (1, 2):
+            self.gate.wait()
+            page = read_page(url, self.settings.download_timeout_s, video_id)
+            self.gate.succeeded()
+            try:
+                if page.is_slideshow:
+                    return self._save_slideshow(video_id, page)
+                return self._save_video(video_id, page)
+            except MediaExpired as expired:
+                if reading == 2:
+                    reason = f"{expired.reason}, again after a new page"
+                    raise PageFailure(expired.status, reason) from None
+        raise AssertionError("the loop returns or raises")  # pragma: no cover
+
+    def _failed(
+        self, video_id: int, status: DownloadStatus, error: str, kind: str | None = ""
+    ) -> Outcome:
+        """An outcome for a failure; `kind` (how it failed) defaults to the error's first part."""
         next_attempt_at = None
         if status == DownloadStatus.transient:
             delay = self.settings.download_transient_backoff_s
             next_attempt_at = utcnow() + timedelta(seconds=delay)
         elif status == DownloadStatus.blocked:
             next_attempt_at = self.gate.throttled()
-        return Outcome(video_id, status, error=error[:500], next_attempt_at=next_attempt_at)
+        kind = error.split(":")[0].strip()[:64] if kind == "" else kind
+        return Outcome(
+            video_id, status, error=error[:500], next_attempt_at=next_attempt_at, kind=kind
+        )
 
     def _fetch(self, address: str, page: VideoPage, dest: Path) -> tuple[int, str, str]:
         """Stream one media body to `dest` with the page's cookies; return size, sha256, type."""
-        if urlsplit(address).scheme not in ("http", "https"):
-            raise InvalidMedia(f"media address is not http(s): {address[:80]!r}")
+        s = self.settings
+        check_media_address(address, s.tiktok_web_url, s.download_media_hosts)
         headers = {
             "User-Agent": USER_AGENT,
-            "Referer": page.url,
+            "Referer": self.referer,
             "Cookie": "; ".join(f"{k}={v}" for k, v in page.cookies.items()),
         }
         self.gate.wait()
         digest, size = hashlib.sha256(), 0
         response = self._open(address, headers)
         with contextlib.closing(response):
-            if response.status_code == 429:
-                raise PageFailure(DownloadStatus.blocked, "media throttled (HTTP 429)")
-            if response.status_code in (404, 410):
-                raise InvalidMedia(f"media HTTP {response.status_code}")
-            if response.status_code >= 400:
-                raise PageFailure(DownloadStatus.transient, f"media HTTP {response.status_code}")
-            promised = response.headers.get("content-length")
+            _check_media_status(response.status_code)
+            promised = _length(response.headers.get("content-length"))
+            check_size(promised, self.max_bytes)
+            check_free_space(dest.parent, promised, self.reserve_bytes)
             with dest.open("wb") as out:
                 for chunk in response.iter_bytes(1 << 16):
                     size += len(chunk)
-                    if size > MAX_MEDIA_BYTES:
-                        raise InvalidMedia(f"media larger than {MAX_MEDIA_BYTES} bytes")
+                    if size > self.max_bytes:
+                        raise RefusedMedia(f"media larger than {self.max_bytes} bytes")
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            if promised is not None and promised.isdigit() and int(promised) != size:
+            if promised is not None and promised != size:
                 raise httpx.RemoteProtocolError(f"body cut short: {size} of {promised} bytes")
         self.gate.succeeded()
         return size, digest.hexdigest(), response.headers.get("content-type", "")
@@ -206,7 +218,7 @@ class Downloader:
             return self.client.send(request, stream=True)
 
     def _save_video(self, video_id: int, page: VideoPage) -> Outcome:
-        temp = partial_dir(self.media_dir) / _partial_name(video_id, ".mp4")
+        temp = partial_dir(self.media_dir) / partial_name(video_id, ".mp4")
         temp.parent.mkdir(parents=True, exist_ok=True)
         try:
             size, sha256, content_type = self._fetch(page.video_address, page, temp)
@@ -229,7 +241,7 @@ class Downloader:
         )
 
     def _save_slideshow(self, video_id: int, page: VideoPage) -> Outcome:
-        temp = partial_dir(self.media_dir) / _partial_name(video_id, ".slides")
+        temp = partial_dir(self.media_dir) / partial_name(video_id, ".slides")
         temp.mkdir(parents=True, exist_ok=True)
         final = slides_folder(self.media_dir, video_id)
         try:
@@ -268,6 +280,21 @@ class Downloader:
         shutil.rmtree(slides_folder(self.media_dir, video_id), ignore_errors=True)
 
 
+def _check_media_status(code: int) -> None:
+    if code == 429:
+        raise PageFailure(DownloadStatus.blocked, "media throttled (HTTP 429)")
+    if code == 403:
+        raise MediaExpired(DownloadStatus.transient, "media HTTP 403: address expired or refused")
+    if code in (404, 410):
+        raise InvalidMedia(f"media HTTP {code}")
+    if code >= 400:
+        raise PageFailure(DownloadStatus.transient, f"media HTTP {code}")
+
+
+def _length(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
 def _check_image(path: Path, content_type: str) -> None:
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0 or cv2.imdecode(data, cv2.IMREAD_COLOR) is None:
@@ -301,10 +328,11 @@ def shared_gate(settings: Settings, shared_rate_limit: str | None = None) -> Dow
         settings.download_requests_per_s,
         settings.download_block_backoff_s,
         settings.download_block_limit,
+        settings.download_outage_refusals,
         shared_rate_limit,
     )
     gate = _gates.get(key)
-    if gate is None or gate.closed_until is not None:
+    if gate is None or gate.closed_until is not None or gate.host_down is not None:
         also_wait = rate_limit(shared_rate_limit) if shared_rate_limit else None
         gate = _gates[key] = DownloadGate.from_settings(settings, also_wait)
     return gate
@@ -316,7 +344,10 @@ def download_videos(
     gate: DownloadGate | None = None,
     retry_failed: bool = False,
 ) -> DownloadResult:
-    """Download `videos` ((id, username) pairs) with bounded parallelism; record each status."""
+    """Download `videos` ((id, username) pairs) with bounded parallelism; record each status.
+
+    When the site refused every connection, `outage` says so and the rest is put off.
+    """
     started, url = time.monotonic(), settings.resolved_database_url
     gate = gate or shared_gate(settings)
     requests_before = gate.requests
@@ -328,16 +359,16 @@ def download_videos(
     statuses: dict[int, DownloadStatus] = {}
     deferred: list[int] = []
     downloader = Downloader(settings, gate)
+    give_up = GiveUp(settings.download_unreachable_runs, settings.download_unreachable_days)
 
     def one(video: tuple[int, str | None]) -> None:
         video_id, username = video
         try:
             outcome = downloader.download(video_id, username)
-        except GateClosed:
+        except (GateClosed, HostDown):
             deferred.append(video_id)
             return
-        record_outcome(url, outcome)
-        statuses[video_id] = outcome.status
+        statuses[video_id] = record_outcome(url, outcome, give_up)
 
     try:
         with ThreadPoolExecutor(settings.download_concurrency, "download") as pool:
@@ -346,7 +377,10 @@ def download_videos(
     finally:
         downloader.close()
         claims.release(url, STAGE, held)
+    if gate.host_down is not None:
+        logger.error("%s (%d videos put off)", gate.host_down, len(deferred))
     return DownloadResult(
+        outage=str(gate.host_down) if gate.host_down is not None else None,
         statuses=statuses,
         deferred=deferred,
         busy=len(videos) - len(held),

@@ -26,6 +26,17 @@ class GateClosed(Exception):
         self.until = until
 
 
+class HostDown(Exception):
+    """The site refused every connection, many in a row: an outage, not failed videos."""
+
+    @classmethod
+    def after(cls, refusals: int) -> HostDown:
+        return cls(
+            f"tiktok.com (or its media host) refused {refusals} connections in a row: "
+            "an outage or a network problem, not the videos; nothing more was asked"
+        )
+
+
 class DownloadGate:
     def __init__(
         self,
@@ -33,6 +44,7 @@ class DownloadGate:
         block_backoff_s: float,
         block_limit: int,
         also_wait: Callable[[], None] | None = None,
+        outage_refusals: int = 10,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
@@ -56,6 +68,9 @@ class DownloadGate:
         self.requests = 0
         self.throttles = 0
         self.closed_until: datetime | None = None
+        self.outage_refusals = outage_refusals
+        self._refusals_in_a_row = 0
+        self.host_down: HostDown | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, also_wait: Callable[[], None] | None = None):
@@ -64,6 +79,7 @@ class DownloadGate:
             settings.download_block_backoff_s,
             settings.download_block_limit,
             also_wait,
+            settings.download_outage_refusals,
         )
 
     def wait(self) -> None:
@@ -76,6 +92,8 @@ class DownloadGate:
             with self._lock:
                 if self.closed_until is not None:
                     raise GateClosed(self.closed_until)
+                if self.host_down is not None:
+                    raise self.host_down
                 now = self._clock()
                 if self._paused_until > now:
                     delay, slot = self._paused_until - now, None
@@ -109,7 +127,15 @@ class DownloadGate:
                 self.closed_until = until
             return until
 
+    def refused(self) -> None:
+        """A connection was refused; after `outage_refusals` in a row every worker stops."""
+        with self._lock:
+            self._refusals_in_a_row += 1
+            if self._refusals_in_a_row >= self.outage_refusals and self.host_down is None:
+                self.host_down = HostDown.after(self._refusals_in_a_row)
+
     def succeeded(self) -> None:
-        """A request got through: the throttling is over."""
+        """A request got through: the throttling (and any run of refusals) is over."""
         with self._lock:
             self._throttles_in_a_row = 0
+            self._refusals_in_a_row = 0

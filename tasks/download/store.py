@@ -8,18 +8,24 @@ their back-off, throttled ones after the pause) and `--retry-failed` for the res
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from gettok.models.schema import (
     CampaignVideo,
     Download,
     DownloadStatus,
+    Frame,
+    FrameExtraction,
+    PruneRecord,
     Video,
     utcnow,
 )
+from gettok.models.schema import (
+    MediaInfo as MediaInfoRow,
+)
 from gettok.tasks.download.media import MediaInfo, save_media_info
 from pydantic import BaseModel, computed_field
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gettok import db
@@ -29,7 +35,14 @@ from gettok.stage import StageResult
 STAGE = "download"
 DONE = (DownloadStatus.ok, DownloadStatus.slideshow)
 # Decided by TikTok, not by luck: asked again only with --retry-failed.
-FINAL_FAILURES = (DownloadStatus.invalid, DownloadStatus.private, DownloadStatus.removed)
+FINAL_FAILURES = (
+    DownloadStatus.invalid,
+    DownloadStatus.private,
+    DownloadStatus.removed,
+    DownloadStatus.age_restricted,
+    DownloadStatus.unreachable,
+)
+NOT_PUBLIC = (DownloadStatus.private, DownloadStatus.removed)
 
 
 class DownloadResult(BaseModel):
@@ -41,6 +54,7 @@ class DownloadResult(BaseModel):
     blocked_until: datetime | None = None
     requests: int = 0
     seconds: float = 0.0
+    outage: str | None = None  # the site refused every connection: the run stopped
 
     @computed_field
     @property
@@ -72,9 +86,12 @@ class DownloadResult(BaseModel):
             until = (
                 f" until {self.blocked_until:%Y-%m-%d %H:%M:%S} UTC" if self.blocked_until else ""
             )
-            text += f"; {self.skipped} put off (throttled{until})"
+            why = "the site refused every connection" if self.outage else f"throttled{until}"
+            text += f"; {self.skipped} put off ({why})"
         if self.busy:
             text += f"; {self.busy} held by other workers"
+        if self.outage:
+            text += f"; stopped: {self.outage}"
         return text
 
     def stage_result(self) -> StageResult:
@@ -100,6 +117,7 @@ class DownloadResult(BaseModel):
             busy=self.busy + other.busy,
             requests=self.requests + other.requests,
             seconds=self.seconds + other.seconds,
+            outage=other.outage or self.outage,
         )
 
 
@@ -118,31 +136,90 @@ class Outcome:
     image_paths: list[str] = field(default_factory=list)
     audio_path: str | None = None
     media_info: MediaInfo | None = None
+    # How it failed ("statusCode 10204", "HTTP 503"): the same kind run after run ends
+    # `unreachable`. None for failures of ours (a full disk) that say nothing about the video.
+    kind: str | None = None
 
 
-def record_outcome(url: str, outcome: Outcome) -> None:
-    """Write a video's status (after its file is in place), adding this run's tries."""
+@dataclass(frozen=True)
+class GiveUp:
+    """When a video that keeps failing the same way is given up: after `runs` runs over `days`."""
+
+    runs: int = 5
+    days: float = 3.0
+
+
+def record_outcome(url: str, outcome: Outcome, give_up: GiveUp = GiveUp()) -> DownloadStatus:
+    """Write a video's status (after its file is in place), adding this run's tries; return the
+    status recorded (`unreachable` when the same failure has lasted long enough)."""
     for retry in range(2):
         try:
             with db.session_scope(url) as session:
                 row = session.get(Download, outcome.video_id)
                 if row is None:
-                    row = Download(video_id=outcome.video_id, attempts=0)
+                    row = Download(video_id=outcome.video_id, attempts=0, failed_runs=0)
                     session.add(row)
-                row.status = outcome.status
-                row.attempts = (row.attempts or 0) + outcome.tries
-                row.last_error = outcome.error
-                row.next_attempt_at = outcome.next_attempt_at
-                row.is_slideshow = outcome.status == DownloadStatus.slideshow
-                row.path, row.bytes, row.sha256 = outcome.path, outcome.bytes, outcome.sha256
-                row.image_paths = outcome.image_paths or None
-                row.audio_path = outcome.audio_path
+                _write(row, outcome)
+                _track_failure(row, outcome, give_up)
                 if outcome.media_info is not None:
                     save_media_info(session, outcome.video_id, outcome.media_info)
-            return
+                if outcome.status in NOT_PUBLIC:
+                    _mark_not_public(session, outcome.video_id, outcome.status.value)
+                return row.status
         except IntegrityError:  # another worker inserted the row first: update it instead
             if retry:
                 raise
+    raise AssertionError("record_outcome: the retried write neither returned nor raised")
+
+
+def _write(row: Download, outcome: Outcome) -> None:
+    row.status = outcome.status
+    row.attempts = (row.attempts or 0) + outcome.tries
+    row.last_error = outcome.error
+    row.next_attempt_at = outcome.next_attempt_at
+    row.is_slideshow = outcome.status == DownloadStatus.slideshow
+    row.path, row.bytes, row.sha256 = outcome.path, outcome.bytes, outcome.sha256
+    row.image_paths = outcome.image_paths or None
+    row.audio_path = outcome.audio_path
+
+
+def _track_failure(row: Download, outcome: Outcome, give_up: GiveUp) -> None:
+    """Count the runs a transient failure repeats the same way; past the limit, give up."""
+    if outcome.status != DownloadStatus.transient:
+        row.failure_kind, row.failing_since, row.failed_runs = None, None, 0
+        return
+    if outcome.kind is None:
+        return  # our own trouble (disk full): says nothing about the video
+    now = utcnow()
+    if row.failure_kind == outcome.kind and row.failing_since is not None:
+        row.failed_runs = (row.failed_runs or 0) + 1
+    else:
+        row.failure_kind, row.failing_since, row.failed_runs = outcome.kind[:64], now, 1
+    lasted = now - row.failing_since
+    if row.failed_runs >= give_up.runs and lasted >= timedelta(days=give_up.days):
+        row.status, row.next_attempt_at = DownloadStatus.unreachable, None
+        row.last_error = (
+            f"unreachable: {row.failed_runs} runs since {row.failing_since:%Y-%m-%d} failed "
+            f"the same way ({outcome.error})"
+        )[:500]
+
+
+def _mark_not_public(session, video_id: int, reason: str) -> None:
+    """Mark a video found private or removed as prune does: pruned, with nothing derived kept.
+
+    The downloader has deleted its files already; later stages and public exports skip it.
+    """
+    now = utcnow()
+    session.execute(delete(Frame).where(Frame.video_id == video_id))
+    session.execute(delete(FrameExtraction).where(FrameExtraction.video_id == video_id))
+    session.execute(delete(MediaInfoRow).where(MediaInfoRow.video_id == video_id))
+    marked = session.execute(
+        update(Video)
+        .where(Video.id == video_id, Video.pruned_at.is_(None))
+        .values(pruned_at=now, pruned_reason=reason)
+    )
+    if marked.rowcount:
+        session.add(PruneRecord(video_id=video_id, reason=reason, removed_paths=[], pruned_at=now))
 
 
 def _askable(retry_failed: bool):

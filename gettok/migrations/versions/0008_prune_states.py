@@ -23,7 +23,9 @@ def upgrade() -> None:
             sa.Column("compliance_checked_at", sa.DateTime(timezone=True), nullable=True)
         )
     with op.batch_alter_table("prune_records", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("files_removed_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("files_removed_at", sa.DateTime(timezone=True), nullable=True)
+        )
         batch_op.create_index("ix_prune_records_video_id", ["video_id"], unique=False)
     # Records written before this revision deleted their files first: they are finished.
     op.execute("UPDATE prune_records SET files_removed_at = pruned_at")

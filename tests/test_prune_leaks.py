@@ -142,3 +142,23 @@ def test_due_videos_only_and_recently_checked_skipped(sqlite_url, tmp_path):
         ids["public"] + ids["private"]
     )
     assert [v for v, _ in pending_videos(sqlite_url, None, 2, after_id=102)] == [103, 104]
+
+
+def test_prune_keeps_annotations_people_coded(sqlite_url, tmp_path):
+    """Deleting a coded annotation would cascade to the coders' answers: it stays, withheld."""
+    from gettok.models.schema import ValidationItem, ValidationSample
+
+    ids = six_videos(sqlite_url, tmp_path / "media")
+    with session_scope(sqlite_url) as s:
+        sample = ValidationSample(campaign_id=1, kind="summary_check", n=1, seed=1, labels=["a"])
+        s.add(sample)
+        s.flush()
+        coded = s.scalar(select(Annotation.id).where(Annotation.video_id == 105))
+        s.add(ValidationItem(sample_id=sample.id, position=0, video_id=105, annotation_id=coded))
+
+    finish_pruned(sqlite_url, tmp_path / "media")
+
+    with session_scope(sqlite_url) as s:
+        left = s.scalars(select(Annotation.video_id).order_by(Annotation.video_id)).all()
+        assert left == [*ids["public"], 105]
+        assert s.scalar(select(func.count()).select_from(ValidationItem)) == 1

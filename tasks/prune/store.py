@@ -20,6 +20,7 @@ from gettok.models.schema import (
     MediaInfo,
     PruneRecord,
     Transcript,
+    ValidationItem,
     Video,
     utcnow,
 )
@@ -128,7 +129,10 @@ def mark_pruning(url: str, video_id: int, reason: str, paths: list[str]) -> None
     now = utcnow()
     with session_scope(url) as session:
         vid = Video.id == video_id
-        session.execute(delete(Annotation).where(Annotation.video_id == video_id))
+        # An annotation that people coded for validation stays (deleting it would cascade to
+        # their codes and change published agreement scores); the public export withholds it.
+        coded = exists().where(ValidationItem.annotation_id == Annotation.id)
+        session.execute(delete(Annotation).where(Annotation.video_id == video_id, ~coded))
         session.execute(delete(Transcript).where(Transcript.video_id == video_id))
         session.execute(delete(Frame).where(Frame.video_id == video_id))
         session.execute(delete(FrameExtraction).where(FrameExtraction.video_id == video_id))

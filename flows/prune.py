@@ -1,20 +1,25 @@
 """Prune (compliance): delete what authors made private or removed, as the API terms require.
 
-Method: every stored video with media or frames has its tiktok.com page read again; a video the
-page shows as private or removed loses its media files and frames, its rows are marked
-(`videos.pruned_at`, `pruned_reason`) and a `prune_records` row lists what was deleted. Network
-errors, throttles and unreadable pages delete nothing: the video is checked again next run.
-Deployed every 15 days (`deployments/prefect.yaml`).
+Method: first the prunes that are already decided are finished (a killed run's open records,
+videos another stage found private or removed); then every video of the campaign not checked in
+the last `recheck_after_days` has its tiktok.com page read again, files or not; a video the page
+shows as private or removed loses its media files, frames, transcripts and annotations, its rows
+are marked (`videos.pruned_at`, `pruned_reason`) and a `prune_records` row lists what was deleted.
+Network errors, throttles and unreadable pages delete nothing: the video is checked again next
+run. Deployed every 15 days (`deployments/prefect.yaml`); with the default 7-day recheck every
+video is due at each of those runs, and a rerun after a kill skips what was just checked.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import load_campaign
+from gettok.models.schema import utcnow
 from gettok.tasks.export.dataset import CampaignNotFound, campaign_id
-from gettok.tasks.prune import PruneResult, pending_videos, prune_videos
+from gettok.tasks.prune import PruneResult, finish_pruned, pending_videos, prune_videos
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
@@ -24,6 +29,7 @@ from gettok.settings import get_settings
 from gettok.stage import publish
 
 BATCH_SIZE = 200
+RECHECK_AFTER_DAYS = 7.0
 
 
 # 200 pages at 2 requests/s take minutes; each at its 60 s timeout, under 4 h.
@@ -44,13 +50,19 @@ def prune_batch(
 
 # Re-checking every stored video (100,000s at 2 requests/s) can take most of a day; two days
 # means it hangs, and the next run re-checks what this one did not reach.
+@task(name="prune-finish", **task_retries("database"), timeout_seconds=6 * HOUR)
+def finish_batch(database_url: str, media_dir: Path, campaign_id: int | None) -> PruneResult:
+    return finish_pruned(database_url, media_dir, campaign_id)
+
+
 @flow(name="prune", timeout_seconds=2 * DAY)
 def prune(
     campaign_file: str | None = None,
     limit: int | None = None,
     batch_size: int = BATCH_SIZE,
+    recheck_after_days: float = RECHECK_AFTER_DAYS,
 ) -> PruneResult:
-    """Re-check the campaign's stored videos (all campaigns when none is given)."""
+    """Re-check the campaign's videos (all campaigns when none is given)."""
     logger = get_run_logger()
     settings = get_settings()
     url = settings.resolved_database_url
@@ -63,19 +75,25 @@ def prune(
         except CampaignNotFound as exc:
             logger.info("%s: nothing to prune", exc)
             return PruneResult()
-    videos = pending_videos(url, cid, limit)
-    logger.info("re-checking %d stored videos against %s", len(videos), settings.tiktok_web_url)
-    total = PruneResult()
-    for start in range(0, len(videos), batch_size):
+    total = finish_batch(url, settings.resolved_media_dir, cid)
+    due = utcnow() - timedelta(days=recheck_after_days)
+    logger.info("re-checking videos not checked since %s against %s", due, settings.tiktok_web_url)
+    after, left = None, limit
+    while left is None or left > 0:
+        size = batch_size if left is None else min(batch_size, left)
+        videos = pending_videos(url, cid, size, checked_before=due, after_id=after)
+        if not videos:
+            break
         result = prune_batch(
             url,
             settings.resolved_media_dir,
             settings.tiktok_web_url,
-            videos[start : start + batch_size],
+            videos,
             settings.download_timeout_s,
             1.0 / settings.download_requests_per_s,
         )
         total = total.add(result)
+        after, left = videos[-1][0], None if left is None else left - len(videos)
         if result.stopped_early:
             logger.warning(
                 "too many undecided pages in a row: stopping; the rest waits for the next run"
@@ -99,6 +117,7 @@ def prune(
                 *((f"pruned: {r}", n) for r, n in sorted(total.pruned.items())),
                 ("undecided (kept)", total.transient),
                 ("files removed", total.files_removed),
+                ("prunes finished", total.finished),
             )
         ],
         description=f"Compliance run: {total.summary()}",

@@ -196,6 +196,8 @@ class Video(Base):
     # Compliance: set when a re-check found the video no longer public and its media was pruned.
     pruned_at: Mapped[datetime | None]
     pruned_reason: Mapped[str | None] = mapped_column(String(32))
+    # When a compliance check last found it public: the next check is due 15 days later.
+    compliance_checked_at: Mapped[datetime | None]
 
 
 class CampaignVideo(Base):
@@ -423,6 +425,7 @@ class PruneRecord(Base):
     """What a compliance run removed, and why (the API terms require deleting non-public data)."""
 
     __tablename__ = "prune_records"
+    __table_args__ = (Index("ix_prune_records_video_id", "video_id"),)
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
@@ -431,6 +434,9 @@ class PruneRecord(Base):
     reason: Mapped[str] = mapped_column(String(32))
     removed_paths: Mapped[list[Any]]
     pruned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Rows go first, files second: NULL while the files may still be on disk ("pruning"), set
+    # once they are gone; the next run finishes a record left NULL by a killed one.
+    files_removed_at: Mapped[datetime | None]
 
 
 class RejectedRecord(Base):

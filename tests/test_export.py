@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
-from gettok.models.schema import Annotation, Video
+from gettok.models.schema import Annotation, DownloadStatus, Video
 from gettok.tasks.export.columns import COLUMNS
 from gettok.tasks.export.dataset import export_dataset
 from pydantic import SecretStr
@@ -84,9 +84,10 @@ def test_public_export_names_no_one(sqlite_url, tmp_path, fmt):
 
     df = read(result.path, fmt)
     assert not PRIVATE_COLUMNS & set(df.columns)
-    assert result.excluded_pruned == 1 and df.height == len(data.videos) - 1
+    published = publishable(data.videos[1:])
+    assert result.excluded_pruned == len(data.videos) - len(published) > 1
     ids = [int(i) for i in df["video_id"].to_list()]
-    assert sorted(ids) == sorted(v.id for v in data.videos[1:])  # 64-bit ids exact in every format
+    assert sorted(ids) == sorted(published)  # 64-bit ids exact in every format
     expected_hash = {
         v.id: hmac.new(SALT.encode(), v.username.casefold().encode(), hashlib.sha256).hexdigest()[
             :16
@@ -105,12 +106,18 @@ def test_public_export_names_no_one(sqlite_url, tmp_path, fmt):
     assert sorted(dictionary["column"].to_list()) == sorted(df.columns)  # JSON readers reorder
 
 
+def publishable(videos) -> list[int]:
+    """Pruned, or found private or removed at download: none of them is published (issue 20 #1)."""
+    gone = (DownloadStatus.private, DownloadStatus.removed)
+    return [v.id for v in videos if v.download not in gone]
+
+
 def test_public_export_without_salt_has_no_user_column(sqlite_url, tmp_path):
     data = build_dataset(sqlite_url, days=2, per_day=6)
     result = export_dataset(sqlite_url, data.campaign, tmp_path, "parquet", public=True)
     df = pl.read_parquet(result.path)
     assert "user_hash" not in df.columns and "username" not in df.columns
-    assert df.height == len(data.videos)
+    assert df.height == len(publishable(data.videos)) < len(data.videos)
 
 
 def test_export_command(settings_env, monkeypatch):
@@ -140,9 +147,10 @@ def test_export_command(settings_env, monkeypatch):
     )
 
     assert run.exit_code == 0, run.output
-    assert f"{len(data.videos)} videos" in run.output
+    published = publishable(data.videos)
+    assert f"{len(published)} videos" in run.output
     df = pl.read_csv(settings_env / "exports" / "peru.public.csv", infer_schema_length=0)
-    assert df.height == len(data.videos) and "user_hash" in df.columns
+    assert df.height == len(published) and "user_hash" in df.columns
     assert (settings_env / "exports" / "peru.public.dictionary.csv").is_file()
     missing = CliRunner().invoke(app, ["export", "--campaign", str(campaign), "--format", "xls"])
     assert missing.exit_code == 2

@@ -307,7 +307,12 @@ def export_frame(
         columns = [c for c in columns if c.name != "user_hash"]
     excluded = 0
     if public:
-        kept = [r for r in records if r.get("pruned_at") is None]
+        # Known gone at any stage (pruned, or found private/removed at download) never goes out.
+        kept = [
+            r
+            for r in records
+            if r.get("pruned_at") is None and r.get("download_status") not in ("private", "removed")
+        ]
         excluded = len(records) - len(kept)
         records = kept
     rows = []

@@ -1,15 +1,17 @@
-"""Compliance: delete the media of videos that are no longer public, and record what went.
+"""Compliance: delete what is no longer public, and record what went.
 
 The Research API terms ask researchers to refresh their data at least every 15 days and delete what
-the author made private or removed. Each stored video's tiktok.com page is read with the download
-stage's own page reader; only an explicit "private" or "removed" answer deletes anything. A network
-error, a throttle, a page that cannot be read: the video is left as it is and counted as transient,
-to be checked again by the next run.
+the author made private or removed. Each video's tiktok.com page is read with the download stage's
+own page reader, files or not; only an explicit "private" or "removed" answer deletes anything. A
+network error, a throttle, a page that cannot be read: the video is left as it is and counted as
+transient, to be checked again by the next run. A video another stage already found private or
+removed is pruned without asking again.
 
-Files go first, then the rows are marked in one transaction with the record of what was removed:
-a run killed in between finds the video still not public next time, deletes nothing more (the
-files are gone) and writes the record then. Metadata rows stay (the API's records are not media);
-transcripts and annotations stay too, but public exports leave pruned videos out.
+Rows go first, files second (issue 20 #9): one transaction marks the video pruned, deletes its
+derived text (transcripts, annotations), frames and media facts, and opens a `pruning` record
+listing its files; then the files go and the record is closed. A run killed in between leaves a
+video that no export or stage treats as public, and the next run deletes its files and closes the
+record (`finish_pruned`). Metadata rows stay (the API's records); public exports leave them out.
 """
 
 from __future__ import annotations
@@ -46,13 +48,14 @@ class PruneResult(BaseModel):
     pruned: dict[str, int] = Field(default_factory=dict)  # by reason: private, removed
     transient: int = 0  # not decided this run: nothing deleted, checked again next run
     files_removed: int = 0
+    finished: int = 0  # prunes a killed run (or another stage) left with files on disk
     pruned_ids: list[int] = Field(default_factory=list)
     transient_reasons: dict[str, int] = Field(default_factory=dict)
     stopped_early: bool = False  # too many transient answers in a row (site down or blocking)
 
     def add(self, other: PruneResult) -> PruneResult:
         merged = self.model_copy(deep=True)
-        for name in ("checked", "public", "transient", "files_removed"):
+        for name in ("checked", "public", "transient", "files_removed", "finished"):
             setattr(merged, name, getattr(self, name) + getattr(other, name))
         for name in ("pruned", "transient_reasons"):
             counts = getattr(merged, name)
@@ -69,7 +72,8 @@ class PruneResult(BaseModel):
             done=sum(self.pruned.values()),
             skipped=self.public,
             failed=dict(self.transient_reasons),
-            counts={"files removed": self.files_removed} | dict(self.pruned),
+            counts={"files removed": self.files_removed, "prunes finished": self.finished}
+            | dict(self.pruned),
             notes=["stopped early: too many undecided pages in a row"]
             if self.stopped_early
             else [],
@@ -138,12 +142,38 @@ def remove_files(media_dir: Path, paths: Iterable[str]) -> int:
 
 
 def prune_video(url: str, media_dir: Path, video_id: int, reason: str) -> int:
-    """Delete one video's media and frames, mark it pruned and record what went; files removed."""
+    """Prune one video: its rows first (pruned, derived text gone, a `pruning` record of its
+    files), then its files, then the record closed; returns the files removed. Safe to rerun at
+    any point: a rerun finds the open record and finishes it."""
     known = store.stored_paths(url, video_id)
     paths = list(dict.fromkeys(known + files_on_disk(media_dir, video_id)))
-    removed = remove_files(media_dir, paths)
-    store.record_pruned(url, video_id, reason, paths)
+    store.mark_pruning(url, video_id, reason, paths)
+    removed = remove_files(media_dir, paths + files_on_disk(media_dir, video_id))
+    store.mark_files_removed(url, video_id)
     return removed
+
+
+def finish_pruned(
+    url: str, media_dir: Path, campaign_id: int | None = None, batch_size: int = 500
+) -> PruneResult:
+    """Prune what is already known gone, without asking the site again: prunes a killed run left
+    open, videos marked pruned by another stage, and videos the download stage found private or
+    removed (issue 20 #1: their captions and transcripts reached the public export)."""
+    result = PruneResult()
+    for select_batch in (store.unfinished, store.known_gone):
+        after = None
+        while batch := select_batch(url, campaign_id, batch_size, after):
+            for video_id, reason in batch:
+                try:
+                    result.files_removed += prune_video(url, media_dir, video_id, reason)
+                    result.finished += 1
+                except OSError as exc:  # its record stays open: the next run tries again
+                    log.warning("video %s: files not deleted yet: %s", video_id, exc)
+                    result.transient += 1
+                    key = f"files: {type(exc).__name__}"
+                    result.transient_reasons[key] = result.transient_reasons.get(key, 0) + 1
+            after = batch[-1][0]
+    return result
 
 
 def prune_videos(
@@ -163,6 +193,7 @@ def prune_videos(
     """
     result = PruneResult()
     in_a_row = 0
+    public: list[int] = []
     for n, (video_id, username) in enumerate(videos):
         if in_a_row >= max_transient_in_a_row:
             result.stopped_early = True
@@ -174,12 +205,20 @@ def prune_videos(
         result.checked += 1
         if verdict.verdict == "public":
             result.public += 1
+            public.append(video_id)
         elif verdict.verdict in ("private", "removed"):
-            result.files_removed += prune_video(url, media_dir, video_id, verdict.verdict)
+            try:
+                result.files_removed += prune_video(url, media_dir, video_id, verdict.verdict)
+            except OSError as exc:  # rows are pruned, the record stays open: finished next run
+                log.warning("video %s: files not deleted yet: %s", video_id, exc)
             result.pruned[verdict.verdict] = result.pruned.get(verdict.verdict, 0) + 1
             result.pruned_ids.append(video_id)
         else:
             result.transient += 1
             key = verdict.reason.split(":")[0] or "unknown"
             result.transient_reasons[key] = result.transient_reasons.get(key, 0) + 1
+        if len(public) >= 100:
+            store.mark_checked(url, public)
+            public.clear()
+    store.mark_checked(url, public)
     return result

@@ -168,14 +168,35 @@ def get_settings(**overrides) -> Settings:
 
 def redact(text: str, settings: Settings) -> str:
     """Replace every configured secret in `text`, for messages that may quote a request."""
-    for secret in (
-        settings.tiktok_client_secret,
-        settings.openai_api_key,
-        settings.tiktok_client_key,
-        settings.export_salt,
-        settings.smtp_password,
-    ):
-        value = secret.get_secret_value() if secret else ""
+    secrets = [
+        secret.get_secret_value() if secret else ""
+        for secret in (
+            settings.tiktok_client_secret,
+            settings.openai_api_key,
+            settings.tiktok_client_key,
+            settings.export_salt,
+            settings.smtp_password,
+        )
+    ]
+    secrets += database_password_forms(settings.database_url)
+    for value in secrets:
         if value and len(value) >= 4:
             text = text.replace(value, "**********")
     return text
+
+
+def database_password_forms(database_url: str) -> list[str]:
+    """The database password as it may appear in a message: decoded, and as written in the URL
+    (percent-encoded), since a driver error can quote either."""
+    from urllib.parse import quote_plus
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(database_url).password if database_url else None
+    except (ArgumentError, ValueError):
+        return []
+    if not password:
+        return []
+    return [str(password), quote_plus(str(password)), quote_plus(str(password), safe="")]

@@ -425,7 +425,6 @@ def run_command(
     stage failed.
     """
     from gettok.flows.pipeline import PipelineIncomplete, pipeline
-    from gettok.local_mode import free_stale_model_slots
     from gettok.orchestration import ensure_prefect_objects
 
     campaign = campaign_or_exit(campaign_file)
@@ -433,8 +432,6 @@ def run_command(
     with services_or_exit(tiktok=True, llm=True) as settings:
         database_or_exit(settings)
         ensure_prefect_objects(settings)
-        for note in free_stale_model_slots(settings):
-            typer.secho(note, fg=typer.colors.YELLOW)
         try:
             result = pipeline(
                 campaign_file=str(campaign_file),

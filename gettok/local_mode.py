@@ -104,29 +104,6 @@ def local_services(
         yield services
 
 
-def free_stale_model_slots(settings: Settings) -> list[str]:
-    """With no Prefect server configured, free the transcription limit's slots a killed run left.
-
-    `gettok run` then starts a temporary Prefect server on a local database. A run killed while
-    transcribing keeps its slot of the limit taken in that database, and its lease died with the
-    temporary server's memory, so nothing ever gives the slot back: every later run would wait
-    for it forever. Runs on a real Prefect server are left alone (leases expire there).
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
-    from prefect.settings import get_current_settings
-
-    if get_current_settings().api.url:
-        return []
-    name = settings.transcription_limit
-    with get_client(sync_client=True) as client:
-        taken = client.read_global_concurrency_limit_by_name(name).active_slots
-        if not taken:
-            return []
-        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
-    return [f"freed {taken} slot(s) of the {name!r} limit left taken by a killed run"]
-
-
 @contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in values}

@@ -556,7 +556,20 @@ def prune_command(
 
 
 def main() -> None:
-    app()
+    """The `gettok` command: stops cleanly on Ctrl-C/SIGTERM; a temporary Prefect server that
+    does not start is one line naming the problem, not its traceback and output."""
+    from gettok.local_mode import prefect_server_problem
+    from gettok.stopping import stop_on_signals
+
+    stop_on_signals()
+    try:
+        app()
+    except RuntimeError as exc:
+        problem = prefect_server_problem(exc)
+        if problem is None:
+            raise
+        typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

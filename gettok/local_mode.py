@@ -9,6 +9,7 @@ is downloaded. Real credentials always win: nothing here overrides what the user
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -102,6 +103,27 @@ def local_services(
             chosen |= {k: v for k, v in env.items() if k.startswith(("OPENAI_", "GETTOK_LLM_"))}
         stack.enter_context(_environment(chosen))
         yield services
+
+
+def prefect_server_problem(exc: BaseException) -> str | None:
+    """One line for a temporary Prefect server that did not start (Prefect's error carries the
+    server's whole output); None for any other error."""
+    text = str(exc)
+    if "ephemeral Prefect API server" not in text:
+        return None
+    from prefect.settings import get_current_settings
+
+    code = re.search(r"exited with code (-?\d+)", text)
+    output = [line.strip() for line in text.split("stderr:", 1)[-1].splitlines() if line.strip()]
+    last = output[-1][:200] if "stderr:" in text and output else None
+    timeout = get_current_settings().server.ephemeral.startup_timeout_seconds
+    return (
+        "the temporary Prefect server did not start"
+        + (f" (it exited with code {code.group(1)})" if code else f" within {timeout} s")
+        + (f": {last}" if last else "")
+        + "; on a loaded machine raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or run "
+        "`prefect server start` and set PREFECT_API_URL"
+    )
 
 
 @contextmanager

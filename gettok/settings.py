@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_serializer, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Every field the Research API documents. `favourites_count` is left out of the default
@@ -143,6 +143,14 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http(s) URL, got {value!r}")
         return value.rstrip("/") if value else value
+
+    @field_serializer("database_url")
+    def _database_url_without_password(self, value: str) -> str:
+        """Settings are handed to Prefect tasks, whose parameters Prefect may serialise: like the
+        SecretStr fields, the database URL is written without its password."""
+        for form in database_password_forms(value):
+            value = value.replace(f":{form}@", ":***@")
+        return value
 
     @property
     def resolved_database_url(self) -> str:

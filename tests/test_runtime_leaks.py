@@ -96,3 +96,26 @@ def test_a_figure_is_replaced_whole_never_written_in_place(tmp_path):
     assert held.read_bytes() == b"earlier figure"
     assert path.read_bytes().startswith(b"\x89PNG")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["daily.png", "held-by-a-reader.png"]
+
+
+def test_settings_handed_to_a_prefect_task_serialise_without_any_secret():
+    """Tasks take `Settings`; what Prefect records of a parameter is its serialised form."""
+    from prefect.serializers import JSONSerializer
+
+    secrets = {
+        "database_url": "postgresql+psycopg://gettok:pg-s3cret@db:5432/gettok",
+        "tiktok_client_key": "key-s3cret",
+        "tiktok_client_secret": "client-s3cret",
+        "openai_api_key": "sk-s3cret",
+        "export_salt": "salt-s3cret",
+        "smtp_password": "smtp-s3cret",
+    }
+    settings = get_settings(**secrets)
+    for written in (
+        settings.model_dump_json(),
+        str(settings.model_dump(mode="json")),
+        JSONSerializer().dumps(settings).decode(),
+    ):
+        assert "s3cret" not in written
+        assert "gettok:***@db:5432" in written  # the rest of the URL stays, for the record
+    assert settings.resolved_database_url == secrets["database_url"]  # usable all the same

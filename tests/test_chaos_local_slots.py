@@ -21,21 +21,27 @@ from gettok.tasks.transcribe.slot import holder_of, local_slot
 from tests.chaos_world import ROOT
 
 # What a local run does around the model: its start (before this fix, freeing "stale" slots),
-# then the model work inside the slot. Prints when it got and gave back the slot.
+# then the model work inside the slot. It says when it asks for, got and gave back the slot; the
+# first run holds it until the second is asking, and a while longer.
 RUN = """
 import sys, time
+from pathlib import Path
 from gettok import local_mode
 from gettok.orchestration import ensure_prefect_objects
 from gettok.settings import get_settings
 from gettok.tasks.transcribe.transcriber import model_slot
 
+asking, hold_until = Path(sys.argv[1]), sys.argv[2]
 settings = get_settings()
 ensure_prefect_objects(settings)
 for note in getattr(local_mode, "free_stale_model_slots", lambda s: [])(settings):
     print(note, flush=True)
-with model_slot(settings.transcription_limit, settings.transcription_concurrency):
+asking.touch()
+with model_slot(settings.transcription_limit):  # one slot, the default
     print("got", time.time(), flush=True)
-    time.sleep(float(sys.argv[1]))
+    while hold_until and not Path(hold_until).exists():
+        time.sleep(0.1)
+    time.sleep(5 if hold_until else 0)
     print("released", time.time(), flush=True)
 """
 
@@ -50,9 +56,9 @@ def local_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def start_run(env: dict[str, str], hold_s: float) -> subprocess.Popen:
+def start_run(env: dict[str, str], asking: Path, hold_until: Path | str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", RUN, str(hold_s)],
+        [sys.executable, "-c", RUN, str(asking), str(hold_until)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -67,11 +73,11 @@ def times(output: str, word: str) -> float:
 
 def test_two_local_runs_at_once_never_both_hold_the_model(tmp_path):
     env = local_env(tmp_path)
-    first = start_run(env, hold_s=8)
+    first = start_run(env, tmp_path / "first-asking", hold_until=tmp_path / "second-asking")
     try:
         got = first.stdout.readline()  # the first run holds the slot...
         assert got.startswith("got"), first.stderr.read()[-3000:]
-        second = start_run(env, hold_s=0)  # ...when the second starts
+        second = start_run(env, tmp_path / "second-asking", hold_until="")  # ...as the second asks
         out, err = second.communicate(timeout=300)
         first_out, _ = first.communicate(timeout=60)
     finally:

@@ -110,3 +110,12 @@ def process_alive(pid: int) -> bool:
     except PermissionError:  # alive, another user's
         return True
     return True
+
+
+def release_worker(url: str, worker: str | None = None) -> int:
+    """Give back every claim of this process, whatever its stage (`host:pid` and the per-call
+    `host:pid:suffix` names): for a command that is stopping. Returns how many."""
+    worker = worker or worker_name()
+    mine = (WorkClaim.worker == worker) | WorkClaim.worker.startswith(f"{worker}:", autoescape=True)
+    with db.session_scope(url) as session:
+        return session.execute(delete(WorkClaim).where(mine)).rowcount or 0

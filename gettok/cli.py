@@ -434,7 +434,6 @@ def run_command(
     stage failed.
     """
     from gettok.flows.pipeline import PipelineIncomplete, pipeline
-    from gettok.local_mode import free_stale_model_slots
     from gettok.orchestration import ensure_prefect_objects
 
     campaign = campaign_or_exit(campaign_file)
@@ -442,8 +441,6 @@ def run_command(
     with services_or_exit(tiktok=True, llm=True) as settings:
         database_or_exit(settings)
         ensure_prefect_objects(settings)
-        for note in free_stale_model_slots(settings):
-            typer.secho(note, fg=typer.colors.YELLOW)
         try:
             result = pipeline(
                 campaign_file=str(campaign_file),
@@ -568,7 +565,20 @@ def prune_command(
 
 
 def main() -> None:
-    app()
+    """The `gettok` command: stops cleanly on Ctrl-C/SIGTERM; a temporary Prefect server that
+    does not start is one line naming the problem, not its traceback and output."""
+    from gettok.local_mode import prefect_server_problem
+    from gettok.stopping import stop_on_signals
+
+    stop_on_signals()
+    try:
+        app()
+    except RuntimeError as exc:
+        problem = prefect_server_problem(exc)
+        if problem is None:
+            raise
+        typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

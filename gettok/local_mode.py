@@ -9,6 +9,7 @@ is downloaded. Real credentials always win: nothing here overrides what the user
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -104,27 +105,25 @@ def local_services(
         yield services
 
 
-def free_stale_model_slots(settings: Settings) -> list[str]:
-    """With no Prefect server configured, free the transcription limit's slots a killed run left.
-
-    `gettok run` then starts a temporary Prefect server on a local database. A run killed while
-    transcribing keeps its slot of the limit taken in that database, and its lease died with the
-    temporary server's memory, so nothing ever gives the slot back: every later run would wait
-    for it forever. Runs on a real Prefect server are left alone (leases expire there).
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+def prefect_server_problem(exc: BaseException) -> str | None:
+    """One line for a temporary Prefect server that did not start (Prefect's error carries the
+    server's whole output); None for any other error."""
+    text = str(exc)
+    if "ephemeral Prefect API server" not in text:
+        return None
     from prefect.settings import get_current_settings
 
-    if get_current_settings().api.url:
-        return []
-    name = settings.transcription_limit
-    with get_client(sync_client=True) as client:
-        taken = client.read_global_concurrency_limit_by_name(name).active_slots
-        if not taken:
-            return []
-        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
-    return [f"freed {taken} slot(s) of the {name!r} limit left taken by a killed run"]
+    code = re.search(r"exited with code (-?\d+)", text)
+    output = [line.strip() for line in text.split("stderr:", 1)[-1].splitlines() if line.strip()]
+    last = output[-1][:200] if "stderr:" in text and output else None
+    timeout = get_current_settings().server.ephemeral.startup_timeout_seconds
+    return (
+        "the temporary Prefect server did not start"
+        + (f" (it exited with code {code.group(1)})" if code else f" within {timeout} s")
+        + (f": {last}" if last else "")
+        + "; on a loaded machine raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or run "
+        "`prefect server start` and set PREFECT_API_URL"
+    )
 
 
 @contextmanager

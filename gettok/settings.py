@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_serializer, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Every video field the Research API serves, spelled as the API spells them: `favorites_count`
@@ -172,6 +172,14 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an http(s) URL, got {value!r}")
         return value.rstrip("/") if value else value
 
+    @field_serializer("database_url")
+    def _database_url_without_password(self, value: str) -> str:
+        """Settings are handed to Prefect tasks, whose parameters Prefect may serialise: like the
+        SecretStr fields, the database URL is written without its password."""
+        for form in database_password_forms(value):
+            value = value.replace(f":{form}@", ":***@")
+        return value
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'gettok.db'}"
@@ -196,14 +204,35 @@ def get_settings(**overrides) -> Settings:
 
 def redact(text: str, settings: Settings) -> str:
     """Replace every configured secret in `text`, for messages that may quote a request."""
-    for secret in (
-        settings.tiktok_client_secret,
-        settings.openai_api_key,
-        settings.tiktok_client_key,
-        settings.export_salt,
-        settings.smtp_password,
-    ):
-        value = secret.get_secret_value() if secret else ""
+    secrets = [
+        secret.get_secret_value() if secret else ""
+        for secret in (
+            settings.tiktok_client_secret,
+            settings.openai_api_key,
+            settings.tiktok_client_key,
+            settings.export_salt,
+            settings.smtp_password,
+        )
+    ]
+    secrets += database_password_forms(settings.database_url)
+    for value in secrets:
         if value and len(value) >= 4:
             text = text.replace(value, "**********")
     return text
+
+
+def database_password_forms(database_url: str) -> list[str]:
+    """The database password as it may appear in a message: decoded, and as written in the URL
+    (percent-encoded), since a driver error can quote either."""
+    from urllib.parse import quote_plus
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(database_url).password if database_url else None
+    except (ArgumentError, ValueError):
+        return []
+    if not password:
+        return []
+    return [str(password), quote_plus(str(password)), quote_plus(str(password), safe="")]

@@ -1,69 +1,144 @@
-"""`gettok run` without a Prefect server, after a run was killed mid-transcription.
+"""The gpu slot of `gettok run` without a Prefect server (issue 20 #12).
 
-Found by killing `gettok run` (local mode) while Whisper ran: its slot of the transcription limit
-stayed taken in the temporary server's database (the lease died with that server), and the next
-`gettok run` waited at "videos to transcribe" forever. The next run now frees it; a real Prefect
-server's slots are never touched (their leases expire there).
+Found twice. First a run killed mid-transcription kept its slot taken in the temporary server's
+database forever; the fix freed every taken slot at the next run's start, and then a second run
+started beside a live one freed the live run's slot: two Whisper models loaded at once. Now a
+local slot is an OS lock held by the process: the kernel frees it when the holder dies, and only
+then.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+from pathlib import Path
+
+from gettok.tasks.transcribe.slot import holder_of, local_slot
 
 from tests.chaos_world import ROOT
 
-# A killed run's leftover: the limit with a slot taken and nobody holding it.
-SCRIPT = """
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
-from gettok.local_mode import free_stale_model_slots
+# What a local run does around the model: its start (before this fix, freeing "stale" slots),
+# then the model work inside the slot. It says when it asks for, got and gave back the slot; the
+# first run holds it until the second is asking, and a while longer.
+RUN = """
+import sys, time
+from pathlib import Path
+from gettok import local_mode
 from gettok.orchestration import ensure_prefect_objects
 from gettok.settings import get_settings
+from gettok.tasks.transcribe.transcriber import model_slot
 
+asking, hold_until = Path(sys.argv[1]), sys.argv[2]
 settings = get_settings()
 ensure_prefect_objects(settings)
-with get_client(sync_client=True) as client:
-    client.update_global_concurrency_limit("gpu", GlobalConcurrencyLimitUpdate(active_slots=1))
-    print("notes:", free_stale_model_slots(settings))
-    print("taken:", client.read_global_concurrency_limit_by_name("gpu").active_slots)
-    print("again:", free_stale_model_slots(settings))
+for note in getattr(local_mode, "free_stale_model_slots", lambda s: [])(settings):
+    print(note, flush=True)
+asking.touch()
+with model_slot(settings.transcription_limit):  # one slot, the default
+    print("got", time.time(), flush=True)
+    while hold_until and not Path(hold_until).exists():
+        time.sleep(0.1)
+    time.sleep(5 if hold_until else 0)
+    print("released", time.time(), flush=True)
 """
 
 
-def test_a_local_run_frees_the_slot_a_killed_run_left_taken(tmp_path):
+def local_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "GETTOK_"))}
-    env |= {
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+    return env | {
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),  # one machine: both runs share it
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",  # a loaded machine
+        "GETTOK_DATA_DIR": str(tmp_path / "data"),
     }
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+
+
+def start_run(env: dict[str, str], asking: Path, hold_until: Path | str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN, str(asking), str(hold_until)],
         env=env,
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.splitlines()
-    assert "notes: [\"freed 1 slot(s) of the 'gpu' limit left taken by a killed run\"]" in lines
-    assert "taken: 0" in lines and "again: []" in lines
 
 
-def test_slots_on_a_real_prefect_server_are_left_alone(prefect_harness, settings_env):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+def times(output: str, word: str) -> float:
+    return next(float(line.split()[1]) for line in output.splitlines() if line.startswith(word))
 
-    from gettok.local_mode import free_stale_model_slots
-    from gettok.settings import get_settings
 
-    settings = get_settings(transcription_limit="chaos-held-elsewhere")
-    with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name("chaos-held-elsewhere", 1)
-        update = GlobalConcurrencyLimitUpdate(active_slots=1)
-        client.update_global_concurrency_limit("chaos-held-elsewhere", update)
-        assert free_stale_model_slots(settings) == []
-        limit = client.read_global_concurrency_limit_by_name("chaos-held-elsewhere")
-    assert limit.active_slots == 1  # another worker may hold it: its lease decides
+def test_two_local_runs_at_once_never_both_hold_the_model(tmp_path):
+    env = local_env(tmp_path)
+    first = start_run(env, tmp_path / "first-asking", hold_until=tmp_path / "second-asking")
+    try:
+        got = first.stdout.readline()  # the first run holds the slot...
+        assert got.startswith("got"), first.stderr.read()[-3000:]
+        second = start_run(env, tmp_path / "second-asking", hold_until="")  # ...as the second asks
+        out, err = second.communicate(timeout=300)
+        first_out, _ = first.communicate(timeout=60)
+    finally:
+        for proc in (first, locals().get("second")):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    assert second.returncode == 0, err[-3000:]
+    assert "left taken by a killed run" not in out
+    assert times(out, "got") >= times(first_out, "released")  # never both at once
+
+
+def hold_in_child(folder: Path) -> subprocess.Popen:
+    code = (
+        "import sys, time; from pathlib import Path\n"
+        "from gettok.tasks.transcribe.slot import local_slot\n"
+        "with local_slot('gpu', 1, Path(sys.argv[1])):\n"
+        "    print('got', flush=True); time.sleep(600)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout.readline().strip() == "got"
+    return child
+
+
+def test_a_live_holder_keeps_its_slot_and_a_killed_one_frees_it_at_once(tmp_path):
+    folder = tmp_path / "slots"
+    holder = hold_in_child(folder)
+    try:
+        assert f"pid {holder.pid}" in holder_of(folder / "gpu.0.lock")
+        got = threading.Event()
+
+        def wait_for_slot() -> None:
+            with local_slot("gpu", 1, folder):
+                got.set()
+
+        waiter = threading.Thread(target=wait_for_slot, daemon=True)
+        waiter.start()
+        assert not got.wait(2), "a live run's slot was taken"
+        os.kill(holder.pid, signal.SIGKILL)  # kill -9: nothing of its own code runs
+        holder.wait(10)
+        assert got.wait(5), "a dead run's slot was not freed"
+        waiter.join(5)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert holder_of(folder / "gpu.0.lock") == "released"
+
+
+def test_two_slots_let_two_runs_in_and_hold_the_third(tmp_path):
+    folder = tmp_path / "slots"
+    third = threading.Event()
+
+    def third_run() -> None:
+        with local_slot("gpu", 2, folder):
+            third.set()
+
+    with local_slot("gpu", 2, folder) as one, local_slot("gpu", 2, folder) as two:
+        assert {one, two} == {0, 1}
+        waiter = threading.Thread(target=third_run, daemon=True)
+        waiter.start()
+        assert not third.wait(1.5)
+    assert third.wait(5)
+    waiter.join(5)

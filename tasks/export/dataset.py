@@ -13,6 +13,7 @@ import hmac
 import json
 import os
 import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -330,9 +331,15 @@ def export_frame(
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    """Write beside `path` under a name no other export uses, then rename over it: two exports
+    at once each replace the file whole (a shared temp name mixed them, or one crashed)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # created as usual (umask)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_export(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import uuid
 from datetime import date
 from pathlib import Path
 
@@ -37,9 +39,23 @@ def _humanise(x: float, _pos=None) -> str:
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        _replace_whole(path, lambda tmp: fig.savefig(tmp, dpi=DPI, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
     return path
+
+
+def _replace_whole(path: Path, write) -> None:
+    """Write `path` beside it under a unique name, then rename over it: a reader (or a report
+    killed mid-write) never finds half a PNG, and an earlier figure stays whole until replaced."""
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 SYNTHETIC_BANNER = "SANDBOX DATA: synthetic, not TikTok"
@@ -57,7 +73,7 @@ def mark_synthetic(path: Path) -> Path:
     ImageDraw.Draw(stamped).text(
         (figure.width / 2, band / 2), SYNTHETIC_BANNER, fill="white", font=font, anchor="mm"
     )
-    stamped.save(path)
+    _replace_whole(path, lambda tmp: stamped.save(tmp, format="PNG"))
     return path
 
 

@@ -21,6 +21,8 @@ from gettok.models.schema import (
     utcnow,
 )
 from gettok.tasks.transcribe import store
+from gettok.tasks.transcribe.slot import available as local_slot_available
+from gettok.tasks.transcribe.slot import local_slot
 from gettok.tasks.transcribe.whisper import (
     AudioError,
     ClipTranscript,
@@ -130,13 +132,26 @@ def ensure_transcription_limit(settings: Settings) -> str:
 
 
 @contextmanager
-def model_slot(limit_name: str | None) -> Iterator[None]:
-    """Hold one slot of the limit; strict, so a missing limit is an error, not an unbounded run."""
+def model_slot(limit_name: str | None, slots: int = 1) -> Iterator[None]:
+    """Hold one slot of the limit; strict, so a missing limit is an error, not an unbounded run.
+
+    With no Prefect server configured (`gettok run` on one machine) the slot is a lock file of
+    `slots` (see slot.py): a temporary server's leases cannot tell a dead holder from a live one.
+    """
     if limit_name is None:
         with nullcontext():
             yield
         return
     from prefect.concurrency.sync import concurrency
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url and local_slot_available():
+        log.info("waiting for a slot of the %r limit (another run may hold it)", limit_name)
+        asked = time.perf_counter()
+        with local_slot(limit_name, slots):
+            log.info("got the %r slot after %.0f s", limit_name, time.perf_counter() - asked)
+            yield
+        return
 
     # Strict: a missing limit fails the run. A renewal hiccup mid-batch does not (the slot's
     # lease is renewed in the background; losing one renewal must not discard an hour of GPU work).
@@ -173,7 +188,7 @@ def transcribe_videos(
     result = TranscribeResult()
     held: list[int] = []
     try:
-        with model_slot(limit_name):
+        with model_slot(limit_name, settings.transcription_concurrency):
             held = claims.claim(url, STAGE, video_ids, lease_s=CLAIM_LEASE_S)
             todo = set(
                 store.pending_videos(url, options, video_ids=held, retry_failed=retry_failed)

@@ -93,16 +93,25 @@ def enrich_campaign(
     if frames:
         result.frames = extract_campaign_frames(url, settings, campaign.name, run_frames)
         log.info("frames: %s", result.frames.model_dump(exclude={"failures"}))
-    result.kinds = annotate_campaign(
-        campaign,
-        settings,
-        budget,
-        kinds=kinds,
-        run_batch=run_batch,
-        log=log,
-        shared_rate_limit=shared_rate_limit,
-    )
-    result.spent_usd = budget.spent_usd
+    try:
+        result.kinds = annotate_campaign(
+            campaign,
+            settings,
+            budget,
+            kinds=kinds,
+            run_batch=run_batch,
+            log=log,
+            shared_rate_limit=shared_rate_limit,
+        )
+    except Exception as exc:
+        # What was spent before the stop is spent: the caller's run budget must count it.
+        exc.llm_spent_usd = budget.spent_usd
+        spent = f"${budget.spent_usd:.4f} of ${budget.limit_usd:.2f}"
+        exc.add_note(f"LLM spend before the stop: {spent}")
+        log.error("annotation stopped after spending %s: %s", spent, exc)
+        raise
+    finally:
+        result.spent_usd = budget.spent_usd
     if result.skipped_budget:
         log.warning(
             "the budget of $%.2f was reached: %d request(s) left pending for a later run",

@@ -35,6 +35,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
+from gettok.clients.llm import LlmUnavailable
 from gettok.orchestration import DOWNLOAD_RATE_LIMIT, LLM_RATE_LIMIT
 from gettok.progress import StageCounts, stage_counts
 from gettok.retry import DAY, task_retries
@@ -95,6 +96,7 @@ class RunBudget:
 
     limit_usd: float
     spent_usd: float = 0.0
+    llm_stopped: str | None = None  # why the LLM refuses everything (key, model, balance)
 
     @property
     def left_usd(self) -> float:
@@ -150,9 +152,19 @@ def process_new_videos(
             raise RuntimeError(f"transcription run {run.name} ended {run.state and run.state.name}")
     else:
         stages.transcribe(campaign_file=campaign_file)
-    enriched = stages.enrich(
-        campaign_file=campaign_file, budget_usd=budget.left_usd, shared_rate_limit=LLM_RATE_LIMIT
-    )
+    if budget.llm_stopped:
+        raise RuntimeError(f"the LLM stopped earlier in this run: {budget.llm_stopped}")
+    try:
+        enriched = stages.enrich(
+            campaign_file=campaign_file,
+            budget_usd=budget.left_usd,
+            shared_rate_limit=LLM_RATE_LIMIT,
+        )
+    except Exception as exc:  # a failed enrich spent money too: the next batch must not
+        budget.spent_usd += float(getattr(exc, "llm_spent_usd", 0.0))
+        if isinstance(exc, LlmUnavailable):  # a key, model or balance: no later batch can do
+            budget.llm_stopped = str(exc)
+        raise
     budget.spent_usd += float(getattr(enriched, "spent_usd", 0.0))
 
 

@@ -128,6 +128,7 @@ class Settings(BaseSettings):
     llm_max_attempts: int = Field(5, ge=1, le=20)  # per request, on 429 / 5xx / timeouts
     llm_backoff_s: float = Field(2.0, ge=0, le=300)  # first backoff after a 5xx or timeout
     llm_max_wait_s: float = Field(60.0, ge=0, le=3600)  # cap on one wait, Retry-After included
+    llm_invalid_max_tries: int = Field(3, ge=1, le=20)  # runs that ask again after `invalid`
     llm_concurrency: int = Field(4, ge=1, le=64)  # requests in flight at once
     llm_batch_size: int = Field(250, ge=1, le=10_000)  # videos per Prefect task run
     llm_max_frames: int = Field(8, ge=1, le=50)  # frames sent for a description

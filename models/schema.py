@@ -390,6 +390,8 @@ class Annotation(Base):
     output_tokens: Mapped[int | None] = mapped_column(Integer)
     cost_usd: Mapped[float | None] = mapped_column(Float)
     latency_ms: Mapped[float | None] = mapped_column(Float)
+    # Runs that asked for this row: an `invalid` one is asked again until `llm_invalid_max_tries`.
+    tries: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     is_sandbox: Mapped[bool] = mapped_column(Boolean, default=False)
     frame_id: Mapped[int | None] = mapped_column(ForeignKey("frames.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,6 +10,7 @@ from gettok.models.campaign import load_campaign
 from gettok.models.schema import Annotation, AnnotationKind, Frame
 from gettok.tasks.annotate.annotator import annotate_videos, plan_for
 from gettok.tasks.annotate.cost import estimate_enrich
+from gettok.tasks.annotate.prompts import load_prompt
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -74,13 +75,16 @@ def test_budget_stops_new_requests_at_the_limit(rows, db_url, sandbox_env):
     from gettok.flows.enrich import enrich_campaign
 
     settings = get_settings(llm_batch_size=1)
-    # Room for one summary as the client estimates it, not two (answers cost about half).
-    one = estimate_enrich(db_url, settings, rows.campaign, ["summary"]).total_usd / 4
+    # Room for one summary at its worst (every allowed output token), not two: the ceiling.
+    expected = estimate_enrich(db_url, settings, rows.campaign, ["summary"]).total_usd / 4
+    prompt = load_prompt("summary")
+    output_price = settings.llm_prices["sandbox-vision"][1] / 1e6
+    one = expected + (prompt.max_output_tokens - prompt.expected_output_tokens) * output_price
     result = enrich_campaign(
         rows.campaign,
         settings,
         kinds=["summary", "sentiment"],
-        budget_usd=1.2 * one,
+        budget_usd=1.1 * one,
         frames=False,
     )
     summary, sentiment = result.kinds
@@ -90,7 +94,7 @@ def test_budget_stops_new_requests_at_the_limit(rows, db_url, sandbox_env):
         result.skipped_budget == 7
         and "0 done, 0 refused, 0 invalid, 0 failed, 4 left for budget" in result.summary()
     )
-    assert 0 < result.spent_usd <= 1.2 * one
+    assert 0 < result.spent_usd <= 1.1 * one
     assert sandbox_env.state.counters["llm_requests"] == 1
     assert count(db_url, AnnotationKind.summary) == 1  # nothing written for the skipped
     assert count(db_url, AnnotationKind.sentiment) == 0

@@ -121,7 +121,7 @@ def test_each_kind_answers_valid_marked_and_from_the_input(client_for, sandbox_e
 def test_429_gives_up_after_the_attempts_without_sdk_retries(client_for, sandbox_env):
     sandbox_env.state.update_config({"llm": {"rate_limit_429": 1.0}})
     client = client_for(llm_max_attempts=3, llm_max_wait_s=30)
-    outcome = client.annotate(request(), Budget(1.0))
+    outcome = client.annotate(request(), Budget(100.0))
     assert outcome.status is AnnotationStatus.failed and "HTTP 429" in outcome.error
     assert "gave up after 3 attempts" in outcome.error
     assert requests_made(sandbox_env) == outcome.attempts == 3  # no hidden SDK retries
@@ -142,7 +142,7 @@ def test_429_waits_as_long_as_the_server_asks_over_http(sandbox_env, headers, wa
     try:
         with real_waits() as waits:
             started = time.monotonic()
-            outcome = client.annotate(request(), Budget(1.0))
+            outcome = client.annotate(request(), Budget(100.0))
             elapsed = time.monotonic() - started
     finally:
         client.close()
@@ -163,7 +163,7 @@ def test_the_llm_policy_comes_from_the_settings(settings_env):
 def test_429_then_success_is_ok(client_for, sandbox_env):
     sandbox_env.state.update_config({"llm": {"rate_limit_429": 0.5}, "fault_seed": 7})
     client = client_for(llm_max_attempts=10)
-    outcomes = [client.annotate(request(), Budget(1.0)) for _ in range(6)]
+    outcomes = [client.annotate(request(), Budget(100.0)) for _ in range(6)]
     assert all(o.status is AnnotationStatus.ok for o in outcomes)
     assert sandbox_env.state.counters["llm_429"] > 0
     assert sum(o.attempts for o in outcomes) == requests_made(sandbox_env)
@@ -172,7 +172,7 @@ def test_429_then_success_is_ok(client_for, sandbox_env):
 def test_5xx_is_retried_then_fails(client_for, sandbox_env):
     sandbox_env.state.update_config({"llm": {"error_500": 1.0}})
     client = client_for(llm_max_attempts=4, llm_backoff_s=1.0, llm_max_wait_s=100)
-    outcome = client.annotate(request(), Budget(1.0))
+    outcome = client.annotate(request(), Budget(100.0))
     assert outcome.status is AnnotationStatus.failed and "HTTP 500" in outcome.error
     assert requests_made(sandbox_env) == outcome.attempts == 4
 
@@ -180,7 +180,7 @@ def test_5xx_is_retried_then_fails(client_for, sandbox_env):
 def test_timeout_is_retried_then_recorded(client_for, sandbox_env):
     sandbox_env.state.update_config({"llm": {"timeout": 1.0, "timeout_s": 1.5}})
     client = client_for(llm_timeout_s=0.3, llm_max_attempts=2)
-    outcome = client.annotate(request(), Budget(1.0))
+    outcome = client.annotate(request(), Budget(100.0))
     assert outcome.status is AnnotationStatus.failed
     assert outcome.error.startswith("timed out after 0.3 s")
     assert outcome.attempts == 2
@@ -188,7 +188,7 @@ def test_timeout_is_retried_then_recorded(client_for, sandbox_env):
 
 def test_refusal_is_recorded_not_retried(client_for, sandbox_env):
     sandbox_env.state.update_config({"llm": {"refusal": 1.0}})
-    outcome = client_for().annotate(request(), Budget(1.0))
+    outcome = client_for().annotate(request(), Budget(100.0))
     assert outcome.status is AnnotationStatus.refused and outcome.value is None
     assert outcome.error.startswith("[sandbox] I can't help")
     assert requests_made(sandbox_env) == 1 and outcome.output_tokens > 0  # refusals are billed
@@ -196,7 +196,7 @@ def test_refusal_is_recorded_not_retried(client_for, sandbox_env):
 
 def test_invalid_json_gets_one_corrective_retry(client_for, sandbox_env):
     sandbox_env.state.update_config({"llm": {"invalid_json": 1.0}})
-    outcome = client_for().annotate(request(), Budget(1.0))
+    outcome = client_for().annotate(request(), Budget(100.0))
     assert outcome.status is AnnotationStatus.ok and outcome.value["label"] == "neutral"
     assert outcome.attempts == 2 and requests_made(sandbox_env) == 2
     assert sandbox_env.state.counters["llm_invalid_json"] == 1
@@ -215,7 +215,7 @@ class NoSandboxSummary(Summary):
 
 def test_output_failing_validation_twice_is_invalid(client_for, sandbox_env):
     outcome = client_for().annotate(
-        request(NoSandboxSummary, "<transcript>a b</transcript>"), Budget(1.0)
+        request(NoSandboxSummary, "<transcript>a b</transcript>"), Budget(100.0)
     )
     assert outcome.status is AnnotationStatus.invalid
     assert "summaries must not be marked" in outcome.error
@@ -225,15 +225,16 @@ def test_output_failing_validation_twice_is_invalid(client_for, sandbox_env):
 
 def test_client_errors_are_not_retried(client_for, sandbox_env):
     remote = ("https://example.org/frame.jpg", 72, 128)  # the sandbox reads only data: URLs
-    outcome = client_for().annotate(request(Description, "Describe.", [remote]), Budget(1.0))
+    outcome = client_for().annotate(request(Description, "Describe.", [remote]), Budget(100.0))
     assert outcome.status is AnnotationStatus.failed and outcome.error.startswith("HTTP 400")
     assert outcome.attempts == 1
 
 
 def test_budget_refuses_a_request_it_cannot_cover(client_for, sandbox_env):
     client = client_for()
-    estimate = client.estimate_usd(request())
-    budget = Budget(estimate * 1.01)  # room for one request, as estimated
+    ceiling = client.ceiling_usd(request())  # the whole max_completion_tokens answered
+    assert ceiling > client.estimate_usd(request())
+    budget = Budget(ceiling * 1.01)  # room for one request at its worst
     first = client.annotate(request(), budget)
     assert first.status is AnnotationStatus.ok
     assert budget.spent_usd == pytest.approx(first.cost_usd)
@@ -267,7 +268,7 @@ def test_every_attempt_takes_a_shared_rate_limit_slot(sandbox_env):
     slots: list[int] = []
     settings = get_settings(llm_model="sandbox-vision", llm_max_attempts=3, llm_backoff_s=0)
     client = LlmClient(settings, before_request=lambda: slots.append(1))
-    outcome = client.annotate(request(), Budget(1.0))
+    outcome = client.annotate(request(), Budget(100.0))
     client.close()
     assert len(slots) == outcome.attempts == requests_made(sandbox_env) == 3
 
@@ -276,5 +277,5 @@ def test_a_server_refusing_everything_stops_instead_of_failing_each_video(client
     client = client_for(llm_prices={"gpt-4o-mini": (0.15, 0.6)})
     wrong_model = dataclasses.replace(request(), model="gpt-4o-mini")
     with pytest.raises(LlmUnavailable, match="HTTP 404 for model 'gpt-4o-mini'"):
-        client.annotate(wrong_model, Budget(1.0))
+        client.annotate(wrong_model, Budget(100.0))
     assert requests_made(sandbox_env) == 1

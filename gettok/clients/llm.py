@@ -2,9 +2,12 @@
 
 The SDK's own retries are switched off (`max_retries=0`) so that every attempt is counted here;
 429s, 5xx and timeouts are retried through `gettok.retry` (jittered backoff, never sooner than the
-server's Retry-After or retry-after-ms, capped), a refusal is recorded as such, and an answer that
-fails validation gets one corrective retry quoting the error. Every attempt that returned usage is
-charged, and a run's budget refuses new requests once spent.
+server's Retry-After or retry-after-ms, capped), a refusal (the model's, or a content filter's) is
+recorded as such, an answer cut at the token limit is asked once more with room to finish, and an
+answer that fails validation gets one corrective retry quoting the error. Every answer is charged:
+by its `usage`, or by an estimate when the server sends none. A run's budget is a ceiling: a request
+starts only if its worst case (the whole `max_completion_tokens`) still fits. A bad key, an unknown
+model or an empty balance stops the run at the first answer, for every request after it too.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ from gettok.settings import Settings, redact
 SANDBOX_FINGERPRINT = "gettok-sandbox"  # the sandbox's system_fingerprint: marks its answers
 CHARS_PER_TOKEN = 4  # OpenAI's rule of thumb for English; Spanish runs a little longer
 MESSAGE_OVERHEAD_TOKENS = 4
+# No tokenizer makes a token longer than this on average over a whole answer: more characters
+# than the limit times this means the server ignored the limit (20 MB answers were seen).
+MAX_CHARS_PER_TOKEN = 16
+LENGTH_RETRY_FACTOR = 2  # an answer cut at the token limit is asked again with this much room
 
 
 class PriceUnknown(ValueError):
@@ -95,11 +102,21 @@ class ChatRequest:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": content}]
 
     def estimated_tokens(self) -> tuple[int, int]:
-        """(input, output) tokens expected, before sending: what the dry run and budget use."""
+        """(input, output) tokens expected, before sending: what the dry run uses."""
+        return self.input_tokens(self.messages()), self.expected_output_tokens
+
+    def input_tokens(self, messages: list[dict[str, Any]]) -> int:
+        """Estimated input tokens of `messages` (a corrective turn included) with the schema."""
         schema = json.dumps(strict_json_schema(self.answer_model))
-        tokens = text_tokens(self.system) + text_tokens(self.user_text) + text_tokens(schema)
+        tokens = text_tokens(schema)
+        for message in messages:
+            content = message.get("content") or ""
+            parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            for part in parts:
+                if part["type"] == "text":
+                    tokens += text_tokens(part["text"])
         tokens += sum(image_tokens(w, h, self.image_detail) for _u, w, h in self.images)
-        return tokens, self.expected_output_tokens
+        return tokens
 
 
 class Budget:
@@ -150,6 +167,7 @@ class LlmOutcome(BaseModel):
     latency_ms: float | None = None  # of the last request, without waits
     attempts: int = 0
     is_sandbox: bool = False
+    usage_estimated: bool = False  # the server sent no token counts: charged by estimate
     created_at: Any = None
 
     @property
@@ -181,6 +199,7 @@ class LlmClient:
         policy = llm_policy(settings)
         self.policies = {"throttle": policy, "server_error": policy, "network": policy}
         self._before_request = before_request
+        self._stopped: LlmUnavailable | None = None  # set by the first answer that stops the run
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
         self._client = openai.OpenAI(
             api_key=key,
@@ -193,70 +212,115 @@ class LlmClient:
         self._client.close()
 
     def estimate_usd(self, request: ChatRequest) -> float:
+        """The expected cost of `request` (the dry run's figure)."""
         return cost_usd(self.settings, request.model, *request.estimated_tokens())
+
+    def ceiling_usd(self, request: ChatRequest, messages=None, max_tokens: int = 0) -> float:
+        """The most `request` can cost: its input and every output token it is allowed."""
+        messages = messages if messages is not None else request.messages()
+        tokens_out = max_tokens or request.max_output_tokens
+        return cost_usd(self.settings, request.model, request.input_tokens(messages), tokens_out)
 
     def annotate(self, request: ChatRequest, budget: Budget) -> LlmOutcome:
         """Send `request` until it gives a valid answer, a refusal, or a recorded failure."""
+        if self._stopped is not None:  # an earlier answer said no request can succeed
+            raise LlmUnavailable(str(self._stopped))
         outcome = LlmOutcome(status=None, model=request.model)
-        messages = request.messages()
-        for round_ in range(2):  # the answer, then at most one corrective retry
-            estimate = self.estimate_usd(request)
-            if not budget.reserve(estimate):
+        messages, max_tokens = request.messages(), request.max_output_tokens
+        for round_ in range(2):  # the answer, then at most one more try (cut off, or invalid)
+            ceiling = self.ceiling_usd(request, messages, max_tokens)
+            if not budget.reserve(ceiling):
                 return outcome  # left pending for a later run with more budget
             completion = None
             try:
-                completion = self._send(request, messages, outcome)
-            except GaveUp as exc:
-                outcome.status, outcome.error = AnnotationStatus.failed, str(exc)
-                return outcome
-            except (
-                openai.AuthenticationError,
-                openai.PermissionDeniedError,
-                openai.NotFoundError,
-            ) as exc:
-                raise LlmUnavailable(
-                    f"{self._server()} answered HTTP {exc.status_code} for model "
-                    f"{request.model!r}: {self._clean(exc.message)}"
-                ) from None
-            except openai.APIStatusError as exc:  # 4xx other than 429: retrying cannot help
-                outcome.status = AnnotationStatus.failed
-                outcome.error = f"HTTP {exc.status_code}: {self._clean(exc.message)}"
-                return outcome
-            except openai.OpenAIError as exc:  # e.g. a body the SDK could not read
-                outcome.status = AnnotationStatus.failed
-                outcome.error = f"{type(exc).__name__}: {self._clean(str(exc))}"
-                return outcome
+                completion = self._send(request, messages, max_tokens, outcome)
+            except (GaveUp, openai.OpenAIError) as exc:
+                return self._failure(exc, request, outcome)
             finally:
-                usage = completion.usage if completion is not None else None
-                budget.settle(estimate, self._charge(outcome, usage))
-            choice = completion.choices[0] if completion.choices else None
-            if choice is None:
-                outcome.status, outcome.error = AnnotationStatus.failed, "no choices in the answer"
+                budget.settle(ceiling, self._charge(outcome, request, messages, completion))
+            retry = self._read(completion, request, max_tokens, outcome, last=round_ == 1)
+            if retry is None:
                 return outcome
-            message = choice.message
-            if message.refusal or choice.finish_reason == "content_filter":
-                outcome.status = AnnotationStatus.refused
-                outcome.error = self._clean(message.refusal or "content filter")
-                return outcome
-            content = message.content or ""
-            try:
-                answer = request.answer_model.model_validate_json(content)
-            except ValidationError as exc:
-                problem = _validation_summary(exc, choice.finish_reason)
-                if round_ == 0:
-                    messages = [
-                        *messages,
-                        {"role": "assistant", "content": content},
-                        {"role": "user", "content": _corrective_message(problem)},
-                    ]
-                    continue
-                outcome.status, outcome.error = AnnotationStatus.invalid, self._clean(problem)
-                return outcome
-            outcome.status, outcome.value = AnnotationStatus.ok, strip_nul(answer.model_dump())
-            return outcome
+            messages, max_tokens = retry
         raise AssertionError("unreachable")
 
-    def _send(self, request: ChatRequest, messages: list[dict[str, Any]], outcome: LlmOutcome):
+    def _read(
+        self, completion, request: ChatRequest, max_tokens: int, outcome: LlmOutcome, last: bool
+    ) -> tuple[list[dict[str, Any]], int] | None:
+        """Judge one answer into `outcome`; or return the messages and limit to try again with."""
+        choice = completion.choices[0] if completion.choices else None
+        if choice is None:
+            outcome.status, outcome.error = AnnotationStatus.failed, "no choices in the answer"
+            return None
+        message, content = choice.message, choice.message.content or ""
+        if message.refusal or choice.finish_reason == "content_filter":
+            outcome.status = AnnotationStatus.refused
+            outcome.error = self._clean(message.refusal or "content filter: answer filtered")
+            return None
+        too_long = _over_limit(content, completion.usage, max_tokens)
+        if too_long:  # the server ignored the limit: never stored, never fed to a later prompt
+            outcome.status, outcome.error = AnnotationStatus.invalid, too_long
+            return None
+        if choice.finish_reason == "length":
+            if last:
+                outcome.status = AnnotationStatus.invalid
+                outcome.error = f"the answer was cut off at the limit of {max_tokens} tokens"
+                return None
+            return request.messages(), max_tokens * LENGTH_RETRY_FACTOR
+        try:
+            answer = request.answer_model.model_validate_json(content)
+        except ValidationError as exc:
+            problem = _validation_summary(exc)
+            if last:
+                outcome.status, outcome.error = AnnotationStatus.invalid, self._clean(problem)
+                return None
+            corrective = [
+                {"role": "assistant", "content": content},
+                {"role": "user", "content": _corrective_message(problem)},
+            ]
+            return [*request.messages(), *corrective], max_tokens
+        outcome.status, outcome.value = AnnotationStatus.ok, strip_nul(answer.model_dump())
+        return None
+
+    def _failure(self, exc: Exception, request: ChatRequest, outcome: LlmOutcome) -> LlmOutcome:
+        """What an error answer means: a stop for the whole run, a refusal, or a failure."""
+        if isinstance(exc, GaveUp):
+            outcome.status, outcome.error = AnnotationStatus.failed, str(exc)
+            return outcome
+        if _is_empty_balance(exc) or isinstance(
+            exc, openai.AuthenticationError | openai.PermissionDeniedError | openai.NotFoundError
+        ):
+            self._stopped = LlmUnavailable(self._stop_reason(exc, request))
+            raise self._stopped from None
+        if isinstance(exc, openai.BadRequestError) and _code(exc) == "content_filter":
+            outcome.status = AnnotationStatus.refused  # the prompt: asking again gives the same
+            outcome.error = self._clean(f"content filter: {_filter_categories(exc)}{exc.message}")
+            return outcome
+        if isinstance(exc, openai.APIStatusError):  # 4xx other than 429: retrying cannot help
+            outcome.status = AnnotationStatus.failed
+            outcome.error = f"HTTP {exc.status_code}: {self._clean(exc.message)}"
+            return outcome
+        outcome.status = AnnotationStatus.failed  # e.g. a body the SDK could not read
+        outcome.error = f"{type(exc).__name__}: {self._clean(str(exc))}"
+        return outcome
+
+    def _stop_reason(self, exc: openai.APIStatusError, request: ChatRequest) -> str:
+        said = f"{self._server()} answered HTTP {exc.status_code} for model {request.model!r}"
+        if _is_empty_balance(exc):
+            return (
+                f"{said}: the account's balance or quota is used up (insufficient_quota), "
+                f"which waiting does not fix: add credit or raise the limit, then run again "
+                f"({self._clean(exc.message)})"
+            )
+        return f"{said}: {self._clean(exc.message)}"
+
+    def _send(
+        self,
+        request: ChatRequest,
+        messages: list[dict[str, Any]],
+        max_tokens: int,
+        outcome: LlmOutcome,
+    ):
         """One logical request, retried on 429 / 5xx / timeouts / dropped connections."""
         schema = strict_json_schema(request.answer_model)
 
@@ -269,7 +333,7 @@ class LlmClient:
                 model=request.model,
                 messages=messages,
                 temperature=request.temperature,
-                max_completion_tokens=request.max_output_tokens,
+                max_completion_tokens=max_tokens,
                 response_format={
                     "type": "json_schema",
                     "json_schema": {"name": request.schema_name, "schema": schema, "strict": True},
@@ -287,6 +351,8 @@ class LlmClient:
                 attempts=self.settings.llm_max_attempts,
             )
         except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as e:
+            if _is_empty_balance(e):
+                raise  # not a fault that retrying outlasts: the run stops
             raise GaveUp(f"{self._describe(e)} (gave up after {outcome.attempts} attempts)") from e
         outcome.created_at = utcnow()
         outcome.is_sandbox = completion.system_fingerprint == SANDBOX_FINGERPRINT
@@ -301,11 +367,23 @@ class LlmClient:
         status = getattr(exc, "status_code", "?")
         return f"HTTP {status}: {self._clean(getattr(exc, 'message', str(exc)))}"
 
-    def _charge(self, outcome: LlmOutcome, usage: Any) -> float:
-        """Add one completion's usage to the outcome; return its cost."""
-        if usage is None:
+    def _charge(
+        self, outcome: LlmOutcome, request: ChatRequest, messages: list[dict[str, Any]], completion
+    ) -> float:
+        """Add one answer's tokens to the outcome and return its cost: as the server counted
+        them, or estimated from the text when it sent no `usage` (never free)."""
+        if completion is None:  # an error answer: nothing generated, nothing billed
             return 0.0
-        tokens_in, tokens_out = usage.prompt_tokens or 0, usage.completion_tokens or 0
+        usage = completion.usage
+        tokens_in = usage.prompt_tokens if usage is not None else None
+        tokens_out = usage.completion_tokens if usage is not None else None
+        if tokens_in is None or tokens_out is None:
+            outcome.usage_estimated = True
+            answer = "".join(
+                (c.message.content or "") + (c.message.refusal or "") for c in completion.choices
+            )
+            tokens_in = tokens_in if tokens_in is not None else request.input_tokens(messages)
+            tokens_out = tokens_out if tokens_out is not None else text_tokens(answer)
         cost = cost_usd(self.settings, outcome.model, tokens_in, tokens_out)
         outcome.input_tokens += tokens_in
         outcome.output_tokens += tokens_out
@@ -332,7 +410,10 @@ def llm_policy(settings: Settings) -> RetryPolicy:
 
 
 def _fault_kind(exc: Exception) -> str | None:
-    """The failures worth another try; any other (a 4xx, a body the SDK cannot read) is not."""
+    """The failures worth another try; any other (a 4xx, an empty balance, a body the SDK cannot
+    read) is not."""
+    if _is_empty_balance(exc):
+        return None
     if isinstance(exc, openai.RateLimitError):
         return "throttle"
     if isinstance(exc, openai.InternalServerError):
@@ -347,13 +428,51 @@ def _server_wait_s(exc: Exception) -> float | None:
     return retry_after_s(getattr(response, "headers", None))
 
 
-def _validation_summary(exc: ValidationError, finish_reason: str | None) -> str:
-    problems = "; ".join(
+def _validation_summary(exc: ValidationError) -> str:
+    return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors()[:5]
     )
-    if finish_reason == "length":
-        problems = f"the answer was cut off at the token limit; {problems}"
-    return problems
+
+
+def _code(exc: openai.OpenAIError) -> str | None:
+    """The error's `code` (or, in older OpenAI bodies, its `type`), as the server spelled it."""
+    return getattr(exc, "code", None) or getattr(exc, "type", None)
+
+
+def _is_empty_balance(exc: openai.OpenAIError) -> bool:
+    """OpenAI's 429 `insufficient_quota`: no credit left, unlike a rate limit's 429."""
+    return isinstance(exc, openai.RateLimitError) and "insufficient_quota" in (
+        getattr(exc, "code", None),
+        getattr(exc, "type", None),
+    )
+
+
+def _filter_categories(exc: openai.APIStatusError) -> str:
+    """Azure's filtered categories from the error's `innererror`, e.g. "violence (high); "."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    results = (body.get("innererror") or {}).get("content_filter_result") or {}
+    named = [
+        f"{name} ({found.get('severity', 'detected')})"
+        for name, found in sorted(results.items())
+        if isinstance(found, dict) and found.get("filtered")
+    ]
+    return f"{', '.join(named)}; " if named else ""
+
+
+def _over_limit(content: str, usage: Any, max_tokens: int) -> str | None:
+    """Why an answer is longer than the request allowed, or None when it is not."""
+    reported = getattr(usage, "completion_tokens", None) if usage is not None else None
+    if reported is not None and reported > max_tokens:
+        return (
+            f"the answer has {reported} tokens, over the limit of {max_tokens}: "
+            "the server ignored max_completion_tokens; not stored"
+        )
+    if len(content) > max_tokens * MAX_CHARS_PER_TOKEN:
+        return (
+            f"the answer has {len(content)} characters, far over the limit of {max_tokens} "
+            "tokens: the server ignored max_completion_tokens; not stored"
+        )
+    return None
 
 
 def _corrective_message(problem: str) -> str:

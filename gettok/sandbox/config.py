@@ -36,8 +36,20 @@ class WebFaults(BaseModel):
     wrong_video: float = Rate  # a public video's page shows another video (a redirect gone wrong)
 
 
+class CannedAnswer(BaseModel):
+    """One answer served as given (status, headers, JSON body): a real server's recorded or
+    documented response, replayed over HTTP so the real client reads exactly that."""
+
+    status: int = Field(200, ge=100, le=599)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: dict = Field(default_factory=dict)
+    times: int = Field(1, ge=1)  # served for this many requests in a row
+
+
 class LlmFaults(BaseModel):
     """OpenAI-compatible endpoint faults, each a probability per request."""
+
+    canned: list[CannedAnswer] = Field(default_factory=list)  # served first, in order
 
     rate_limit_429: float = Rate
     # The 429's wait: `Retry-After` in whole seconds, or, when set, `retry-after-ms` as well
@@ -48,6 +60,9 @@ class LlmFaults(BaseModel):
     timeout: float = Rate
     refusal: float = Rate
     invalid_json: float = Rate
+    insufficient_quota: float = Rate  # OpenAI's 429 for an empty balance
+    content_filter: float = Rate  # Azure's 400 for a prompt its content filter refused
+    no_usage: float = Rate  # an answer without token counts, as some local servers send
     timeout_s: float = Field(30.0, ge=0)  # how long a "timeout" stalls
 
 

@@ -123,6 +123,10 @@ def build_router(state) -> APIRouter:
             parts = _parts(body["messages"])
         except (ValueError, KeyError, TypeError) as exc:
             return _error(400, f"{MARK} malformed request: {exc}", "invalid_request_error")
+        state.last_llm_request = body  # what the client asked (tests read its limits)
+        canned = _next_canned(state)
+        if canned is not None:
+            return JSONResponse(canned.body, status_code=canned.status, headers=canned.headers)
         if body.get("model") != MODEL:  # as a real server does: a wrong name is a config error
             return _error(
                 404,
@@ -140,6 +144,12 @@ def build_router(state) -> APIRouter:
                 "rate_limit_exceeded",
                 headers=_retry_after(faults.retry_after_s, faults.retry_after_ms),
             )
+        if state.chance(faults.insufficient_quota):
+            _count(state, "llm_insufficient_quota")
+            return JSONResponse(INSUFFICIENT_QUOTA, status_code=429)
+        if state.chance(faults.content_filter):
+            _count(state, "llm_content_filter")
+            return JSONResponse(CONTENT_FILTERED, status_code=400)
         if state.chance(faults.error_500):
             _count(state, "llm_500")
             return _error(500, f"{MARK} injected server error", "server_error")
@@ -173,6 +183,14 @@ def build_router(state) -> APIRouter:
             prompt_tokens += len(TOKEN.findall(json.dumps(schema)))
         completion_tokens = len(TOKEN.findall(content or refusal_text or ""))
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        if state.chance(faults.no_usage):
+            _count(state, "llm_no_usage")
+            usage = None
         return {
             "id": f"chatcmpl-sandbox-{digest}",
             "object": "chat.completion",
@@ -187,14 +205,56 @@ def build_router(state) -> APIRouter:
                     "logprobs": None,
                 }
             ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": usage,
         }
 
     return router
+
+
+# The shapes the real services send (see tests/fixtures/openai/ for the sources).
+INSUFFICIENT_QUOTA = {
+    "error": {
+        "message": f"{MARK} You exceeded your current quota, please check your plan and billing "
+        "details.",
+        "type": "insufficient_quota",
+        "param": None,
+        "code": "insufficient_quota",
+    }
+}
+CONTENT_FILTERED = {
+    "error": {
+        "message": f"{MARK} The response was filtered due to the prompt triggering the content "
+        "management policy.",
+        "type": None,
+        "param": "prompt",
+        "code": "content_filter",
+        "status": 400,
+        "innererror": {
+            "code": "ResponsibleAIPolicyViolation",
+            "content_filter_result": {
+                "hate": {"filtered": False, "severity": "safe"},
+                "self_harm": {"filtered": False, "severity": "safe"},
+                "sexual": {"filtered": False, "severity": "safe"},
+                "violence": {"filtered": True, "severity": "medium"},
+            },
+        },
+    }
+}
+
+
+def _next_canned(state):
+    """The next canned answer to serve, if any (each is served `times` times, in order)."""
+    with state.lock:
+        canned = state.config.llm.canned
+        if not canned:
+            return None
+        answer = canned[0]
+        if answer.times > 1:
+            answer.times -= 1
+        else:
+            canned.pop(0)
+    _count(state, "llm_canned")
+    return answer
 
 
 def _count(state, key: str) -> None:

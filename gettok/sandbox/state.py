@@ -60,6 +60,7 @@ class SandboxState:
         self.rejected_fields: set[str] = set()
         self.lock = threading.RLock()
         self.rng = self._fault_rng()
+        self.last_llm_request: dict | None = None
 
     def _fault_rng(self) -> random.Random:
         seed = self.config.fault_seed

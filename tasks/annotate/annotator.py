@@ -2,7 +2,10 @@
 
 Each kind is a prompt file, an answer model and the inputs it reads (frames, transcript, the
 description). What is pending is decided by the database: a video gets a kind once per model and
-prompt hash; only `failed` rows (429s, 5xx, timeouts that outlasted the retries) are asked again.
+prompt hash; `failed` rows (429s, 5xx, timeouts that outlasted the retries) are asked again, and
+`invalid` ones (an answer that failed the schema twice, or was cut off or over its limit) until they
+have had `llm_invalid_max_tries` tries. A bad key, an unknown model or an empty balance stops the
+batch at once: what is not yet sent is not sent.
 Every row records the model, prompt id and hash, temperature, tokens, cost, latency and inputs.
 """
 
@@ -262,17 +265,22 @@ def annotate_videos(
     held = claims.claim(database_url, plan.stage, video_ids, lease_s=lease_s)
     try:
         with db.session_scope(database_url) as session:
-            todo = set(store.pending_videos(session, campaign.name, plan, held))
+            todo = set(
+                store.pending_videos(
+                    session, campaign.name, plan, held, settings.llm_invalid_max_tries
+                )
+            )
             inputs = load_inputs(session, sorted(todo))
         result.skipped_taken = len(video_ids) - len(todo)
         media_dir = settings.resolved_media_dir
-        with ThreadPoolExecutor(settings.llm_concurrency, thread_name_prefix="llm") as pool:
+        pool = ThreadPoolExecutor(settings.llm_concurrency, thread_name_prefix="llm")
+        try:
             futures = {
                 pool.submit(_ask, plan, inputs[i], settings, media_dir, client, budget): i
                 for i in sorted(todo)
             }
             for future in as_completed(futures):
-                outcome, used = future.result()
+                outcome, used = future.result()  # LlmUnavailable: the run stops here
                 _tally(result, outcome)
                 if outcome is not None and outcome.status is not None:
                     store.record_annotation(
@@ -284,6 +292,8 @@ def annotate_videos(
                         settings,
                         settings.sentiment_low_confidence,
                     )
+        finally:
+            pool.shutdown(cancel_futures=True)  # on a stop, nothing queued is sent
     finally:
         claims.release(database_url, plan.stage, held)
     return result

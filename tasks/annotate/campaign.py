@@ -48,7 +48,9 @@ def annotate_campaign(
                 kind=plan.kind.value, model=plan.model, prompt_hash=plan.prompt_hash
             )
             with db.session_scope(url) as session:
-                pending = store.pending_videos(session, campaign.name, plan)
+                pending = store.pending_videos(
+                    session, campaign.name, plan, max_tries=settings.llm_invalid_max_tries
+                )
             for start in range(0, len(pending), settings.llm_batch_size):
                 batch = pending[start : start + settings.llm_batch_size]
                 if budget.reached:  # nothing more will be sent: count, do not claim and load

@@ -72,7 +72,9 @@ def estimate_enrich(
         to_describe: set[int] = set()
         for plan in plans:
             estimate = KindEstimate(kind=plan.kind.value, model=plan.model)
-            ids = annotate_store.pending_videos(session, campaign.name, plan)
+            ids = annotate_store.pending_videos(
+                session, campaign.name, plan, max_tries=settings.llm_invalid_max_tries
+            )
             inputs = load_inputs(session, ids)
             if plan.kind is AnnotationKind.description:
                 for video_id, size in _videos_without_frames(

@@ -3,7 +3,8 @@ kind, model and prompt hash, with the provenance that made it).
 
 A description writes two rows from its one request (the description and the on-screen text);
 the request's tokens and cost go on the description row only, so sums over rows stay true. A
-`failed` row (the server's fault) is replaced by the next run's answer; any other status stands.
+`failed` row (the server's fault) is replaced by the next run's answer, and so is an `invalid` one
+until it has had `llm_invalid_max_tries` tries (counted in `tries`); any other status stands.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
-from sqlalchemy import exists, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,11 +35,24 @@ if TYPE_CHECKING:
     from gettok.tasks.annotate.annotator import KindPlan, VideoInputs
 
 
-def _has_final(kind: AnnotationKind, model: str | None = None, prompt_hash: str | None = None):
+def _asked_again(max_tries: int):
+    """Rows a later run asks again: failed, or invalid with tries left."""
+    return or_(
+        Annotation.status == AnnotationStatus.failed,
+        and_(Annotation.status == AnnotationStatus.invalid, Annotation.tries < max_tries),
+    )
+
+
+def _has_final(
+    kind: AnnotationKind,
+    model: str | None = None,
+    prompt_hash: str | None = None,
+    max_tries: int = 1,
+):
     clauses = [
         Annotation.video_id == Video.id,
         Annotation.kind == kind,
-        Annotation.status != AnnotationStatus.failed,
+        ~_asked_again(max_tries),
     ]
     if model is not None:
         clauses += [Annotation.model == model, Annotation.prompt_hash == prompt_hash]
@@ -56,13 +70,17 @@ def _has_transcript_text():
 
 
 def pending_videos(
-    session: Session, campaign_name: str, plan: KindPlan, among: list[int] | None = None
+    session: Session,
+    campaign_name: str,
+    plan: KindPlan,
+    among: list[int] | None = None,
+    max_tries: int = 3,
 ) -> list[int]:
     """Videos of the campaign (or of `among`) with this kind's inputs and no final annotation of
-    this plan."""
+    this plan (an invalid one with fewer than `max_tries` tries is not final)."""
     query = select(Video.id).where(
         Video.id.in_(campaign_videos(campaign_name)),
-        ~_has_final(plan.kind, plan.model, plan.prompt_hash),
+        ~_has_final(plan.kind, plan.model, plan.prompt_hash, max_tries),
     )
     if among is not None:
         query = query.where(Video.id.in_(among))
@@ -94,6 +112,7 @@ def record_annotation(
         "server": _server_name(settings.openai_base_url),
         "served_model": outcome.served_model,
         "attempts": outcome.attempts,
+        "usage_estimated": outcome.usage_estimated,
         "inputs": {
             "transcript_id": inputs.transcript_id
             if plan.kind is not AnnotationKind.description
@@ -159,9 +178,10 @@ def record_annotation(
                         **fields,
                     )
                 )
-            elif existing.status is AnnotationStatus.failed:
+            elif existing.status in (AnnotationStatus.failed, AnnotationStatus.invalid):
                 for name, value_ in fields.items():
                     setattr(existing, name, value_)
+                existing.tries = (existing.tries or 1) + 1
         try:
             session.flush()
         except IntegrityError:  # another worker wrote it first: theirs stands

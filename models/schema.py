@@ -380,7 +380,10 @@ class Annotation(Base):
     cost_usd: Mapped[float | None] = mapped_column(Float)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     is_sandbox: Mapped[bool] = mapped_column(Boolean, default=False)
-    frame_id: Mapped[int | None] = mapped_column(ForeignKey("frames.id", ondelete="SET NULL"))
+    # Indexed: deleting a frame sets this to NULL, which without an index scans every annotation.
+    frame_id: Mapped[int | None] = mapped_column(
+        ForeignKey("frames.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

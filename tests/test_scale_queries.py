@@ -9,13 +9,13 @@ import pytest
 from gettok.models.schema import Campaign as CampaignRow
 from gettok.models.schema import CampaignVideo, Frame, Video
 from gettok.tasks.annotate.cost import estimate_enrich
+from gettok.tasks.collect import store as collect_store
 from gettok.tasks.watch.watchlist import unchecked_frames
 from sqlalchemy import insert, select
 
 from bench.scale_data import scale_campaign
 from gettok import db
 from gettok.settings import get_settings
-from gettok.tasks.collect import store as collect_store
 from tests.enrich_rows import point_at_sandbox
 
 MANY = 66_000  # past Postgres' 65,535 parameters in one statement

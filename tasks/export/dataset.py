@@ -29,7 +29,13 @@ from gettok.models.schema import (
     Video,
 )
 from gettok.models.schema import Campaign as CampaignRow
-from gettok.tasks.export.columns import ANNOTATION_KINDS, COLUMNS, TEXT_COLUMNS, Column
+from gettok.tasks.export.columns import (
+    ANNOTATION_KINDS,
+    COLUMNS,
+    ID_POLICIES,
+    TEXT_COLUMNS,
+    Column,
+)
 from gettok.tasks.validate.exported import add_human_codes
 from pydantic import BaseModel, SecretStr
 from sqlalchemy import func, inspect, select
@@ -40,9 +46,11 @@ from gettok.membership import campaign_videos
 from gettok.stage import StageResult, file_digests
 
 ExportFormat = Literal["parquet", "csv", "jsonl"]
+IdPolicy = Literal["keep", "hash", "drop"]
 WHISPER_ENGINE = "faster-whisper"
 TIKTOK_ENGINE = "tiktok"
-MENTION = re.compile(r"@[\w.]+")
+# A handle after `@`, its fullwidth `＠` or small `﹫` forms, spaces allowed in between ("@ name").
+MENTION = re.compile(r"[@\uff20\ufe6b][^\S\n]*[\w.]+")
 
 
 class ExportResult(BaseModel):
@@ -80,6 +88,15 @@ def user_hash(username: str | None, salt: SecretStr) -> str | None:
         return None
     key = salt.get_secret_value().encode()
     return hmac.new(key, username.casefold().encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def video_hash(video_id: int, salt: SecretStr) -> str:
+    key = salt.get_secret_value().encode()
+    return hmac.new(key, str(video_id).encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def mask_mentions(text: str) -> str:
+    return MENTION.sub("@user", text)
 
 
 def _latest(rows, key: Callable[[Any], Any]) -> dict:
@@ -298,13 +315,30 @@ def _raw_json(raw: Any) -> str:
     return LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def export_frame(
-    records: list[dict[str, Any]], *, public: bool = False, salt: SecretStr | None = None
-) -> tuple[pl.DataFrame, list[Column], int]:
-    """The export table and its columns; public mode drops what may not be published."""
+def export_columns(public: bool, salt: SecretStr | None, ids: IdPolicy = "keep") -> list[Column]:
+    """The columns of this export; a public one carries the id policy's column and reasoning."""
+    if ids != "keep" and not public:
+        raise ValueError(f"--ids {ids} applies to public exports only (add --public)")
+    if ids == "hash" and salt is None:
+        raise ValueError("--ids hash needs GETTOK_EXPORT_SALT (the ids' hash is salted)")
     columns = [c for c in COLUMNS if c.public or not public]
     if not (public and salt):
         columns = [c for c in columns if c.name != "user_hash"]
+    if public:
+        chosen = ID_POLICIES[ids]
+        columns = [chosen] + columns[1:] if chosen else columns[1:]
+    return columns
+
+
+def export_frame(
+    records: list[dict[str, Any]],
+    *,
+    public: bool = False,
+    salt: SecretStr | None = None,
+    ids: IdPolicy = "keep",
+) -> tuple[pl.DataFrame, list[Column], int]:
+    """The export table and its columns; public mode drops what may not be published."""
+    columns = export_columns(public, salt, ids)
     excluded = 0
     if public:
         kept = [r for r in records if r.get("pruned_at") is None]
@@ -314,14 +348,23 @@ def export_frame(
     for record in records:
         row = {c.name: record.get(c.name) for c in columns}
         if public:
-            if salt:
-                row["user_hash"] = user_hash(record.get("username"), salt)
-            for name in TEXT_COLUMNS:
-                if row.get(name):
-                    row[name] = MENTION.sub("@user", row[name])
+            _make_public(row, record, salt)
         rows.append(row)
     frame = pl.DataFrame(rows, schema={c.name: c.dtype for c in columns}, orient="row")
     return frame, columns, excluded
+
+
+def _make_public(row: dict[str, Any], record: dict[str, Any], salt: SecretStr | None) -> None:
+    """Hash what identifies a person and mask @handles in free text and hashtags."""
+    if salt:
+        row["user_hash"] = user_hash(record.get("username"), salt)
+    if "video_hash" in row:
+        row["video_hash"] = video_hash(record["video_id"], salt)
+    for name in TEXT_COLUMNS:
+        if row.get(name):
+            row[name] = mask_mentions(row[name])
+    if row.get("hashtags"):
+        row["hashtags"] = [mask_mentions(tag) for tag in row["hashtags"]]
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -368,10 +411,12 @@ def export_dataset(
     *,
     public: bool = False,
     salt: SecretStr | None = None,
+    ids: IdPolicy = "keep",
 ) -> ExportResult:
     """Write `<campaign>[.public].<fmt>` and its data dictionary into `out_dir`."""
+    export_columns(public, salt, ids)  # a bad choice fails before any work
     records = campaign_records(url, campaign, with_raw=not public)
-    frame, columns, excluded = export_frame(records, public=public, salt=salt)
+    frame, columns, excluded = export_frame(records, public=public, salt=salt, ids=ids)
     stem = f"{campaign}.public" if public else campaign
     before = file_digests(out_dir.glob(f"{stem}.*"))
     path, dictionary_path = write_export(frame, columns, out_dir, stem, fmt)

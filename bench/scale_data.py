@@ -27,6 +27,7 @@ from gettok.models.schema import (
 )
 from gettok.tasks.collect import store as collect_store
 from gettok.tasks.collect.windows import CollectionWindow as DateWindow
+from gettok.tasks.transcribe import store as transcribe_store
 from sqlalchemy import insert, select
 
 from gettok import db
@@ -44,6 +45,7 @@ CAMPAIGN = {
     "query": {"region_codes": ["PE"], "keywords": ["castillo"]},
     "stance": {"target": "Pedro Castillo", "labels": ["support", "no support", "neutral"]},
 }
+TIKTOK_PROVENANCE = {"engine": "tiktok", "source": "research-api", "field": "voice_to_text"}
 WORDS = "castillo peru congreso vacancia lima voto pueblo fuerza presidente hoy".split()
 
 
@@ -165,17 +167,16 @@ def _transcripts(i: int, video_id: int) -> list[dict[str, Any]]:
         "is_empty": i % 17 == 0,
     }
     rows = [whisper]
-    if i % 4 == 1:  # the TikTok transcript fetched from the page
+    if i % 3:  # TikTok's voice_to_text, copied by an earlier transcription run
         rows.append(
             {
                 "video_id": video_id,
                 "engine": "tiktok",
-                "model": "tiktok-subtitles",
-                "settings": {},
-                "settings_hash": "tt",
+                "model": "research-api voice_to_text",
+                "settings": TIKTOK_PROVENANCE,
+                "settings_hash": transcribe_store.settings_hash(TIKTOK_PROVENANCE),
                 "status": "ok",
-                "language": "es",
-                "text": _text(i + 3, 25),
+                "text": _text(i + 1, 20),
                 "is_empty": False,
             }
         )

@@ -13,7 +13,7 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ from gettok.models.api import LONE_SURROGATE, SANDBOX_RECORD_MARK
 from gettok.models.schema import (
     Annotation,
     AnnotationKind,
+    CampaignVideo,
     Download,
     Frame,
     MediaInfo,
@@ -36,16 +37,17 @@ from gettok.tasks.export.columns import (
     TEXT_COLUMNS,
     Column,
 )
+from gettok.tasks.export.writer import write_batches
 from gettok.tasks.validate.exported import add_human_codes
 from pydantic import BaseModel, SecretStr
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, defer
 
 from gettok.db import session_scope
-from gettok.membership import campaign_videos
 from gettok.stage import StageResult, file_digests
 
 ExportFormat = Literal["parquet", "csv", "jsonl"]
+BATCH = 5000  # videos per batch: memory holds one batch, IN lists stay far below 65,535
 IdPolicy = Literal["keep", "hash", "drop"]
 WHISPER_ENGINE = "faster-whisper"
 TIKTOK_ENGINE = "tiktok"
@@ -122,82 +124,108 @@ def campaign_records(url: str, campaign: str, *, with_raw: bool = True) -> list[
 
     `with_raw=False` leaves the raw API payloads in the database (the largest column).
     """
+    return [r for batch in record_batches(url, campaign, with_raw=with_raw) for r in batch]
+
+
+def record_batches(
+    url: str, campaign: str, *, with_raw: bool = True, size: int | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """The campaign's records `size` videos at a time, in video id order (keyset pages), so that
+    memory holds one batch whatever the campaign's size."""
     with session_scope(url) as session:
         cid = campaign_id(session, campaign)
-        in_campaign = campaign_videos(cid, with_pruned=True)
-        query = select(Video).where(Video.id.in_(in_campaign)).order_by(Video.id)
-        if not with_raw:
-            query = query.options(defer(Video.raw, raiseload=True))
-        videos = session.scalars(query).all()
-        downloads = {
-            d.video_id: d
-            for d in session.scalars(select(Download).where(Download.video_id.in_(in_campaign)))
-        }
-        media = {
-            m.video_id: m
-            for m in session.scalars(select(MediaInfo).where(MediaInfo.video_id.in_(in_campaign)))
-        }
-        frames = dict(
-            session.execute(
-                select(Frame.video_id, func.count())
-                .where(Frame.video_id.in_(in_campaign))
-                .group_by(Frame.video_id)
+        after = -(2**63)
+        while True:
+            ids = session.scalars(
+                select(CampaignVideo.video_id)
+                .where(CampaignVideo.campaign_id == cid, CampaignVideo.video_id > after)
+                .order_by(CampaignVideo.video_id)
+                .limit(size or BATCH)
             ).all()
-        )
-        transcripts = _latest(
-            session.execute(
-                select(
-                    Transcript.id,
-                    Transcript.video_id,
-                    Transcript.engine,
-                    Transcript.model,
-                    Transcript.settings_hash,
-                    Transcript.status,
-                    Transcript.language,
-                    Transcript.language_probability,
-                    Transcript.text,
-                    Transcript.is_empty,
-                    Transcript.created_at,
-                ).where(Transcript.video_id.in_(in_campaign))
-            ).all(),
-            key=lambda t: (
-                t.video_id,
-                TIKTOK_ENGINE if t.engine == TIKTOK_ENGINE else WHISPER_ENGINE,
-            ),
-        )
-        annotations = _latest(
-            session.execute(
-                select(
-                    Annotation.id,
-                    Annotation.video_id,
-                    Annotation.kind,
-                    Annotation.status,
-                    Annotation.value,
-                    Annotation.model,
-                    Annotation.prompt_id,
-                    Annotation.prompt_hash,
-                    Annotation.is_sandbox,
-                    Annotation.created_at,
-                ).where(
-                    Annotation.video_id.in_(in_campaign),
-                    Annotation.kind != AnnotationKind.watch_match,
-                )
-            ).all(),
-            key=lambda a: (a.video_id, str(a.kind)),
-        )
-        records = [
-            _record(
-                v,
-                downloads.get(v.id),
-                media.get(v.id),
-                frames.get(v.id, 0),
-                transcripts,
-                annotations,
+            if not ids:
+                return
+            yield _batch_records(session, cid, list(ids), with_raw)
+            session.expunge_all()
+            after = ids[-1]
+
+
+def _batch_records(
+    session: Session, cid: int, in_campaign: list[int], with_raw: bool
+) -> list[dict[str, Any]]:
+    """The records of these videos (at most a batch: one bounded IN list per query)."""
+    query = select(Video).where(Video.id.in_(in_campaign)).order_by(Video.id)
+    if not with_raw:
+        query = query.options(defer(Video.raw, raiseload=True))
+    videos = session.scalars(query).all()
+    downloads = {
+        d.video_id: d
+        for d in session.scalars(select(Download).where(Download.video_id.in_(in_campaign)))
+    }
+    media = {
+        m.video_id: m
+        for m in session.scalars(select(MediaInfo).where(MediaInfo.video_id.in_(in_campaign)))
+    }
+    frames = dict(
+        session.execute(
+            select(Frame.video_id, func.count())
+            .where(Frame.video_id.in_(in_campaign))
+            .group_by(Frame.video_id)
+        ).all()
+    )
+    transcripts = _latest(
+        session.execute(
+            select(
+                Transcript.id,
+                Transcript.video_id,
+                Transcript.engine,
+                Transcript.model,
+                Transcript.settings_hash,
+                Transcript.status,
+                Transcript.language,
+                Transcript.language_probability,
+                Transcript.text,
+                Transcript.is_empty,
+                Transcript.created_at,
+            ).where(Transcript.video_id.in_(in_campaign))
+        ).all(),
+        key=lambda t: (
+            t.video_id,
+            TIKTOK_ENGINE if t.engine == TIKTOK_ENGINE else WHISPER_ENGINE,
+        ),
+    )
+    annotations = _latest(
+        session.execute(
+            select(
+                Annotation.id,
+                Annotation.video_id,
+                Annotation.kind,
+                Annotation.status,
+                Annotation.value,
+                Annotation.model,
+                Annotation.prompt_id,
+                Annotation.prompt_hash,
+                Annotation.is_sandbox,
+                Annotation.created_at,
+            ).where(
+                Annotation.video_id.in_(in_campaign),
+                Annotation.kind != AnnotationKind.watch_match,
             )
-            for v in videos
-        ]
-        add_human_codes(session, cid, records)
-        return records
+        ).all(),
+        key=lambda a: (a.video_id, str(a.kind)),
+    )
+    records = [
+        _record(
+            v,
+            downloads.get(v.id),
+            media.get(v.id),
+            frames.get(v.id, 0),
+            transcripts,
+            annotations,
+        )
+        for v in videos
+    ]
+    add_human_codes(session, cid, records)
+    return records
 
 
 def _record(
@@ -374,20 +402,17 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def write_export(
-    frame: pl.DataFrame, columns: list[Column], out_dir: Path, stem: str, fmt: ExportFormat
+    frames: Iterable[pl.DataFrame],
+    columns: list[Column],
+    out_dir: Path,
+    stem: str,
+    fmt: ExportFormat,
 ) -> tuple[Path, Path]:
-    """Write the table and its data dictionary; both replace earlier files atomically."""
+    """Write the table a batch at a time, and its data dictionary; both replace earlier files
+    atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{stem}.{fmt}"
-    if fmt == "parquet":
-        _atomic_write(path, frame.write_parquet)
-    elif fmt == "jsonl":
-        _atomic_write(path, frame.write_ndjson)
-    else:
-        flat = frame.with_columns(
-            pl.col(c.name).list.join(";") for c in columns if isinstance(c.dtype, pl.List)
-        )
-        _atomic_write(path, flat.write_csv)
+    _atomic_write(path, lambda tmp: write_batches(frames, tmp, fmt))
     dictionary = pl.DataFrame(
         {
             "column": [c.name for c in columns],
@@ -414,20 +439,33 @@ def export_dataset(
     ids: IdPolicy = "keep",
 ) -> ExportResult:
     """Write `<campaign>[.public].<fmt>` and its data dictionary into `out_dir`."""
-    export_columns(public, salt, ids)  # a bad choice fails before any work
-    records = campaign_records(url, campaign, with_raw=not public)
-    frame, columns, excluded = export_frame(records, public=public, salt=salt, ids=ids)
+    columns = export_columns(public, salt, ids)  # a bad choice fails before any work
+    with session_scope(url) as session:
+        campaign_id(session, campaign)  # an unknown campaign fails before any file is opened
+    totals = {"rows": 0, "excluded": 0}
+
+    def frames() -> Iterator[pl.DataFrame]:
+        empty = True
+        for records in record_batches(url, campaign, with_raw=not public):
+            frame, _, excluded = export_frame(records, public=public, salt=salt, ids=ids)
+            totals["rows"] += frame.height
+            totals["excluded"] += excluded
+            empty = False
+            yield frame
+        if empty:  # still a file with the columns
+            yield export_frame([], public=public, salt=salt, ids=ids)[0]
+
     stem = f"{campaign}.public" if public else campaign
     before = file_digests(out_dir.glob(f"{stem}.*"))
-    path, dictionary_path = write_export(frame, columns, out_dir, stem, fmt)
+    path, dictionary_path = write_export(frames(), columns, out_dir, stem, fmt)
     after = file_digests([path, dictionary_path])
     return ExportResult(
         path=path,
         dictionary_path=dictionary_path,
         format=fmt,
         public=public,
-        rows=frame.height,
-        columns=frame.width,
-        excluded_pruned=excluded,
+        rows=totals["rows"],
+        columns=len(columns),
+        excluded_pruned=totals["excluded"],
         changed=any(before.get(p) != digest for p, digest in after.items()),
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import load_campaign
-from gettok.tasks.export.dataset import ExportFormat, ExportResult, export_dataset
+from gettok.tasks.export.dataset import ExportFormat, ExportResult, IdPolicy, export_dataset
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
@@ -22,11 +22,22 @@ from gettok.stage import publish
 
 @task(name="export-dataset", **task_retries("database"))
 def export_dataset_task(
-    database_url: str, campaign: str, out_dir: Path, fmt: ExportFormat, public: bool
+    database_url: str,
+    campaign: str,
+    out_dir: Path,
+    fmt: ExportFormat,
+    public: bool,
+    ids: IdPolicy = "keep",
 ) -> ExportResult:
     # The salt is read here, never passed as a parameter: Prefect stores parameters.
     return export_dataset(
-        database_url, campaign, out_dir, fmt, public=public, salt=get_settings().export_salt
+        database_url,
+        campaign,
+        out_dir,
+        fmt,
+        public=public,
+        salt=get_settings().export_salt,
+        ids=ids,
     )
 
 
@@ -36,6 +47,7 @@ def export(
     fmt: ExportFormat = "parquet",
     public: bool = False,
     out_dir: str | None = None,
+    ids: IdPolicy = "keep",
 ) -> ExportResult:
     """Write `<campaign>[.public].<fmt>` and its dictionary (default data/exports/<name>/)."""
     logger = get_run_logger()
@@ -44,7 +56,9 @@ def export(
     target = Path(out_dir) if out_dir else settings.data_dir / "exports" / campaign.name
     if public and settings.export_salt is None:
         logger.warning("GETTOK_EXPORT_SALT is not set: the public export has no user column")
-    result = export_dataset_task(settings.resolved_database_url, campaign.name, target, fmt, public)
+    result = export_dataset_task(
+        settings.resolved_database_url, campaign.name, target, fmt, public, ids
+    )
     logger.info(
         "exported %d videos x %d columns to %s (dictionary %s)%s",
         result.rows,

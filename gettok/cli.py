@@ -485,6 +485,14 @@ def export_command(
             "no raw payloads or media paths, pruned videos left out.",
         ),
     ] = False,
+    ids: Annotated[
+        str,
+        typer.Option(
+            "--ids",
+            help="Public exports: keep video ids (others can re-hydrate and honour deletions, "
+            "but an id leads to its author), hash them (salted) or drop them.",
+        ),
+    ] = "keep",
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder (default: data/exports/<campaign>/).")
     ] = None,
@@ -497,6 +505,10 @@ def export_command(
 
     if fmt not in ("parquet", "csv", "jsonl"):
         raise fail(f"--format must be parquet, csv or jsonl, not {fmt!r}")
+    if ids not in ("keep", "hash", "drop"):
+        raise fail(f"--ids must be keep, hash or drop, not {ids!r}")
+    if ids != "keep" and not public:
+        raise fail(f"--ids {ids} applies to public exports only: add --public")
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)  # a bad file fails here, with its problem named
     database_or_exit(settings)
@@ -511,8 +523,9 @@ def export_command(
             fmt,
             public=public,
             salt=settings.export_salt,
+            ids=ids,
         )
-    except CampaignNotFound as exc:
+    except (CampaignNotFound, ValueError) as exc:
         raise fail(str(exc)) from None
     typer.echo(f"{result.rows} videos, {result.columns} columns: {result.path}")
     typer.echo(f"data dictionary: {result.dictionary_path}")

@@ -393,7 +393,10 @@ class Annotation(Base):
     # Runs that asked for this row: an `invalid` one is asked again until `llm_invalid_max_tries`.
     tries: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     is_sandbox: Mapped[bool] = mapped_column(Boolean, default=False)
-    frame_id: Mapped[int | None] = mapped_column(ForeignKey("frames.id", ondelete="SET NULL"))
+    # Indexed: deleting a frame sets this to NULL, which without an index scans every annotation.
+    frame_id: Mapped[int | None] = mapped_column(
+        ForeignKey("frames.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

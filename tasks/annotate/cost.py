@@ -35,6 +35,7 @@ from gettok.clients.llm import cost_usd
 from gettok.settings import Settings
 
 DEFAULT_FRAME_SIZE = (720, 1280)  # TikTok's usual portrait size, when nothing was probed
+ID_BATCH = 5000  # video ids per IN list
 
 
 class KindEstimate(BaseModel):
@@ -75,7 +76,7 @@ def estimate_enrich(
             ids = annotate_store.pending_videos(
                 session, campaign.name, plan, max_tries=settings.llm_invalid_max_tries
             )
-            inputs = load_inputs(session, ids)
+            inputs = _load_in_batches(session, ids)
             if plan.kind is AnnotationKind.description:
                 for video_id, size in _videos_without_frames(
                     session, database_url, settings, campaign.name
@@ -93,6 +94,15 @@ def estimate_enrich(
     return CostEstimate(
         kinds=estimates, total_usd=sum(e.cost_usd for e in estimates), budget_usd=budget
     )
+
+
+def _load_in_batches(session: Session, ids: list[int]) -> dict[int, VideoInputs]:
+    """The prompts' inputs, read a batch of ids at a time: one IN list per query stays far below
+    Postgres' 65,535 parameters whatever the campaign's size."""
+    inputs: dict[int, VideoInputs] = {}
+    for start in range(0, len(ids), ID_BATCH):
+        inputs.update(load_inputs(session, ids[start : start + ID_BATCH]))
+    return inputs
 
 
 def _add(estimate: KindEstimate, plan: KindPlan, inputs: VideoInputs, settings: Settings) -> None:
@@ -114,9 +124,10 @@ def _videos_without_frames(
     ]
     sizes = {
         video_id: (width, height)
+        for start in range(0, len(ids), ID_BATCH)
         for video_id, width, height in session.execute(
             select(MediaInfo.video_id, MediaInfo.width, MediaInfo.height).where(
-                MediaInfo.video_id.in_(ids)
+                MediaInfo.video_id.in_(ids[start : start + ID_BATCH])
             )
         )
         if width and height

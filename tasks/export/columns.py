@@ -143,4 +143,26 @@ TEXT_COLUMNS = (
     "onscreen_text",
     "summary",
 )
+# The public export's choice for video ids (`--ids`), with the reasoning the dictionary carries.
+# TikTok's Research API terms let researchers share video ids, not the content: with ids, others can
+# re-hydrate the dataset through their own API access and so honour deletions (a video removed or
+# made private since simply fails to come back). But an id leads to its author in one request
+# (tiktok.com/@/video/<id> redirects to the author's page), which undoes the username hashing.
+ID_POLICIES = {
+    "keep": Column(
+        "video_id",
+        pl.Int64,
+        "TikTok video id, kept (--ids keep): lets others re-hydrate the data through the "
+        "Research API and honour deletions, as the platform's terms expect of shared datasets; "
+        "note that an id leads to the author's account in one request",
+    ),
+    "hash": Column(
+        "video_hash",
+        pl.Utf8,
+        "HMAC-SHA256 of the video id with the project's secret salt (first 16 hex digits; "
+        "--ids hash): links rows of this release to each other, not to TikTok; the dataset "
+        "cannot be re-hydrated, so deletions after this export are not honoured by it",
+    ),
+    "drop": None,  # --ids drop: no id column at all, the same trade-off as hash
+}
 ANNOTATION_KINDS = ("description", "onscreen_text", "stance", "sentiment", "summary")

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +23,7 @@ from gettok.models.api import LONE_SURROGATE, SANDBOX_RECORD_MARK
 from gettok.models.schema import (
     Annotation,
     AnnotationKind,
+    CampaignVideo,
     Download,
     Frame,
     MediaInfo,
@@ -30,20 +31,29 @@ from gettok.models.schema import (
     Video,
 )
 from gettok.models.schema import Campaign as CampaignRow
-from gettok.tasks.export.columns import ANNOTATION_KINDS, COLUMNS, TEXT_COLUMNS, Column
+from gettok.tasks.export.columns import (
+    ANNOTATION_KINDS,
+    COLUMNS,
+    ID_POLICIES,
+    TEXT_COLUMNS,
+    Column,
+)
+from gettok.tasks.export.writer import write_batches
 from gettok.tasks.validate.exported import add_human_codes
 from pydantic import BaseModel, SecretStr
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, defer
 
 from gettok.db import session_scope
-from gettok.membership import campaign_videos
 from gettok.stage import StageResult, file_digests
 
 ExportFormat = Literal["parquet", "csv", "jsonl"]
+BATCH = 5000  # videos per batch: memory holds one batch, IN lists stay far below 65,535
+IdPolicy = Literal["keep", "hash", "drop"]
 WHISPER_ENGINE = "faster-whisper"
 TIKTOK_ENGINE = "tiktok"
-MENTION = re.compile(r"@[\w.]+")
+# A handle after `@`, its fullwidth `＠` or small `﹫` forms, spaces allowed in between ("@ name").
+MENTION = re.compile(r"[@\uff20\ufe6b][^\S\n]*[\w.]+")
 
 
 class ExportResult(BaseModel):
@@ -83,6 +93,15 @@ def user_hash(username: str | None, salt: SecretStr) -> str | None:
     return hmac.new(key, username.casefold().encode(), hashlib.sha256).hexdigest()[:16]
 
 
+def video_hash(video_id: int, salt: SecretStr) -> str:
+    key = salt.get_secret_value().encode()
+    return hmac.new(key, str(video_id).encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def mask_mentions(text: str) -> str:
+    return MENTION.sub("@user", text)
+
+
 def _latest(rows, key: Callable[[Any], Any]) -> dict:
     """The newest row per key, preferring ok rows over failed ones."""
     best: dict = {}
@@ -106,82 +125,108 @@ def campaign_records(url: str, campaign: str, *, with_raw: bool = True) -> list[
 
     `with_raw=False` leaves the raw API payloads in the database (the largest column).
     """
+    return [r for batch in record_batches(url, campaign, with_raw=with_raw) for r in batch]
+
+
+def record_batches(
+    url: str, campaign: str, *, with_raw: bool = True, size: int | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """The campaign's records `size` videos at a time, in video id order (keyset pages), so that
+    memory holds one batch whatever the campaign's size."""
     with session_scope(url) as session:
         cid = campaign_id(session, campaign)
-        in_campaign = campaign_videos(cid, with_pruned=True)
-        query = select(Video).where(Video.id.in_(in_campaign)).order_by(Video.id)
-        if not with_raw:
-            query = query.options(defer(Video.raw, raiseload=True))
-        videos = session.scalars(query).all()
-        downloads = {
-            d.video_id: d
-            for d in session.scalars(select(Download).where(Download.video_id.in_(in_campaign)))
-        }
-        media = {
-            m.video_id: m
-            for m in session.scalars(select(MediaInfo).where(MediaInfo.video_id.in_(in_campaign)))
-        }
-        frames = dict(
-            session.execute(
-                select(Frame.video_id, func.count())
-                .where(Frame.video_id.in_(in_campaign))
-                .group_by(Frame.video_id)
+        after = -(2**63)
+        while True:
+            ids = session.scalars(
+                select(CampaignVideo.video_id)
+                .where(CampaignVideo.campaign_id == cid, CampaignVideo.video_id > after)
+                .order_by(CampaignVideo.video_id)
+                .limit(size or BATCH)
             ).all()
-        )
-        transcripts = _latest(
-            session.execute(
-                select(
-                    Transcript.id,
-                    Transcript.video_id,
-                    Transcript.engine,
-                    Transcript.model,
-                    Transcript.settings_hash,
-                    Transcript.status,
-                    Transcript.language,
-                    Transcript.language_probability,
-                    Transcript.text,
-                    Transcript.is_empty,
-                    Transcript.created_at,
-                ).where(Transcript.video_id.in_(in_campaign))
-            ).all(),
-            key=lambda t: (
-                t.video_id,
-                TIKTOK_ENGINE if t.engine == TIKTOK_ENGINE else WHISPER_ENGINE,
-            ),
-        )
-        annotations = _latest(
-            session.execute(
-                select(
-                    Annotation.id,
-                    Annotation.video_id,
-                    Annotation.kind,
-                    Annotation.status,
-                    Annotation.value,
-                    Annotation.model,
-                    Annotation.prompt_id,
-                    Annotation.prompt_hash,
-                    Annotation.is_sandbox,
-                    Annotation.created_at,
-                ).where(
-                    Annotation.video_id.in_(in_campaign),
-                    Annotation.kind != AnnotationKind.watch_match,
-                )
-            ).all(),
-            key=lambda a: (a.video_id, str(a.kind)),
-        )
-        records = [
-            _record(
-                v,
-                downloads.get(v.id),
-                media.get(v.id),
-                frames.get(v.id, 0),
-                transcripts,
-                annotations,
+            if not ids:
+                return
+            yield _batch_records(session, cid, list(ids), with_raw)
+            session.expunge_all()
+            after = ids[-1]
+
+
+def _batch_records(
+    session: Session, cid: int, in_campaign: list[int], with_raw: bool
+) -> list[dict[str, Any]]:
+    """The records of these videos (at most a batch: one bounded IN list per query)."""
+    query = select(Video).where(Video.id.in_(in_campaign)).order_by(Video.id)
+    if not with_raw:
+        query = query.options(defer(Video.raw, raiseload=True))
+    videos = session.scalars(query).all()
+    downloads = {
+        d.video_id: d
+        for d in session.scalars(select(Download).where(Download.video_id.in_(in_campaign)))
+    }
+    media = {
+        m.video_id: m
+        for m in session.scalars(select(MediaInfo).where(MediaInfo.video_id.in_(in_campaign)))
+    }
+    frames = dict(
+        session.execute(
+            select(Frame.video_id, func.count())
+            .where(Frame.video_id.in_(in_campaign))
+            .group_by(Frame.video_id)
+        ).all()
+    )
+    transcripts = _latest(
+        session.execute(
+            select(
+                Transcript.id,
+                Transcript.video_id,
+                Transcript.engine,
+                Transcript.model,
+                Transcript.settings_hash,
+                Transcript.status,
+                Transcript.language,
+                Transcript.language_probability,
+                Transcript.text,
+                Transcript.is_empty,
+                Transcript.created_at,
+            ).where(Transcript.video_id.in_(in_campaign))
+        ).all(),
+        key=lambda t: (
+            t.video_id,
+            TIKTOK_ENGINE if t.engine == TIKTOK_ENGINE else WHISPER_ENGINE,
+        ),
+    )
+    annotations = _latest(
+        session.execute(
+            select(
+                Annotation.id,
+                Annotation.video_id,
+                Annotation.kind,
+                Annotation.status,
+                Annotation.value,
+                Annotation.model,
+                Annotation.prompt_id,
+                Annotation.prompt_hash,
+                Annotation.is_sandbox,
+                Annotation.created_at,
+            ).where(
+                Annotation.video_id.in_(in_campaign),
+                Annotation.kind != AnnotationKind.watch_match,
             )
-            for v in videos
-        ]
-        add_human_codes(session, cid, records)
-        return records
+        ).all(),
+        key=lambda a: (a.video_id, str(a.kind)),
+    )
+    records = [
+        _record(
+            v,
+            downloads.get(v.id),
+            media.get(v.id),
+            frames.get(v.id, 0),
+            transcripts,
+            annotations,
+        )
+        for v in videos
+    ]
+    add_human_codes(session, cid, records)
+    return records
 
 
 def _record(
@@ -299,13 +344,30 @@ def _raw_json(raw: Any) -> str:
     return LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def export_frame(
-    records: list[dict[str, Any]], *, public: bool = False, salt: SecretStr | None = None
-) -> tuple[pl.DataFrame, list[Column], int]:
-    """The export table and its columns; public mode drops what may not be published."""
+def export_columns(public: bool, salt: SecretStr | None, ids: IdPolicy = "keep") -> list[Column]:
+    """The columns of this export; a public one carries the id policy's column and reasoning."""
+    if ids != "keep" and not public:
+        raise ValueError(f"--ids {ids} applies to public exports only (add --public)")
+    if ids == "hash" and salt is None:
+        raise ValueError("--ids hash needs GETTOK_EXPORT_SALT (the ids' hash is salted)")
     columns = [c for c in COLUMNS if c.public or not public]
     if not (public and salt):
         columns = [c for c in columns if c.name != "user_hash"]
+    if public:
+        chosen = ID_POLICIES[ids]
+        columns = [chosen] + columns[1:] if chosen else columns[1:]
+    return columns
+
+
+def export_frame(
+    records: list[dict[str, Any]],
+    *,
+    public: bool = False,
+    salt: SecretStr | None = None,
+    ids: IdPolicy = "keep",
+) -> tuple[pl.DataFrame, list[Column], int]:
+    """The export table and its columns; public mode drops what may not be published."""
+    columns = export_columns(public, salt, ids)
     excluded = 0
     if public:
         # Known gone at any stage (pruned, or found private/removed at download) never goes out.
@@ -320,14 +382,23 @@ def export_frame(
     for record in records:
         row = {c.name: record.get(c.name) for c in columns}
         if public:
-            if salt:
-                row["user_hash"] = user_hash(record.get("username"), salt)
-            for name in TEXT_COLUMNS:
-                if row.get(name):
-                    row[name] = MENTION.sub("@user", row[name])
+            _make_public(row, record, salt)
         rows.append(row)
     frame = pl.DataFrame(rows, schema={c.name: c.dtype for c in columns}, orient="row")
     return frame, columns, excluded
+
+
+def _make_public(row: dict[str, Any], record: dict[str, Any], salt: SecretStr | None) -> None:
+    """Hash what identifies a person and mask @handles in free text and hashtags."""
+    if salt:
+        row["user_hash"] = user_hash(record.get("username"), salt)
+    if "video_hash" in row:
+        row["video_hash"] = video_hash(record["video_id"], salt)
+    for name in TEXT_COLUMNS:
+        if row.get(name):
+            row[name] = mask_mentions(row[name])
+    if row.get("hashtags"):
+        row["hashtags"] = [mask_mentions(tag) for tag in row["hashtags"]]
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -343,20 +414,17 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def write_export(
-    frame: pl.DataFrame, columns: list[Column], out_dir: Path, stem: str, fmt: ExportFormat
+    frames: Iterable[pl.DataFrame],
+    columns: list[Column],
+    out_dir: Path,
+    stem: str,
+    fmt: ExportFormat,
 ) -> tuple[Path, Path]:
-    """Write the table and its data dictionary; both replace earlier files atomically."""
+    """Write the table a batch at a time, and its data dictionary; both replace earlier files
+    atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{stem}.{fmt}"
-    if fmt == "parquet":
-        _atomic_write(path, frame.write_parquet)
-    elif fmt == "jsonl":
-        _atomic_write(path, frame.write_ndjson)
-    else:
-        flat = frame.with_columns(
-            pl.col(c.name).list.join(";") for c in columns if isinstance(c.dtype, pl.List)
-        )
-        _atomic_write(path, flat.write_csv)
+    _atomic_write(path, lambda tmp: write_batches(frames, tmp, fmt))
     dictionary = pl.DataFrame(
         {
             "column": [c.name for c in columns],
@@ -380,13 +448,28 @@ def export_dataset(
     *,
     public: bool = False,
     salt: SecretStr | None = None,
+    ids: IdPolicy = "keep",
 ) -> ExportResult:
     """Write `<campaign>[.public].<fmt>` and its data dictionary into `out_dir`."""
-    records = campaign_records(url, campaign, with_raw=not public)
-    frame, columns, excluded = export_frame(records, public=public, salt=salt)
+    columns = export_columns(public, salt, ids)  # a bad choice fails before any work
+    with session_scope(url) as session:
+        campaign_id(session, campaign)  # an unknown campaign fails before any file is opened
+    totals = {"rows": 0, "excluded": 0}
+
+    def frames() -> Iterator[pl.DataFrame]:
+        empty = True
+        for records in record_batches(url, campaign, with_raw=not public):
+            frame, _, excluded = export_frame(records, public=public, salt=salt, ids=ids)
+            totals["rows"] += frame.height
+            totals["excluded"] += excluded
+            empty = False
+            yield frame
+        if empty:  # still a file with the columns
+            yield export_frame([], public=public, salt=salt, ids=ids)[0]
+
     stem = f"{campaign}.public" if public else campaign
     before = file_digests(out_dir.glob(f"{stem}.*"))
-    path, dictionary_path = write_export(frame, columns, out_dir, stem, fmt)
+    path, dictionary_path = write_export(frames(), columns, out_dir, stem, fmt)
     from gettok.tasks.comments.export import export_comments  # comments' module reads ours
 
     export_comments(url, campaign, out_dir, fmt, stem, public=public, salt=salt)
@@ -396,8 +479,8 @@ def export_dataset(
         dictionary_path=dictionary_path,
         format=fmt,
         public=public,
-        rows=frame.height,
-        columns=frame.width,
-        excluded_pruned=excluded,
+        rows=totals["rows"],
+        columns=len(columns),
+        excluded_pruned=totals["excluded"],
         changed=any(before.get(p) != digest for p, digest in after.items()),
     )

@@ -21,6 +21,7 @@ from gettok.tasks.transcribe.whisper import (
 )
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from gettok import db
 from gettok.membership import campaign_videos
@@ -181,19 +182,18 @@ def record_tiktok_transcripts(url: str, campaign_name: str | None = None) -> int
     provenance = {"engine": TIKTOK_ENGINE, "source": "research-api", "field": "voice_to_text"}
     digest = settings_hash(provenance)
     changed = 0
+    stored = aliased(Transcript)
+    # Only videos whose stored copy may differ: a run with nothing new reads nothing, not every
+    # transcript of the campaign (a text with NULs or edge spaces is compared again in Python).
+    stmt = stmt.outerjoin(
+        stored, (stored.video_id == Video.id) & (stored.engine == TIKTOK_ENGINE)
+    ).where(stored.id.is_(None) | (stored.text != Video.voice_to_text))
     with db.session_scope(url) as session:
-        existing = {
-            t.video_id: t
-            for t in session.scalars(
-                select(Transcript).where(
-                    Transcript.engine == TIKTOK_ENGINE,
-                    Transcript.video_id.in_(stmt.with_only_columns(Video.id).scalar_subquery()),
-                )
-            )
-        }
-        for video_id, raw, duration in session.execute(stmt):
+        for video_id, raw, duration, row_id in session.execute(
+            stmt.add_columns(stored.id).order_by(Video.id)
+        ).all():
             text = raw.replace("\x00", "").strip()
-            row = existing.get(video_id)
+            row = session.get(Transcript, row_id) if row_id is not None else None
             if row is not None and row.text == text:
                 continue
             if row is None:

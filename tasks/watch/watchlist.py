@@ -85,6 +85,9 @@ def target_hash(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
+ID_BATCH = 5000  # video ids per IN list
+
+
 def image_target_hash(reference: ReferenceImage, settings: MatchSettings) -> str:
     return target_hash(reference.sha256, json.dumps(settings.as_dict(), sort_keys=True))
 
@@ -109,14 +112,16 @@ def unchecked_frames(
         videos = videos.limit(limit)
     with session_scope(url) as session:
         ids = list(session.scalars(videos))
-        rows = session.execute(
-            select(Frame.id, Frame.video_id, Frame.frame_index, Frame.timestamp_s, Frame.path)
-            .where(Frame.video_id.in_(ids))
-            .order_by(Frame.video_id, Frame.frame_index)
-        ).all()
-    frames: dict[int, list[StoredFrame]] = {i: [] for i in ids}
-    for row in rows:
-        frames[row.video_id].append(StoredFrame(*row))
+        frames: dict[int, list[StoredFrame]] = {i: [] for i in ids}
+        # In batches: one IN list per query stays far below Postgres' 65,535 parameters.
+        for start in range(0, len(ids), ID_BATCH):
+            rows = session.execute(
+                select(Frame.id, Frame.video_id, Frame.frame_index, Frame.timestamp_s, Frame.path)
+                .where(Frame.video_id.in_(ids[start : start + ID_BATCH]))
+                .order_by(Frame.video_id, Frame.frame_index)
+            ).all()
+            for row in rows:
+                frames[row.video_id].append(StoredFrame(*row))
     return frames
 
 

@@ -1,0 +1,84 @@
+"""Queries with more videos in play than Postgres allows bind parameters (65,535): watch's
+unchecked frames and the enrich dry run must read them in bounded batches, never one IN list."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from gettok.models.schema import Campaign as CampaignRow
+from gettok.models.schema import CampaignVideo, Frame, Video
+from gettok.tasks.annotate.cost import estimate_enrich
+from gettok.tasks.collect import store as collect_store
+from gettok.tasks.watch.watchlist import unchecked_frames
+from sqlalchemy import insert, select
+
+from bench.scale_data import scale_campaign
+from gettok import db
+from gettok.settings import get_settings
+from tests.enrich_rows import point_at_sandbox
+
+MANY = 66_000  # past Postgres' 65,535 parameters in one statement
+FIRST = 7_200_000_000_000_000_000
+BATCH = 20_000
+
+
+def _many_framed_videos(url: str) -> int:
+    """MANY videos in one campaign, one frame each, inserted in bulk; returns the campaign id."""
+    db.upgrade(url)
+    campaign = scale_campaign()
+    now = datetime(2024, 3, 2, tzinfo=UTC)
+    with db.session_scope(url) as session:
+        cid = collect_store.save_campaign(session, campaign)
+    for start in range(0, MANY, BATCH):
+        ids = range(FIRST + start, FIRST + min(MANY, start + BATCH))
+        with db.session_scope(url) as session:
+            session.execute(
+                insert(Video),
+                [
+                    {"id": i, "raw": {"id": i}, "first_seen_at": now, "last_seen_at": now}
+                    for i in ids
+                ],
+            )
+            session.execute(
+                insert(CampaignVideo),
+                [{"campaign_id": cid, "video_id": i, "first_seen_at": now} for i in ids],
+            )
+            session.execute(
+                insert(Frame),
+                [
+                    {
+                        "video_id": i,
+                        "frame_index": 0,
+                        "path": f"f/{i}.jpg",
+                        "width": 9,
+                        "height": 16,
+                    }
+                    for i in ids
+                ],
+            )
+    return cid
+
+
+@pytest.fixture
+def many_url(db_url):
+    _many_framed_videos(db_url)
+    return db_url
+
+
+def test_watch_lists_the_unchecked_frames_of_more_than_65535_videos(many_url):
+    with db.session_scope(many_url) as session:
+        cid = session.scalar(select(CampaignRow.id))
+    frames = unchecked_frames(many_url, cid, "opencv-orb", "a-target")
+    assert len(frames) == MANY
+    assert all(len(stored) == 1 for stored in frames.values())
+    assert frames[FIRST + MANY - 1][0].path == f"f/{FIRST + MANY - 1}.jpg"
+
+
+def test_dry_run_estimates_more_than_65535_pending_videos(
+    many_url, sandbox_env, monkeypatch, tmp_path
+):
+    point_at_sandbox(monkeypatch, many_url, tmp_path / "media")
+    estimate = estimate_enrich(many_url, get_settings(), scale_campaign(), ["description"])
+    assert [(k.kind, k.videos) for k in estimate.kinds] == [("description", MANY)]
+    assert estimate.total_usd > 0

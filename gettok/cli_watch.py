@@ -71,16 +71,17 @@ def watch_command(
     campaign = campaign_or_exit(campaign_file)
     if campaign.watch is None:
         raise fail(f"{campaign_file}: no [watch] section")
-    for line in check_targets(campaign):
-        typer.echo(line)
-    database_or_exit(settings)
     from gettok.flows.watch import watch, watch_targets
 
     # Every target appears, checked 0 when the campaign has nothing collected yet.
     targets = watch_targets(campaign)
     summary = {t.name: {"checked": 0, "matched": []} for t in targets}
-    # Described targets ask the vision LLM: resolved like every command (sandbox, or refused).
+    # Described targets ask the vision LLM: resolved like every command (sandbox, or refused)
+    # before anything else is said.
     with services_or_exit(llm=any(t.kind == "description" for t in targets)):
+        for line in check_targets(campaign):
+            typer.echo(line)
+        database_or_exit(settings)
         results = watch(str(campaign_file), limit)
     for r in results:
         typer.echo(

@@ -91,6 +91,6 @@ def export_comments(
     if not records:
         return None
     frame, columns = comment_frame(records, public=public, salt=salt)
-    path, _ = write_export(frame, columns, out_dir, f"{stem}.comments", fmt)
+    path, _ = write_export([frame], columns, out_dir, f"{stem}.comments", fmt)
     log.info("exported %d comments to %s", frame.height, path)
     return path

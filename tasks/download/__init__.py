@@ -7,18 +7,27 @@ found private or removed is marked pruned (`videos.pruned_at`) as the prune stag
 Files go to `videos/<id>.mp4` and `slides/<id>/` under the media directory.
 """
 
-from gettok.tasks.download.downloader import (
-    download_batch,
-    download_pending,
-    download_videos,
-    remove_stale_partials,
-)
-from gettok.tasks.download.store import (
-    DownloadResult,
-    global_backoff_until,
-    pending_videos,
-    transient_due,
-)
+from importlib import import_module
+
+# Public names, read from their modules on first use: the frames stage reads `media` (the media
+# check), and the commands that need no orchestration must not import the downloader's Prefect task.
+_HOMES = {
+    "download_batch": "downloader",
+    "download_pending": "downloader",
+    "download_videos": "downloader",
+    "remove_stale_partials": "downloader",
+    "DownloadResult": "store",
+    "global_backoff_until": "store",
+    "pending_videos": "store",
+    "transient_due": "store",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DownloadResult",

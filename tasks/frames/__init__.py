@@ -5,13 +5,26 @@ Records the frames (`frames`, one row per kept image, with the settings that cho
 truncated, missing, bad_path, no_video_stream, undecodable, no_images) and the settings hash.
 """
 
-from gettok.tasks.frames.campaign import (
-    FRAMES_BATCH,
-    extract_campaign_frames,
-    extract_frames_batch,
-)
-from gettok.tasks.frames.extract import FramesResult, extract_frames, frame_settings
-from gettok.tasks.frames.store import pending_videos
+from importlib import import_module
+
+# Public names, read from their modules on first use: the dry run reads the frames' store, and
+# the commands that need no orchestration must not import the batch's Prefect task.
+_HOMES = {
+    "FRAMES_BATCH": "campaign",
+    "extract_campaign_frames": "campaign",
+    "extract_frames_batch": "campaign",
+    "FramesResult": "extract",
+    "extract_frames": "extract",
+    "frame_settings": "extract",
+    "pending_videos": "store",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FRAMES_BATCH",

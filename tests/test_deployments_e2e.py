@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -293,6 +294,8 @@ def ongoing_copy_of_peru(tmp_path) -> Path:
     text = re.sub(r"(?m)^end_date = .*\n", "", text)
     path = tmp_path / "peru_ongoing.toml"
     path.write_text(text)
+    # Its watchlist's example photos are read relative to the campaign file.
+    shutil.copytree(ROOT / "campaigns" / "watch", tmp_path / "watch")
     return path
 
 

@@ -7,7 +7,7 @@ found private or removed is marked pruned (`videos.pruned_at`) as the prune stag
 Files go to `videos/<id>.mp4` and `slides/<id>/` under the media directory.
 """
 
-from importlib import import_module
+from gettok.lazy_exports import lazy_exports
 
 # Public names, read from their modules on first use: the frames stage reads `media` (the media
 # check), and the commands that need no orchestration must not import the downloader's Prefect task.
@@ -22,11 +22,7 @@ _HOMES = {
     "transient_due": "store",
 }
 
-
-def __getattr__(name: str):
-    if name in _HOMES:
-        return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _HOMES)
 
 
 __all__ = [

@@ -5,7 +5,7 @@ Records the frames (`frames`, one row per kept image, with the settings that cho
 truncated, missing, bad_path, no_video_stream, undecodable, no_images) and the settings hash.
 """
 
-from importlib import import_module
+from gettok.lazy_exports import lazy_exports
 
 # Public names, read from their modules on first use: the dry run reads the frames' store, and
 # the commands that need no orchestration must not import the batch's Prefect task.
@@ -19,11 +19,7 @@ _HOMES = {
     "pending_videos": "store",
 }
 
-
-def __getattr__(name: str):
-    if name in _HOMES:
-        return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _HOMES)
 
 
 __all__ = [

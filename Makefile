@@ -20,7 +20,7 @@ $(UV):
 	.uv/bin/pip install -q --disable-pip-version-check 'uv==$(UV_VERSION)'
 
 $(VENV)/.installed: pyproject.toml uv.lock $(UV)
-	$(UV) sync --frozen --extra dev --python $(PYTHON) -q
+	$(UV) sync --frozen --extra dev --extra analysis --python $(PYTHON) -q
 	touch $@
 
 # Fails when pyproject.toml and uv.lock disagree; `make lock` is the deliberate upgrade step.

@@ -98,7 +98,7 @@ def database_or_exit(settings: Settings) -> str:
     """Create or migrate the schema; an unreachable database is one clear line, not a traceback."""
     url = settings.resolved_database_url
     try:
-        db.upgrade(url)
+        db.ensure_schema(url)
     except (DBAPIError, OSError) as exc:
         shown = db.make_url(url).render_as_string(hide_password=True)
         raise fail(f"cannot use the database at {shown}: {_first_line(exc)}") from None

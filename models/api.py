@@ -8,8 +8,9 @@ are kept so that a new API field is stored, not dropped.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -175,3 +176,36 @@ class VideoPageData(BaseModel):
     @classmethod
     def _search_id_text(cls, value: Any) -> str | None:
         return None if value in (None, "") else str(value)
+
+
+UserStatus = Literal["ok", "not_found", "refused", "private"]
+
+
+class ResearchUser(ApiRecord):
+    """What user info says about one account (the answer does not repeat the username)."""
+
+    display_name: str | None = None
+    bio_description: str | None = None
+    avatar_url: str | None = None
+    bio_url: str | None = None
+    is_verified: bool | None = None
+    follower_count: int | None = None
+    following_count: int | None = None
+    likes_count: int | None = None
+    video_count: int | None = None
+
+    @field_validator(
+        "follower_count", "following_count", "likes_count", "video_count", mode="before"
+    )
+    @classmethod
+    def _counts(cls, value: Any, info) -> int | None:
+        return _as_bigint(value, info.field_name)
+
+
+@dataclass
+class UserInfo:
+    username: str
+    status: UserStatus
+    user: ResearchUser | None = None
+    raw: dict[str, Any] | None = None
+    reason: str | None = None  # the API's words when it would not describe the user

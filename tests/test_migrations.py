@@ -93,3 +93,19 @@ def test_an_upgrade_killed_midway_leaves_no_half_schema(empty_url, nth_table):
     # The next upgrade builds the whole schema.
     assert run(UPGRADE, empty_url).returncode == 0
     assert {"videos", "downloads", "transcripts", "annotations"} <= tables(empty_url)
+
+
+def test_the_quick_head_check_agrees_with_alembic():
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(db.alembic_config("sqlite://"))
+    assert db.head_revision() == script.get_current_head()
+
+
+def test_ensure_schema_migrates_a_database_behind_head_and_leaves_one_at_head(empty_url):
+    db.upgrade(empty_url, "0001")
+    db.ensure_schema(empty_url)
+    assert db.current_revision(empty_url) == db.head_revision()
+    assert "annotations" in inspect(db.get_engine(empty_url)).get_table_names()
+    db.ensure_schema(empty_url)  # at head: one query, nothing applied
+    assert db.current_revision(empty_url) == db.head_revision()

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import httpx
-from pydantic import ValidationError, field_validator
+from pydantic import ValidationError
 
 from gettok.clients.research_api import (
     ApiFault,
@@ -24,7 +24,15 @@ from gettok.clients.research_api import (
     TokenRejected,
     classify_fault,
 )
-from gettok.models.api import ApiError, ApiRecord, ResearchComment, _as_bigint
+from gettok.models.api import (  # noqa: F401 (ResearchUser, UserInfo: re-exported)
+    ApiError,
+    ApiRecord,
+    ResearchComment,
+    ResearchUser,
+    UserInfo,
+    UserStatus,
+    _as_bigint,
+)
 from gettok.retry import retry_after_s
 
 COMMENT_LIST_PATH = "/v2/research/video/comment/list/"
@@ -54,8 +62,6 @@ USER_FIELDS = [
 MAX_COMMENTS_PER_VIDEO = 1000  # the API serves only a video's top 1,000 comments
 MAX_COUNT = 100
 
-UserStatus = Literal["ok", "not_found", "refused", "private"]
-
 
 @dataclass
 class CommentPage:
@@ -82,36 +88,6 @@ def parse_comment_page(payload: dict[str, Any]) -> CommentPage:
     error = ApiError.model_validate(payload.get("error") or {})
     cursor = int(data.get("cursor") or 0)
     return CommentPage(comments, raws, cursor, bool(data.get("has_more")), invalid, error.log_id)
-
-
-class ResearchUser(ApiRecord):
-    """What user info says about one account (the answer does not repeat the username)."""
-
-    display_name: str | None = None
-    bio_description: str | None = None
-    avatar_url: str | None = None
-    bio_url: str | None = None
-    is_verified: bool | None = None
-    follower_count: int | None = None
-    following_count: int | None = None
-    likes_count: int | None = None
-    video_count: int | None = None
-
-    @field_validator(
-        "follower_count", "following_count", "likes_count", "video_count", mode="before"
-    )
-    @classmethod
-    def _counts(cls, value: Any, info) -> int | None:
-        return _as_bigint(value, info.field_name)
-
-
-@dataclass
-class UserInfo:
-    username: str
-    status: UserStatus
-    user: ResearchUser | None = None
-    raw: dict[str, Any] | None = None
-    reason: str | None = None  # the API's words when it would not describe the user
 
 
 def list_comments(

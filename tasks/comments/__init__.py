@@ -9,8 +9,13 @@ budget and ledger as the video query. `export_comments` writes the comments besi
 export, pseudonymised in public exports.
 """
 
-from gettok.tasks.comments.export import export_comments
-from gettok.tasks.comments.runs import collect_comments
-from gettok.tasks.comments.users import fetch_user_info
+from gettok.lazy_exports import lazy_exports
+
+# Read from their modules on first use: `gettok export` writes comments and must not import the
+# Research API client that collecting them needs.
+__getattr__ = lazy_exports(
+    __name__,
+    {"export_comments": "export", "collect_comments": "runs", "fetch_user_info": "users"},
+)
 
 __all__ = ["collect_comments", "export_comments", "fetch_user_info"]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from gettok.models.api import ResearchComment
+from gettok.models.api import ResearchComment, ResearchUser, UserInfo
 from gettok.models.schema import (
     CampaignVideo,
     Comment,
@@ -23,7 +23,6 @@ from gettok.models.schema import (
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from gettok.clients.research_comments import ResearchUser, UserInfo
 from gettok.db import dialect_insert, upsert_rows
 
 COMMENT_COLUMNS = ("video_id", "parent_comment_id", "text", "like_count", "reply_count")

@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 import polars as pl
-from gettok.tasks.validate.kinds import KINDS
+from gettok.tasks.validate.kinds import KINDS, majority_code
 from gettok.tasks.validate.store import human_codes
 from sqlalchemy.orm import Session
 
@@ -36,8 +36,6 @@ HUMAN_CODE_COLUMNS: list[tuple[str, pl.DataType, str]] = [
 
 def add_human_codes(session: Session, campaign_id: int, records: list[dict[str, Any]]) -> None:
     """Set `validated` and `human_<kind>` on each exported record, in place."""
-    from gettok.tasks.validate.score import majority_code
-
     latest: dict[int, dict[str, dict[str, str | None]]] = defaultdict(lambda: defaultdict(dict))
     for video_id, kind, coder, label in human_codes(session, campaign_id):  # oldest first
         latest[video_id][kind][coder] = label

@@ -9,6 +9,7 @@ outputs people judged accurate.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 ANNOTATION_OF_KIND = {
@@ -61,3 +62,11 @@ def checked_text(kind: str, value: dict[str, Any]) -> str | None:
     """The model's text a coder judges (summary or description); None for blind kinds."""
     field = CHECKED_FIELD.get(kind)
     return value.get(field) if field else None
+
+
+def majority_code(codes: dict[str, str | None]) -> str | None:
+    """The code most coders gave; None when nobody coded or the top codes tie."""
+    counts = Counter(c for c in codes.values() if c is not None).most_common()
+    if not counts or (len(counts) > 1 and counts[0][1] == counts[1][1]):
+        return None
+    return counts[0][0]

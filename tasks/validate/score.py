@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import Counter
 from dataclasses import dataclass
 
 import krippendorff
 import numpy as np
 from gettok.tasks.validate import TARGET_ACCURACY
+from gettok.tasks.validate.kinds import majority_code
 from pydantic import BaseModel
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
 
@@ -73,14 +73,6 @@ class Figures(BaseModel):
             "alpha_coders": self.alpha_coders,
             "macro_f1": self.macro_f1,
         }
-
-
-def majority_code(codes: dict[str, str | None]) -> str | None:
-    """The code most coders gave; None when nobody coded or the top codes tie."""
-    counts = Counter(c for c in codes.values() if c is not None).most_common()
-    if not counts or (len(counts) > 1 and counts[0][1] == counts[1][1]):
-        return None
-    return counts[0][0]
 
 
 def score_codes(

@@ -110,7 +110,7 @@ def _pending(name: str, url: str) -> list:
         with db.session_scope(url) as session:
             return store.pending_videos(session, "scale", plan)
     if name == "watch_unchecked":
-        from gettok.tasks.watch.watchlist import unchecked_frames
+        from gettok.tasks.watch.store import unchecked_frames
 
         return list(unchecked_frames(url, None, "opencv-orb", "bench-target"))
     if name == "prune_selection":

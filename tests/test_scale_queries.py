@@ -10,7 +10,7 @@ from gettok.models.schema import Campaign as CampaignRow
 from gettok.models.schema import CampaignVideo, Frame, Video
 from gettok.tasks.annotate.cost import estimate_enrich
 from gettok.tasks.collect import store as collect_store
-from gettok.tasks.watch.watchlist import unchecked_frames
+from gettok.tasks.watch.store import unchecked_frames
 from sqlalchemy import insert, select
 
 from bench.scale_data import scale_campaign
@@ -69,7 +69,7 @@ def many_url(db_url):
 def test_watch_lists_the_unchecked_frames_of_more_than_65535_videos(many_url):
     with db.session_scope(many_url) as session:
         cid = session.scalar(select(CampaignRow.id))
-    frames = unchecked_frames(many_url, cid, "opencv-orb", "a-target")
+    frames = dict(unchecked_frames(many_url, cid, "opencv-orb", "a-target"))
     assert len(frames) == MANY
     assert all(len(stored) == 1 for stored in frames.values())
     assert frames[FIRST + MANY - 1][0].path == f"f/{FIRST + MANY - 1}.jpg"

@@ -14,16 +14,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 from gettok.models.annotations import Answer
-from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus
-from gettok.tasks.watch.watchlist import (
-    Alerts,
+from gettok.models.schema import AnnotationStatus
+from gettok.tasks.watch.store import (
     StoredFrame,
-    WatchResult,
-    announce_match,
     store_outcome,
-    target_hash,
     unchecked_frames,
+    watch_annotation,
 )
+from gettok.tasks.watch.watchlist import Alerts, WatchResult, announce_match, target_hash
 from pydantic import Field
 
 
@@ -69,9 +67,7 @@ def watch_for_description(
     result = WatchResult(target=description[:64])
     client, budget = LlmClient(llm_settings), Budget(llm_settings.llm_budget_usd)
     try:
-        for video_id, frames in unchecked_frames(
-            url, campaign_id, model, prompt_hash, limit
-        ).items():
+        for video_id, frames in unchecked_frames(url, campaign_id, model, prompt_hash, limit):
             chosen = _spread(frames, llm_settings.llm_max_frames)
             images = [img for img in (_data_url(media_dir, f) for f in chosen) if img]
             if not images:
@@ -109,23 +105,22 @@ def watch_for_description(
                 result.not_matched += 1
             store_outcome(
                 url,
-                Annotation(
-                    video_id=video_id,
-                    kind=AnnotationKind.watch_match,
-                    status=outcome.status,
-                    value=value,
-                    error=outcome.error,
+                watch_annotation(
+                    video_id,
+                    value,
                     model=model,
                     prompt_id="watch-description",
                     prompt_hash=prompt_hash,
                     settings={"max_frames": llm_settings.llm_max_frames},
+                    frame_id=frame_id,
+                    status=outcome.status,
+                    error=outcome.error,
                     temperature=llm_settings.llm_temperature,
                     input_tokens=outcome.input_tokens,
                     output_tokens=outcome.output_tokens,
                     cost_usd=outcome.cost_usd,
                     latency_ms=outcome.latency_ms,
                     is_sandbox=outcome.is_sandbox,
-                    frame_id=frame_id,
                 ),
             )
     finally:

@@ -16,64 +16,20 @@ from typing import Any
 
 import av
 import cv2
-from gettok.models.schema import (
-    Annotation,
-    AnnotationKind,
-    AnnotationStatus,
-    CampaignVideo,
-    Download,
-    DownloadStatus,
-    Video,
-    utcnow,
-)
+from gettok.models.schema import AnnotationStatus
 from gettok.tasks.watch.alerts import Alerts
 from gettok.tasks.watch.face_scan import VideoScan, scan_pictures, scan_video
 from gettok.tasks.watch.face_target import FaceTarget
 from gettok.tasks.watch.faces import MODEL, FaceSettings
-from gettok.tasks.watch.watchlist import (
+from gettok.tasks.watch.store import (
     StoredFrame,
-    WatchResult,
-    announce_match,
     store_outcome,
-    target_hash,
+    unchecked_downloads,
+    watch_annotation,
 )
-from sqlalchemy import exists, select
-
-from gettok.db import session_scope
+from gettok.tasks.watch.watchlist import WatchResult, announce_match, target_hash
 
 SCORE_MEANS = "face distance to the nearest example (lower is closer; a match is <= threshold)"
-
-
-def unchecked_downloads(
-    url: str, campaign_id: int | None, prompt_hash: str, limit: int | None = None
-) -> list[tuple[int, str | None, list[str]]]:
-    """Downloaded, unpruned videos not yet checked for this target: (id, mp4, photo paths)."""
-    checked = exists().where(
-        Annotation.video_id == Video.id,
-        Annotation.kind == AnnotationKind.watch_match,
-        Annotation.model == MODEL,
-        Annotation.prompt_hash == prompt_hash,
-    )
-    query = (
-        select(Video.id, Download.path, Download.image_paths)
-        .join(Download, Download.video_id == Video.id)
-        .where(
-            Download.status.in_([DownloadStatus.ok, DownloadStatus.slideshow]),
-            Video.pruned_at.is_(None),
-            ~checked,
-        )
-        .order_by(Video.id)
-    )
-    if campaign_id is not None:
-        query = query.where(
-            Video.id.in_(
-                select(CampaignVideo.video_id).where(CampaignVideo.campaign_id == campaign_id)
-            )
-        )
-    if limit:
-        query = query.limit(limit)
-    with session_scope(url) as session:
-        return [(v, p, list(images or [])) for v, p, images in session.execute(query)]
 
 
 def _scan(
@@ -142,7 +98,7 @@ def watch_for_face(
     recorded = {**settings.as_dict(), "frames_per_second": per_second}
     prompt_hash = target_hash(target.fingerprint, json.dumps(recorded, sort_keys=True))
     result = WatchResult(target=target.name)
-    for video_id, path, images in unchecked_downloads(url, campaign_id, prompt_hash, limit):
+    for video_id, path, images in unchecked_downloads(url, campaign_id, MODEL, prompt_hash, limit):
         scan, error = _scan_or_error(media_dir, path, images, target, settings, per_second)
         result.frames_checked += scan.frames_checked
         value: dict[str, Any] = {
@@ -165,18 +121,15 @@ def watch_for_face(
             result.not_matched += 1
         store_outcome(
             url,
-            Annotation(
-                video_id=video_id,
-                kind=AnnotationKind.watch_match,
-                status=AnnotationStatus.failed if error else AnnotationStatus.ok,
-                error=error,
-                value=value,
+            watch_annotation(
+                video_id,
+                value,
                 model=MODEL,
-                prompt_id=f"watch-face:{target.name}"[:64],
+                prompt_id=f"watch-face:{target.name}",
                 prompt_hash=prompt_hash,
                 settings=recorded,
-                cost_usd=0.0,
-                created_at=utcnow(),
+                status=AnnotationStatus.failed if error else AnnotationStatus.ok,
+                error=error,
             ),
         )
     return result

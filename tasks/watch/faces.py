@@ -18,6 +18,7 @@ from typing import Literal
 import cv2
 import dlib
 import numpy as np
+from gettok.tasks.watch.image_match import fit_within
 
 DEFAULT_THRESHOLD = 0.6  # euclidean; dlib's threshold for "same person" on LFW
 # A tuned threshold stays in this range: a far-off example must not make a blunt matcher (many
@@ -83,15 +84,7 @@ def face_models(detector: Detector = "hog") -> FaceModels:
 
 def shrink(image: np.ndarray, max_side: int) -> np.ndarray:
     """`image` (BGR or grey) as RGB with its longest side at most `max_side`."""
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    h, w = image.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
-    if scale < 1.0:
-        image = cv2.resize(
-            image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
-        )
-    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    return np.ascontiguousarray(cv2.cvtColor(fit_within(image, max_side), cv2.COLOR_BGR2RGB))
 
 
 def find_faces(rgb: np.ndarray, settings: FaceSettings) -> list[Face]:

@@ -63,15 +63,16 @@ class ImageMatch:
     corners: list[list[float]] | None = None  # the reference's outline in the frame
 
 
-def _shrunk(image: np.ndarray) -> np.ndarray:
+def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
+    """`image` as 3-channel BGR with its longest side at most `max_side` (never enlarged): the
+    face and picture matchers' cost grows with pixels."""
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     height, width = image.shape[:2]
-    scale = min(1.0, MAX_SIDE / max(height, width))
+    scale = min(1.0, max_side / max(height, width))
     if scale < 1.0:
-        image = cv2.resize(
-            image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
-        )
+        size = (round(width * scale), round(height * scale))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     return image
 
 
@@ -102,7 +103,7 @@ def load_reference(path: Path | str, settings: MatchSettings = MatchSettings()) 
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{path}: not a readable image")
-    image = _shrunk(image)
+    image = fit_within(image, MAX_SIDE)
     keypoints, descriptors = _features(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), settings)
     return ReferenceImage(
         name=path.name,
@@ -130,7 +131,7 @@ def match_reference(
     """Whether `reference` appears in `frame` (a BGR or grey image)."""
     if reference.descriptors is None or len(reference.keypoints) < 4:
         return ImageMatch(matched=False, good=0, inliers=0)
-    frame = _shrunk(frame)
+    frame = fit_within(frame, MAX_SIDE)
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     keypoints, descriptors = _features(gray, settings)
     if descriptors is None or len(keypoints) < 4:

@@ -14,19 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
-from gettok.models.schema import (
-    Annotation,
-    AnnotationKind,
-    AnnotationStatus,
-    Frame,
-    Video,
-    utcnow,
-)
 from gettok.tasks.watch.alerts import MATCH_EVENT, Alerts
 from gettok.tasks.watch.image_match import (
     MatchSettings,
@@ -34,12 +25,14 @@ from gettok.tasks.watch.image_match import (
     load_reference,
     match_reference,
 )
+from gettok.tasks.watch.store import (
+    StoredFrame,
+    store_outcome,
+    unchecked_frames,
+    watch_annotation,
+)
 from pydantic import BaseModel, Field
-from sqlalchemy import exists, select
-from sqlalchemy.exc import IntegrityError
 
-from gettok.db import session_scope
-from gettok.membership import campaign_videos
 from gettok.stage import StageResult
 
 log = logging.getLogger(__name__)
@@ -72,67 +65,12 @@ class WatchResult(BaseModel):
         )
 
 
-@dataclass(frozen=True)
-class StoredFrame:
-    id: int
-    video_id: int
-    frame_index: int
-    timestamp_s: float | None
-    path: str
-
-
 def target_hash(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
-ID_BATCH = 5000  # video ids per IN list
-
-
 def image_target_hash(reference: ReferenceImage, settings: MatchSettings) -> str:
     return target_hash(reference.sha256, json.dumps(settings.as_dict(), sort_keys=True))
-
-
-def unchecked_frames(
-    url: str, campaign_id: int | None, model: str, prompt_hash: str, limit: int | None = None
-) -> dict[int, list[StoredFrame]]:
-    """Frames of the videos not yet checked for this target (not pruned), by video in order."""
-    checked = exists().where(
-        Annotation.video_id == Video.id,
-        Annotation.kind == AnnotationKind.watch_match,
-        Annotation.model == model,
-        Annotation.prompt_hash == prompt_hash,
-    )
-    videos = select(Video.id).where(
-        Video.pruned_at.is_(None), ~checked, Video.id.in_(select(Frame.video_id))
-    )
-    if campaign_id is not None:
-        videos = videos.where(Video.id.in_(campaign_videos(campaign_id)))
-    videos = videos.order_by(Video.id)
-    if limit:
-        videos = videos.limit(limit)
-    with session_scope(url) as session:
-        ids = list(session.scalars(videos))
-        frames: dict[int, list[StoredFrame]] = {i: [] for i in ids}
-        # In batches: one IN list per query stays far below Postgres' 65,535 parameters.
-        for start in range(0, len(ids), ID_BATCH):
-            rows = session.execute(
-                select(Frame.id, Frame.video_id, Frame.frame_index, Frame.timestamp_s, Frame.path)
-                .where(Frame.video_id.in_(ids[start : start + ID_BATCH]))
-                .order_by(Frame.video_id, Frame.frame_index)
-            ).all()
-            for row in rows:
-                frames[row.video_id].append(StoredFrame(*row))
-    return frames
-
-
-def store_outcome(url: str, row: Annotation) -> bool:
-    """Insert one outcome; False if a concurrent run stored it first."""
-    try:
-        with session_scope(url) as session:
-            session.add(row)
-        return True
-    except IntegrityError:
-        return False
 
 
 def announce_match(
@@ -174,9 +112,7 @@ def watch_for_image(
     prompt_hash = image_target_hash(reference, settings)
     name = target_name or reference.name
     result = WatchResult(target=name)
-    for video_id, frames in unchecked_frames(
-        url, campaign_id, IMAGE_MODEL, prompt_hash, limit
-    ).items():
+    for video_id, frames in unchecked_frames(url, campaign_id, IMAGE_MODEL, prompt_hash, limit):
         hit, best, read = None, 0, 0
         for frame in frames:
             image = cv2.imread(str(media_dir / frame.path), cv2.IMREAD_COLOR)
@@ -219,18 +155,14 @@ def watch_for_image(
             result.not_matched += 1
         store_outcome(
             url,
-            Annotation(
-                video_id=video_id,
-                kind=AnnotationKind.watch_match,
-                status=AnnotationStatus.ok,
-                value=value,
+            watch_annotation(
+                video_id,
+                value,
                 model=IMAGE_MODEL,
-                prompt_id=f"watch-image:{reference.name}"[:64],
+                prompt_id=f"watch-image:{reference.name}",
                 prompt_hash=prompt_hash,
                 settings=settings.as_dict(),
                 frame_id=frame_id,
-                cost_usd=0.0,
-                created_at=utcnow(),
             ),
         )
     return result

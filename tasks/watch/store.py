@@ -1,0 +1,159 @@
+"""Every query of the watch stage: which videos a target has not been checked against yet, and the
+one `watch_match` annotation that records each check.
+
+A video counts as checked for a target when it has a `watch_match` annotation with the target's
+matcher (`model`) and fingerprint (`prompt_hash`); changing the target or its settings changes the
+fingerprint, so every video is checked again. Unchecked videos are read a page at a time in id
+order (keyset pagination), so memory stays flat however large the campaign and no query carries an
+unbounded id list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from gettok.models.schema import (
+    Annotation,
+    AnnotationKind,
+    AnnotationStatus,
+    Download,
+    DownloadStatus,
+    Frame,
+    Video,
+    utcnow,
+)
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Select
+
+from gettok.db import session_scope
+from gettok.membership import campaign_videos
+
+PAGE = 2000  # videos per query
+
+
+@dataclass(frozen=True)
+class StoredFrame:
+    id: int
+    video_id: int
+    frame_index: int
+    timestamp_s: float | None
+    path: str
+
+
+def _unchecked(query: Select, campaign_id: int | None, model: str, prompt_hash: str) -> Select:
+    """`query` (over videos) narrowed to unpruned videos not yet checked for this target."""
+    checked = exists().where(
+        Annotation.video_id == Video.id,
+        Annotation.kind == AnnotationKind.watch_match,
+        Annotation.model == model,
+        Annotation.prompt_hash == prompt_hash,
+    )
+    query = query.where(Video.pruned_at.is_(None), ~checked)
+    if campaign_id is not None:
+        query = query.where(Video.id.in_(campaign_videos(campaign_id)))
+    return query
+
+
+def _pages(url: str, query: Select, limit: int | None, page: int) -> Iterator[list[Any]]:
+    """The rows of `query` (its first column a video id) in id order, `page` videos at a time."""
+    after, left = None, limit
+    while left is None or left > 0:
+        size = page if left is None else min(page, left)
+        batch = query if after is None else query.where(Video.id > after)
+        with session_scope(url) as session:
+            rows = session.execute(batch.order_by(Video.id).limit(size)).all()
+        if not rows:
+            return
+        yield rows
+        after = rows[-1][0]
+        left = None if left is None else left - len(rows)
+
+
+def unchecked_frames(
+    url: str,
+    campaign_id: int | None,
+    model: str,
+    prompt_hash: str,
+    limit: int | None = None,
+    page: int = PAGE,
+) -> Iterator[tuple[int, list[StoredFrame]]]:
+    """(video id, its frames in order) for each video with frames not yet checked for this
+    target, in id order."""
+    videos = select(Video.id).where(exists().where(Frame.video_id == Video.id))
+    videos = _unchecked(videos, campaign_id, model, prompt_hash)
+    for rows in _pages(url, videos, limit, page):
+        ids = [row[0] for row in rows]
+        frames: dict[int, list[StoredFrame]] = {video_id: [] for video_id in ids}
+        with session_scope(url) as session:
+            stored = session.execute(
+                select(Frame.id, Frame.video_id, Frame.frame_index, Frame.timestamp_s, Frame.path)
+                .where(Frame.video_id.in_(ids))  # one page: at most PAGE ids
+                .order_by(Frame.video_id, Frame.frame_index)
+            ).all()
+        for row in stored:
+            frames[row.video_id].append(StoredFrame(*row))
+        yield from frames.items()
+
+
+def unchecked_downloads(
+    url: str,
+    campaign_id: int | None,
+    model: str,
+    prompt_hash: str,
+    limit: int | None = None,
+    page: int = PAGE,
+) -> Iterator[tuple[int, str | None, list[str]]]:
+    """(video id, mp4 path, photo paths) of each downloaded video (or slideshow) not yet checked
+    for this target, in id order."""
+    query = (
+        select(Video.id, Download.path, Download.image_paths)
+        .join(Download, Download.video_id == Video.id)
+        .where(Download.status.in_([DownloadStatus.ok, DownloadStatus.slideshow]))
+    )
+    query = _unchecked(query, campaign_id, model, prompt_hash)
+    for rows in _pages(url, query, limit, page):
+        yield from ((video_id, path, list(images or [])) for video_id, path, images in rows)
+
+
+def watch_annotation(
+    video_id: int,
+    value: dict[str, Any],
+    *,
+    model: str,
+    prompt_id: str,
+    prompt_hash: str,
+    settings: dict[str, Any],
+    frame_id: int | None = None,
+    status: AnnotationStatus = AnnotationStatus.ok,
+    error: str | None = None,
+    **usage: Any,
+) -> Annotation:
+    """The `watch_match` row of one check, with its matcher, target fingerprint and settings
+    (`usage`: an LLM's tokens, cost, latency and sandbox flag; a local matcher costs nothing)."""
+    return Annotation(
+        video_id=video_id,
+        kind=AnnotationKind.watch_match,
+        status=status,
+        error=error,
+        value=value,
+        model=model,
+        prompt_id=prompt_id[:64],
+        prompt_hash=prompt_hash,
+        settings=settings,
+        frame_id=frame_id,
+        created_at=utcnow(),
+        **({"cost_usd": 0.0} | usage),
+    )
+
+
+def store_outcome(url: str, row: Annotation) -> bool:
+    """Insert one outcome; False if a concurrent run stored it first."""
+    try:
+        with session_scope(url) as session:
+            session.add(row)
+        return True
+    except IntegrityError:
+        return False

@@ -1,0 +1,75 @@
+"""The watch stage's selections page through unchecked videos by id (flat memory, bounded queries)
+and skip what a target has already checked or what prune has removed."""
+
+from __future__ import annotations
+
+from gettok.models.schema import Video, utcnow
+from gettok.tasks.watch.store import (
+    store_outcome,
+    unchecked_downloads,
+    unchecked_frames,
+    watch_annotation,
+)
+from sqlalchemy import update
+
+from bench.scale_data import FRAMES_PER_VIDEO, build
+from gettok import db
+
+
+def test_unchecked_frames_pages_by_id_and_skips_checked_and_pruned_videos(db_url):
+    _, ids = build(db_url, 13)  # every 10th video (i % 10 == 0) has no download and no frames
+    with_frames = [v for i, v in enumerate(ids) if i % 10]
+    every = list(unchecked_frames(db_url, None, "opencv-orb", "target-a", page=4))
+    assert [video_id for video_id, _ in every] == with_frames
+    assert all(len(frames) == FRAMES_PER_VIDEO for _, frames in every)
+    assert [f.frame_index for f in every[0][1]] == list(range(FRAMES_PER_VIDEO))
+    limited = list(unchecked_frames(db_url, None, "opencv-orb", "target-a", limit=5, page=2))
+    assert [video_id for video_id, _ in limited] == with_frames[:5]
+
+    checked, pruned = with_frames[0], with_frames[1]
+    store_outcome(
+        db_url,
+        watch_annotation(
+            checked,
+            {"matched": False},
+            model="opencv-orb",
+            prompt_id="watch-image:a",
+            prompt_hash="target-a",
+            settings={},
+        ),
+    )
+    with db.session_scope(db_url) as session:
+        session.execute(update(Video).where(Video.id == pruned).values(pruned_at=utcnow()))
+    left = [v for v, _ in unchecked_frames(db_url, None, "opencv-orb", "target-a", page=3)]
+    assert left == with_frames[2:]
+    # Another target (or the same one with other settings) checks every video again.
+    again = [v for v, _ in unchecked_frames(db_url, None, "opencv-orb", "target-b", page=3)]
+    assert again == [v for v in with_frames if v != pruned]
+
+
+def test_unchecked_downloads_lists_playable_downloads_once_per_target(db_url):
+    _, ids = build(db_url, 12)
+    downloaded = [v for i, v in enumerate(ids) if i % 10]
+    rows = list(unchecked_downloads(db_url, None, "dlib", "face-a", page=5))
+    assert [video_id for video_id, _, _ in rows] == downloaded
+    assert rows[0][1] == f"videos/{downloaded[0]}.mp4" and rows[0][2] == []
+    stored = watch_annotation(
+        downloaded[0],
+        {"matched": True},
+        model="dlib",
+        prompt_id="watch-face:x" * 20,
+        prompt_hash="face-a",
+        settings={"threshold": 0.5},
+    )
+    assert len(stored.prompt_id) == 64 and stored.cost_usd == 0.0
+    assert store_outcome(db_url, stored)
+    duplicate = watch_annotation(
+        downloaded[0],
+        {"matched": True},
+        model="dlib",
+        prompt_id="watch-face:x",
+        prompt_hash="face-a",
+        settings={},
+    )
+    assert not store_outcome(db_url, duplicate)  # the unique check: stored once
+    assert [v for v, _, _ in unchecked_downloads(db_url, None, "dlib", "face-a")] == downloaded[1:]

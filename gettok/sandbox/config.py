@@ -34,6 +34,7 @@ class WebFaults(BaseModel):
     stale_media_address: float = Rate
     media_url_ttl_s: int = Field(86_400, ge=1)  # media addresses expire, as the live CDN's do
     wrong_video: float = Rate  # a public video's page shows another video (a redirect gone wrong)
+    age_restricted: float = Rate  # a public page is age restricted: isContentClassified, no media
 
 
 class ComplianceFaults(BaseModel):

@@ -184,7 +184,7 @@ class BatchRun:
         store.mark_checked(self.url, sorted(status.available), "available")
         result.checked += len(status.available) + len(status.unavailable)
         result.public += len(status.available)
-        for video_id in sorted(status.unavailable):
+        for video_id in batch_store.unpruned(self.url, status.unavailable):
             try:
                 result.files_removed += prune_video(
                     self.url, self.media_dir, video_id, "unavailable"

@@ -87,6 +87,19 @@ def close_task(
         )
 
 
+def unpruned(url: str, video_ids: Iterable[int]) -> list[int]:
+    """Those of the videos not pruned yet (a task applied again after a kill prunes each once)."""
+    ids, found = list(video_ids), []
+    for start in range(0, len(ids), 1000):
+        with session_scope(url) as session:
+            found += session.scalars(
+                select(Video.id).where(
+                    Video.id.in_(ids[start : start + 1000]), Video.pruned_at.is_(None)
+                )
+            ).all()
+    return sorted(found)
+
+
 def due_comments(
     url: str,
     campaign_id: int | None,

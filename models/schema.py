@@ -88,6 +88,7 @@ class DownloadStatus(enum.StrEnum):
     blocked = "blocked"
     age_restricted = "age_restricted"  # isContentClassified: no media without a login
     unreachable = "unreachable"  # failed the same way on many runs over days: asked no more
+    unavailable = "unavailable"  # batch compliance: no longer available (private or removed)
 
 
 class AnnotationKind(enum.StrEnum):
@@ -198,6 +199,8 @@ class Video(Base):
     pruned_reason: Mapped[str | None] = mapped_column(String(32))
     # When a compliance check last found it public: the next check is due 15 days later.
     compliance_checked_at: Mapped[datetime | None]
+    # What that check saw: public (its page), available (batch compliance), age_restricted.
+    compliance_status: Mapped[str | None] = mapped_column(String(32))
 
 
 class CampaignVideo(Base):
@@ -581,6 +584,8 @@ class Comment(Base):
     raw: Mapped[dict[str, Any]] = mapped_column(RawJSON)
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When batch compliance last said it is still available: due again 15 days later.
+    compliance_checked_at: Mapped[datetime | None]
 
 
 class CommentCheckpoint(Base):
@@ -624,3 +629,29 @@ class TikTokUser(Base):
     raw: Mapped[dict[str, Any] | None] = mapped_column(RawJSON)
     reason: Mapped[str | None] = mapped_column(Text)  # the API's words for a non-ok status
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ComplianceTask(Base):
+    """One batch compliance task: the ids sent, the API's task id, and where it stands.
+
+    The row (with its ids) is written before the task is created and the task id right after,
+    so a run killed at any point leaves either a task the next run polls or a row it re-sends.
+    """
+
+    __tablename__ = "compliance_tasks"
+    __table_args__ = (Index("ix_compliance_tasks_state", "state"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    category: Mapped[str] = mapped_column(String(16))  # video | comment
+    task_id: Mapped[str | None] = mapped_column(String(40))  # documented ids exceed 64 bits
+    item_ids: Mapped[list[Any]]  # as text: ids exceed 2^53
+    # creating | processing | applied | failed | expired
+    state: Mapped[str] = mapped_column(String(16))
+    available: Mapped[int] = mapped_column(Integer, default=0)
+    unavailable: Mapped[int] = mapped_column(Integer, default=0)
+    undecided: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -114,7 +114,7 @@ def test_status_vocabulary_is_enforced_in_python(db_url):
         assert session.get(Download, 1).status is DownloadStatus.private
     assert json.dumps([s.value for s in DownloadStatus]) == json.dumps(
         ["ok", "private", "removed", "slideshow", "invalid", "transient", "blocked"]
-        + ["age_restricted", "unreachable"]
+        + ["age_restricted", "unreachable", "unavailable"]
     )
 
 

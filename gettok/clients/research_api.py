@@ -3,95 +3,64 @@
 The client sends exactly one request per call (plus a token refresh on 401) and turns every
 failure into a typed fault; what to do about a fault (wait, retry, split the window, stop for the
 day) is the collect stage's policy (`tasks/collect/policies.py`, waits from `gettok.retry`). Every
-request is first reserved in the `api_requests` ledger, which refuses the request once the day's
-budget is used: the budget holds across processes, reruns and concurrent collectors because it is
-counted in the database.
+request is first reserved in the `api_requests` ledger (`request_ledger.py`), which refuses it
+once the day's budget is used. Every research endpoint goes through `ResearchApiClient.post`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import Date, Integer, func, insert, literal, select, text, update
 
-from gettok.db import get_engine
+from gettok.clients.api_faults import (  # re-exported: the stages import them from here
+    ApiFault,
+    BudgetExhausted,
+    DailyQuotaExhausted,
+    InvalidCursor,
+    NetworkFailure,
+    OversizedPage,
+    RequestRejected,
+    SearchIdExpired,
+    ServerError,
+    ShortRateLimit,
+    TokenRejected,
+    classify_fault,
+)
+from gettok.clients.request_ledger import LEDGER_LOCK, TOKEN_ENDPOINT, RequestLedger
 from gettok.models.api import MAX_PAGE_RECORDS, ApiError, ResearchVideo, VideoPageData
-from gettok.models.schema import ApiRequest, UTCDateTime, utcnow
 from gettok.retry import retry_after_s
 from gettok.settings import Settings
 
 TOKEN_PATH = "/v2/oauth/token/"
 VIDEO_QUERY_PATH = "/v2/research/video/query/"
-TOKEN_ENDPOINT = "oauth/token"
 VIDEO_QUERY_ENDPOINT = "research/video/query"
-# Postgres advisory lock namespace for the ledger ("gtok"), second key the UTC day.
-LEDGER_LOCK = 0x67746F6B
-
-
-class ApiFault(Exception):
-    """A request that did not return a page; `kind` names the policy that handles it."""
-
-    kind = "fault"
-
-    def __init__(self, message: str, status_code: int | None = None, error_code: str | None = None):
-        super().__init__(message)
-        self.status_code = status_code
-        self.error_code = error_code
-        self.retry_after_s: float | None = None  # the server's Retry-After, when it sent one
-
-
-class ServerError(ApiFault):
-    kind = "server_error"
-
-
-class OversizedPage(ServerError):
-    """A page holding more records than `max_count` allows: a broken answer, retried like a 500."""
-
-
-class SearchIdExpired(ApiFault):
-    kind = "search_id_expired"
-
-
-class InvalidCursor(ApiFault):
-    kind = "invalid_cursor"
-
-
-class ShortRateLimit(ApiFault):
-    kind = "rate_limited"
-
-
-class DailyQuotaExhausted(ApiFault):
-    """The API's daily quota is used up (a 429 that says so)."""
-
-    kind = "daily_quota"
-
-
-class BudgetExhausted(DailyQuotaExhausted):
-    """Our own ledger refused the request: the configured daily budget is used up."""
-
-    kind = "daily_budget"
-
-
-class TokenRejected(ApiFault):
-    kind = "token_rejected"
-
-
-class RequestRejected(ApiFault):
-    """A 4xx that no retry can fix (invalid_params, scope_permission_missed, ...)."""
-
-    kind = "rejected"
-
-
-class NetworkFailure(ApiFault):
-    kind = "network"
+T = TypeVar("T")
+__all__ = [
+    "LEDGER_LOCK",
+    "TOKEN_ENDPOINT",
+    "ApiFault",
+    "BudgetExhausted",
+    "DailyQuotaExhausted",
+    "InvalidCursor",
+    "NetworkFailure",
+    "OversizedPage",
+    "QueryPage",
+    "RequestLedger",
+    "RequestRejected",
+    "ResearchApiClient",
+    "SearchIdExpired",
+    "ServerError",
+    "ShortRateLimit",
+    "TokenRejected",
+    "classify_fault",
+    "parse_video_page",
+]
 
 
 @dataclass
@@ -133,81 +102,13 @@ def parse_video_page(payload: dict[str, Any]) -> QueryPage:
     )
 
 
-class RequestLedger:
-    """The `api_requests` table as a daily budget: reserve before sending, record the answer."""
+def _video_page(payload: dict[str, Any]) -> tuple[QueryPage, int]:
+    page = parse_video_page(payload)
+    return page, len(page.videos)
 
-    def __init__(
-        self, database_url: str, budget: int, today: Callable[[], date] | None = None
-    ) -> None:
-        self.database_url = database_url
-        self.budget = budget
-        self.today = today or (lambda: datetime.now(UTC).date())
-        # Requests this process reserved, by window: cheap counters for checkpoints.
-        self.reserved: Counter[int | None] = Counter()
 
-    def used(self, day: date | None = None) -> int:
-        """Requests counted against the budget on `day` (default: today, UTC)."""
-        day = day or self.today()
-        with get_engine(self.database_url).connect() as conn:
-            return conn.scalar(
-                select(func.count())
-                .select_from(ApiRequest)
-                .where(ApiRequest.day == day, ApiRequest.endpoint != TOKEN_ENDPOINT)
-            )
-
-    def reserve(self, endpoint: str, window_id: int | None = None) -> int:
-        """Insert the request's row, or raise BudgetExhausted if today's budget is used.
-
-        One conditional INSERT ... SELECT, so SQLite's single writer makes it atomic; on Postgres
-        an advisory lock per day serialises concurrent collectors.
-        """
-        day = self.today()
-        counted = endpoint != TOKEN_ENDPOINT
-        row = select(
-            literal(day, Date()),
-            literal(utcnow(), UTCDateTime()),
-            literal(endpoint),
-            literal(window_id, Integer()),
-            literal(0, Integer()),
-        )
-        if counted:
-            used = (
-                select(func.count())
-                .select_from(ApiRequest)
-                .where(ApiRequest.day == day, ApiRequest.endpoint != TOKEN_ENDPOINT)
-                .scalar_subquery()
-            )
-            row = row.where(used < self.budget)
-        stmt = (
-            insert(ApiRequest)
-            .from_select(["day", "requested_at", "endpoint", "window_id", "videos"], row)
-            .returning(ApiRequest.id)
-        )
-        with get_engine(self.database_url).begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(
-                    text("SELECT pg_advisory_xact_lock(:ns, :day)"),
-                    {"ns": LEDGER_LOCK, "day": day.toordinal()},
-                )
-            request_id = conn.execute(stmt).scalar()
-        if request_id is not None and counted:
-            self.reserved[window_id] += 1
-        if request_id is None:
-            raise BudgetExhausted(
-                f"daily request budget of {self.budget} used for {day} (UTC)",
-                error_code="daily_budget",
-            )
-        return request_id
-
-    def record(
-        self, request_id: int, status_code: int | None, error_code: str | None, videos: int = 0
-    ) -> None:
-        with get_engine(self.database_url).begin() as conn:
-            conn.execute(
-                update(ApiRequest)
-                .where(ApiRequest.id == request_id)
-                .values(status_code=status_code, error_code=error_code, videos=videos)
-            )
+def _whole_answer(payload: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    return payload, 0
 
 
 class ResearchApiClient:
@@ -315,62 +216,87 @@ class ResearchApiClient:
             request["cursor"] = cursor
         if search_id is not None:
             request["search_id"] = search_id
-        try:
-            return self._query_once(request, window_id)
-        except TokenRejected:  # not a wait-and-retry: a fresh token, once; a second 401 stands
-            self.forget_token()
-            return self._query_once(request, window_id)
+        return self.post(
+            VIDEO_QUERY_PATH,
+            VIDEO_QUERY_ENDPOINT,
+            json_body=request,
+            fields=self.fields,
+            window_id=window_id,
+            parse=_video_page,
+        )
 
-    def _query_once(self, request: dict[str, Any], window_id: int | None) -> QueryPage:
+    # -- every research endpoint -------------------------------------------------------------
+
+    def post(
+        self,
+        path: str,
+        endpoint: str,
+        *,
+        json_body: dict[str, Any] | None = None,
+        form: dict[str, str] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+        fields: list[str] | None = None,
+        window_id: int | None = None,
+        parse: Callable[[dict[str, Any]], tuple[T, int]] = _whole_answer,
+    ) -> T:
+        """One request to a research endpoint under the token, the ledger and the fault names
+        every endpoint shares; `parse` turns the answer into (result, records for the ledger)
+        and may refuse it with an ApiFault. A 401 refreshes the token once; a second stands."""
+        request = _Request(path, endpoint, json_body, form, files, fields, window_id)
+        try:
+            return self._post_once(request, parse)
+        except TokenRejected:  # not a wait-and-retry: a fresh token, once
+            self.forget_token()
+            return self._post_once(request, parse)
+
+    def _post_once(self, request: _Request, parse: Callable[[dict[str, Any]], tuple[T, int]]) -> T:
         token = self.token()
-        request_id = self.ledger.reserve(VIDEO_QUERY_ENDPOINT, window_id)
+        request_id = self.ledger.reserve(request.endpoint, request.window_id)
+        headers = {"Authorization": f"Bearer {token}"}
+        if request.json_body is not None:
+            headers["Content-Type"] = "application/json"
+            content = json.dumps(request.json_body, ensure_ascii=False).encode()
+        else:
+            content = None
+        params = {"fields": ",".join(request.fields)} if request.fields else None
         try:
             response = self._http.post(
-                VIDEO_QUERY_PATH,
-                params={"fields": ",".join(self.fields)},
-                content=json.dumps(request, ensure_ascii=False).encode(),
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                request.path,
+                params=params,
+                content=content,
+                data=request.form,
+                files=request.files,
+                headers=headers,
             )
         except httpx.TransportError as exc:
             self.ledger.record(request_id, None, "network")
             kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "network error"
-            raise NetworkFailure(f"video query {kind}: {type(exc).__name__}") from None
+            raise NetworkFailure(f"{request.endpoint} {kind}: {type(exc).__name__}") from None
         payload = _json_or_none(response)
         error = ApiError.model_validate((payload or {}).get("error") or {})
         if response.status_code == 200 and payload is not None and error.ok:
             try:
-                page = parse_video_page(payload)
-            except OversizedPage as fault:
-                self.ledger.record(request_id, 200, "oversized_page")
+                result, records = parse(payload)
+            except ApiFault as fault:  # an answer the endpoint's parser refused
+                self.ledger.record(request_id, 200, fault.error_code or fault.kind)
                 raise fault from None
-            self.ledger.record(request_id, 200, None, len(page.videos))
-            return page
+            self.ledger.record(request_id, 200, None, records)
+            return result
         fault = classify_fault(response.status_code, error, payload is None)
         fault.retry_after_s = retry_after_s(response.headers)
         self.ledger.record(request_id, response.status_code, fault.error_code or fault.kind)
         raise fault
 
 
-def classify_fault(status_code: int, error: ApiError, unparsable: bool) -> ApiFault:
-    """Name a failed answer after the policy that handles it (matching the live API's words)."""
-    code = error.code if not error.ok else None
-    message = error.message or ("unparsable answer" if unparsable else f"HTTP {status_code}")
-    text_ = f"{code or 'error'}: {message}"
-    lowered = message.lower()
-    if status_code == 401 or code in ("access_token_invalid", "scope_not_authorized"):
-        return TokenRejected(text_, status_code, code)
-    if status_code == 429 or code == "rate_limit_exceeded":
-        # A single 429 is not proof the day is over: only the quota message says so.
-        if "quota" in lowered or "daily" in lowered:
-            return DailyQuotaExhausted(text_, status_code, code)
-        return ShortRateLimit(text_, status_code, code)
-    if status_code >= 500 or (status_code == 200 and (unparsable or code == "internal_error")):
-        return ServerError(text_, status_code, code)
-    if "search" in lowered and ("invalid" in lowered or "expired" in lowered):
-        return SearchIdExpired(text_, status_code, code)
-    if "cursor" in lowered:
-        return InvalidCursor(text_, status_code, code)
-    return RequestRejected(text_, status_code, code)
+@dataclass(frozen=True)
+class _Request:
+    path: str
+    endpoint: str
+    json_body: dict[str, Any] | None
+    form: dict[str, str] | None
+    files: dict[str, tuple[str, bytes, str]] | None
+    fields: list[str] | None
+    window_id: int | None
 
 
 def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:

@@ -1,28 +1,24 @@
 """The Research API's comment list and user info endpoints: one request per call, parsed.
 
-Both go through `research_call`, which shares the video query client's token, request ledger
-(the same daily budget) and fault names; what to do about a fault is the comments stage's
-policy. The comment list pages by `cursor` (an index, like the video query's) and stops at the
-API's top 1,000 comments. User info answers 400 invalid_params for users it will not describe;
-those are a status of the user (`not_found`, `refused`, `private`), not a failure of the run.
+Both go through the video query client's one request path (`ResearchApiClient.post`: the
+same token, request ledger, daily budget and fault names); what to do about a fault is the
+comments stage's policy. The comment list pages by `cursor` (an index, like the video
+query's) and stops at the API's top 1,000 comments. User info answers 400 invalid_params for
+users it will not describe; those are a status of the user (`not_found`, `refused`,
+`private`), not a failure of the run.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 
 from gettok.clients.research_api import (
     ApiFault,
-    NetworkFailure,
     ResearchApiClient,
-    TokenRejected,
-    classify_fault,
 )
 from gettok.models.api import (  # noqa: F401 (ResearchUser, UserInfo: re-exported)
     ApiError,
@@ -33,7 +29,6 @@ from gettok.models.api import (  # noqa: F401 (ResearchUser, UserInfo: re-export
     UserStatus,
     _as_bigint,
 )
-from gettok.retry import retry_after_s
 
 COMMENT_LIST_PATH = "/v2/research/video/comment/list/"
 COMMENT_LIST_ENDPOINT = "research/video/comment/list"
@@ -145,41 +140,12 @@ def research_call(
     body: dict[str, Any],
     count_records: Callable[[dict[str, Any]], int],
 ) -> dict[str, Any]:
-    """One request to another research endpoint (comments, user info) under the same token,
-    ledger and fault names as the video query; returns the whole answer. A 401 refreshes the
-    token once. Kept apart from `query_videos` so each endpoint's parsing stays with its caller."""
-    for attempt in (1, 2):
-        token = client.token()
-        request_id = client.ledger.reserve(endpoint)
-        try:
-            response = client._http.post(  # the client's own connection and base URL
-                path,
-                params={"fields": ",".join(fields)},
-                content=json.dumps(body, ensure_ascii=False).encode(),
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            )
-        except httpx.TransportError as exc:
-            client.ledger.record(request_id, None, "network")
-            kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "network error"
-            raise NetworkFailure(f"{endpoint} {kind}: {type(exc).__name__}") from None
-        payload = _json_object(response)
-        error = ApiError.model_validate((payload or {}).get("error") or {})
-        if response.status_code == 200 and payload is not None and error.ok:
-            client.ledger.record(request_id, 200, None, count_records(payload))
-            return payload
-        fault = classify_fault(response.status_code, error, payload is None)
-        fault.retry_after_s = retry_after_s(response.headers)
-        client.ledger.record(request_id, response.status_code, fault.error_code or fault.kind)
-        if isinstance(fault, TokenRejected) and attempt == 1:
-            client.forget_token()
-            continue
-        raise fault
-    raise AssertionError("unreachable")
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
+    """One request to another research endpoint (comments, user info) through the client's one
+    request path (`ResearchApiClient.post`: token, ledger, fault names); the whole answer."""
+    return client.post(
+        path,
+        endpoint,
+        json_body=body,
+        fields=fields,
+        parse=lambda answer: (answer, count_records(answer)),
+    )

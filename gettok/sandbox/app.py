@@ -9,7 +9,7 @@ from fastapi import Body, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from gettok.sandbox import openai_api, research_api, research_extras, web
+from gettok.sandbox import compliance, openai_api, research_api, research_extras, web
 from gettok.sandbox.state import SandboxState
 
 
@@ -17,7 +17,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
     state = state or SandboxState()
     app = FastAPI(title="gettok sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = state
-    for module in (research_api, research_extras, web, openai_api):
+    for module in (research_api, research_extras, compliance, web, openai_api):
         app.include_router(module.build_router(state))
 
     @app.get("/_sandbox/health")
@@ -59,4 +59,4 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
 
 
 def _routers() -> list[str]:
-    return ["research_api", "research_extras", "web", "openai_api"]
+    return ["research_api", "research_extras", "compliance", "web", "openai_api"]

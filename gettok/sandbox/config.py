@@ -34,6 +34,16 @@ class WebFaults(BaseModel):
     stale_media_address: float = Rate
     media_url_ttl_s: int = Field(86_400, ge=1)  # media addresses expire, as the live CDN's do
     wrong_video: float = Rate  # a public video's page shows another video (a redirect gone wrong)
+    age_restricted: float = Rate  # a public page is age restricted: isContentClassified, no media
+
+
+class ComplianceFaults(BaseModel):
+    """Batch compliance (`research/validation_task/*`): offered or not, and how tasks behave."""
+
+    offered: bool = True  # False: 404, as for an account without the endpoints
+    processing_polls: int = Field(1, ge=0)  # status answers "processing" this often first
+    failed_task: float = Rate  # a task that ends "failed"
+    comment_gone_share: float = Field(0.1, ge=0, le=1)  # comments deleted since collection
 
 
 class CannedAnswer(BaseModel):
@@ -95,6 +105,7 @@ class SandboxConfig(BaseSettings):
     api: ApiFaults = Field(default_factory=ApiFaults)
     web: WebFaults = Field(default_factory=WebFaults)
     llm: LlmFaults = Field(default_factory=LlmFaults)
+    compliance: ComplianceFaults = Field(default_factory=ComplianceFaults)
     # Face photos shown in some videos (gettok.sandbox.faces.face_in); shares must sum to <= 1.
     faces: list[FacePlacement] = Field(default_factory=list)
 

@@ -34,6 +34,8 @@ def sandbox_env(base_url: str, config: SandboxConfig) -> dict[str, str]:
         "GETTOK_TIKTOK_WEB_URL": base_url,
         "GETTOK_TIKTOK_CLIENT_KEY": config.client_key,
         "GETTOK_TIKTOK_CLIENT_SECRET": config.client_secret,
+        # The sandbox finishes a batch compliance task within a poll or two: poll every second.
+        "GETTOK_PRUNE_BATCH_POLL_S": "1",
         "OPENAI_BASE_URL": f"{base_url}/v1",
         "OPENAI_API_KEY": "sandbox-openai-key",
     }

@@ -61,6 +61,7 @@ class SandboxState:
         self.lock = threading.RLock()
         self.rng = self._fault_rng()
         self.last_llm_request: dict | None = None
+        self.compliance_tasks: dict[int, dict[str, Any]] = {}  # batch compliance, by task id
 
     def _fault_rng(self) -> random.Random:
         seed = self.config.fault_seed

@@ -102,6 +102,9 @@ def build_router(state: SandboxState) -> APIRouter:
             item = _item_struct(video, base, expire)
             if draw("wrong_video", web.wrong_video):
                 item["id"] = item["video"]["id"] = str(video.id + 1)
+            elif draw("age_restricted", web.age_restricted):  # as yt-dlp reads it: no media
+                item["isContentClassified"] = True
+                item.pop("video", None)
             response = HTMLResponse(_page(_detail(0, "", item)))
         with state.lock:
             state.counters["web_pages"] += 1

@@ -38,14 +38,15 @@ PRUNED = (DownloadStatus.private, DownloadStatus.removed)
 
 class PageCheck(BaseModel):
     video_id: int
-    verdict: str  # public | private | removed | transient
+    verdict: str  # public | private | removed | age_restricted | transient
     reason: str = ""
 
 
 class PruneResult(BaseModel):
     checked: int = 0
     public: int = 0
-    pruned: dict[str, int] = Field(default_factory=dict)  # by reason: private, removed
+    pruned: dict[str, int] = Field(default_factory=dict)  # by reason: private, removed...
+    age_restricted: int = 0  # still on the site behind a login: kept, recorded, not due again
     transient: int = 0  # not decided this run: nothing deleted, checked again next run
     files_removed: int = 0
     finished: int = 0  # prunes a killed run (or another stage) left with files on disk
@@ -55,7 +56,8 @@ class PruneResult(BaseModel):
 
     def add(self, other: PruneResult) -> PruneResult:
         merged = self.model_copy(deep=True)
-        for name in ("checked", "public", "transient", "files_removed", "finished"):
+        counts = ("checked", "public", "age_restricted", "transient", "files_removed", "finished")
+        for name in counts:
             setattr(merged, name, getattr(self, name) + getattr(other, name))
         for name in ("pruned", "transient_reasons"):
             counts = getattr(merged, name)
@@ -70,9 +72,13 @@ class PruneResult(BaseModel):
         return StageResult(
             stage="prune",
             done=sum(self.pruned.values()),
-            skipped=self.public,
+            skipped=self.public + self.age_restricted,
             failed=dict(self.transient_reasons),
-            counts={"files removed": self.files_removed, "prunes finished": self.finished}
+            counts={
+                "files removed": self.files_removed,
+                "prunes finished": self.finished,
+                "age restricted": self.age_restricted,
+            }
             | dict(self.pruned),
             notes=["stopped early: too many undecided pages in a row"]
             if self.stopped_early
@@ -82,7 +88,8 @@ class PruneResult(BaseModel):
     def summary(self) -> str:
         pruned = ", ".join(f"{n} {k}" for k, n in sorted(self.pruned.items())) or "none"
         return (
-            f"{self.checked} checked: {self.public} still public, pruned {pruned} "
+            f"{self.checked} checked: {self.public} still public, {self.age_restricted} age "
+            f"restricted (kept), pruned {pruned} "
             f"({self.files_removed} files), {self.transient} undecided (kept, checked again "
             f"next run){'; stopped early' if self.stopped_early else ''}"
         )
@@ -91,12 +98,18 @@ class PruneResult(BaseModel):
 def check_page(
     web_url: str, video_id: int, username: str | None, timeout_s: float = 20.0
 ) -> PageCheck:
-    """Whether the video's page still shows it publicly; any doubt is `transient`."""
+    """Whether the video's page still shows it publicly; any doubt is `transient`.
+
+    The page must show this video (a redirect to another one proves nothing). An age-restricted
+    page is no evidence of removal: the video is there behind a login, and says so.
+    """
     try:
-        read_page(video_url(web_url, username, video_id), timeout_s=timeout_s)
+        read_page(video_url(web_url, username, video_id), timeout_s=timeout_s, video_id=video_id)
     except PageFailure as failure:
         if failure.status in PRUNED:
             return PageCheck(video_id=video_id, verdict=str(failure.status), reason=failure.reason)
+        if failure.status == DownloadStatus.age_restricted:
+            return PageCheck(video_id=video_id, verdict="age_restricted", reason=failure.reason)
         # blocked, transient, invalid (a page without a media address is still a public page)
         verdict = "public" if failure.status == DownloadStatus.invalid else "transient"
         return PageCheck(video_id=video_id, verdict=verdict, reason=str(failure))
@@ -194,6 +207,7 @@ def prune_videos(
     result = PruneResult()
     in_a_row = 0
     public: list[int] = []
+    restricted: list[int] = []
     for n, (video_id, username) in enumerate(videos):
         if in_a_row >= max_transient_in_a_row:
             result.stopped_early = True
@@ -206,6 +220,9 @@ def prune_videos(
         if verdict.verdict == "public":
             result.public += 1
             public.append(video_id)
+        elif verdict.verdict == "age_restricted":
+            result.age_restricted += 1
+            restricted.append(video_id)
         elif verdict.verdict in ("private", "removed"):
             try:
                 result.files_removed += prune_video(url, media_dir, video_id, verdict.verdict)
@@ -217,8 +234,11 @@ def prune_videos(
             result.transient += 1
             key = verdict.reason.split(":")[0] or "unknown"
             result.transient_reasons[key] = result.transient_reasons.get(key, 0) + 1
-        if len(public) >= 100:
+        if len(public) + len(restricted) >= 100:
             store.mark_checked(url, public)
+            store.mark_checked(url, restricted, "age_restricted")
             public.clear()
+            restricted.clear()
     store.mark_checked(url, public)
+    store.mark_checked(url, restricted, "age_restricted")
     return result

@@ -177,8 +177,9 @@ def mark_files_removed(url: str, video_id: int) -> None:
         )
 
 
-def mark_checked(url: str, video_ids: Iterable[int]) -> None:
-    """The videos' pages were public now: not due again for 15 days (bounded: one batch)."""
+def mark_checked(url: str, video_ids: Iterable[int], status: str = "public") -> None:
+    """The videos are still there (their page was public or age restricted, or batch compliance
+    said available): not due again for 15 days, and what the check saw. Bounded: one batch."""
     ids = list(video_ids)
     if not ids:
         return
@@ -186,5 +187,5 @@ def mark_checked(url: str, video_ids: Iterable[int]) -> None:
         session.execute(
             update(Video)
             .where(and_(Video.id.in_(ids), Video.pruned_at.is_(None)))
-            .values(compliance_checked_at=utcnow())
+            .values(compliance_checked_at=utcnow(), compliance_status=status)
         )

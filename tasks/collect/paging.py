@@ -4,8 +4,10 @@ Each kind of fault has its own named policy (`CollectPolicies`):
 - 500s: jittered exponential backoff; still failing, a window of several days is split in two
   (status `split`, the halves collected instead), a one-day window is marked `failed`.
 - "search id invalid or expired": retried with growing waits (the API issues this even for ids it
-  just gave out); still failing, the window's search is restarted from cursor 0 once. Pages stored
-  before the restart stay; repeats are upserts, so nothing is counted twice.
+  just gave out); still failing, the window's search is restarted from cursor 0 once, leaving out
+  the videos already stored (`narrowing.py`), so the pages stored before are not fetched again.
+- A search the quota stopped is lost by the next day: it restarts leaving out what is stored, or,
+  with more stored than a query can leave out, the window is split by query (`parts.py`).
 - "invalid count or cursor": retried with growing waits, then the window is `failed` with its
   checkpoint intact, so the next run resumes from the last good cursor.
 - 429: a short-term limit is waited out; a 429 that names the daily quota, our own ledger budget,

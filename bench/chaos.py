@@ -2,10 +2,14 @@
 
 Each trial runs `gettok run` on a small sandbox campaign, SIGKILLs it at a seeded point of one
 stage (collect, download, transcribe, frames, annotate in turn; SQLite and Postgres in turn),
-reruns it, and compares with an uninterrupted run (tests/chaos_trials.py). The naive baseline is
-that uninterrupted run: `lost` and `duplicates` count the items the killed-and-rerun campaigns
-miss or hold twice against it (both must be 0), `rerun_overhead` is how much longer a killed run
-plus its rerun took than the uninterrupted run. Prints one JSON object last.
+reruns it, and compares with an uninterrupted run (tests/chaos_trials.py). Every seventh trial
+in turn is one of two scenarios (tests/chaos_scenarios.py): `restore` (killed, backed up,
+finished, the backup restored, run again: nothing lost) and `quota_days` (a day needing several
+days' quota, collected day after day: every video once, no page fetched twice).
+The naive baseline is that uninterrupted run: `lost` and `duplicates` count the items the
+killed-and-rerun campaigns miss or hold twice against it (both must be 0; in `quota_days`, videos
+missing and videos served again), `rerun_overhead` is how much longer a killed run plus its rerun
+took than the uninterrupted run. Prints one JSON object last.
 
     python bench/chaos.py [--trials 5] [--seed 1] [--postgres postgresql://postgres@127.0.0.1:5432]
 """
@@ -27,7 +31,8 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.chaos_trials import STAGES, Trial, run_baseline, run_trial  # noqa: E402
+from tests.chaos_scenarios import SCENARIOS, run_any  # noqa: E402
+from tests.chaos_trials import STAGES, Trial, run_baseline  # noqa: E402
 from tests.chaos_world import World  # noqa: E402
 
 
@@ -61,8 +66,9 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     world = World()
+    kinds = STAGES + SCENARIOS
     trials = [
-        Trial(args.seed + n, STAGES[n % len(STAGES)], ("sqlite", "postgres")[n // len(STAGES) % 2])
+        Trial(args.seed + n, kinds[n % len(kinds)], ("sqlite", "postgres")[n // len(kinds) % 2])
         for n in range(args.trials)
     ]
     reports = []
@@ -80,7 +86,7 @@ def main() -> None:
             else:
                 url = f"sqlite:///{folder / 'gettok.db'}"
             try:
-                report = run_trial(trial, world, baseline, url, folder, api)
+                report = run_any(trial, world, baseline, url, folder, api)
             finally:
                 if drop:
                     drop()
@@ -98,12 +104,13 @@ def main() -> None:
         "kills_by_stage": {
             s: sum(r.killed and r.trial.stage == s for r in reports) for s in STAGES
         },
+        "scenarios": {s: sum(r.trial.stage == s for r in reports) for s in SCENARIOS},
         # The first stage with work left when the process died (stages overlap across windows).
         "kills_landed_in": dict(
             Counter(
                 next((s for s in STAGES if r.at_kill[s] < baseline.totals[s]), "end")
                 for r in reports
-                if r.killed and r.at_kill
+                if r.killed and r.at_kill and r.trial.stage in STAGES
             )
         ),
         "lost": sum(r.lost for r in reports),

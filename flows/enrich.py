@@ -210,13 +210,17 @@ def enrich(
         shared_rate_limit=shared_rate_limit,
     )
     log.info(result.summary())
-    publish(result.frames.stage_result(), artifact_key("frames-result", campaign.name), log)
-    publish(result.stage_result(), artifact_key("annotate-result", campaign.name), log)
-    create_markdown_artifact(
-        key=artifact_key("enrich", campaign.name),
-        markdown=f"```\n{result.summary()}\n```",
-        description=f"enrich run for {campaign.name}",
-    )
+    try:
+        publish(result.frames.stage_result(), artifact_key("frames-result", campaign.name), log)
+        publish(result.stage_result(), artifact_key("annotate-result", campaign.name), log)
+        create_markdown_artifact(
+            key=artifact_key("enrich", campaign.name),
+            markdown=f"```\n{result.summary()}\n```",
+            description=f"enrich run for {campaign.name}",
+        )
+    except Exception as exc:
+        exc.llm_spent_usd = result.spent_usd  # spent all the same: the run's budget counts it
+        raise
     return result
 
 

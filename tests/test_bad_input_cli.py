@@ -135,3 +135,39 @@ def test_an_unwritable_sqlite_folder_is_one_clear_line(cli, settings_env, monkey
     code, output = cli("download", "--campaign", str(PERU))
     assert code == 2 and output.startswith("error: cannot use the database at sqlite:///"), output
     assert "Traceback" not in output
+
+
+def test_a_prefect_server_that_does_not_start_is_one_line(settings_env, sqlite_url):
+    """Issue 20 #14: Prefect's error carries the server's whole output (60 lines); the command
+    says one line with the way out, exit status 2."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {
+        "GETTOK_DATABASE_URL": sqlite_url,
+        "PREFECT_HOME": str(settings_env / "prefect-home"),  # a temporary server of its own
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "1",  # too short to start
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "gettok.cli", "download", "--campaign", str(PERU)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert len(errors) == 1 and "temporary Prefect server did not start" in errors[0]
+    assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in errors[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_no_helper_prints_the_environment_with_its_secrets():
+    """Issue 20 #14: `environment_summary()` printed the salt and the database password."""
+    import gettok.settings
+
+    assert not hasattr(gettok.settings, "environment_summary")

@@ -14,7 +14,8 @@ import os
 
 import pytest
 
-from tests.chaos_trials import STAGES, Trial, run_baseline, run_trial
+from tests.chaos_scenarios import run_any
+from tests.chaos_trials import STAGES, Trial, run_baseline
 from tests.chaos_world import World, prefect_api_url
 from tests.conftest import create_postgres_database, drop_postgres_database
 
@@ -31,6 +32,12 @@ FULL_TRIALS = [
     Trial(seed=100 + 10 * n + i, stage=stage, backend=("sqlite", "postgres")[(n + i) % 2])
     for n, stage in enumerate(STAGES)
     for i in range(4)
+]
+# The scenarios of tests/chaos_scenarios.py: a restored backup, a day needing several days' quota.
+SCENARIO_TRIALS = [
+    Trial(seed=21, stage="restore", backend="sqlite"),
+    Trial(seed=22, stage="quota_days", backend="postgres"),
+    Trial(seed=23, stage="quota_days", backend="sqlite"),
 ]
 
 
@@ -50,7 +57,7 @@ def baseline(prefect_harness, tmp_path_factory):
 def check(trial: Trial, baseline, tmp_path) -> None:
     url = database(trial.backend, tmp_path)
     try:
-        report = run_trial(trial, WORLD, baseline, url, tmp_path, prefect_api_url())
+        report = run_any(trial, WORLD, baseline, url, tmp_path, prefect_api_url())
     finally:
         if trial.backend == "postgres":
             drop_postgres_database(url)
@@ -76,4 +83,13 @@ def test_a_killed_run_resumes_to_the_same_result(trial, baseline, tmp_path):
 @pytest.mark.skipif(not FULL, reason="set GETTOK_FULL_TESTS=1 for the full chaos trials")
 @pytest.mark.parametrize("trial", FULL_TRIALS, ids=str)
 def test_every_stage_survives_kills_at_seeded_points(trial, baseline, tmp_path):
+    check(trial, baseline, tmp_path)
+
+
+@pytest.mark.parametrize("trial", SCENARIO_TRIALS, ids=str)
+def test_a_restored_backup_and_a_day_over_the_quota_end_complete(trial, request, tmp_path):
+    needs_baseline = trial.stage == "restore"  # quota_days compares with the sandbox's corpus
+    baseline = request.getfixturevalue("baseline") if needs_baseline else None
+    if not needs_baseline:
+        request.getfixturevalue("prefect_harness")
     check(trial, baseline, tmp_path)

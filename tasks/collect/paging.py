@@ -4,8 +4,10 @@ Each kind of fault has its own named policy (`CollectPolicies`):
 - 500s: jittered exponential backoff; still failing, a window of several days is split in two
   (status `split`, the halves collected instead), a one-day window is marked `failed`.
 - "search id invalid or expired": retried with growing waits (the API issues this even for ids it
-  just gave out); still failing, the window's search is restarted from cursor 0 once. Pages stored
-  before the restart stay; repeats are upserts, so nothing is counted twice.
+  just gave out); still failing, the window's search is restarted from cursor 0 once, leaving out
+  the videos already stored (`narrowing.py`), so the pages stored before are not fetched again.
+- A search the quota stopped is lost by the next day: it restarts leaving out what is stored, or,
+  with more stored than a query can leave out, the window is split by query (`parts.py`).
 - "invalid count or cursor": retried with growing waits, then the window is `failed` with its
   checkpoint intact, so the next run resumes from the last good cursor.
 - 429: a short-term limit is waited out; a 429 that names the daily quota, our own ledger budget,
@@ -26,12 +28,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from gettok.models.campaign import Campaign
 from gettok.models.schema import CollectionWindow as WindowRow
 from gettok.models.schema import WindowStatus, utcnow
 from gettok.tasks.collect.days import claim_days, missing_runs
+from gettok.tasks.collect.narrowing import LeftOut, leaving_out, stored_to_leave_out
 from gettok.tasks.collect.parts import part_hash, part_query, split_part
 from gettok.tasks.collect.policies import CollectPolicies
 from gettok.tasks.collect.store import (
@@ -114,6 +118,7 @@ class CollectContext:
     campaign: Campaign
     campaign_id: int
     policies: CollectPolicies
+    leave_out_refused: bool = False  # the API refused a query leaving stored videos out
 
 
 def collect_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
@@ -193,7 +198,9 @@ def _page_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome
     start_date, end_date = window.request_dates()
     body = ctx.campaign.api_request_body(window.start, window.end)
     body.update(start_date=start_date, end_date=end_date)
-    body["query"] = part_query(body["query"], window.part)
+    part = part_query(body["query"], window.part)
+    left_out = leave_out(ctx, window, sighting_at)
+    body["query"] = leaving_out(part, left_out.ids)
     outcome = WindowOutcome(window=window, status="done")
     fruitless, restarts = 0, 0
     invalid_notes: list[str] = []
@@ -221,6 +228,14 @@ def _page_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome
                 ctx, body, cursor, search_id, window_id, outcome.faults, once=resuming
             )
         except SearchIdExpired as fault:
+            stored = leave_out(ctx, window, utcnow()) if resuming else None
+            if stored and stored.complete and stored.ids:
+                # Lost at midnight: start again, leaving out every video already stored.
+                stopped_by_quota = False
+                note = f"search lost after the quota stop ({fault}); restarted without the stored"
+                sighting_at, left_out = restart_search(ctx, window, window_id, note)
+                cursor, search_id, body["query"] = None, None, leaving_out(part, left_out.ids)
+                continue
             smaller = smaller_windows(ctx, window) if resuming else []
             if smaller:
                 outcome.split_into = smaller
@@ -229,15 +244,9 @@ def _page_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome
                 return finish("split", note)
             if restarts < ctx.policies.max_search_restarts:
                 restarts += 1
-                cursor, search_id = None, None
-                with session_scope(ctx.database_url) as session:
-                    checkpoint_window(
-                        session,
-                        window_id,
-                        cursor=None,
-                        search_id=None,
-                        last_error=f"search restarted from cursor 0 after: {fault}",
-                    )
+                note = f"search restarted from cursor 0 after: {fault}"
+                sighting_at, left_out = restart_search(ctx, window, window_id, note)
+                cursor, search_id, body["query"] = None, None, leaving_out(part, left_out.ids)
                 continue
             return finish("failed", f"search id kept failing after a restart: {fault}")
         except ServerError as fault:
@@ -256,6 +265,10 @@ def _page_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome
             )
             raise QuotaExhausted(finish("quota_exhausted", reason), reason) from None
         except (TokenRejected, RequestRejected) as fault:
+            if isinstance(fault, RequestRejected) and left_out.ids and cursor is None:
+                log.warning("window %s: the API refused the left-out ids (%s)", window, fault)
+                ctx.leave_out_refused, left_out, body["query"] = True, LeftOut([], False), part
+                continue
             raise CollectAborted(
                 finish("failed", f"request refused: {fault}"), str(fault)
             ) from None
@@ -300,6 +313,25 @@ def _page_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome
             )
             return finish("failed", note)
         cursor = page.cursor
+
+
+def leave_out(ctx: CollectContext, window: CollectionWindow, before: datetime) -> LeftOut:
+    """The stored videos a search of `window` started at `before` leaves out."""
+    limit = 0 if ctx.leave_out_refused else ctx.policies.max_excluded_ids
+    return stored_to_leave_out(ctx.database_url, ctx.campaign_id, window, before, limit)
+
+
+def restart_search(
+    ctx: CollectContext, window: CollectionWindow, window_id: int, note: str
+) -> tuple[datetime, LeftOut]:
+    """Start the window's search again from cursor 0 as a new pass (its own sighting time),
+    leaving out what is stored by now; returns that time and what is left out."""
+    started = utcnow()
+    with session_scope(ctx.database_url) as session:
+        checkpoint_window(
+            session, window_id, cursor=None, search_id=None, started_at=started, last_error=note
+        )
+    return started, leave_out(ctx, window, started)
 
 
 def fetch_page(

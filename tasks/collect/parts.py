@@ -22,12 +22,19 @@ from typing import Any
 from gettok.models.campaign import Campaign
 
 LENGTH_BUCKETS = ("SHORT", "MID", "LONG", "EXTRA_LONG")
+# Each bucket's durations in seconds, [low, high), as the API documents them.
+LENGTH_SECONDS = {"SHORT": (0, 15), "MID": (15, 60), "LONG": (60, 300), "EXTRA_LONG": (300, 10**9)}
 
 Query = dict[str, list[dict[str, Any]]]
 
 
 def _labels(part: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in part.split(";") if item)
+
+
+def part_length(part: str) -> str | None:
+    """The length bucket a part is limited to, if any."""
+    return _labels(part).get("length")
 
 
 def _label(values: dict[str, str]) -> str:

@@ -26,6 +26,8 @@ class CollectPolicies(BaseModel):
     network: RetryPolicy = POLICIES["network"]  # then fail the window
     max_empty_pages: int = Field(5, ge=1)  # has_more pages with no video, in a row
     max_search_restarts: int = Field(1, ge=0)
+    # Stored videos a search started again leaves out (`narrowing.py`); more: split the window.
+    max_excluded_ids: int = Field(1000, ge=0)
 
     def retried(self) -> dict[str, RetryPolicy]:
         """The policy of each fault kind worth retrying, by `ApiFault.kind`; other faults (401,

@@ -41,7 +41,7 @@ def transcribe(
     settings = get_settings()
     campaign = load_campaign(Path(campaign_file))
     url = settings.resolved_database_url
-    options = whisper_options(settings, campaign.language)
+    options = whisper_options(settings, campaign.language, campaign.force_language)
 
     result = TranscribeResult(tiktok=record_tiktok_task(settings, campaign.name))
     pending = pending_videos(url, options, campaign.name, retry_failed=retry_failed, limit=limit)

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     whisper_vad: bool = True  # Silero VAD: only speech reaches the model; none: flagged empty
     whisper_timestamps: bool = False  # timestamped segments inside each ≤30 s window
     whisper_cpu_threads: int = Field(0, ge=0, le=256)  # 0: CTranslate2's default
+    # Whisper's language detection below this probability is unsure: the campaign's hint decides.
+    whisper_language_hint_below: float = Field(0.5, ge=0.0, le=1.0)
 
     frame_every: int = Field(300, ge=1)
     frame_max_per_video: int = Field(20, ge=1, le=10_000)

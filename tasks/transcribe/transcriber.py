@@ -102,10 +102,18 @@ class TranscribeResult(BaseModel):
         )
 
 
-def whisper_options(settings: Settings, language: str | None = None) -> WhisperOptions:
-    """The transcription settings of a run; `language` is the campaign's (None: detect)."""
+def whisper_options(
+    settings: Settings,
+    language: str | None = None,
+    force_language: bool = False,
+    model: str | None = None,
+) -> WhisperOptions:
+    """The transcription settings of a run; `language` is the campaign's hint (None: detect),
+    forced with `force_language`; `model` overrides GETTOK_WHISPER_MODEL (a re-transcription)."""
     return WhisperOptions(
-        model=settings.whisper_model,
+        model=model or settings.whisper_model,
+        force_language=force_language,
+        hint_below=settings.whisper_language_hint_below,
         device=settings.whisper_device,
         compute_type=settings.whisper_compute_type,
         beam_size=settings.whisper_beam_size,

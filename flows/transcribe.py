@@ -3,8 +3,11 @@
 Method: TikTok's `voice_to_text` is kept as it came from the Research API; each downloaded video
 (or slideshow sound) without a transcript for the configured model and settings is decoded from
 its mp4 and transcribed with faster-whisper in batches that span many clips, in the campaign's
-language when it gives one. Silence and music are kept but flagged empty; undecodable audio is
-recorded as a failure. The model work holds a slot of the `gpu` concurrency limit.
+language (see below). Silence and music are kept but flagged empty; undecodable audio is
+recorded as a failure. The model work holds a slot of the `gpu` concurrency limit. Whisper
+detects each clip's language; the campaign's `language` decides only when detection is unsure
+(below GETTOK_WHISPER_LANGUAGE_HINT_BELOW) or with `force_language = true`. Then fastText's
+lid.176 identifies the language of every new transcript and caption from its text.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import load_campaign
 from gettok.tasks.transcribe import (
     TranscribeResult,
+    identify_languages_task,
     pending_videos,
     record_tiktok_task,
     transcribe_batch,
@@ -51,6 +55,7 @@ def transcribe(
         batch = transcribe_batch(pending[start : start + size], settings, options, retry_failed)
         result = result.merge(batch)
         logger.info("batch %d: %s", start // size + 1, batch.summary())
+    result.text_languages = identify_languages_task(settings, campaign.name)
 
     publish(result.stage_result(), artifact_key("transcribe-result", campaign.name), logger)
     create_markdown_artifact(

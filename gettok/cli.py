@@ -286,7 +286,7 @@ def enrich_command(
             )
             for k in estimate.kinds:
                 typer.echo(
-                    f"{k.kind:<12} {k.model:<24} {k.videos:>7} videos "
+                    f"{k.kind:<12} {k.model:<24} {k.videos:>7} videos ({k.stale} stale) "
                     f"{k.input_tokens:>11} in {k.output_tokens:>9} out  ${k.cost_usd:.4f}"
                 )
             typer.echo(

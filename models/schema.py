@@ -7,6 +7,7 @@ Alembic migrations in `gettok/migrations/` create exactly these tables.
 from __future__ import annotations
 
 import enum
+import hashlib
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -296,6 +297,11 @@ class MediaInfo(Base):
     probed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+def _text_sha256(context) -> str | None:
+    text = context.get_current_parameters().get("text")
+    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class Transcript(Base):
     """One transcript per video, engine, model and settings (Whisper's or TikTok's own)."""
 
@@ -318,20 +324,23 @@ class Transcript(Base):
     # What decided `language`: detected, hint (detection unsure), forced, model (English-only).
     language_source: Mapped[str | None] = mapped_column(String(16))
     text: Mapped[str | None] = mapped_column(Text)
-    text_sha256: Mapped[str | None] = mapped_column(String(64))  # annotations name it
+    # Annotations and comparisons name the text by it; filled from `text` on insert.
+    text_sha256: Mapped[str | None] = mapped_column(String(64), default=_text_sha256)
     segments: Mapped[list[Any] | None]
     duration_s: Mapped[float | None] = mapped_column(Float)
     is_empty: Mapped[bool] = mapped_column(
         Boolean, default=False
     )  # empty / music-only: kept, flagged
-    # The video's transcript of this engine that annotations read (older ones: history).
-    is_current: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The video's transcript of this engine that annotations read (older ones: history). A new
+    # row is current; the transcribe stage demotes the older ones (and never promotes a failure).
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TextLanguage(Base):
     """The language of a caption or transcript by a text identifier (fastText lid.176), beside
-    Whisper's audio detection; one row per text version (its hash) and model."""
+    Whisper's audio detection; one row per video, source and text version (its hash) and model:
+    a transcript's row is found by its engine and `text_sha256`."""
 
     __tablename__ = "text_languages"
     __table_args__ = (UniqueConstraint("video_id", "source", "text_sha256", "model"),)
@@ -340,10 +349,7 @@ class TextLanguage(Base):
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
     )
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
-    source: Mapped[str] = mapped_column(String(16))  # caption | transcript
-    transcript_id: Mapped[int | None] = mapped_column(
-        ForeignKey("transcripts.id", ondelete="CASCADE"), index=True
-    )
+    source: Mapped[str] = mapped_column(String(32))  # caption, or the transcript's engine
     text_sha256: Mapped[str] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(8))  # None: no letters to judge
     score: Mapped[float | None] = mapped_column(Float)

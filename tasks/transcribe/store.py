@@ -193,6 +193,7 @@ def record_failure(url: str, video_id: int, options: WhisperOptions, error: str)
         "status": "failed", "error": error, "language": None, "language_probability": None,
         "text": None, "text_sha256": None, "segments": None, "duration_s": None,
         "is_empty": False, "detected_language": None, "language_source": None,
+        "is_current": False,
     })  # fmt: skip
     log.warning("video %s not transcribed: %s", video_id, error)
     return error

@@ -62,6 +62,7 @@ class TranscribeResult(BaseModel):
     failed: dict[int, str] = {}  # a `failed` row was recorded
     skipped: list[int] = []  # done meanwhile or held by another worker
     tiktok: int = 0  # TikTok transcripts recorded or updated
+    text_languages: int = 0  # transcripts and captions whose language the text identifier gave
     audio_s: float = 0.0
     model_s: float = 0.0
     device: str | None = None
@@ -74,6 +75,7 @@ class TranscribeResult(BaseModel):
             failed=self.failed | other.failed,
             skipped=self.skipped + other.skipped,
             tiktok=self.tiktok + other.tiktok,
+            text_languages=self.text_languages + other.text_languages,
             audio_s=round(self.audio_s + other.audio_s, 3),
             model_s=round(self.model_s + other.model_s, 3),
             device=other.device or self.device,
@@ -91,7 +93,11 @@ class TranscribeResult(BaseModel):
             done=len(self.done) + len(self.empty),
             skipped=len(self.skipped),
             failed=failed,
-            counts={"empty": len(self.empty), "tiktok transcripts": self.tiktok},
+            counts={
+                "empty": len(self.empty),
+                "tiktok transcripts": self.tiktok,
+                "text languages": self.text_languages,
+            },
         )
 
     def summary(self) -> str:
@@ -307,3 +313,11 @@ def transcribe_batch(
 @task(name="record-tiktok-transcripts", cache_policy=NO_CACHE, **task_retries("database"))
 def record_tiktok_task(settings: Settings, campaign_name: str | None) -> int:
     return store.record_tiktok_transcripts(settings.resolved_database_url, campaign_name)
+
+
+@task(name="identify-text-languages", cache_policy=NO_CACHE, **task_retries("database"))
+def identify_languages_task(settings: Settings, campaign_name: str | None) -> int:
+    """The text identifier's language of every new transcript and caption of the campaign."""
+    from gettok.tasks.transcribe.text_language import identify_campaign
+
+    return identify_campaign(settings.resolved_database_url, campaign_name)

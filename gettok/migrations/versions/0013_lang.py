@@ -60,19 +60,12 @@ def _create_text_languages() -> None:
         "text_languages",
         sa.Column("id", BIG_ID, nullable=False),
         sa.Column("video_id", BIG_ID, nullable=False),
-        sa.Column("source", sa.String(16), nullable=False),
-        sa.Column("transcript_id", BIG_ID, nullable=True),
+        sa.Column("source", sa.String(32), nullable=False),
         sa.Column("text_sha256", sa.String(64), nullable=False),
         sa.Column("language", sa.String(8), nullable=True),
         sa.Column("score", sa.Float(), nullable=True),
         sa.Column("model", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["transcript_id"],
-            ["transcripts.id"],
-            name="fk_text_languages_transcript_id_transcripts",
-            ondelete="CASCADE",
-        ),
         sa.ForeignKeyConstraint(
             ["video_id"],
             ["videos.id"],
@@ -85,7 +78,6 @@ def _create_text_languages() -> None:
         ),
     )
     op.create_index("ix_text_languages_video_id", "text_languages", ["video_id"])
-    op.create_index("ix_text_languages_transcript_id", "text_languages", ["transcript_id"])
 
 
 def _create_transcript_comparisons() -> None:

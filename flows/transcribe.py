@@ -39,13 +39,15 @@ def transcribe(
     campaign_file: str,
     retry_failed: bool = False,
     limit: int | None = None,
+    model: str | None = None,
 ) -> TranscribeResult:
-    """Transcribe a campaign's pending videos."""
+    """Transcribe a campaign's pending videos (with `model` instead of GETTOK_WHISPER_MODEL:
+    a re-transcription; the new transcripts become current, the old ones stay)."""
     logger = get_run_logger()
     settings = get_settings()
     campaign = load_campaign(Path(campaign_file))
     url = settings.resolved_database_url
-    options = whisper_options(settings, campaign.language, campaign.force_language)
+    options = whisper_options(settings, campaign.language, campaign.force_language, model=model)
 
     result = TranscribeResult(tiktok=record_tiktok_task(settings, campaign.name))
     pending = pending_videos(url, options, campaign.name, retry_failed=retry_failed, limit=limit)

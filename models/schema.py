@@ -389,7 +389,13 @@ class TranscriptComparison(Base):
     jaccard: Mapped[float] = mapped_column(Float)
     whisper_words: Mapped[int] = mapped_column(Integer)
     tiktok_words: Mapped[int] = mapped_column(Integer)
-    differences: Mapped[dict[str, Any]]
+    # Word-level differences by kind (compare_transcripts.PairDifferences), summed by reports.
+    capitalisation: Mapped[int] = mapped_column(Integer)
+    punctuation: Mapped[int] = mapped_column(Integer)
+    spelling: Mapped[int] = mapped_column(Integer)
+    substituted: Mapped[int] = mapped_column(Integer)
+    only_in_whisper: Mapped[int] = mapped_column(Integer)
+    only_in_tiktok: Mapped[int] = mapped_column(Integer)
     settings: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

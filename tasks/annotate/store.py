@@ -21,10 +21,10 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
-from gettok.tasks.annotate import provenance
+from gettok.tasks.annotate.provenance import current_transcript_exists, inputs_key, is_stale
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from gettok import db
 from gettok.clients.llm import LlmOutcome
@@ -53,7 +53,7 @@ def _has_final(
         Annotation.video_id == Video.id,
         Annotation.kind == kind,
         ~_asked_again(max_tries),
-        ~provenance.is_stale(Annotation),  # made from an old transcript or frames: redone
+        ~is_stale(Annotation),  # made from an old transcript or frames: redone
     ]
     if model is not None:
         clauses += [Annotation.model == model, Annotation.prompt_hash == prompt_hash]
@@ -61,7 +61,7 @@ def _has_final(
 
 
 def _has_transcript_text():
-    return provenance.current_transcript_exists(Video.id)
+    return current_transcript_exists(Video.id)
 
 
 def pending_videos(
@@ -97,10 +97,29 @@ def count_stale(session: Session, campaign_name: str, plan: KindPlan) -> int:
         Annotation.model == plan.model,
         Annotation.prompt_hash == plan.prompt_hash,
     )
-    stale = exists().where(*same_plan, provenance.is_stale(Annotation))
-    fresh = exists().where(*same_plan, ~provenance.is_stale(Annotation))
+    stale = exists().where(*same_plan, is_stale(Annotation))
+    fresh = exists().where(*same_plan, ~is_stale(Annotation))
     query = select(func.count()).where(Video.id.in_(campaign_videos(campaign_name)), stale, ~fresh)
     return session.scalar(query) or 0
+
+
+def count_stale_annotations(url: str, campaign_name: str) -> int:
+    """The campaign's stale annotations not yet redone (any kind, model and prompt)."""
+    fresh = aliased(Annotation)
+    redone = exists().where(
+        fresh.video_id == Annotation.video_id,
+        fresh.kind == Annotation.kind,
+        fresh.model == Annotation.model,
+        fresh.prompt_hash == Annotation.prompt_hash,
+        ~is_stale(fresh),
+    )
+    query = select(func.count()).where(
+        Annotation.video_id.in_(campaign_videos(campaign_name)),
+        is_stale(Annotation),
+        ~redone,
+    )
+    with db.session_scope(url) as session:
+        return session.scalar(query) or 0
 
 
 def record_annotation(
@@ -155,7 +174,7 @@ def record_annotation(
         "transcript_sha256": inputs.transcript_sha256 if transcript_id is not None else None,
         "first_frame_id": min((f.id for f in frames), default=None),
     }
-    key = provenance.inputs_key(**chain)
+    key = inputs_key(**chain)
     with db.session_scope(database_url) as session:
         for kind, value in rows.items():
             shares_request = kind is AnnotationKind.onscreen_text

@@ -187,6 +187,24 @@ def set_current(session: Session, video_id: int, engine: str, transcript_id: int
     )
 
 
+def make_current(url: str, options: WhisperOptions, campaign_name: str) -> int:
+    """Make the campaign's existing ok transcripts of these settings current again (a return to
+    an earlier model); returns how many changed."""
+    rows = select(Transcript.id, Transcript.video_id).where(
+        Transcript.engine == WHISPER_ENGINE,
+        Transcript.model == options.model_name,
+        Transcript.settings_hash == settings_hash(options.provenance()),
+        Transcript.status == "ok",
+        Transcript.is_current.is_(False),
+        Transcript.video_id.in_(campaign_videos(campaign_name)),
+    )
+    with db.session_scope(url) as session:
+        found = session.execute(rows).all()
+        for transcript_id, video_id in found:
+            set_current(session, video_id, WHISPER_ENGINE, transcript_id)
+    return len(found)
+
+
 def record_failure(url: str, video_id: int, options: WhisperOptions, error: str) -> str:
     error = error[:2000]
     _upsert(url, video_id, _row_values(options) | {

@@ -94,7 +94,17 @@ def _create_transcript_comparisons() -> None:
         sa.Column("jaccard", sa.Float(), nullable=False),
         sa.Column("whisper_words", sa.Integer(), nullable=False),
         sa.Column("tiktok_words", sa.Integer(), nullable=False),
-        sa.Column("differences", JSON_TYPE, nullable=False),
+        *(
+            sa.Column(name, sa.Integer(), nullable=False)
+            for name in (
+                "capitalisation",
+                "punctuation",
+                "spelling",
+                "substituted",
+                "only_in_whisper",
+                "only_in_tiktok",
+            )
+        ),
         sa.Column("settings", JSON_TYPE, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         *(

@@ -22,8 +22,11 @@ BATCH = 500  # pairs per embedding batch and transaction
 DIFFERENCES = tuple(compare.PairDifferences.model_fields)
 
 
-def _usable(t):
-    return [t.status == "ok", t.is_empty.is_(False), t.text.is_not(None), t.text != ""]
+def _usable(t, nonempty: bool = True):
+    """With words; Whisper's near-empty ones (music heard as "Thank you.") are left out, as the
+    study compared only videos with speech; TikTok's are kept as TikTok wrote them."""
+    flagged = [t.is_empty.is_(False)] if nonempty else []
+    return [t.status == "ok", *flagged, t.text.is_not(None), t.text != ""]
 
 
 def _pending_pairs(campaign_name: str, model: str):
@@ -37,7 +40,7 @@ def _pending_pairs(campaign_name: str, model: str):
     )
     return (
         select(w.video_id, w.id, w.text, w.text_sha256, k.id, k.text, k.text_sha256)
-        .join(k, and_(k.video_id == w.video_id, k.engine == "tiktok", *_usable(k)))
+        .join(k, and_(k.video_id == w.video_id, k.engine == "tiktok", *_usable(k, False)))
         .where(
             w.engine == "faster-whisper",
             w.is_current.is_(True),
@@ -55,7 +58,11 @@ def effective_model(name: str) -> str:
 
 
 def compare_campaign(url: str, campaign_name: str, embedding_model: str) -> int:
-    """Compare every pair of the campaign not compared yet; returns the rows written."""
+    """Compare every pair of the campaign not compared yet; returns the rows written. TikTok's
+    transcripts are copied from `voice_to_text` first (a no-op once the transcribe stage ran)."""
+    from gettok.tasks.transcribe.store import record_tiktok_transcripts
+
+    record_tiktok_transcripts(url, campaign_name)
     model = effective_model(embedding_model)
     written = 0
     while True:

@@ -66,7 +66,7 @@ def language_section(
         lines.append(
             table(
                 ["video", "audio (Whisper)", "text"],
-                [list(r) for r in shown.iter_rows()],
+                [[str(video), audio, text] for video, audio, text in shown.iter_rows()],
             )
         )
     return lines

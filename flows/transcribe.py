@@ -7,7 +7,8 @@ language (see below). Silence and music are kept but flagged empty; undecodable 
 recorded as a failure. The model work holds a slot of the `gpu` concurrency limit. Whisper
 detects each clip's language; the campaign's `language` decides only when detection is unsure
 (below GETTOK_WHISPER_LANGUAGE_HINT_BELOW) or with `force_language = true`. Then fastText's
-lid.176 identifies the language of every new transcript and caption from its text.
+lid.176 identifies the language of every new transcript and caption from its text, and each new
+pair of Whisper and TikTok transcripts is compared once (the report reads the stored rows).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import load_campaign
 from gettok.tasks.transcribe import (
     TranscribeResult,
+    compare_transcripts_task,
     identify_languages_task,
     pending_videos,
     record_tiktok_task,
@@ -58,6 +60,7 @@ def transcribe(
         result = result.merge(batch)
         logger.info("batch %d: %s", start // size + 1, batch.summary())
     result.text_languages = identify_languages_task(settings, campaign.name)
+    result.compared = compare_transcripts_task(settings, campaign.name)
 
     publish(result.stage_result(), artifact_key("transcribe-result", campaign.name), logger)
     create_markdown_artifact(

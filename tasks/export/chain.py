@@ -11,6 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 TRANSCRIPT_KINDS = ("stance", "sentiment", "summary")  # the kinds that read a transcript
+WHISPER_ENGINE = "faster-whisper"
+TIKTOK_ENGINE = "tiktok"
 
 
 def transcript_rank(row) -> tuple:
@@ -50,3 +52,20 @@ def annotation_transcript(row: dict[str, Any], kind: str, annotation, names: dic
     if kind in TRANSCRIPT_KINDS:
         row[f"{kind}_transcript_id"] = annotation.transcript_id
         row[f"{kind}_transcript"] = names.get(annotation.transcript_id)
+
+
+def add_chain(row: dict[str, Any], v, transcripts, annotations, names, languages) -> None:
+    """Languages (Whisper's detection, the text identifier's) and each annotation's transcript."""
+    w = transcripts.get((v.id, WHISPER_ENGINE))
+    if w is not None and w.status == "ok":
+        row["whisper_detected_language"] = w.detected_language
+        row["whisper_language_source"] = w.language_source
+        row["whisper_text_language"] = languages.get((v.id, w.engine, w.text_sha256))
+    t = transcripts.get((v.id, TIKTOK_ENGINE))
+    if t is not None and t.status == "ok":
+        row["tiktok_text_language"] = languages.get((v.id, t.engine, t.text_sha256))
+    row["caption_language"] = caption_language(languages, v.id, v.video_description)
+    for kind in TRANSCRIPT_KINDS:
+        a = annotations.get((v.id, kind))
+        if a is not None:
+            annotation_transcript(row, kind, a, names)

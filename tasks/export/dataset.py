@@ -237,7 +237,7 @@ def _batch_records(
         for v in videos
     ]
     for record, v in zip(records, videos, strict=True):
-        _add_chain(record, v, transcripts, annotations, names, languages)
+        chain.add_chain(record, v, transcripts, annotations, names, languages)
     add_human_codes(session, cid, records)
     return records
 
@@ -348,23 +348,6 @@ def _record(
         elif kind == "summary":
             row["summary"] = _value(value, "summary", "text")
     return row
-
-
-def _add_chain(row, v: Video, transcripts, annotations, names, languages) -> None:
-    """Languages (Whisper's detection, the text identifier's) and each annotation's transcript."""
-    w = transcripts.get((v.id, WHISPER_ENGINE))
-    if w is not None and w.status == "ok":
-        row["whisper_detected_language"] = w.detected_language
-        row["whisper_language_source"] = w.language_source
-        row["whisper_text_language"] = languages.get((v.id, w.engine, w.text_sha256))
-    t = transcripts.get((v.id, TIKTOK_ENGINE))
-    if t is not None and t.status == "ok":
-        row["tiktok_text_language"] = languages.get((v.id, t.engine, t.text_sha256))
-    row["caption_language"] = chain.caption_language(languages, v.id, v.video_description)
-    for kind in chain.TRANSCRIPT_KINDS:
-        a = annotations.get((v.id, kind))
-        if a is not None:
-            chain.annotation_transcript(row, kind, a, names)
 
 
 def _raw_json(raw: Any) -> str:

@@ -63,6 +63,7 @@ class TranscribeResult(BaseModel):
     skipped: list[int] = []  # done meanwhile or held by another worker
     tiktok: int = 0  # TikTok transcripts recorded or updated
     text_languages: int = 0  # transcripts and captions whose language the text identifier gave
+    compared: int = 0  # Whisper/TikTok transcript pairs compared (transcript_comparisons)
     audio_s: float = 0.0
     model_s: float = 0.0
     device: str | None = None
@@ -76,6 +77,7 @@ class TranscribeResult(BaseModel):
             skipped=self.skipped + other.skipped,
             tiktok=self.tiktok + other.tiktok,
             text_languages=self.text_languages + other.text_languages,
+            compared=self.compared + other.compared,
             audio_s=round(self.audio_s + other.audio_s, 3),
             model_s=round(self.model_s + other.model_s, 3),
             device=other.device or self.device,
@@ -97,6 +99,7 @@ class TranscribeResult(BaseModel):
                 "empty": len(self.empty),
                 "tiktok transcripts": self.tiktok,
                 "text languages": self.text_languages,
+                "pairs compared": self.compared,
             },
         )
 
@@ -321,3 +324,11 @@ def identify_languages_task(settings: Settings, campaign_name: str | None) -> in
     from gettok.tasks.transcribe.text_language import identify_campaign
 
     return identify_campaign(settings.resolved_database_url, campaign_name)
+
+
+@task(name="compare-transcripts", cache_policy=NO_CACHE, **task_retries("database"))
+def compare_transcripts_task(settings: Settings, campaign_name: str) -> int:
+    """Whisper against TikTok for every new pair (stored once; the report reads the sums)."""
+    from gettok.tasks.report.comparisons import compare_campaign
+
+    return compare_campaign(settings.resolved_database_url, campaign_name, settings.embedding_model)

@@ -256,7 +256,7 @@ def run_direct(url: str, media_dir: Path, campaign: Campaign, days: int) -> floa
     with db.session_scope(url) as session:
         campaign_id = save_campaign(session, campaign)
     ctx = CollectContext(url, None, campaign, campaign_id, None)  # the stand-in needs no client
-    options = whisper_options(settings, campaign.language)
+    options = whisper_options(settings, campaign.language, campaign.force_language)
     kinds = [k for k in REQUESTED_KINDS if work.plan(k, campaign, settings)]
     began = time.perf_counter()
     for window in collection_windows(START, START + timedelta(days=days - 1)):

@@ -3,8 +3,12 @@
 Method: TikTok's `voice_to_text` is kept as it came from the Research API; each downloaded video
 (or slideshow sound) without a transcript for the configured model and settings is decoded from
 its mp4 and transcribed with faster-whisper in batches that span many clips, in the campaign's
-language when it gives one. Silence and music are kept but flagged empty; undecodable audio is
-recorded as a failure. The model work holds a slot of the `gpu` concurrency limit.
+language (see below). Silence and music are kept but flagged empty; undecodable audio is
+recorded as a failure. The model work holds a slot of the `gpu` concurrency limit. Whisper
+detects each clip's language; the campaign's `language` decides only when detection is unsure
+(below GETTOK_WHISPER_LANGUAGE_HINT_BELOW) or with `force_language = true`. Then fastText's
+lid.176 identifies the language of every new transcript and caption from its text, and each new
+pair of Whisper and TikTok transcripts is compared once (the report reads the stored rows).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import load_campaign
 from gettok.tasks.transcribe import (
     TranscribeResult,
+    compare_transcripts_task,
+    identify_languages_task,
     pending_videos,
     record_tiktok_task,
     transcribe_batch,
@@ -35,13 +41,15 @@ def transcribe(
     campaign_file: str,
     retry_failed: bool = False,
     limit: int | None = None,
+    model: str | None = None,
 ) -> TranscribeResult:
-    """Transcribe a campaign's pending videos."""
+    """Transcribe a campaign's pending videos (with `model` instead of GETTOK_WHISPER_MODEL:
+    a re-transcription; the new transcripts become current, the old ones stay)."""
     logger = get_run_logger()
     settings = get_settings()
     campaign = load_campaign(Path(campaign_file))
     url = settings.resolved_database_url
-    options = whisper_options(settings, campaign.language)
+    options = whisper_options(settings, campaign.language, campaign.force_language, model=model)
 
     result = TranscribeResult(tiktok=record_tiktok_task(settings, campaign.name))
     pending = pending_videos(url, options, campaign.name, retry_failed=retry_failed, limit=limit)
@@ -51,6 +59,8 @@ def transcribe(
         batch = transcribe_batch(pending[start : start + size], settings, options, retry_failed)
         result = result.merge(batch)
         logger.info("batch %d: %s", start // size + 1, batch.summary())
+    result.text_languages = identify_languages_task(settings, campaign.name)
+    result.compared = compare_transcripts_task(settings, campaign.name)
 
     publish(result.stage_result(), artifact_key("transcribe-result", campaign.name), logger)
     create_markdown_artifact(

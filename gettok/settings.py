@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     whisper_vad: bool = True  # Silero VAD: only speech reaches the model; none: flagged empty
     whisper_timestamps: bool = False  # timestamped segments inside each ≤30 s window
     whisper_cpu_threads: int = Field(0, ge=0, le=256)  # 0: CTranslate2's default
+    # Whisper's language detection below this probability is unsure: the campaign's hint decides.
+    whisper_language_hint_below: float = Field(0.5, ge=0.0, le=1.0)
+    # Sentence embeddings for the report's transcript comparison (any sentence-transformers model
+    # by name or directory; BETO or a multilingual model for Spanish). all-MiniLM-L6-v2 ships.
+    embedding_model: str = "all-MiniLM-L6-v2"
 
     frame_every: int = Field(300, ge=1)
     frame_max_per_video: int = Field(20, ge=1, le=10_000)

@@ -253,7 +253,10 @@ class Campaign(BaseModel):
     title: str = ""
     start_date: date
     end_date: date | None = None  # None: an ongoing campaign, collected by the daily schedule
-    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$")  # transcript language hint
+    # The videos' expected language: a hint Whisper uses only when its detection is unsure,
+    # or the language of every transcript with `force_language = true`.
+    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$")
+    force_language: bool = False
     query: Query
     stance: Stance | None = None
     watch: Watch | None = None

@@ -7,6 +7,7 @@ Alembic migrations in `gettok/migrations/` create exactly these tables.
 from __future__ import annotations
 
 import enum
+import hashlib
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -298,6 +300,11 @@ class MediaInfo(Base):
     probed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+def _text_sha256(context) -> str | None:
+    text = context.get_current_parameters().get("text")
+    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class Transcript(Base):
     """One transcript per video, engine, model and settings (Whisper's or TikTok's own)."""
 
@@ -314,14 +321,85 @@ class Transcript(Base):
     settings_hash: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="ok")  # ok | failed
     error: Mapped[str | None] = mapped_column(Text)
-    language: Mapped[str | None] = mapped_column(String(8))
-    language_probability: Mapped[float | None] = mapped_column(Float)
+    language: Mapped[str | None] = mapped_column(String(8))  # the language it was made in
+    language_probability: Mapped[float | None] = mapped_column(Float)  # of detected_language
+    detected_language: Mapped[str | None] = mapped_column(String(8))  # Whisper's detection
+    # What decided `language`: detected, hint (detection unsure), forced, model (English-only).
+    language_source: Mapped[str | None] = mapped_column(String(16))
     text: Mapped[str | None] = mapped_column(Text)
+    # Annotations and comparisons name the text by it; filled from `text` on insert.
+    text_sha256: Mapped[str | None] = mapped_column(String(64), default=_text_sha256)
     segments: Mapped[list[Any] | None]
     duration_s: Mapped[float | None] = mapped_column(Float)
     is_empty: Mapped[bool] = mapped_column(
         Boolean, default=False
     )  # empty / music-only: kept, flagged
+    # The video's transcript of this engine that annotations read (older ones: history). A new
+    # row is current; the transcribe stage demotes the older ones (and never promotes a failure).
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TextLanguage(Base):
+    """The language of a caption or transcript by a text identifier (fastText lid.176), beside
+    Whisper's audio detection; one row per video, source and text version (its hash) and model:
+    a transcript's row is found by its engine and `text_sha256`."""
+
+    __tablename__ = "text_languages"
+    __table_args__ = (UniqueConstraint("video_id", "source", "text_sha256", "model"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(32))  # caption, or the transcript's engine
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(8))  # None: no letters to judge
+    score: Mapped[float | None] = mapped_column(Float)
+    model: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TranscriptComparison(Base):
+    """Whisper's transcript against TikTok's for one video, computed once per pair of text
+    versions and embedding model; reports read aggregates of these rows."""
+
+    __tablename__ = "transcript_comparisons"
+    __table_args__ = (
+        UniqueConstraint(
+            "whisper_transcript_id",
+            "tiktok_transcript_id",
+            "whisper_sha256",
+            "tiktok_sha256",
+            "embedding_model",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    whisper_transcript_id: Mapped[int] = mapped_column(
+        ForeignKey("transcripts.id", ondelete="CASCADE"), index=True
+    )
+    tiktok_transcript_id: Mapped[int] = mapped_column(
+        ForeignKey("transcripts.id", ondelete="CASCADE"), index=True
+    )
+    whisper_sha256: Mapped[str] = mapped_column(String(64))
+    tiktok_sha256: Mapped[str] = mapped_column(String(64))
+    embedding_model: Mapped[str] = mapped_column(String(256))
+    cosine: Mapped[float | None] = mapped_column(Float)  # None: a transcript without words
+    jaccard: Mapped[float] = mapped_column(Float)
+    whisper_words: Mapped[int] = mapped_column(Integer)
+    tiktok_words: Mapped[int] = mapped_column(Integer)
+    # Word-level differences by kind (compare_transcripts.PairDifferences), summed by reports.
+    capitalisation: Mapped[int] = mapped_column(Integer)
+    punctuation: Mapped[int] = mapped_column(Integer)
+    spelling: Mapped[int] = mapped_column(Integer)
+    substituted: Mapped[int] = mapped_column(Integer)
+    only_in_whisper: Mapped[int] = mapped_column(Integer)
+    only_in_tiktok: Mapped[int] = mapped_column(Integer)
+    settings: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -372,7 +450,7 @@ class Annotation(Base):
     """A derived label or text, with the provenance that made it."""
 
     __tablename__ = "annotations"
-    __table_args__ = (UniqueConstraint("video_id", "kind", "model", "prompt_hash"),)
+    __table_args__ = (UniqueConstraint("video_id", "kind", "model", "prompt_hash", "inputs_key"),)
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
@@ -400,6 +478,12 @@ class Annotation(Base):
     frame_id: Mapped[int | None] = mapped_column(
         ForeignKey("frames.id", ondelete="SET NULL"), index=True
     )
+    # The provenance chain: the transcript (id, text hash) and frames this was made from. When
+    # the video's current transcript or frames change, the row is stale (kept, not exported).
+    transcript_id: Mapped[int | None] = mapped_column(BigInteger)
+    transcript_sha256: Mapped[str | None] = mapped_column(String(64))
+    first_frame_id: Mapped[int | None] = mapped_column(BigInteger)  # lowest frame id it read
+    inputs_key: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

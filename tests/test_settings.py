@@ -92,7 +92,7 @@ def test_cli_db_upgrade_creates_the_embedded_database(settings_env):
     result = CliRunner().invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert (settings_env / "data" / "gettok.db").exists()
-    assert re.search(r"at revision \d{4}(_\w+)?:", result.output)  # the head, whichever it is
+    assert re.search(r"at revision \w+:", result.output)  # the head, whichever it is
 
 
 def test_env_example_is_what_the_generator_writes():

@@ -34,7 +34,7 @@ from gettok.models.schema import (
     Transcript,
     Video,
 )
-from gettok.tasks.annotate import store
+from gettok.tasks.annotate import provenance, store
 from gettok.tasks.annotate.prompts import PromptTemplate, load_prompt
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -146,6 +146,7 @@ class VideoInputs:
     video_id: int
     caption: str = ""
     transcript_id: int | None = None
+    transcript_sha256: str | None = None
     transcript: str = ""
     frames: list[Frame] = field(default_factory=list)
     description_id: int | None = None
@@ -158,18 +159,19 @@ def load_inputs(session: Session, video_ids: list[int]) -> dict[int, VideoInputs
         select(Video.id, Video.video_description).where(Video.id.in_(video_ids))
     ):
         inputs[video_id].caption = caption or ""
+    # Each engine's current transcript (flagged empty ones left out: music or silence that
+    # Whisper may have "heard" as "Thank you."); Whisper's wins over TikTok's.
     transcripts = session.scalars(
         select(Transcript).where(
-            Transcript.video_id.in_(video_ids),
-            Transcript.status == "ok",
-            # Flagged empty: music or silence that Whisper may have "heard" as "Thank you.".
-            Transcript.is_empty.is_(False),
+            Transcript.video_id.in_(video_ids), *provenance.usable_current(Transcript)
         )
     ).all()
     rank = {engine: n for n, engine in enumerate(TRANSCRIPT_ENGINES)}
     for t in sorted(transcripts, key=lambda t: (-rank.get(t.engine, 9), t.created_at, t.id)):
-        if t.text and t.text.strip():  # later (better-ranked, newer) ones win
-            inputs[t.video_id].transcript_id, inputs[t.video_id].transcript = t.id, t.text.strip()
+        if t.text and t.text.strip():  # later (better-ranked) ones win
+            chosen = inputs[t.video_id]
+            chosen.transcript_id, chosen.transcript = t.id, t.text.strip()
+            chosen.transcript_sha256 = t.text_sha256
     for frame in session.scalars(
         select(Frame).where(Frame.video_id.in_(video_ids)).order_by(Frame.frame_index)
     ):
@@ -180,6 +182,7 @@ def load_inputs(session: Session, video_ids: list[int]) -> dict[int, VideoInputs
             Annotation.video_id.in_(video_ids),
             Annotation.kind == AnnotationKind.description,
             Annotation.status != AnnotationStatus.failed,
+            ~provenance.is_stale(Annotation),
         )
         .order_by(Annotation.created_at, Annotation.id)
     )

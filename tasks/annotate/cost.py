@@ -42,6 +42,7 @@ class KindEstimate(BaseModel):
     kind: str
     model: str
     videos: int = 0
+    stale: int = 0  # of `videos`: redone because their transcript or frames changed
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -76,6 +77,7 @@ def estimate_enrich(
             ids = annotate_store.pending_videos(
                 session, campaign.name, plan, max_tries=settings.llm_invalid_max_tries
             )
+            estimate.stale = annotate_store.count_stale(session, campaign.name, plan)
             inputs = _load_in_batches(session, ids)
             if plan.kind is AnnotationKind.description:
                 for video_id, size in _videos_without_frames(

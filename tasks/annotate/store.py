@@ -18,13 +18,13 @@ from gettok.models.schema import (
     AnnotationKind,
     AnnotationStatus,
     Frame,
-    Transcript,
     Video,
     utcnow,
 )
-from sqlalchemy import and_, exists, or_, select
+from gettok.tasks.annotate.provenance import current_transcript_exists, inputs_key, is_stale
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from gettok import db
 from gettok.clients.llm import LlmOutcome
@@ -53,6 +53,7 @@ def _has_final(
         Annotation.video_id == Video.id,
         Annotation.kind == kind,
         ~_asked_again(max_tries),
+        ~is_stale(Annotation),  # made from an old transcript or frames: redone
     ]
     if model is not None:
         clauses += [Annotation.model == model, Annotation.prompt_hash == prompt_hash]
@@ -60,13 +61,7 @@ def _has_final(
 
 
 def _has_transcript_text():
-    return exists().where(
-        Transcript.video_id == Video.id,
-        Transcript.status == "ok",
-        Transcript.is_empty.is_(False),
-        Transcript.text.is_not(None),
-        Transcript.text != "",
-    )
+    return current_transcript_exists(Video.id)
 
 
 def pending_videos(
@@ -77,7 +72,7 @@ def pending_videos(
     max_tries: int = 3,
 ) -> list[int]:
     """Videos of the campaign (or of `among`) with this kind's inputs and no final annotation of
-    this plan (an invalid one with fewer than `max_tries` tries is not final)."""
+    this plan (an invalid one with fewer than `max_tries` tries is not final, nor a stale one)."""
     query = select(Video.id).where(
         Video.id.in_(campaign_videos(campaign_name)),
         ~_has_final(plan.kind, plan.model, plan.prompt_hash, max_tries),
@@ -91,6 +86,40 @@ def pending_videos(
     else:
         query = query.where(_has_transcript_text())
     return list(session.scalars(query.order_by(Video.id)))
+
+
+def count_stale(session: Session, campaign_name: str, plan: KindPlan) -> int:
+    """Videos whose annotation of this plan is stale (made from an old transcript or frames)
+    and not yet redone: the next run asks for them again."""
+    same_plan = (
+        Annotation.video_id == Video.id,
+        Annotation.kind == plan.kind,
+        Annotation.model == plan.model,
+        Annotation.prompt_hash == plan.prompt_hash,
+    )
+    stale = exists().where(*same_plan, is_stale(Annotation))
+    fresh = exists().where(*same_plan, ~is_stale(Annotation))
+    query = select(func.count()).where(Video.id.in_(campaign_videos(campaign_name)), stale, ~fresh)
+    return session.scalar(query) or 0
+
+
+def count_stale_annotations(url: str, campaign_name: str) -> int:
+    """The campaign's stale annotations not yet redone (any kind, model and prompt)."""
+    fresh = aliased(Annotation)
+    redone = exists().where(
+        fresh.video_id == Annotation.video_id,
+        fresh.kind == Annotation.kind,
+        fresh.model == Annotation.model,
+        fresh.prompt_hash == Annotation.prompt_hash,
+        ~is_stale(fresh),
+    )
+    query = select(func.count()).where(
+        Annotation.video_id.in_(campaign_videos(campaign_name)),
+        is_stale(Annotation),
+        ~redone,
+    )
+    with db.session_scope(url) as session:
+        return session.scalar(query) or 0
 
 
 def record_annotation(
@@ -139,6 +168,13 @@ def record_annotation(
             if value
             else None,
         }
+    transcript_id = inputs.transcript_id if plan.kind is not AnnotationKind.description else None
+    chain = {
+        "transcript_id": transcript_id,
+        "transcript_sha256": inputs.transcript_sha256 if transcript_id is not None else None,
+        "first_frame_id": min((f.id for f in frames), default=None),
+    }
+    key = inputs_key(**chain)
     with db.session_scope(database_url) as session:
         for kind, value in rows.items():
             shares_request = kind is AnnotationKind.onscreen_text
@@ -159,6 +195,7 @@ def record_annotation(
                 "is_sandbox": outcome.is_sandbox,
                 "frame_id": frames[0].id if len(frames) == 1 else None,
                 "created_at": outcome.created_at or utcnow(),
+                **chain,
             }
             existing = session.scalar(
                 select(Annotation).where(
@@ -166,6 +203,7 @@ def record_annotation(
                     Annotation.kind == kind,
                     Annotation.model == plan.model,
                     Annotation.prompt_hash == plan.prompt_hash,
+                    Annotation.inputs_key == key,
                 )
             )
             if existing is None:
@@ -175,6 +213,7 @@ def record_annotation(
                         kind=kind,
                         model=plan.model,
                         prompt_hash=plan.prompt_hash,
+                        inputs_key=key,
                         **fields,
                     )
                 )

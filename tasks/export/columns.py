@@ -16,7 +16,18 @@ class Column(NamedTuple):
     public: bool = True  # False: left out of public exports
 
 
-def _annotation_columns(kind: str, values: list[Column]) -> list[Column]:
+def _annotation_columns(
+    kind: str, values: list[Column], reads_transcript: bool = False
+) -> list[Column]:
+    transcript = [
+        Column(
+            f"{kind}_transcript_id",
+            pl.Int64,
+            f"id of the transcript the {kind} was made from (only annotations made from the "
+            "video's current transcript and frames are exported)",
+        ),
+        Column(f"{kind}_transcript", pl.Utf8, "engine and model of that transcript"),
+    ]
     return [
         *values,
         Column(
@@ -24,6 +35,7 @@ def _annotation_columns(kind: str, values: list[Column]) -> list[Column]:
         ),
         Column(f"{kind}_model", pl.Utf8, f"model that produced the {kind}"),
         Column(f"{kind}_prompt", pl.Utf8, f"prompt id and version hash used for the {kind}"),
+        *(transcript if reads_transcript else []),
     ]
 
 
@@ -90,8 +102,21 @@ COLUMNS: list[Column] = [
     Column("whisper_status", pl.Utf8, "ok or failed; empty when not transcribed"),
     Column("whisper_model", pl.Utf8, "Whisper model that made the transcript"),
     Column("whisper_settings_hash", pl.Utf8, "hash of the transcription settings"),
-    Column("whisper_language", pl.Utf8, "language Whisper detected"),
-    Column("whisper_language_probability", pl.Float64, "Whisper's confidence in the language"),
+    Column("whisper_language", pl.Utf8, "language the Whisper transcript was made in"),
+    Column("whisper_detected_language", pl.Utf8, "language Whisper detected from the audio"),
+    Column("whisper_language_probability", pl.Float64, "Whisper's probability for that detection"),
+    Column(
+        "whisper_language_source",
+        pl.Utf8,
+        "what decided the transcript's language: detected, hint (the campaign's language, "
+        "detection below GETTOK_WHISPER_LANGUAGE_HINT_BELOW), forced (force_language), "
+        "model (an English-only model)",
+    ),
+    Column(
+        "whisper_text_language",
+        pl.Utf8,
+        "language of the Whisper transcript's text (fastText lid.176)",
+    ),
     Column(
         "whisper_is_empty",
         pl.Boolean,
@@ -99,6 +124,8 @@ COLUMNS: list[Column] = [
     ),
     Column("tiktok_transcript", pl.Utf8, "TikTok's own transcript (voice_to_text)"),
     Column("tiktok_transcript_model", pl.Utf8, "source of TikTok's transcript"),
+    Column("tiktok_text_language", pl.Utf8, "language of TikTok's transcript (fastText lid.176)"),
+    Column("caption_language", pl.Utf8, "language of the caption's text (fastText lid.176)"),
     *_annotation_columns(
         "description",
         [
@@ -117,6 +144,7 @@ COLUMNS: list[Column] = [
             Column("stance", pl.Utf8, "stance label towards the campaign's target"),
             Column("stance_confidence", pl.Float64, "the model's stated confidence (0-1)"),
         ],
+        reads_transcript=True,
     ),
     *_annotation_columns(
         "sentiment",
@@ -125,12 +153,14 @@ COLUMNS: list[Column] = [
             Column("sentiment_confidence", pl.Float64, "the model's stated confidence (0-1)"),
             Column("sentiment_low_confidence", pl.Boolean, "flagged as low confidence"),
         ],
+        reads_transcript=True,
     ),
     *_annotation_columns(
         "summary",
         [
             Column("summary", pl.Utf8, "LLM summary of the transcript"),
         ],
+        reads_transcript=True,
     ),
     *(Column(*human) for human in HUMAN_CODE_COLUMNS),
     Column("raw", pl.Utf8, "the Research API record as received (JSON)", public=False),

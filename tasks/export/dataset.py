@@ -31,6 +31,8 @@ from gettok.models.schema import (
     Video,
 )
 from gettok.models.schema import Campaign as CampaignRow
+from gettok.tasks.annotate.provenance import is_stale
+from gettok.tasks.export import chain
 from gettok.tasks.export.columns import (
     ANNOTATION_KINDS,
     COLUMNS,
@@ -102,14 +104,14 @@ def mask_mentions(text: str) -> str:
     return MENTION.sub("@user", text)
 
 
-def _latest(rows, key: Callable[[Any], Any]) -> dict:
-    """The newest row per key, preferring ok rows over failed ones."""
+def _latest(rows, key: Callable[[Any], Any], rank: Callable[[Any], tuple] | None = None) -> dict:
+    """The newest row per key, preferring ok rows over failed ones (or by `rank`)."""
     best: dict = {}
     for row in rows:
         k = key(row)
-        rank = (row.status == "ok", row.created_at, row.id)
-        if k not in best or rank > best[k][0]:
-            best[k] = (rank, row)
+        rank_of = rank(row) if rank else (row.status == "ok", row.created_at, row.id)
+        if k not in best or rank_of > best[k][0]:
+            best[k] = (rank_of, row)
     return {k: row for k, (_, row) in best.items()}
 
 
@@ -187,12 +189,17 @@ def _batch_records(
                 Transcript.text,
                 Transcript.is_empty,
                 Transcript.created_at,
+                Transcript.detected_language,
+                Transcript.language_source,
+                Transcript.text_sha256,
+                Transcript.is_current,
             ).where(Transcript.video_id.in_(in_campaign))
         ).all(),
         key=lambda t: (
             t.video_id,
             TIKTOK_ENGINE if t.engine == TIKTOK_ENGINE else WHISPER_ENGINE,
         ),
+        rank=chain.transcript_rank,
     )
     annotations = _latest(
         session.execute(
@@ -207,13 +214,17 @@ def _batch_records(
                 Annotation.prompt_hash,
                 Annotation.is_sandbox,
                 Annotation.created_at,
+                Annotation.transcript_id,
             ).where(
                 Annotation.video_id.in_(in_campaign),
                 Annotation.kind != AnnotationKind.watch_match,
+                ~is_stale(Annotation),  # made from an old transcript or frames: not exported
             )
         ).all(),
         key=lambda a: (a.video_id, str(a.kind)),
     )
+    names = chain.transcript_names(session, {a.transcript_id for a in annotations.values()})
+    languages = chain.text_languages(session, in_campaign)
     records = [
         _record(
             v,
@@ -225,6 +236,8 @@ def _batch_records(
         )
         for v in videos
     ]
+    for record, v in zip(records, videos, strict=True):
+        chain.add_chain(record, v, transcripts, annotations, names, languages)
     add_human_codes(session, cid, records)
     return records
 

@@ -14,7 +14,9 @@ from typing import Any, Literal
 import polars as pl
 from gettok.models.schema import Annotation
 from gettok.tasks.export.dataset import campaign_id, campaign_records, export_frame
-from gettok.tasks.report.compare_transcripts import TranscriptComparison, compare_transcripts
+from gettok.tasks.report.compare_transcripts import TranscriptComparison
+from gettok.tasks.report.comparisons import campaign_comparison, compare_campaign
+from gettok.tasks.report.languages import disagreements, language_distribution, language_section
 from gettok.tasks.validate.report_section import validation_section
 from pydantic import BaseModel
 from sqlalchemy import func, select
@@ -154,18 +156,6 @@ def transcript_coverage(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def language_distribution(df: pl.DataFrame) -> list[tuple[str, int]]:
-    """Languages Whisper detected, over videos with an ok Whisper transcript."""
-    counts = (
-        df.filter(pl.col("whisper_status") == "ok")
-        .with_columns(language=pl.col("whisper_language").fill_null("unknown"))
-        .group_by("language")
-        .agg(videos=pl.len())
-        .sort(["videos", "language"], descending=[True, False])
-    )
-    return [(r["language"], r["videos"]) for r in counts.iter_rows(named=True)]
-
-
 def labels_over_time(df: pl.DataFrame, column: str) -> pl.DataFrame:
     """Per day and label, the videos with that label (NO_LABEL: not labelled yet or failed)."""
     return (
@@ -248,9 +238,16 @@ def _share(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
-def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> ReportResult:
-    """Compute every metric, draw the figures into `out_dir` and write `report.md` there."""
+def build_report(
+    url: str, campaign: str, out_dir: Path, title: str = "", embedding_model: str | None = None
+) -> ReportResult:
+    """Compute every metric, draw the figures into `out_dir` and write `report.md` there; new
+    transcript pairs are compared first (sentence embeddings: GETTOK_EMBEDDING_MODEL)."""
     from gettok.tasks.report import figures as figs
+
+    from gettok.settings import get_settings
+
+    embedding_model = embedding_model or get_settings().embedding_model
 
     out_dir.mkdir(parents=True, exist_ok=True)
     before = file_digests(out_dir.iterdir())
@@ -261,7 +258,8 @@ def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> Rep
     languages, downloads = language_distribution(df), download_status_counts(df)
     stance, sentiment = labels_over_time(df, "stance"), labels_over_time(df, "sentiment")
     pairs = transcript_pairs(df)
-    comparison = compare_transcripts(pairs)
+    compare_campaign(url, campaign, embedding_model)
+    comparison = campaign_comparison(url, campaign, embedding_model)
     costs = llm_costs(url, campaign)
 
     figures = [
@@ -269,7 +267,10 @@ def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> Rep
         figs.daily_volume_figure(daily, out_dir / "daily_volume.png"),
         figs.coverage_figure(coverage, out_dir / "transcript_coverage.png"),
         figs.bar_figure(
-            languages, "Transcript language (Whisper)", "videos", out_dir / "languages.png"
+            [(x, by_text) for x, by_text, _ in languages],
+            "Transcript language (text, fastText lid.176)",
+            "videos",
+            out_dir / "languages.png",
         ),
         figs.labels_figure(stance, "Stance over time", out_dir / "stance_over_time.png"),
         figs.labels_figure(sentiment, "Sentiment over time", out_dir / "sentiment_over_time.png"),
@@ -321,16 +322,14 @@ def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> Rep
         "## Transcripts",
         "Share of videos per day with a transcript from each source.",
         "![transcript coverage](transcript_coverage.png)",
-        _table(["language", "videos"], [list(x) for x in languages])
-        if languages
-        else "No Whisper transcripts yet.",
-        "![languages](languages.png)",
+        *language_section(languages, disagreements(df), _table),
         f"### Whisper against TikTok's transcripts ({comparison.videos} videos with both)",
         _table(
             [
                 "Pearson r (word counts)",
                 "R²",
                 "mean Jaccard (word sets)",
+                f"mean embedding cosine ({comparison.embedding_model or 'no model'})",
                 "Whisper words",
                 "TikTok words",
             ],
@@ -339,6 +338,7 @@ def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> Rep
                     _share(comparison.pearson_r),
                     _share(comparison.r_squared),
                     _share(comparison.mean_jaccard),
+                    _share(comparison.mean_cosine),
                     comparison.whisper_words,
                     comparison.tiktok_words,
                 ]

@@ -1,7 +1,10 @@
 """Whisper's transcripts against TikTok's own, as the GET-Tok study compared them.
 
 On videos with both: Pearson r and R^2 of the word counts, the mean Jaccard similarity of the word
-sets, and the word-level differences counted by kind (capitalisation, punctuation, spelling).
+sets, the mean cosine of the two transcripts' sentence embeddings (any sentence-transformers
+model; the study used BETO), and the word-level differences counted by kind (capitalisation,
+punctuation, spelling). Each pair is compared once and stored (`transcript_comparisons`, see
+comparisons.py); `from_totals` turns the stored rows' sums into the study's figures.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class TranscriptComparison(BaseModel):
     pearson_r: float | None  # None when fewer than two pairs or a constant word count
     r_squared: float | None
     mean_jaccard: float | None
+    mean_cosine: float | None = None  # None: no embedding model, or no pairs
+    embedding_model: str | None = None
     whisper_words: int
     tiktok_words: int
     differences: PairDifferences
@@ -148,4 +153,46 @@ def compare_transcripts(pairs: Iterable[tuple[str | None, str | None]]) -> Trans
         whisper_words=sum(wc_whisper),
         tiktok_words=sum(wc_tiktok),
         differences=total,
+    )
+
+
+class Totals(BaseModel):
+    """Sums over compared pairs: enough for r, the means and the differences at any scale."""
+
+    n: int = 0
+    sum_x: float = 0.0  # Whisper word counts
+    sum_y: float = 0.0  # TikTok word counts
+    sum_xx: float = 0.0
+    sum_yy: float = 0.0
+    sum_xy: float = 0.0
+    sum_jaccard: float = 0.0
+    n_cosine: int = 0
+    sum_cosine: float = 0.0
+
+
+def pearson_from_totals(t: Totals) -> float | None:
+    if t.n < 2:
+        return None
+    sxx = t.sum_xx - t.sum_x**2 / t.n
+    syy = t.sum_yy - t.sum_y**2 / t.n
+    if sxx <= 0 or syy <= 0:
+        return None
+    return (t.sum_xy - t.sum_x * t.sum_y / t.n) / math.sqrt(sxx * syy)
+
+
+def from_totals(
+    t: Totals, differences: PairDifferences, embedding_model: str | None
+) -> TranscriptComparison:
+    """The study's comparison from stored per-pair rows' sums (see comparisons.py)."""
+    r = pearson_from_totals(t)
+    return TranscriptComparison(
+        videos=t.n,
+        pearson_r=r,
+        r_squared=None if r is None else r * r,
+        mean_jaccard=t.sum_jaccard / t.n if t.n else None,
+        mean_cosine=t.sum_cosine / t.n_cosine if t.n_cosine else None,
+        embedding_model=embedding_model,
+        whisper_words=round(t.sum_x),
+        tiktok_words=round(t.sum_y),
+        differences=differences,
     )

@@ -19,9 +19,9 @@ from gettok.tasks.transcribe.whisper import (
     is_near_empty,
     resolve_device,
 )
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from gettok import db
 from gettok.membership import campaign_videos
@@ -123,8 +123,9 @@ def _row_values(options: WhisperOptions) -> dict:
     }
 
 
-def _upsert(url: str, video_id: int, values: dict) -> None:
-    """Insert the row, or update the (failed) one a `retry_failed` run is replacing."""
+def _upsert(url: str, video_id: int, values: dict, make_current: bool = False) -> None:
+    """Insert the row, or update the (failed) one a `retry_failed` run is replacing; an ok one
+    replaces the video's current transcript of its engine."""
     key = (
         Transcript.video_id == video_id,
         Transcript.engine == values["engine"],
@@ -140,30 +141,77 @@ def _upsert(url: str, video_id: int, values: dict) -> None:
                 for name, value in values.items():
                     setattr(row, name, value)
                 row.created_at = utcnow()
+            if make_current:
+                session.flush()
+                set_current(session, video_id, values["engine"], row_id_of(session, key))
     except IntegrityError:  # another worker wrote it first: theirs stands
         log.info("transcript of %s already recorded by another worker", video_id)
+
+
+def text_sha256(text: str | None) -> str | None:
+    """What annotations and comparisons name a transcript's text by."""
+    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def record_transcript(
     url: str, video_id: int, options: WhisperOptions, clip: ClipTranscript
 ) -> None:
+    """The new transcript becomes the video's current Whisper one; older ones stay (history)."""
     _upsert(url, video_id, _row_values(options) | {
         "status": "ok",
         "error": None,
         "language": clip.language,
         "language_probability": clip.language_probability,
+        "detected_language": clip.detected_language,
+        "language_source": clip.language_source,
         "text": clip.text,
+        "text_sha256": text_sha256(clip.text),
         "segments": [s.model_dump() for s in clip.segments],
         "duration_s": clip.duration_s,
         "is_empty": clip.is_empty,
-    })  # fmt: skip
+    }, make_current=True)  # fmt: skip
+
+
+def row_id_of(session: Session, key) -> int:
+    return session.scalar(select(Transcript.id).where(*key))
+
+
+def set_current(session: Session, video_id: int, engine: str, transcript_id: int) -> None:
+    """Make this transcript the video's current one of its engine (annotations read it)."""
+    same = (Transcript.video_id == video_id, Transcript.engine == engine)
+    session.execute(
+        update(Transcript).where(*same, Transcript.id != transcript_id).values(is_current=False)
+    )
+    session.execute(
+        update(Transcript).where(Transcript.id == transcript_id).values(is_current=True)
+    )
+
+
+def make_current(url: str, options: WhisperOptions, campaign_name: str) -> int:
+    """Make the campaign's existing ok transcripts of these settings current again (a return to
+    an earlier model); returns how many changed."""
+    rows = select(Transcript.id, Transcript.video_id).where(
+        Transcript.engine == WHISPER_ENGINE,
+        Transcript.model == options.model_name,
+        Transcript.settings_hash == settings_hash(options.provenance()),
+        Transcript.status == "ok",
+        Transcript.is_current.is_(False),
+        Transcript.video_id.in_(campaign_videos(campaign_name)),
+    )
+    with db.session_scope(url) as session:
+        found = session.execute(rows).all()
+        for transcript_id, video_id in found:
+            set_current(session, video_id, WHISPER_ENGINE, transcript_id)
+    return len(found)
 
 
 def record_failure(url: str, video_id: int, options: WhisperOptions, error: str) -> str:
     error = error[:2000]
     _upsert(url, video_id, _row_values(options) | {
         "status": "failed", "error": error, "language": None, "language_probability": None,
-        "text": None, "segments": None, "duration_s": None, "is_empty": False,
+        "text": None, "text_sha256": None, "segments": None, "duration_s": None,
+        "is_empty": False, "detected_language": None, "language_source": None,
+        "is_current": False,
     })  # fmt: skip
     log.warning("video %s not transcribed: %s", video_id, error)
     return error
@@ -198,9 +246,11 @@ def record_tiktok_transcripts(url: str, campaign_name: str | None = None) -> int
                 continue
             if row is None:
                 row = Transcript(video_id=video_id, engine=TIKTOK_ENGINE, model=TIKTOK_MODEL,
-                                 settings=provenance, settings_hash=digest)  # fmt: skip
+                                 settings=provenance, settings_hash=digest,
+                                 is_current=True)  # fmt: skip
                 session.add(row)
             row.status, row.text, row.duration_s = "ok", text, duration
+            row.text_sha256 = text_sha256(text)
             row.is_empty, row.segments = is_near_empty(text), None
             changed += 1
     return changed

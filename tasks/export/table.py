@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from gettok.db import session_scope
 
-PAGE = 20_000  # videos per page: a few hundred MB at most, and 50 pages for a million videos
+PAGE = 10_000  # videos per page: a few hundred MB at most, 100 pages for a million videos
 
 
 class CampaignNotFound(LookupError):
@@ -80,11 +80,14 @@ def campaign_table(url: str, campaign: str, *, with_raw: bool = True) -> pl.Data
 
 
 def _read(session: Session, query) -> pl.DataFrame:
-    """A query's rows as a frame, column-wise (polars infers the types; all-null columns are
-    typed when the table is assembled)."""
+    """A query's rows as a frame (polars infers the types; all-null columns are typed when the
+    table is assembled)."""
     result = session.execute(query)
-    names = list(result.keys())
-    rows = result.all()
+    return _frame(list(result.keys()), result.all())
+
+
+def _frame(names: list[str], rows: list) -> pl.DataFrame:
+    """Rows as a frame, built column by column (faster than polars' row constructor)."""
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
     return pl.DataFrame(
         {n: pl.Series(n, list(c), strict=False) for n, c in zip(names, columns, strict=True)}
@@ -115,14 +118,15 @@ VIDEO_COLUMNS = (
 def _videos(
     session: Session, cid: int, after: int | None, size: int, with_raw: bool
 ) -> pl.DataFrame:
-    """One keyset page of the campaign's videos; the JSON columns become plain values here."""
+    """One keyset page of the campaign's videos; JSON lists and the sandbox mark are read from
+    their JSON text by polars, the raw payload re-written as the export writes it."""
     query = (
         select(
             Video.id.label("video_id"),
             *(getattr(Video, name) for name in VIDEO_COLUMNS),
-            Video.extra_fields,
-            Video.hashtag_names,
-            Video.video_mention_list,
+            cast(Video.extra_fields, Text).label("extra_fields"),
+            cast(Video.hashtag_names, Text).label("hashtags"),
+            cast(Video.video_mention_list, Text).label("mentions"),
             *([Video.raw] if with_raw else []),
         )
         .join(CampaignVideo, CampaignVideo.video_id == Video.id)
@@ -132,21 +136,34 @@ def _videos(
     )
     if after is not None:
         query = query.where(CampaignVideo.video_id > after)
-    rows = session.execute(query).all()
-    columns: dict[str, Any] = {"video_id": [r.video_id for r in rows]}
-    columns |= {name: [getattr(r, name) for r in rows] for name in VIDEO_COLUMNS}
-    columns["sandbox_record"] = [
-        bool((r.extra_fields or {}).get(SANDBOX_RECORD_MARK)) for r in rows
-    ]
-    columns["hashtags"] = [[str(h) for h in (r.hashtag_names or [])] for r in rows]
-    columns["mentions"] = [[str(u) for u in (r.video_mention_list or [])] for r in rows]
-    columns["raw"] = [raw_json(r.raw) for r in rows] if with_raw else [None] * len(rows)
-    return pl.DataFrame(columns, schema_overrides=_VIDEO_TYPES, strict=False)
+    result = session.execute(query)
+    names = list(result.keys())
+    rows = result.all()
+    page = _frame([n for n in names if n != "raw"], [r[: len(names) - with_raw] for r in rows])
+    raw = [raw_json(r.raw) for r in rows] if with_raw else [None] * len(rows)
+    del rows
+    mark = pl.col("extra_fields").str.json_path_match(f"$.{SANDBOX_RECORD_MARK}")
+    return page.with_columns(
+        pl.col(name).cast(dtype) for name, dtype in _VIDEO_TYPES.items() if name in names
+    ).with_columns(
+        sandbox_record=mark.is_not_null() & ~mark.is_in(["false", "0", '""', "null"]),
+        hashtags=_json_list("hashtags"),
+        mentions=_json_list("mentions"),
+        raw=pl.Series(raw, dtype=pl.Utf8),
+    )
 
 
-_VIDEO_TYPES = {c.name: c.dtype for c in COLUMNS} | {
+def _json_list(name: str) -> pl.Expr:
+    """A JSON list of strings as a list column; a missing list is an empty one."""
+    return pl.col(name).str.json_decode(pl.List(pl.Utf8)).fill_null(pl.lit([], pl.List(pl.Utf8)))
+
+
+_VIDEO_TYPES = {c.name: c.dtype for c in COLUMNS if c.name in VIDEO_COLUMNS} | {
+    "video_id": pl.Int64,
     "voice_to_text": pl.Utf8,
-    "sandbox_record": pl.Boolean,
+    "extra_fields": pl.Utf8,
+    "hashtags": pl.Utf8,
+    "mentions": pl.Utf8,
 }
 
 

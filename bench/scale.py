@@ -7,7 +7,7 @@ process and records its wall time and peak memory (resource.getrusage(RUSAGE_CHI
 of a wrapper whose only child is the operation). Between two sizes it reports the growth
 exponent log(t2/t1)/log(n2/n1): 1 is linear, 2 quadratic. The last stdout line is one JSON object.
 
-    python -m bench.scale                         # 10k and 50k videos, Postgres
+    python -m bench.scale                         # 20k and 100k videos, Postgres
     python -m bench.scale --sizes 100000,1000000  # the million: build takes about 20 min/1M here
     python -m bench.scale --only export_parquet,report --keep   # a subset; keep the databases
 
@@ -121,10 +121,18 @@ def _pending(name: str, url: str) -> list:
 
 
 def _warm_imports() -> None:
+    """Imports are not the operation's cost (the stores pull in Prefect: seconds under load)."""
+    import gettok.tasks.annotate.annotator  # noqa: F401
     import gettok.tasks.annotate.cost  # noqa: F401
+    import gettok.tasks.annotate.store  # noqa: F401
+    import gettok.tasks.download.store  # noqa: F401
     import gettok.tasks.export  # noqa: F401
+    import gettok.tasks.frames.store  # noqa: F401
+    import gettok.tasks.prune.store  # noqa: F401
     import gettok.tasks.report.build  # noqa: F401
     import gettok.tasks.report.figures  # noqa: F401
+    import gettok.tasks.transcribe.store  # noqa: F401
+    import gettok.tasks.transcribe.whisper  # noqa: F401
     import gettok.tasks.validate.score  # noqa: F401
     import gettok.tasks.watch.watchlist  # noqa: F401
 
@@ -191,7 +199,7 @@ def exponents(results: dict[int, dict[str, dict]]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,50000")
+    parser.add_argument("--sizes", default="20000,100000")
     parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--only", default=",".join(OPERATIONS))
     parser.add_argument("--keep", action="store_true", help="keep the databases")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from gettok.models.schema import Annotation, AnnotationKind, Frame, Transcript
 from gettok.tasks.annotate.cost import estimate_enrich
-from gettok.tasks.export.dataset import campaign_records
+from gettok.tasks.export.table import campaign_table
 from sqlalchemy import delete, func, select
 from typer.testing import CliRunner
 
@@ -74,7 +74,7 @@ def test_retranscribe_then_enrich_redoes_exactly_the_stale_annotations(
     assert sorted(current) == sorted(annotated.video_ids)
 
     # Before the redo the export hides the stale labels rather than pair them with new text.
-    before = {r["video_id"]: r for r in campaign_records(db_url, annotated.campaign.name)}
+    before = {r["video_id"]: r for r in campaign_table(db_url, annotated.campaign.name).to_dicts()}
     assert all(before[v].get("sentiment") is None for v in annotated.video_ids)
     assert all(before[v].get("description") for v in annotated.video_ids)  # frames unchanged
 
@@ -86,7 +86,7 @@ def test_retranscribe_then_enrich_redoes_exactly_the_stale_annotations(
     assert sandbox_env.state.counters["llm_requests"] == requests + 6
     assert set(stale_by_kind(db_url, annotated).values()) == {0}
 
-    records = {r["video_id"]: r for r in campaign_records(db_url, annotated.campaign.name)}
+    records = {r["video_id"]: r for r in campaign_table(db_url, annotated.campaign.name).to_dicts()}
     for video_id in annotated.video_ids:
         for kind in TRANSCRIPT_KINDS:
             assert records[video_id][f"{kind}_transcript_id"] == current[video_id], kind
@@ -122,5 +122,5 @@ def test_new_frames_make_the_frame_annotations_stale(annotated, db_url, sandbox_
     assert {k.kind: k.done for k in again.kinds} == {
         "description": 1, "stance": 1, "sentiment": 0, "summary": 0,
     }  # fmt: skip
-    records = {r["video_id"]: r for r in campaign_records(db_url, annotated.campaign.name)}
+    records = {r["video_id"]: r for r in campaign_table(db_url, annotated.campaign.name).to_dicts()}
     assert records[video_id]["description"] and records[video_id]["stance"]

@@ -9,7 +9,7 @@ from datetime import date
 
 import cv2
 import pytest
-from gettok.tasks.export.dataset import campaign_records
+from gettok.tasks.export.table import campaign_table
 from gettok.tasks.report.build import (
     build_report,
     daily_volume,
@@ -19,7 +19,6 @@ from gettok.tasks.report.build import (
     language_distribution,
     top_hashtags,
     transcript_coverage,
-    videos_table,
 )
 from typer.testing import CliRunner
 
@@ -41,7 +40,7 @@ def expected_top(videos, weight, n=10):
 def test_report_metrics_match_the_dataset(db_url):
     data = build_dataset(db_url, days=6, per_day=10, seed=3)
     videos = data.videos
-    df = videos_table(campaign_records(db_url, data.campaign))
+    df = campaign_table(db_url, data.campaign)
 
     summary = dataset_summary(df)
     assert summary.videos == len(videos)

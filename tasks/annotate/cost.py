@@ -8,6 +8,8 @@ them: `llm_max_frames` frames at the configured frame size, a description of exp
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from gettok.models.campaign import Campaign
 from gettok.models.schema import (
     AnnotationKind,
@@ -35,7 +37,7 @@ from gettok.clients.llm import cost_usd
 from gettok.settings import Settings
 
 DEFAULT_FRAME_SIZE = (720, 1280)  # TikTok's usual portrait size, when nothing was probed
-ID_BATCH = 5000  # video ids per IN list
+ID_BATCH = 5000  # videos per keyset page (and per IN list of the prompts' inputs)
 
 
 class KindEstimate(BaseModel):
@@ -67,30 +69,43 @@ def estimate_enrich(
     kinds: list[str] | None = None,
     budget_usd: float | None = None,
 ) -> CostEstimate:
-    """Estimate the requests an enrich run would make now, without making any."""
+    """Estimate the requests an enrich run would make now, without making any.
+
+    Pending videos are read a keyset page at a time and only their running totals kept, so the
+    memory holds a page (and the ids a description would be made for) whatever the backlog."""
     plans = [p for k in kinds or REQUESTED_KINDS if (p := plan_for(k, campaign, settings))]
     estimates = []
     with db.session_scope(database_url) as session:
         to_describe: set[int] = set()
         for plan in plans:
             estimate = KindEstimate(kind=plan.kind.value, model=plan.model)
-            ids = annotate_store.pending_videos(
-                session, campaign.name, plan, max_tries=settings.llm_invalid_max_tries
-            )
             estimate.stale = annotate_store.count_stale(session, campaign.name, plan)
-            inputs = _load_in_batches(session, ids)
+            pending: set[int] = set()
+            for ids in _pages(
+                lambda after, plan=plan: annotate_store.pending_videos(
+                    session,
+                    campaign.name,
+                    plan,
+                    max_tries=settings.llm_invalid_max_tries,
+                    after=after,
+                    limit=ID_BATCH,
+                )
+            ):
+                for video_inputs in load_inputs(session, ids).values():
+                    _add(estimate, plan, video_inputs, settings)
+                pending.update(ids)
             if plan.kind is AnnotationKind.description:
                 for video_id, size in _videos_without_frames(
                     session, database_url, settings, campaign.name
-                ).items():
-                    inputs[video_id] = VideoInputs(video_id, frames=_planned_frames(settings, size))
-                to_describe = set(inputs)
+                ):
+                    frames = _planned_frames(settings, size)
+                    _add(estimate, plan, VideoInputs(video_id, frames=frames), settings)
+                    pending.add(video_id)
+                to_describe = pending
             elif plan.kind is AnnotationKind.stance:
                 expected = "x" * 4 * load_prompt("description").expected_output_tokens
-                for video_id in to_describe - set(inputs):
-                    inputs[video_id] = VideoInputs(video_id, description=expected)
-            for video_inputs in inputs.values():
-                _add(estimate, plan, video_inputs, settings)
+                for video_id in sorted(to_describe - pending):
+                    _add(estimate, plan, VideoInputs(video_id, description=expected), settings)
             estimates.append(estimate)
     budget = settings.llm_budget_usd if budget_usd is None else budget_usd
     return CostEstimate(
@@ -98,13 +113,12 @@ def estimate_enrich(
     )
 
 
-def _load_in_batches(session: Session, ids: list[int]) -> dict[int, VideoInputs]:
-    """The prompts' inputs, read a batch of ids at a time: one IN list per query stays far below
-    Postgres' 65,535 parameters whatever the campaign's size."""
-    inputs: dict[int, VideoInputs] = {}
-    for start in range(0, len(ids), ID_BATCH):
-        inputs.update(load_inputs(session, ids[start : start + ID_BATCH]))
-    return inputs
+def _pages(fetch: Callable[[int | None], list[int]]) -> Iterator[list[int]]:
+    """Keyset pages of ids: `fetch(after)` answers the ids past `after`, in order."""
+    after = None
+    while ids := fetch(after):
+        yield ids
+        after = ids[-1]
 
 
 def _add(estimate: KindEstimate, plan: KindPlan, inputs: VideoInputs, settings: Settings) -> None:
@@ -117,24 +131,27 @@ def _add(estimate: KindEstimate, plan: KindPlan, inputs: VideoInputs, settings: 
 
 def _videos_without_frames(
     session: Session, database_url: str, settings: Settings, campaign_name: str
-) -> dict[int, tuple[int, int]]:
-    """The videos the frames stage would work on now, with their probed size."""
+) -> Iterator[tuple[int, tuple[int, int]]]:
+    """The videos the frames stage would work on now, with their probed size, a page at a time."""
     digest = frames_store.settings_hash(frame_settings(settings))
-    ids = [
-        d.video_id
-        for d in frames_store.pending_videos(database_url, digest, campaign_name, limit=None)
-    ]
-    sizes = {
-        video_id: (width, height)
-        for start in range(0, len(ids), ID_BATCH)
-        for video_id, width, height in session.execute(
-            select(MediaInfo.video_id, MediaInfo.width, MediaInfo.height).where(
-                MediaInfo.video_id.in_(ids[start : start + ID_BATCH])
+    for ids in _pages(
+        lambda after: [
+            d.video_id
+            for d in frames_store.pending_videos(
+                database_url, digest, campaign_name, limit=ID_BATCH, after=after
             )
-        )
-        if width and height
-    }
-    return {video_id: sizes.get(video_id, DEFAULT_FRAME_SIZE) for video_id in ids}
+        ]
+    ):
+        sizes = {
+            video_id: (width, height)
+            for video_id, width, height in session.execute(
+                select(MediaInfo.video_id, MediaInfo.width, MediaInfo.height).where(
+                    MediaInfo.video_id.between(ids[0], ids[-1])
+                )
+            )
+            if width and height
+        }
+        yield from ((video_id, sizes.get(video_id, DEFAULT_FRAME_SIZE)) for video_id in ids)
 
 
 def _planned_frames(settings: Settings, size: tuple[int, int]) -> list[Frame]:

@@ -70,9 +70,13 @@ def pending_videos(
     plan: KindPlan,
     among: list[int] | None = None,
     max_tries: int = 3,
+    *,
+    after: int | None = None,
+    limit: int | None = None,
 ) -> list[int]:
     """Videos of the campaign (or of `among`) with this kind's inputs and no final annotation of
-    this plan (an invalid one with fewer than `max_tries` tries is not final, nor a stale one)."""
+    this plan (an invalid one with fewer than `max_tries` tries is not final, nor a stale one); in
+    id order, a keyset page (`after` the last id of the previous one, `limit` ids) when asked."""
     query = select(Video.id).where(
         Video.id.in_(campaign_videos(campaign_name)),
         ~_has_final(plan.kind, plan.model, plan.prompt_hash, max_tries),
@@ -85,7 +89,9 @@ def pending_videos(
         query = query.where(_has_final(AnnotationKind.description))
     else:
         query = query.where(_has_transcript_text())
-    return list(session.scalars(query.order_by(Video.id)))
+    if after is not None:
+        query = query.where(Video.id > after)
+    return list(session.scalars(query.order_by(Video.id).limit(limit)))
 
 
 def count_stale(session: Session, campaign_name: str, plan: KindPlan) -> int:

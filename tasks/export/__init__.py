@@ -9,7 +9,7 @@ from gettok.tasks.export.dataset import (
     CampaignNotFound,
     ExportResult,
     campaign_id,
-    campaign_records,
+    campaign_table,
     export_dataset,
     export_frame,
 )
@@ -18,7 +18,7 @@ __all__ = [
     "CampaignNotFound",
     "ExportResult",
     "campaign_id",
-    "campaign_records",
+    "campaign_table",
     "export_dataset",
     "export_frame",
 ]

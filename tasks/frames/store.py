@@ -37,8 +37,10 @@ def pending_videos(
     campaign_name: str | None = None,
     video_ids: Iterable[int] | None = None,
     limit: int | None = 500,
+    after: int | None = None,
 ) -> list[Download]:
-    """Downloads with a usable video or slideshow, no frames yet, not pruned; oldest id first."""
+    """Downloads with a usable video or slideshow, no frames yet, not pruned; oldest id first
+    (ids past `after` only: keyset pages)."""
     failed_here = exists().where(
         FrameExtraction.video_id == Download.video_id,
         FrameExtraction.status == FrameStatus.failed,
@@ -63,6 +65,8 @@ def pending_videos(
         query = query.where(Download.video_id.in_(campaign_videos(campaign_name)))
     if video_ids is not None:
         query = query.where(Download.video_id.in_(list(video_ids)))
+    if after is not None:
+        query = query.where(Download.video_id > after)
     with session_scope(db_url) as session:
         return list(session.scalars(query.limit(limit)))
 

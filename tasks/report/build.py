@@ -1,22 +1,39 @@
 """The campaign report: the studies' dataset figures as Markdown tables and PNG charts.
 
-Metrics are plain functions over the export table
-(`gettok.tasks.export.dataset.campaign_records`), so the report and the exported dataset always
-agree; figures are drawn by `gettok.tasks.report.figures`.
+Metrics are polars functions over the export table (`gettok.tasks.report.metrics`), summed a
+page of videos at a time (`gettok.tasks.report.aggregate`), so the report and the exported
+dataset always agree and memory does not grow with the campaign; figures are drawn by
+`gettok.tasks.report.figures`.
 """
 
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import polars as pl
 from gettok.models.schema import Annotation
-from gettok.tasks.export.dataset import campaign_id, campaign_records, export_frame
+from gettok.tasks.export.dataset import campaign_id
+from gettok.tasks.report.aggregate import campaign_figures
 from gettok.tasks.report.compare_transcripts import TranscriptComparison
 from gettok.tasks.report.comparisons import campaign_comparison, compare_campaign
-from gettok.tasks.report.languages import disagreements, language_distribution, language_section
+from gettok.tasks.report.languages import (  # noqa: F401  (importable here)
+    language_distribution,
+    language_section,
+)
+from gettok.tasks.report.metrics import (  # noqa: F401  (the report's metrics, importable here)
+    GENERIC_HASHTAGS,
+    NO_LABEL,
+    DatasetSummary,
+    daily_volume,
+    dataset_summary,
+    download_status_counts,
+    is_generic,
+    labels_over_time,
+    top_hashtags,
+    transcript_coverage,
+    transcript_pairs,
+)
 from gettok.tasks.validate.report_section import validation_section
 from pydantic import BaseModel
 from sqlalchemy import func, select
@@ -24,25 +41,6 @@ from sqlalchemy import func, select
 from gettok.db import session_scope
 from gettok.membership import campaign_videos
 from gettok.stage import StageResult, file_digests
-
-# Hashtags that tag the feed, not the topic (the Ecuador study excluded fyp, parati, foryou).
-GENERIC_HASHTAGS = frozenset(
-    """
-    fyp fy fypシ fypage fyppage foryou foryoupage foryourpage foru 4u 4you parati paratii
-    paratipage paratodos viral viralvideo viraltiktok tiktok tiktokviral trending trend tendencia
-    tendencias xyzbca xyzcba capcut explore explorepage duet stitch
-    """.split()
-)
-NO_LABEL = "(none)"
-
-
-class DatasetSummary(BaseModel):
-    videos: int
-    users: int
-    likes: int
-    views: int
-    comments: int
-    shares: int
 
 
 class LlmCost(BaseModel):
@@ -70,124 +68,6 @@ class ReportResult(BaseModel):
             skipped=int(not self.changed),
             counts={"figures": len(self.figures), "videos": self.dataset.videos},
         )
-
-
-def is_generic(tag: str) -> bool:
-    tag = tag.casefold().lstrip("#")
-    return tag in GENERIC_HASHTAGS or tag.startswith("fyp")
-
-
-def videos_table(records: list[dict[str, Any]]) -> pl.DataFrame:
-    """The full (non-public) export table the metrics read."""
-    frame, _, _ = export_frame(records, public=False)
-    return frame
-
-
-def dataset_summary(df: pl.DataFrame) -> DatasetSummary:
-    """The studies' dataset table: videos, distinct users and summed engagement."""
-    return DatasetSummary(
-        videos=df.height,
-        users=df["username"].drop_nulls().n_unique(),
-        likes=int(df["like_count"].sum() or 0),
-        views=int(df["view_count"].sum() or 0),
-        comments=int(df["comment_count"].sum() or 0),
-        shares=int(df["share_count"].sum() or 0),
-    )
-
-
-def top_hashtags(
-    df: pl.DataFrame,
-    by: Literal["count", "views"] = "count",
-    n: int = 10,
-) -> list[tuple[str, int]]:
-    """Top hashtags (case-folded, generic ones excluded) by videos carrying them or their views."""
-    tags = (
-        df.select("video_id", pl.col("view_count").fill_null(0), "hashtags")
-        .explode("hashtags")
-        .drop_nulls("hashtags")
-        .with_columns(tag=pl.col("hashtags").str.to_lowercase().str.strip_chars_start("#"))
-        .filter(~pl.col("tag").map_elements(is_generic, return_dtype=pl.Boolean))
-        .unique(["video_id", "tag"])
-        .group_by("tag")
-        .agg(count=pl.len(), views=pl.col("view_count").sum())
-        .sort([by, "tag"], descending=[True, False])
-        .head(n)
-    )
-    return [(row["tag"], int(row[by])) for row in tags.iter_rows(named=True)]
-
-
-def daily_volume(df: pl.DataFrame) -> pl.DataFrame:
-    """Videos and engagement per UTC posting day."""
-    return (
-        df.drop_nulls("create_date")
-        .group_by("create_date")
-        .agg(
-            videos=pl.len(),
-            views=pl.col("view_count").sum(),
-            likes=pl.col("like_count").sum(),
-            comments=pl.col("comment_count").sum(),
-            shares=pl.col("share_count").sum(),
-        )
-        .sort("create_date")
-    )
-
-
-def transcript_coverage(df: pl.DataFrame) -> pl.DataFrame:
-    """Per day, the share of videos with a Whisper transcript, TikTok's, both, and neither."""
-    # An empty Whisper transcript (music, silence) is kept in the data but is not a transcript.
-    whisper = (
-        (pl.col("whisper_status") == "ok")
-        & ~pl.col("whisper_is_empty").fill_null(False)
-        & (pl.col("whisper_transcript").str.strip_chars().str.len_chars() > 0)
-    ).fill_null(False)
-    tiktok = (pl.col("tiktok_transcript").str.strip_chars().str.len_chars() > 0).fill_null(False)
-    return (
-        df.drop_nulls("create_date")
-        .with_columns(whisper=whisper, tiktok=tiktok)
-        .group_by("create_date")
-        .agg(
-            videos=pl.len(),
-            whisper=pl.col("whisper").mean(),
-            tiktok=pl.col("tiktok").mean(),
-            both=(pl.col("whisper") & pl.col("tiktok")).mean(),
-            neither=(~pl.col("whisper") & ~pl.col("tiktok")).mean(),
-        )
-        .sort("create_date")
-    )
-
-
-def labels_over_time(df: pl.DataFrame, column: str) -> pl.DataFrame:
-    """Per day and label, the videos with that label (NO_LABEL: not labelled yet or failed)."""
-    return (
-        df.drop_nulls("create_date")
-        .with_columns(label=pl.col(column).fill_null(NO_LABEL))
-        .group_by("create_date", "label")
-        .agg(videos=pl.len())
-        .sort("create_date", "label")
-    )
-
-
-def download_status_counts(df: pl.DataFrame) -> list[tuple[str, int]]:
-    counts = (
-        df.with_columns(status=pl.col("download_status").fill_null("not attempted"))
-        .group_by("status")
-        .agg(videos=pl.len())
-        .sort(["videos", "status"], descending=[True, False])
-    )
-    return [(r["status"], r["videos"]) for r in counts.iter_rows(named=True)]
-
-
-def transcript_pairs(df: pl.DataFrame) -> list[tuple[str, str]]:
-    """(Whisper, TikTok) transcripts of the videos that have both, non-empty."""
-    both = df.filter(
-        (pl.col("whisper_status") == "ok")
-        & ~pl.col("whisper_is_empty").fill_null(False)
-        & (pl.col("whisper_transcript").str.strip_chars().str.len_chars() > 0)
-        & (pl.col("tiktok_transcript").str.strip_chars().str.len_chars() > 0)
-    )
-    return list(
-        zip(both["whisper_transcript"].to_list(), both["tiktok_transcript"].to_list(), strict=True)
-    )
 
 
 def llm_costs(url: str, campaign: str) -> list[LlmCost]:
@@ -251,13 +131,10 @@ def build_report(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     before = file_digests(out_dir.iterdir())
-    df = videos_table(campaign_records(url, campaign, with_raw=False))
-    summary = dataset_summary(df)
-    by_count, by_views = top_hashtags(df, "count"), top_hashtags(df, "views")
-    daily, coverage = daily_volume(df), transcript_coverage(df)
-    languages, downloads = language_distribution(df), download_status_counts(df)
-    stance, sentiment = labels_over_time(df, "stance"), labels_over_time(df, "sentiment")
-    pairs = transcript_pairs(df)
+    f = campaign_figures(url, campaign)
+    summary, by_count, by_views = f.summary, f.by_count, f.by_views
+    daily, coverage, languages, downloads = f.daily, f.coverage, f.languages, f.downloads
+    stance, sentiment, pairs = f.stance, f.sentiment, f.pairs
     compare_campaign(url, campaign, embedding_model)
     comparison = campaign_comparison(url, campaign, embedding_model)
     costs = llm_costs(url, campaign)
@@ -279,13 +156,12 @@ def build_report(
         ),
         figs.word_counts_figure(pairs, comparison, out_dir / "transcript_word_counts.png"),
     ]
-    synthetic = int(df["is_sandbox"].sum()) if df.height else 0
+    synthetic = f.synthetic
     if synthetic:
         figures = [figs.mark_synthetic(path) for path in figures]
     d = comparison.differences
     total_cost = sum(c.cost_usd for c in costs)
-    first = daily["create_date"].min() if daily.height else None
-    last = daily["create_date"].max() if daily.height else None
+    first, last = f.first_day, f.last_day
     sections = [
         f"# {title or campaign}: dataset report",
         *_synthetic_banner(synthetic, summary.videos),
@@ -322,7 +198,7 @@ def build_report(
         "## Transcripts",
         "Share of videos per day with a transcript from each source.",
         "![transcript coverage](transcript_coverage.png)",
-        *language_section(languages, disagreements(df), _table),
+        *language_section(languages, f.disagreements, _table),
         f"### Whisper against TikTok's transcripts ({comparison.videos} videos with both)",
         _table(
             [

@@ -10,6 +10,9 @@ import polars as pl
 
 UNKNOWN = "unknown"
 SHOWN_DISAGREEMENTS = 20
+NO_DISAGREEMENTS = pl.DataFrame(
+    schema={"video_id": pl.Int64, "audio": pl.Utf8, "whisper_text_language": pl.Utf8}
+)
 
 
 def _with_words(df: pl.DataFrame) -> pl.DataFrame:
@@ -19,23 +22,33 @@ def _with_words(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def language_counts(df: pl.DataFrame) -> pl.DataFrame:
+    """Per language: videos by the text's language and by Whisper's audio detection (over videos
+    with words); counts of pages add up."""
+    spoken = _with_words(df).with_columns(audio=_audio_language())
+    by_text = spoken.group_by(language=pl.col("whisper_text_language").fill_null(UNKNOWN))
+    by_audio = spoken.group_by(language=pl.col("audio").fill_null(UNKNOWN))
+    return (
+        by_text.agg(text=pl.len().cast(pl.Int64))
+        .join(by_audio.agg(audio=pl.len().cast(pl.Int64)), on="language", how="full", coalesce=True)
+        .fill_null(0)
+    )
+
+
+def ranked_languages(counts: pl.DataFrame) -> list[tuple[str, int, int]]:
+    """(language, videos by text, videos by audio), most videos by text first."""
+    counts = counts.sort(["text", "language"], descending=[True, False])
+    return [(r["language"], r["text"], r["audio"]) for r in counts.iter_rows(named=True)]
+
+
 def language_distribution(df: pl.DataFrame) -> list[tuple[str, int, int]]:
     """(language, videos by the text's language, videos by Whisper's audio detection)."""
-    spoken = _with_words(df).with_columns(audio=_audio_language())
-    by_text = _counts(spoken, "whisper_text_language")
-    by_audio = _counts(spoken, "audio")
-    languages = sorted(set(by_text) | set(by_audio), key=lambda x: (-by_text.get(x, 0), x))
-    return [(x, by_text.get(x, 0), by_audio.get(x, 0)) for x in languages]
+    return ranked_languages(language_counts(df))
 
 
 def _audio_language() -> pl.Expr:
     """Whisper's detection; transcripts from before it was stored give their language."""
     return pl.col("whisper_detected_language").fill_null(pl.col("whisper_language"))
-
-
-def _counts(df: pl.DataFrame, column: str) -> dict[str, int]:
-    counts = df.group_by(pl.col(column).fill_null(UNKNOWN).alias("language")).agg(n=pl.len())
-    return {r["language"]: r["n"] for r in counts.iter_rows(named=True)}
 
 
 def disagreements(df: pl.DataFrame) -> pl.DataFrame:

@@ -64,8 +64,10 @@ def pending_videos(
     video_ids: list[int] | None = None,
     retry_failed: bool = False,
     limit: int | None = None,
+    after: int | None = None,
 ) -> list[int]:
-    """Downloaded videos (or slideshows with sound) without a transcript for these settings."""
+    """Downloaded videos (or slideshows with sound) without a transcript for these settings, in
+    id order (past `after` only: keyset pages)."""
     stmt = (
         select(Download.video_id)
         .join(Video, Video.id == Download.video_id)
@@ -75,6 +77,8 @@ def pending_videos(
         stmt = stmt.where(Download.video_id.in_(campaign_videos(campaign_name)))
     if video_ids is not None:
         stmt = stmt.where(Download.video_id.in_(video_ids))
+    if after is not None:
+        stmt = stmt.where(Download.video_id > after)
     with db.session_scope(url) as session:
         return list(session.scalars(stmt.order_by(Download.video_id).limit(limit)))
 

@@ -34,13 +34,19 @@ HUMAN_CODE_COLUMNS: list[tuple[str, pl.DataType, str]] = [
 ]
 
 
-def add_human_codes(session: Session, campaign_id: int, records: list[dict[str, Any]]) -> None:
-    """Set `validated` and `human_<kind>` on each exported record, in place."""
+def human_code_table(session: Session, campaign_id: int) -> pl.DataFrame:
+    """Per coded video: `validated` and its `human_<kind>` codes, to join onto the export table
+    (a few rows per person-hour of coding, so read once per export)."""
     latest: dict[int, dict[str, dict[str, str | None]]] = defaultdict(lambda: defaultdict(dict))
     for video_id, kind, coder, label in human_codes(session, campaign_id):  # oldest first
         latest[video_id][kind][coder] = label
-    for record in records:
-        kinds = latest.get(record["video_id"], {})
+    rows: list[dict[str, Any]] = []
+    for video_id, kinds in latest.items():
         codes = {kind: majority_code(by_coder) for kind, by_coder in kinds.items()}
-        record["validated"] = any(code is not None for code in codes.values())
-        record.update({f"human_{kind}": code for kind, code in codes.items()})
+        validated = any(code is not None for code in codes.values())
+        rows.append(
+            {"video_id": video_id, "validated": validated}
+            | {f"human_{k}": c for k, c in codes.items()}
+        )
+    schema = {"video_id": pl.Int64} | {name: dtype for name, dtype, _ in HUMAN_CODE_COLUMNS}
+    return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)

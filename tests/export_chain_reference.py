@@ -1,5 +1,6 @@
-"""What the export adds from the provenance chain and the text identifier: which transcript each
-annotation was made from, and the language of each transcript and caption from its text."""
+"""The per-record reference of what the export adds from the provenance chain and the text
+identifier: which transcript each annotation was made from, and the language of each transcript
+and caption from its text (the streamed export must agree with it)."""
 
 from __future__ import annotations
 

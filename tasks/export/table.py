@@ -1,0 +1,264 @@
+"""The campaign's export table, a page of videos at a time.
+
+Each page is a keyset page of the campaign's videos (`video_id > last`), and every other stage's
+rows are read for the page's id range by column queries (no IN list, no Python object per video);
+polars joins them (`gettok.tasks.export.assemble`). Memory holds one page whatever the campaign's
+size, and the time grows with the number of videos.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import polars as pl
+from gettok.models.api import LONE_SURROGATE, SANDBOX_RECORD_MARK
+from gettok.models.schema import (
+    Annotation,
+    CampaignVideo,
+    Download,
+    Frame,
+    MediaInfo,
+    TextLanguage,
+    Transcript,
+    Video,
+)
+from gettok.models.schema import Campaign as CampaignRow
+from gettok.tasks.annotate.provenance import is_stale
+from gettok.tasks.export.assemble import assemble
+from gettok.tasks.export.columns import ANNOTATION_KINDS, COLUMNS
+from gettok.tasks.transcribe.text_language import MODEL as TEXT_LANGUAGE_MODEL
+from gettok.tasks.validate.exported import human_code_table
+from sqlalchemy import String, Text, cast, func, select, type_coerce
+from sqlalchemy.orm import Session
+
+from gettok.db import session_scope
+
+PAGE = 10_000  # videos per page: a few hundred MB at most, 100 pages for a million videos
+
+
+class CampaignNotFound(LookupError):
+    """The campaign has no rows in this database yet (nothing collected)."""
+
+
+def campaign_id(session: Session, name: str) -> int:
+    found = session.scalar(select(CampaignRow.id).where(CampaignRow.name == name))
+    if found is None:
+        raise CampaignNotFound(f"campaign {name!r} is not in the database: collect it first")
+    return found
+
+
+def table_batches(
+    url: str, campaign: str, *, with_raw: bool = True, size: int | None = None
+) -> Iterator[pl.DataFrame]:
+    """The campaign's full export table (every column) `size` videos at a time, in id order.
+
+    `with_raw=False` leaves the raw API payloads (the largest column) in the database.
+    """
+    with session_scope(url) as session:
+        cid = campaign_id(session, campaign)
+        humans = human_code_table(session, cid)
+        after: int | None = None
+        while True:
+            videos = _videos(session, cid, after, size or PAGE, with_raw)
+            if videos.height == 0:
+                return
+            lo, hi = videos["video_id"][0], videos["video_id"][-1]
+            yield assemble(
+                videos,
+                downloads=_read(session, _downloads_query(lo, hi)),
+                media=_read(session, _media_query(lo, hi)),
+                frames=_read(session, _frames_query(lo, hi)),
+                transcripts=_read(session, _transcripts_query(lo, hi)),
+                annotations=_read(session, _annotations_query(lo, hi)),
+                languages=_read(session, _languages_query(lo, hi)),
+                humans=humans,
+            )
+            after = hi
+
+
+def campaign_table(url: str, campaign: str, *, with_raw: bool = True) -> pl.DataFrame:
+    """The whole table at once: for small campaigns and tests (memory grows with the campaign)."""
+    return pl.concat(list(table_batches(url, campaign, with_raw=with_raw)), how="vertical")
+
+
+def _read(session: Session, query) -> pl.DataFrame:
+    """A query's rows as a frame (polars infers the types; all-null columns are typed when the
+    table is assembled)."""
+    result = session.execute(query)
+    return _frame(list(result.keys()), result.all())
+
+
+def _frame(names: list[str], rows: list) -> pl.DataFrame:
+    """Rows as a frame, built column by column (faster than polars' row constructor)."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    return pl.DataFrame(
+        {n: pl.Series(n, list(c), strict=False) for n, c in zip(names, columns, strict=True)}
+    )
+
+
+VIDEO_COLUMNS = (
+    "created_at",
+    "username",
+    "region_code",
+    "video_description",
+    "view_count",
+    "like_count",
+    "comment_count",
+    "share_count",
+    "favorites_count",
+    "music_id",
+    "video_duration",
+    "is_stem_verified",
+    "first_seen_at",
+    "last_seen_at",
+    "pruned_at",
+    "pruned_reason",
+    "voice_to_text",
+)
+
+
+def _videos(
+    session: Session, cid: int, after: int | None, size: int, with_raw: bool
+) -> pl.DataFrame:
+    """One keyset page of the campaign's videos; JSON lists and the sandbox mark are read from
+    their JSON text by polars, the raw payload re-written as the export writes it."""
+    query = (
+        select(
+            Video.id.label("video_id"),
+            *(getattr(Video, name) for name in VIDEO_COLUMNS),
+            cast(Video.extra_fields, Text).label("extra_fields"),
+            cast(Video.hashtag_names, Text).label("hashtags"),
+            cast(Video.video_mention_list, Text).label("mentions"),
+            *([Video.raw] if with_raw else []),
+        )
+        .join(CampaignVideo, CampaignVideo.video_id == Video.id)
+        .where(CampaignVideo.campaign_id == cid)
+        .order_by(CampaignVideo.video_id)
+        .limit(size)
+    )
+    if after is not None:
+        query = query.where(CampaignVideo.video_id > after)
+    result = session.execute(query)
+    names = list(result.keys())
+    rows = result.all()
+    page = _frame([n for n in names if n != "raw"], [r[: len(names) - with_raw] for r in rows])
+    raw = [raw_json(r.raw) for r in rows] if with_raw else [None] * len(rows)
+    del rows
+    mark = pl.col("extra_fields").str.json_path_match(f"$.{SANDBOX_RECORD_MARK}")
+    return page.with_columns(
+        pl.col(name).cast(dtype) for name, dtype in _VIDEO_TYPES.items() if name in names
+    ).with_columns(
+        sandbox_record=mark.is_not_null() & ~mark.is_in(["false", "0", '""', "null"]),
+        hashtags=_json_list("hashtags"),
+        mentions=_json_list("mentions"),
+        raw=pl.Series(raw, dtype=pl.Utf8),
+    )
+
+
+def _json_list(name: str) -> pl.Expr:
+    """A JSON list of strings as a list column; a missing list is an empty one."""
+    return pl.col(name).str.json_decode(pl.List(pl.Utf8)).fill_null(pl.lit([], pl.List(pl.Utf8)))
+
+
+_VIDEO_TYPES = {c.name: c.dtype for c in COLUMNS if c.name in VIDEO_COLUMNS} | {
+    "video_id": pl.Int64,
+    "voice_to_text": pl.Utf8,
+    "extra_fields": pl.Utf8,
+    "hashtags": pl.Utf8,
+    "mentions": pl.Utf8,
+}
+
+
+def raw_json(raw: Any) -> str:
+    """The payload as JSON text; half of a UTF-16 pair (a text cut mid-emoji) stays the escape
+    the API sent, since no file encoding can hold it as a character."""
+    text = json.dumps(raw, ensure_ascii=False)
+    return LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _downloads_query(lo: int, hi: int):
+    return select(
+        Download.video_id,
+        type_coerce(Download.status, String).label("download_status"),
+        Download.attempts.label("download_attempts"),
+        Download.last_error.label("download_error"),
+        Download.path.label("media_path"),
+        Download.bytes.label("media_bytes"),
+        Download.sha256.label("media_sha256"),
+        Download.is_slideshow,
+    ).where(Download.video_id.between(lo, hi))
+
+
+def _media_query(lo: int, hi: int):
+    return select(
+        MediaInfo.video_id,
+        MediaInfo.duration_s,
+        MediaInfo.fps,
+        MediaInfo.frame_count,
+        MediaInfo.width,
+        MediaInfo.height,
+        MediaInfo.has_audio,
+        MediaInfo.video_codec,
+        MediaInfo.audio_codec,
+    ).where(MediaInfo.video_id.between(lo, hi))
+
+
+def _frames_query(lo: int, hi: int):
+    return (
+        select(Frame.video_id, func.count().label("frames_extracted"))
+        .where(Frame.video_id.between(lo, hi))
+        .group_by(Frame.video_id)
+    )
+
+
+def _transcripts_query(lo: int, hi: int):
+    return select(
+        Transcript.id,
+        Transcript.video_id,
+        Transcript.engine,
+        Transcript.model,
+        Transcript.settings_hash,
+        type_coerce(Transcript.status, String).label("status"),
+        Transcript.language,
+        Transcript.language_probability,
+        Transcript.text,
+        Transcript.is_empty,
+        Transcript.created_at,
+        Transcript.detected_language,
+        Transcript.language_source,
+        Transcript.text_sha256,
+        Transcript.is_current,
+    ).where(Transcript.video_id.between(lo, hi))
+
+
+def _annotations_query(lo: int, hi: int):
+    """The annotations of the exported kinds; the value as JSON text, read by polars."""
+    return select(
+        Annotation.id,
+        Annotation.video_id,
+        type_coerce(Annotation.kind, String).label("kind"),
+        type_coerce(Annotation.status, String).label("status"),
+        cast(Annotation.value, Text).label("value"),
+        Annotation.model,
+        Annotation.prompt_id,
+        Annotation.prompt_hash,
+        Annotation.is_sandbox,
+        Annotation.created_at,
+        Annotation.transcript_id,
+    ).where(
+        Annotation.video_id.between(lo, hi),
+        type_coerce(Annotation.kind, String).in_(ANNOTATION_KINDS),
+        ~is_stale(Annotation),  # made from an old transcript or frames: not exported
+    )
+
+
+def _languages_query(lo: int, hi: int):
+    """The text identifier's language of each caption and transcript version."""
+    return select(
+        TextLanguage.video_id,
+        TextLanguage.source,
+        TextLanguage.text_sha256,
+        TextLanguage.language,
+    ).where(TextLanguage.video_id.between(lo, hi), TextLanguage.model == TEXT_LANGUAGE_MODEL)

@@ -39,19 +39,26 @@ def current_transcript_exists(video_id_column):
 
 def _transcript_is_current(annotation):
     """The transcript the annotation read is the one annotations read now, text unchanged:
-    the current Whisper transcript, or TikTok's when there is no usable Whisper one."""
-    read, whisper = aliased(Transcript), aliased(Transcript)
+    the current Whisper transcript, or TikTok's when there is no usable Whisper one. Each EXISTS
+    sits directly under the annotation's query (one level of correlation, never nested)."""
+
+    def read(whisper: bool):
+        t = aliased(Transcript)
+        engine = t.engine == WHISPER_ENGINE if whisper else t.engine != WHISPER_ENGINE
+        return exists().where(
+            t.id == annotation.transcript_id,
+            t.text_sha256 == annotation.transcript_sha256,
+            engine,
+            *usable_current(t),
+        )
+
+    other = aliased(Transcript)
     whisper_usable = exists().where(
-        whisper.video_id == annotation.video_id,
-        whisper.engine == WHISPER_ENGINE,
-        *usable_current(whisper),
+        other.video_id == annotation.video_id,
+        other.engine == WHISPER_ENGINE,
+        *usable_current(other),
     )
-    return exists().where(
-        read.id == annotation.transcript_id,
-        read.text_sha256 == annotation.transcript_sha256,
-        *usable_current(read),
-        or_(read.engine == WHISPER_ENGINE, not_(whisper_usable)),
-    )
+    return or_(read(True), and_(read(False), not_(whisper_usable)))
 
 
 def _frames_are_current(annotation):

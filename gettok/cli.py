@@ -264,7 +264,10 @@ def enrich_command(
     ] = None,
     kind: Annotated[
         list[str] | None,
-        typer.Option("--kind", help="description, stance, sentiment or summary (repeatable)."),
+        typer.Option(
+            "--kind",
+            help="description, stance, sentiment, summary or summary_check (repeatable).",
+        ),
     ] = None,
 ) -> None:
     """Extract frames and annotate pending videos with the LLM (description, stance, sentiment,

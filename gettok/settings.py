@@ -119,6 +119,7 @@ class Settings(BaseSettings):
     llm_stance_model: str | None = None
     llm_sentiment_model: str | None = None
     llm_summary_model: str | None = None
+    llm_summary_check_model: str | None = None
     llm_temperature: float = Field(0.0, ge=0, le=2)
     llm_budget_usd: float = Field(5.0, ge=0)
     llm_prices: dict[str, tuple[float, float]] = Field(

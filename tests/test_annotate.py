@@ -55,8 +55,9 @@ def test_every_kind_stored_with_provenance_and_rerun_asks_nothing(rows, db_url, 
         "stance": 4,
         "sentiment": 3,
         "summary": 3,  # one transcript is empty
+        "summary_check": 3,  # one per summary
     }
-    assert requests == sum(r.attempts for r in results.values()) == 14
+    assert requests == sum(r.attempts for r in results.values()) == 17
 
     descriptions = annotations(db_url, AnnotationKind.description)
     onscreen = annotations(db_url, AnnotationKind.onscreen_text)
@@ -117,6 +118,16 @@ def test_every_kind_stored_with_provenance_and_rerun_asks_nothing(rows, db_url, 
 
     summary = annotations(db_url, AnnotationKind.summary)[rows.video_ids[2]]
     assert summary.value["summary"].startswith("[sandbox] the speaker says: Hoy vamos a cocinar")
+
+    # The judge read the transcript and the summary it checks (the sandbox's summary quotes the
+    # transcript's words: entailed), and the row names the summary it checked.
+    summaries = annotations(db_url, AnnotationKind.summary)
+    checks = annotations(db_url, AnnotationKind.summary_check)
+    assert set(checks) == set(summaries)
+    for video_id, check in checks.items():
+        assert check.value["label"] == "entailed" and check.value["confidence"] == 0.9
+        assert check.settings["inputs"]["summary_annotation_id"] == summaries[video_id].id
+        assert check.prompt_id == "summary_check-v1"
 
     again = {kind: run_kind(kind, rows) for kind in REQUESTED_KINDS}
     assert sandbox_env.state.counters["llm_requests"] == requests  # nothing asked again

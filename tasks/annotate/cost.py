@@ -71,6 +71,7 @@ def estimate_enrich(
     estimates = []
     with db.session_scope(database_url) as session:
         to_describe: set[int] = set()
+        to_summarise: dict[int, VideoInputs] = {}
         for plan in plans:
             estimate = KindEstimate(kind=plan.kind.value, model=plan.model)
             ids = annotate_store.pending_videos(
@@ -87,6 +88,15 @@ def estimate_enrich(
                 expected = "x" * 4 * load_prompt("description").expected_output_tokens
                 for video_id in to_describe - set(inputs):
                     inputs[video_id] = VideoInputs(video_id, description=expected)
+            elif plan.kind is AnnotationKind.summary:
+                to_summarise = dict(inputs)
+            elif plan.kind is AnnotationKind.summary_check:
+                expected = "x" * 4 * load_prompt("summary").expected_output_tokens
+                for video_id in set(to_summarise) - set(inputs):
+                    transcript = to_summarise[video_id].transcript
+                    inputs[video_id] = VideoInputs(
+                        video_id, transcript=transcript, summary=expected
+                    )
             for video_inputs in inputs.values():
                 _add(estimate, plan, video_inputs, settings)
             estimates.append(estimate)

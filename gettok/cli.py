@@ -553,7 +553,9 @@ def report_command(
     database_or_exit(settings)
     target = out or settings.data_dir / "reports" / campaign.name
     try:
-        result = build_report(settings.resolved_database_url, campaign.name, target, campaign.title)
+        result = build_report(
+            settings.resolved_database_url, campaign.name, target, campaign.title, campaign
+        )
     except CampaignNotFound as exc:
         raise fail(str(exc)) from None
     typer.echo(f"report: {result.markdown_path} ({len(result.figures)} figures)")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
+from gettok.models.campaign import Campaign
 from gettok.models.schema import Annotation
 from gettok.tasks.export.dataset import campaign_id, campaign_records, export_frame
 from gettok.tasks.report.compare_transcripts import TranscriptComparison, compare_transcripts
@@ -59,6 +60,9 @@ class ReportResult(BaseModel):
     dataset: DatasetSummary
     comparison: TranscriptComparison
     llm_cost_usd: float
+    # The studies' analyses (issue 16): (artifact key, title, Markdown) each, and their CSVs.
+    analyses: list[tuple[str, str, str]] = []
+    tables: list[Path] = []
     changed: bool = True  # False: the folder already held exactly this report
 
     def stage_result(self) -> StageResult:
@@ -248,9 +252,13 @@ def _share(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
-def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> ReportResult:
-    """Compute every metric, draw the figures into `out_dir` and write `report.md` there."""
+def build_report(
+    url: str, campaign: str, out_dir: Path, title: str = "", config: Campaign | None = None
+) -> ReportResult:
+    """Compute every metric, draw the figures into `out_dir` and write `report.md` there;
+    `config` (the campaign file) adds its events and `[report]` options to the analyses."""
     from gettok.tasks.report import figures as figs
+    from gettok.tasks.report.analyses import run_analyses
 
     out_dir.mkdir(parents=True, exist_ok=True)
     before = file_digests(out_dir.iterdir())
@@ -281,6 +289,8 @@ def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> Rep
     synthetic = int(df["is_sandbox"].sum()) if df.height else 0
     if synthetic:
         figures = [figs.mark_synthetic(path) for path in figures]
+    analyses = run_analyses(url, campaign, out_dir, config, bool(synthetic))
+    figures += [path for section in analyses for path in section.figures]
     d = comparison.differences
     total_cost = sum(c.cost_usd for c in costs)
     first = daily["create_date"].min() if daily.height else None
@@ -385,6 +395,7 @@ def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> Rep
         )
         if costs
         else "No LLM calls recorded.",
+        *(section.text() for section in analyses),
         validation_section(url, campaign),
     ]
     markdown_path = out_dir / "report.md"
@@ -396,6 +407,8 @@ def build_report(url: str, campaign: str, out_dir: Path, title: str = "") -> Rep
         dataset=summary,
         comparison=comparison,
         llm_cost_usd=total_cost,
+        analyses=[(s.key, s.title, s.text()) for s in analyses],
+        tables=[path for section in analyses for path in section.tables],
         changed=file_digests(out_dir.iterdir()) != before,
     )
 

@@ -30,17 +30,20 @@ def _mine(campaign: str):
 
 def check_counts(session, campaign: str) -> list[tuple[str, str, str, int, float]]:
     """(judge model, prompt, label, summaries, mean confidence) of ok checks, per judge."""
-    rows = session.execute(
+    # One inner row per check: Postgres groups a JSON path given twice as two expressions.
+    checks = (
         select(
-            Annotation.model,
-            Annotation.prompt_id,
-            _label(),
-            func.count(),
-            func.avg(Annotation.value["confidence"].as_float()),
+            Annotation.model.label("model"),
+            Annotation.prompt_id.label("prompt"),
+            _label().label("label"),
+            Annotation.value["confidence"].as_float().label("confidence"),
         )
         .where(*_mine(campaign), Annotation.status == AnnotationStatus.ok)
-        .group_by(Annotation.model, Annotation.prompt_id, _label())
-        .order_by(Annotation.model, Annotation.prompt_id, _label())
+        .subquery()
+    )
+    keys = (checks.c.model, checks.c.prompt, checks.c.label)
+    rows = session.execute(
+        select(*keys, func.count(), func.avg(checks.c.confidence)).group_by(*keys).order_by(*keys)
     ).all()
     return [(m, p, str(label), int(n), float(c or 0.0)) for m, p, label, n, c in rows]
 

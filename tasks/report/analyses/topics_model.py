@@ -6,6 +6,7 @@ Either way a topic is named by its top words (for embeddings: class-based TF-IDF
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,10 +46,15 @@ class TopicModel:
         return {"engine": self.engine, "model": self.model_name, "seed": self.seed} | self.settings
 
 
+TOKEN = r"(?u)\b[^\W\d_]{2,}\b"
+
+
 def vectorizer_for(texts: list[str], stop: frozenset[str]) -> TfidfVectorizer:
+    # A stop word such as "ain't" also stops the tokens it splits into ("ain"), as tokenised.
+    pieces = {piece for word in stop for piece in re.findall(TOKEN, word)}
     return TfidfVectorizer(
-        stop_words=sorted(stop),
-        token_pattern=r"(?u)\b[^\W\d_]{2,}\b",
+        stop_words=sorted(stop | pieces),
+        token_pattern=TOKEN,
         max_features=MAX_FEATURES,
         min_df=2 if len(texts) >= 50 else 1,
         max_df=0.95 if len(texts) >= 50 else 1.0,

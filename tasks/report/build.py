@@ -259,6 +259,7 @@ def build_report(
     `config` (the campaign file) adds its events and `[report]` options to the analyses."""
     from gettok.tasks.report import figures as figs
     from gettok.tasks.report.analyses import run_analyses
+    from gettok.tasks.report.analyses.drawing import lettered
 
     out_dir.mkdir(parents=True, exist_ok=True)
     before = file_digests(out_dir.iterdir())
@@ -271,16 +272,19 @@ def build_report(
     pairs = transcript_pairs(df)
     comparison = compare_transcripts(pairs)
     costs = llm_costs(url, campaign)
+    events = lettered(config.events) if config else []
 
     figures = [
         figs.hashtags_figure(by_count, by_views, out_dir / "top_hashtags.png"),
-        figs.daily_volume_figure(daily, out_dir / "daily_volume.png"),
-        figs.coverage_figure(coverage, out_dir / "transcript_coverage.png"),
+        figs.daily_volume_figure(daily, out_dir / "daily_volume.png", events),
+        figs.coverage_figure(coverage, out_dir / "transcript_coverage.png", events),
         figs.bar_figure(
             languages, "Transcript language (Whisper)", "videos", out_dir / "languages.png"
         ),
-        figs.labels_figure(stance, "Stance over time", out_dir / "stance_over_time.png"),
-        figs.labels_figure(sentiment, "Sentiment over time", out_dir / "sentiment_over_time.png"),
+        figs.labels_figure(stance, "Stance over time", out_dir / "stance_over_time.png", events),
+        figs.labels_figure(
+            sentiment, "Sentiment over time", out_dir / "sentiment_over_time.png", events
+        ),
         figs.bar_figure(
             downloads, "Downloads by status", "videos", out_dir / "download_status.png"
         ),

@@ -33,7 +33,9 @@ def lettered(events: list[Event]) -> list[LetteredEvent]:
     ]
 
 
-def mark_events(ax, events: list[LetteredEvent], days: list[date]) -> list[LetteredEvent]:
+def mark_events(
+    ax, events: list[LetteredEvent], days: list[date], letters: bool = True
+) -> list[LetteredEvent]:
     """A dashed line and its letter at each event inside the plotted days; returns those drawn."""
     if not days:
         return []
@@ -41,6 +43,8 @@ def mark_events(ax, events: list[LetteredEvent], days: list[date]) -> list[Lette
     drawn = [e for e in events if first <= e.date <= last]
     for e in drawn:
         ax.axvline(e.date, color=EVENT_COLOUR, linestyle="--", linewidth=0.9, alpha=0.8)
+        if not letters:
+            continue
         ax.annotate(
             e.letter,
             xy=(e.date, 1.0),

@@ -14,7 +14,7 @@ import numpy as np
 from gettok.models.schema import AnnotationKind
 from gettok.tasks.report.analyses import queries
 from gettok.tasks.report.analyses.ngrams import NOISE, stop_words
-from gettok.tasks.report.analyses.topics_model import class_top_words, vectorizer_for
+from gettok.tasks.report.analyses.topics_model import class_top_words, fit_tfidf
 
 from gettok.db import session_scope
 
@@ -62,8 +62,14 @@ def embed(texts: list[str], model_name: str | None, seed: int, stop) -> tuple[np
     from sklearn.decomposition import TruncatedSVD
     from sklearn.preprocessing import normalize
 
-    tfidf = vectorizer_for(texts, stop).fit_transform(texts)
-    dims = max(2, min(SVD_DIMENSIONS, tfidf.shape[1] - 1, len(texts) - 1))
+    _, tfidf = fit_tfidf(texts, stop)
+    if tfidf is None:
+        return np.zeros((len(texts), 2), dtype=np.float32), {"embeddings": "none (no words)"}
+    if tfidf.shape[1] <= 2:  # one or two words in all: they are the coordinates
+        dense = np.zeros((len(texts), 2), dtype=np.float32)
+        dense[:, : tfidf.shape[1]] = tfidf.toarray()
+        return dense, {"embeddings": "tfidf"}
+    dims = min(SVD_DIMENSIONS, tfidf.shape[1] - 1, len(texts) - 1)
     reduced = TruncatedSVD(n_components=dims, random_state=seed).fit_transform(tfidf)
     return normalize(reduced), {"embeddings": f"tfidf+svd{dims}"}
 
@@ -91,9 +97,8 @@ def cluster_map(ctx) -> ClusterMap | None:
     clusters = HDBSCAN(min_cluster_size=min_size, copy=True).fit_predict(xy)
     found = sorted(set(clusters.tolist()) - {NOISE_CLUSTER})
     terms: dict[int, list[str]] = {}
-    if found:
-        vectorizer = vectorizer_for(texts, stop)
-        tfidf = vectorizer.fit_transform(texts)
+    vectorizer, tfidf = fit_tfidf(texts, stop)
+    if found and vectorizer is not None:
         index = {c: i for i, c in enumerate(found)}
         relabelled = [index.get(c, len(found)) for c in clusters.tolist()]
         words = class_top_words(tfidf, relabelled, len(found), vectorizer.get_feature_names_out())

@@ -49,27 +49,40 @@ class TopicModel:
 TOKEN = r"(?u)\b[^\W\d_]{2,}\b"
 
 
-def vectorizer_for(texts: list[str], stop: frozenset[str]) -> TfidfVectorizer:
+def vectorizer_for(texts: list[str], stop: frozenset[str], prune: bool = True) -> TfidfVectorizer:
+    """TF-IDF over words of two letters or more; with `prune` (and 50 texts or more), words in
+    one text only or in over 95% of them are left out."""
     # A stop word such as "ain't" also stops the tokens it splits into ("ain"), as tokenised.
     pieces = {piece for word in stop for piece in re.findall(TOKEN, word)}
+    prune = prune and len(texts) >= 50
     return TfidfVectorizer(
         stop_words=sorted(stop | pieces),
         token_pattern=TOKEN,
         max_features=MAX_FEATURES,
-        min_df=2 if len(texts) >= 50 else 1,
-        max_df=0.95 if len(texts) >= 50 else 1.0,
+        min_df=2 if prune else 1,
+        max_df=0.95 if prune else 1.0,
         sublinear_tf=True,
     )
+
+
+def fit_tfidf(texts: list[str], stop: frozenset[str]):
+    """(vectorizer, matrix), pruned when that leaves words, else unpruned; None, None when the
+    texts hold no word at all."""
+    for prune in (True, False):
+        vectorizer = vectorizer_for(texts, stop, prune)
+        try:
+            return vectorizer, vectorizer.fit_transform(texts)
+        except ValueError:  # no word left: every word too rare, too common or a stop word
+            continue
+    return None, None
 
 
 def fit_topics(
     texts: list[str], k: int, seed: int, stop: frozenset[str], model_name: str | None = None
 ) -> TopicModel | None:
     """A model of (at most) `k` topics, or None when the texts hold too few words."""
-    vectorizer = vectorizer_for(texts, stop)
-    try:
-        tfidf = vectorizer.fit_transform(texts)
-    except ValueError:  # no word left after stop words
+    vectorizer, tfidf = fit_tfidf(texts, stop)
+    if vectorizer is None:
         return None
     k = min(k, tfidf.shape[0], tfidf.shape[1])
     if k < 2:

@@ -36,6 +36,7 @@ from gettok.models.schema import (
     Video,
 )
 from gettok.tasks.annotate import store
+from gettok.tasks.annotate.local_models import uses_local_engine
 from gettok.tasks.annotate.prompts import PromptTemplate, load_prompt
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -72,8 +73,11 @@ class KindPlan:
 
 
 def plan_for(kind: str, campaign: Campaign, settings: Settings) -> KindPlan | None:
-    """The plan for `kind`, or None when the campaign does not call for it (no stance target)."""
+    """The LLM's plan for `kind`, or None when the campaign does not call for it (no stance
+    target) or a local classifier answers it (`local_run`)."""
     kind = AnnotationKind(kind)
+    if uses_local_engine(kind.value, settings):
+        return None
     prompt = load_prompt(kind.value)
     fixed: dict[str, Any] = {}
     if kind is AnnotationKind.description:

@@ -53,14 +53,46 @@ def topics_section(ctx: AnalysisContext) -> Section:
     if model is None:
         return Section("topics", "Topics", "Too little text yet for a topic model.")
     assignments = list(assign_campaign(ctx, model))
-    sizes = Counter(t for _, _, t in assignments)
-    per_day = Counter((d, t) for _, d, t in assignments if d is not None)
+    sizes, per_day = sizes_and_days(assignments)
     days = sorted({d for d, _ in per_day})
     subtitle = caption(len(assignments), min(days, default=None), max(days, default=None))
     sizes_png = draw_sizes(model, sizes, subtitle, ctx, ctx.out_dir / "topics.png")
     time_png = draw_over_time(
         model, per_day, days, subtitle, ctx, ctx.out_dir / "topics_over_time.png"
     )
+    rows, (csv_topics, csv_videos, csv_days) = write_tables(ctx, model, assignments)
+    prov = model.provenance()
+    how = (
+        f"scikit-learn NMF on TF-IDF, {prov['topics']} topics, seed {prov['seed']}"
+        if model.nmf is not None
+        else f"{prov['model']} embeddings clustered by k-means, {prov['topics']} topics, "
+        f"seed {prov['seed']}"
+    )
+    text = "\n\n".join(
+        [
+            f"Topics of transcripts (the caption where a video has no speech): {how}, fitted on "
+            f"{prov['fit_videos']:,} videos and applied to all.",
+            tables.markdown(["topic", "videos", "top words"], rows),
+            "![topic sizes](topics.png)",
+            "![topics over time](topics_over_time.png)",
+            f"Tables: [topics.csv]({csv_topics.name}), [topic_assignments.csv]({csv_videos.name}), "
+            f"[topics_over_time.csv]({csv_days.name}). Provenance: `{prov}`",
+        ]
+    )
+    return Section(
+        "topics", "Topics", text, [sizes_png, time_png], [csv_topics, csv_videos, csv_days], prov
+    )
+
+
+def sizes_and_days(assignments) -> tuple[Counter, Counter]:
+    """Videos per topic, and per (day, topic)."""
+    sizes = Counter(t for _, _, t in assignments)
+    return sizes, Counter((d, t) for _, d, t in assignments if d is not None)
+
+
+def write_tables(ctx: AnalysisContext, model: TopicModel, assignments):
+    """The topics (size, top words), every video's topic, and topics per day, as CSV."""
+    sizes, per_day = sizes_and_days(assignments)
     order = sorted(sizes, key=lambda t: (t == NO_TOPIC, -sizes[t], t))
     rows = [
         [
@@ -88,27 +120,7 @@ def topics_section(ctx: AnalysisContext) -> Section:
             for (d, t), n in sorted(per_day.items())
         ],
     )
-    prov = model.provenance()
-    how = (
-        f"scikit-learn NMF on TF-IDF, {prov['topics']} topics, seed {prov['seed']}"
-        if model.nmf is not None
-        else f"{prov['model']} embeddings clustered by k-means, {prov['topics']} topics, "
-        f"seed {prov['seed']}"
-    )
-    text = "\n\n".join(
-        [
-            f"Topics of transcripts (the caption where a video has no speech): {how}, fitted on "
-            f"{prov['fit_videos']:,} videos and applied to all.",
-            tables.markdown(["topic", "videos", "top words"], rows),
-            "![topic sizes](topics.png)",
-            "![topics over time](topics_over_time.png)",
-            f"Tables: [topics.csv]({csv_topics.name}), [topic_assignments.csv]({csv_videos.name}), "
-            f"[topics_over_time.csv]({csv_days.name}). Provenance: `{prov}`",
-        ]
-    )
-    return Section(
-        "topics", "Topics", text, [sizes_png, time_png], [csv_topics, csv_videos, csv_days], prov
-    )
+    return rows, (csv_topics, csv_videos, csv_days)
 
 
 def draw_sizes(model: TopicModel, sizes: Counter, subtitle: str, ctx: AnalysisContext, path):

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
-from gettok.models.campaign import load_campaign
+from gettok.models.campaign import Campaign, load_campaign
 from gettok.tasks.report.build import ReportResult, build_report
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -24,8 +24,10 @@ from gettok.stage import publish
 
 
 @task(name="build-report", **task_retries("database"))
-def build_report_task(database_url: str, campaign: str, out_dir: Path, title: str) -> ReportResult:
-    return build_report(database_url, campaign, out_dir, title)
+def build_report_task(
+    database_url: str, campaign: str, out_dir: Path, title: str, config: Campaign | None = None
+) -> ReportResult:
+    return build_report(database_url, campaign, out_dir, title, config=config)
 
 
 def publish_report(result: ReportResult) -> None:
@@ -39,10 +41,15 @@ def publish_report(result: ReportResult) -> None:
         data = base64.b64encode(path.read_bytes()).decode()
         return f"![{match.group(1)}](data:image/png;base64,{data})"
 
-    markdown = re.sub(
-        r"!\[([^\]]*)\]\(([^)]+\.png)\)", inline, result.markdown_path.read_text(encoding="utf-8")
-    )
+    figure_link = r"!\[([^\]]*)\]\(([^)]+\.png)\)"
+    markdown = re.sub(figure_link, inline, result.markdown_path.read_text(encoding="utf-8"))
     key = artifact_key("report", result.campaign)
+    for section_key, title, text in result.analyses:  # each analysis also on its own
+        create_markdown_artifact(
+            markdown=re.sub(figure_link, inline, text),
+            key=f"{key}-{section_key}",
+            description=f"{title} of {result.campaign}",
+        )
     create_markdown_artifact(
         markdown=markdown, key=key, description=f"Dataset report of {result.campaign}"
     )
@@ -61,7 +68,7 @@ def report(campaign_file: str, out_dir: str | None = None) -> ReportResult:
     settings = get_settings()
     target = Path(out_dir) if out_dir else settings.data_dir / "reports" / campaign.name
     result = build_report_task(
-        settings.resolved_database_url, campaign.name, target, campaign.title
+        settings.resolved_database_url, campaign.name, target, campaign.title, campaign
     )
     c = result.comparison
     logger.info(

@@ -266,7 +266,10 @@ def enrich_command(
     ] = None,
     kind: Annotated[
         list[str] | None,
-        typer.Option("--kind", help="description, stance, sentiment or summary (repeatable)."),
+        typer.Option(
+            "--kind",
+            help="description, stance, sentiment, summary or summary_check (repeatable).",
+        ),
     ] = None,
 ) -> None:
     """Extract frames and annotate pending videos with the LLM (description, stance, sentiment,
@@ -552,7 +555,9 @@ def report_command(
     database_or_exit(settings)
     target = out or settings.data_dir / "reports" / campaign.name
     try:
-        result = build_report(settings.resolved_database_url, campaign.name, target, campaign.title)
+        result = build_report(
+            settings.resolved_database_url, campaign.name, target, campaign.title, config=campaign
+        )
     except CampaignNotFound as exc:
         raise fail(str(exc)) from None
     typer.echo(f"report: {result.markdown_path} ({len(result.figures)} figures)")

@@ -130,6 +130,7 @@ class Settings(BaseSettings):
     llm_stance_model: str | None = None
     llm_sentiment_model: str | None = None
     llm_summary_model: str | None = None
+    llm_summary_check_model: str | None = None
     llm_temperature: float = Field(0.0, ge=0, le=2)
     llm_budget_usd: float = Field(5.0, ge=0)
     llm_prices: dict[str, tuple[float, float]] = Field(
@@ -145,6 +146,11 @@ class Settings(BaseSettings):
     llm_max_frames: int = Field(8, ge=1, le=50)  # frames sent for a description
     llm_image_detail: Literal["low", "high", "auto"] = "high"  # "high" to read on-screen text
     sentiment_low_confidence: float = Field(0.6, ge=0, le=1)  # below: flagged low_confidence
+    # Local classifiers instead of the LLM (models by name or folder; torch on CPU).
+    sentiment_engine: Literal["llm", "zero-shot"] = "llm"
+    sentiment_zero_shot_model: str = "joeddav/xlm-roberta-large-xnli"  # the Ecuador study's
+    summary_check_engine: Literal["llm", "nli"] = "llm"
+    summary_check_nli_model: str = "cross-encoder/nli-deberta-v3-base"
 
     sandbox_port: int = Field(8765, ge=0, le=65535)
     llm_requests_per_s: float = Field(5.0, gt=0, le=1000)  # the `llm-rate` limit, all workers

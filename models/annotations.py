@@ -58,6 +58,16 @@ class Summary(Answer):
     summary: str = Field(min_length=1)
 
 
+class SummaryCheck(Answer):
+    """Whether the transcript entails the summary (the Ecuador study's NLI check of summaries)."""
+
+    label: Literal["entailed", "neutral", "contradicted"] = Field(
+        description="entailed: the transcript supports every claim of the summary; "
+        "contradicted: the transcript says otherwise on some claim; neutral: neither."
+    )
+    confidence: float = Confidence
+
+
 @lru_cache(maxsize=32)
 def stance_model(labels: tuple[str, ...]) -> type[Stance]:
     """A Stance model whose label must be one of the campaign's labels."""

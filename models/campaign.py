@@ -6,6 +6,7 @@ so a typo fails at once with the field named, not three days into a backfill.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import tomllib
@@ -246,6 +247,49 @@ class Watch(BaseModel):
         return missing
 
 
+class Event(BaseModel):
+    """Something that happened during the campaign, lettered on every timeline of the report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    date: dt.date
+    label: str = Field(min_length=1, max_length=40)  # short, for the legend table
+    description: str = ""
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _parse_date(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not a date as YYYY-MM-DD") from exc
+        return value
+
+
+class ReportOptions(BaseModel):
+    """`[report]`: what the report's analyses select and which models they use (all seeded)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hashtags: list[str] = Field(default_factory=list)  # drawn over time; none: the top ones
+    top_hashtags: int = Field(8, ge=1, le=30)
+    topics: int = Field(8, ge=2, le=50)
+    # A sentence-transformers model by name (or path): topics from its embeddings, clustered;
+    # none: scikit-learn NMF on TF-IDF.
+    topic_model: str | None = None
+    # The clusters map's text embeddings; none: TF-IDF reduced by SVD.
+    embedding_model: str | None = None
+    map_videos: int = Field(5000, ge=10, le=200_000)  # seeded sample drawn on the map
+    topic_fit_videos: int = Field(20_000, ge=10, le=1_000_000)  # seeded sample the model fits
+    seed: int = 0
+
+    @field_validator("hashtags")
+    @classmethod
+    def _tag_names(cls, values: list[str]) -> list[str]:
+        return list(dict.fromkeys(v.strip().lstrip("#").casefold() for v in values if v.strip()))
+
+
 class Campaign(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -262,6 +306,8 @@ class Campaign(BaseModel):
     watch: Watch | None = None
     # The pipeline also collects the comments of the N most commented videos (issue 14).
     comments_top_n: int | None = Field(None, ge=1)
+    events: list[Event] = Field(default_factory=list)  # lettered A, B, ... in date order
+    report: ReportOptions = Field(default_factory=ReportOptions)
 
     @field_validator("start_date", "end_date", mode="before")
     @classmethod

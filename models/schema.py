@@ -99,6 +99,7 @@ class AnnotationKind(enum.StrEnum):
     stance = "stance"
     sentiment = "sentiment"
     summary = "summary"
+    summary_check = "summary_check"  # does the transcript entail the summary? (NLI)
     watch_match = "watch_match"
 
 

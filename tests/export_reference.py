@@ -300,6 +300,11 @@ def _record(
             )
         elif kind == "summary":
             row["summary"] = _value(value, "summary", "text")
+        elif kind == "summary_check":
+            row.update(
+                summary_check=_value(value, "label"),
+                summary_check_confidence=_value(value, "confidence"),
+            )
     return row
 
 

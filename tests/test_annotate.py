@@ -55,8 +55,9 @@ def test_every_kind_stored_with_provenance_and_rerun_asks_nothing(rows, db_url, 
         "stance": 4,
         "sentiment": 3,
         "summary": 3,  # one transcript is empty
+        "summary_check": 3,  # one per summary
     }
-    assert requests == sum(r.attempts for r in results.values()) == 14
+    assert requests == sum(r.attempts for r in results.values()) == 17
 
     descriptions = annotations(db_url, AnnotationKind.description)
     onscreen = annotations(db_url, AnnotationKind.onscreen_text)
@@ -117,6 +118,16 @@ def test_every_kind_stored_with_provenance_and_rerun_asks_nothing(rows, db_url, 
 
     summary = annotations(db_url, AnnotationKind.summary)[rows.video_ids[2]]
     assert summary.value["summary"].startswith("[sandbox] the speaker says: Hoy vamos a cocinar")
+
+    # The judge read the transcript and the summary it checks (the sandbox's summary quotes the
+    # transcript's words: entailed), and the row names the summary it checked.
+    summaries = annotations(db_url, AnnotationKind.summary)
+    checks = annotations(db_url, AnnotationKind.summary_check)
+    assert set(checks) == set(summaries)
+    for video_id, check in checks.items():
+        assert check.value["label"] == "entailed" and check.value["confidence"] == 0.9
+        assert check.settings["inputs"]["summary_annotation_id"] == summaries[video_id].id
+        assert check.prompt_id == "summary_check-v1"
 
     again = {kind: run_kind(kind, rows) for kind in REQUESTED_KINDS}
     assert sandbox_env.state.counters["llm_requests"] == requests  # nothing asked again
@@ -213,3 +224,38 @@ def test_a_transcript_flagged_empty_never_reaches_the_prompts(db_url, tmp_path):
         inputs = load_inputs(session, [hallucinated, spoken])
     assert not inputs[hallucinated].transcript
     assert inputs[spoken].transcript
+
+
+def test_summary_check_reads_the_summary_it_judges(rows, db_url, sandbox_env):
+    """The sandbox judge as a keyword NLI: a negation the transcript lacks contradicts it, claims
+    it does not hold are neutral, its own words are entailed; the row names the summary."""
+    summaries = {
+        rows.video_ids[0]: "Viva Pedro Castillo, fuerza presidente.",
+        rows.video_ids[1]: "Castillo no es corrupto.",
+        rows.video_ids[2]: "Una receta de ceviche con pescado y arroz.",
+    }
+    with db.session_scope(db_url) as session:
+        for video_id, text in summaries.items():
+            session.add(
+                Annotation(
+                    video_id=video_id,
+                    kind=AnnotationKind.summary,
+                    value={"summary": text},
+                    model="other",
+                    prompt_id="summary-v2",
+                    prompt_hash="s",
+                )
+            )
+    result = run_kind("summary_check", rows)
+    assert result.done == 3  # the music-only video has no transcript: nothing to check
+    checks = annotations(db_url, AnnotationKind.summary_check)
+    summary_ids = {a.video_id: a.id for a in annotations(db_url, AnnotationKind.summary).values()}
+    assert {v: checks[v].value["label"] for v in summaries} == {
+        rows.video_ids[0]: "entailed",
+        rows.video_ids[1]: "contradicted",
+        rows.video_ids[2]: "neutral",
+    }
+    for video_id in summaries:
+        assert checks[video_id].settings["inputs"]["summary_annotation_id"] == summary_ids[video_id]
+    request = json.dumps(sandbox_env.state.last_llm_request, ensure_ascii=False)
+    assert "entail" in request and "summary" in request

@@ -57,10 +57,16 @@ def test_enrich_extracts_frames_then_annotates_and_a_rerun_asks_nothing(rows, db
     with db.session_scope(db_url) as session:
         assert session.scalar(select(func.count()).where(Frame.video_id == UNFRAMED_ID)) >= 1
     done = {k.kind: k.done for k in result.kinds}
-    assert done == {"description": 4, "stance": 4, "sentiment": 4, "summary": 4}
+    assert done == {
+        "description": 4,
+        "stance": 4,
+        "sentiment": 4,
+        "summary": 4,
+        "summary_check": 4,
+    }
     assert count(db_url, AnnotationKind.onscreen_text) == 4
     requests = sandbox_env.state.counters["llm_requests"]
-    assert requests == 16 and result.spent_usd == pytest.approx(
+    assert requests == 20 and result.spent_usd == pytest.approx(
         sum(k.cost_usd for k in result.kinds)
     )
     assert "description (sandbox-vision): 4 done" in result.summary()
@@ -126,6 +132,7 @@ def test_dry_run_estimates_without_asking_and_is_close(rows, db_url, sandbox_env
         "stance": 4,
         "sentiment": 4,
         "summary": 4,
+        "summary_check": 4,  # one per summary the run will write
     }
     assert count(db_url, AnnotationKind.description) == 0
     assert estimate.within_budget and estimate.budget_usd == settings.llm_budget_usd

@@ -128,7 +128,7 @@ def test_report_writes_markdown_figures_and_the_transcript_comparison(sqlite_url
         image = cv2.imread(str(figure))
         assert image is not None and image.shape[1] >= 600 and image.shape[0] >= 400, figure.name
         assert image.std() > 10  # something is drawn
-    assert len(result.figures) == 8
+    assert len(result.figures) == 8 + 7  # the dataset figures and the analyses (issue 16)
 
 
 def test_report_of_a_campaign_without_videos(sqlite_url, tmp_path):
@@ -194,7 +194,11 @@ def test_report_flow_publishes_artifacts(prefect_harness, settings_env, monkeypa
         .json()
     )
     artifacts = {a["key"]: a for a in reversed(found)}
-    assert artifacts["report-ecuador"]["data"].count("data:image/png;base64,") == 8
+    assert artifacts["report-ecuador"]["data"].count("data:image/png;base64,") == 8 + 7
+    # Each analysis also as its own artifact, its figures inline.
+    assert artifacts["report-ecuador-engagement"]["data"].count("data:image/png;base64,") == 1
+    assert artifacts["report-ecuador-hashtags"]["data"].count("data:image/png;base64,") == 2
+    assert "Contradicted" not in artifacts["report-ecuador-summary-checks"]["data"]
     table = artifacts["report-ecuador-dataset"]["data"]
     assert f'"videos": {len(data.videos)}' in table.replace("'", '"')
     db.get_engine.cache_clear()

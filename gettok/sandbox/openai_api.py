@@ -343,7 +343,12 @@ def answer_for(schema: dict[str, Any], parts: dict[str, Any]) -> Any:
     if "summary" in answer:
         answer["summary"] = f"{MARK} {summarise(_section(prompt, 'transcript'))}"
     labels = properties.get("label", {}).get("enum")
-    if labels:
+    if labels and set(labels) == set(CHECK_LABELS):
+        label, confidence = entailment_of(
+            _section(prompt, "transcript"), _section(prompt, "summary")
+        )
+        answer["label"], answer["confidence"] = label, confidence
+    elif labels:
         if "rationale" in answer:
             label, confidence, why = stance_of(prompt, labels)
             answer["rationale"] = f"{MARK} {why}"
@@ -454,6 +459,26 @@ def stance_of(prompt: str, labels: list[str]) -> tuple[str, float, str]:
         f"{negative} opposing keyword(s)"
     )
     return label, round(confidence, 2), why
+
+
+CHECK_LABELS = ("entailed", "neutral", "contradicted")
+NEGATIONS = {"no", "not", "never", "nunca", "jamás", "ni", "nadie"}
+
+
+def entailment_of(transcript: str, summary: str) -> tuple[str, float]:
+    """Judge a summary by its words: all in the transcript, entailed; a negation the transcript
+    lacks, contradicted; otherwise neutral (the sandbox's own "[sandbox] the speaker says:" and
+    trailing "..." are not claims)."""
+    claim = summary.replace(MARK, "").replace("the speaker says:", "").replace("...", " ")
+    said, claimed = set(_words(transcript)), set(_words(claim))
+    if not claimed:
+        return "neutral", 0.4
+    if (claimed & NEGATIONS) - said:
+        return "contradicted", 0.8
+    missing = len(claimed - said) / len(claimed)
+    if missing == 0:
+        return "entailed", 0.9
+    return "neutral", round(max(0.4, 0.8 - missing / 2), 2)
 
 
 def summarise(transcript: str, max_words: int = 30) -> str:

@@ -22,6 +22,7 @@ from gettok.models.annotations import (
     Description,
     SentimentAnswer,
     Summary,
+    SummaryCheck,
     stance_model,
     strict_json_schema,
 )
@@ -35,6 +36,7 @@ from gettok.models.schema import (
     Video,
 )
 from gettok.tasks.annotate import provenance, store
+from gettok.tasks.annotate.local_models import uses_local_engine
 from gettok.tasks.annotate.prompts import PromptTemplate, load_prompt
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -47,8 +49,9 @@ from gettok.stage import StageResult
 
 log = logging.getLogger(__name__)
 
-# The kinds we request, in the order they run (stance reads the description).
-REQUESTED_KINDS = ("description", "stance", "sentiment", "summary")
+# The kinds we request, in the order they run (stance reads the description, the summary check
+# the summary).
+REQUESTED_KINDS = ("description", "stance", "sentiment", "summary", "summary_check")
 TRANSCRIPT_ENGINES = ("faster-whisper", "tiktok")  # preferred first
 NO_TEXT = "(none)"
 
@@ -70,8 +73,11 @@ class KindPlan:
 
 
 def plan_for(kind: str, campaign: Campaign, settings: Settings) -> KindPlan | None:
-    """The plan for `kind`, or None when the campaign does not call for it (no stance target)."""
+    """The LLM's plan for `kind`, or None when the campaign does not call for it (no stance
+    target) or a local classifier answers it (`local_run`)."""
     kind = AnnotationKind(kind)
+    if uses_local_engine(kind.value, settings):
+        return None
     prompt = load_prompt(kind.value)
     fixed: dict[str, Any] = {}
     if kind is AnnotationKind.description:
@@ -85,6 +91,8 @@ def plan_for(kind: str, campaign: Campaign, settings: Settings) -> KindPlan | No
         answer = SentimentAnswer
     elif kind is AnnotationKind.summary:
         answer = Summary
+    elif kind is AnnotationKind.summary_check:
+        answer = SummaryCheck
     else:
         raise ValueError(f"{kind.value} is not an annotation kind requested from the LLM here")
     schema = strict_json_schema(answer)
@@ -151,6 +159,8 @@ class VideoInputs:
     frames: list[Frame] = field(default_factory=list)
     description_id: int | None = None
     description: str = ""
+    summary_id: int | None = None
+    summary: str = ""
 
 
 def load_inputs(session: Session, video_ids: list[int]) -> dict[int, VideoInputs]:
@@ -192,6 +202,9 @@ def load_inputs(session: Session, video_ids: list[int]) -> dict[int, VideoInputs
         if value.get("onscreen_text"):
             text += f"\nOn-screen text: {value['onscreen_text']}"
         inputs[row.video_id].description_id, inputs[row.video_id].description = row.id, text
+    for row in store.latest_ok(session, AnnotationKind.summary, video_ids):
+        inputs[row.video_id].summary_id = row.id
+        inputs[row.video_id].summary = (row.value or {}).get("summary", "")
     return inputs
 
 
@@ -223,6 +236,7 @@ def build_request(
         transcript=inputs.transcript or NO_TEXT,
         description=inputs.description or NO_TEXT,
         caption=inputs.caption or NO_TEXT,
+        summary=inputs.summary or NO_TEXT,
     )
     images = [
         (_data_url(media_dir / f.path) if media_dir else "", f.width, f.height) for f in frames

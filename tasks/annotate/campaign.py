@@ -14,6 +14,7 @@ from gettok.tasks.annotate.annotator import (
     annotate_videos,
     plan_for,
 )
+from gettok.tasks.annotate.local_run import annotate_locally, local_classifier
 
 from gettok import db
 from gettok.clients.llm import Budget, LlmClient, price_for
@@ -71,4 +72,9 @@ def annotate_campaign(
             log.info("%s: %s", plan.kind.value, total.model_dump())
     finally:
         client.close()
+    for kind in kinds or REQUESTED_KINDS:  # after the LLM's: a summary check reads summaries
+        classifier = local_classifier(kind, settings)
+        if classifier is not None:
+            results.append(annotate_locally(url, settings, campaign, classifier, kind))
+            log.info("%s (local %s): %s", kind, classifier.model, results[-1].model_dump())
     return results

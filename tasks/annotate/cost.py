@@ -77,6 +77,7 @@ def estimate_enrich(
     estimates = []
     with db.session_scope(database_url) as session:
         to_describe: set[int] = set()
+        to_summarise: set[int] = set()
         for plan in plans:
             estimate = KindEstimate(kind=plan.kind.value, model=plan.model)
             estimate.stale = annotate_store.count_stale(session, campaign.name, plan)
@@ -106,6 +107,20 @@ def estimate_enrich(
                 expected = "x" * 4 * load_prompt("description").expected_output_tokens
                 for video_id in sorted(to_describe - pending):
                     _add(estimate, plan, VideoInputs(video_id, description=expected), settings)
+            elif plan.kind is AnnotationKind.summary:
+                to_summarise = pending
+            elif plan.kind is AnnotationKind.summary_check:
+                # Videos whose summary this run will write get a check of it too.
+                expected = "x" * 4 * load_prompt("summary").expected_output_tokens
+                later = sorted(to_summarise - pending)
+                for start in range(0, len(later), ID_BATCH):
+                    for video_id, read in load_inputs(
+                        session, later[start : start + ID_BATCH]
+                    ).items():
+                        checked = VideoInputs(
+                            video_id, transcript=read.transcript, summary=expected
+                        )
+                        _add(estimate, plan, checked, settings)
             estimates.append(estimate)
     budget = settings.llm_budget_usd if budget_usd is None else budget_usd
     return CostEstimate(

@@ -60,6 +60,29 @@ def _has_final(
     return exists().where(*clauses)
 
 
+def _has_ok(kind: AnnotationKind):
+    return exists().where(
+        Annotation.video_id == Video.id,
+        Annotation.kind == kind,
+        Annotation.status == AnnotationStatus.ok,
+    )
+
+
+def latest_ok(session: Session, kind: AnnotationKind, video_ids: list[int]) -> list[Annotation]:
+    """The ok annotations of `kind` of these videos, oldest first (so the newest wins a dict)."""
+    return list(
+        session.scalars(
+            select(Annotation)
+            .where(
+                Annotation.video_id.in_(video_ids),
+                Annotation.kind == kind,
+                Annotation.status == AnnotationStatus.ok,
+            )
+            .order_by(Annotation.created_at, Annotation.id)
+        )
+    )
+
+
 def _has_transcript_text():
     return current_transcript_exists(Video.id)
 
@@ -87,6 +110,8 @@ def pending_videos(
         query = query.where(exists().where(Frame.video_id == Video.id))
     elif plan.kind is AnnotationKind.stance:
         query = query.where(_has_final(AnnotationKind.description))
+    elif plan.kind is AnnotationKind.summary_check:
+        query = query.where(_has_transcript_text(), _has_ok(AnnotationKind.summary))
     else:
         query = query.where(_has_transcript_text())
     if after is not None:
@@ -154,6 +179,9 @@ def record_annotation(
             else None,
             "description_annotation_id": inputs.description_id
             if plan.kind is AnnotationKind.stance
+            else None,
+            "summary_annotation_id": inputs.summary_id
+            if plan.kind is AnnotationKind.summary_check
             else None,
             "frame_ids": [f.id for f in frames],
         },

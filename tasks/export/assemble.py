@@ -169,6 +169,10 @@ VALUES: dict[str, dict[str, pl.Expr]] = {
         "sentiment_low_confidence": _json("low_confidence") == "true",
     },
     "summary": {"summary": _json("summary", "text")},
+    "summary_check": {
+        "summary_check": _json("label"),
+        "summary_check_confidence": _json("confidence").cast(pl.Float64),
+    },
 }
 
 

@@ -162,6 +162,17 @@ COLUMNS: list[Column] = [
         ],
         reads_transcript=True,
     ),
+    *_annotation_columns(
+        "summary_check",
+        [
+            Column(
+                "summary_check",
+                pl.Utf8,
+                "does the transcript entail the summary: entailed, neutral or contradicted",
+            ),
+            Column("summary_check_confidence", pl.Float64, "the judge's confidence (0-1)"),
+        ],
+    ),
     *(Column(*human) for human in HUMAN_CODE_COLUMNS),
     Column("raw", pl.Utf8, "the Research API record as received (JSON)", public=False),
 ]
@@ -195,4 +206,11 @@ ID_POLICIES = {
     ),
     "drop": None,  # --ids drop: no id column at all, the same trade-off as hash
 }
-ANNOTATION_KINDS = ("description", "onscreen_text", "stance", "sentiment", "summary")
+ANNOTATION_KINDS = (
+    "description",
+    "onscreen_text",
+    "stance",
+    "sentiment",
+    "summary",
+    "summary_check",
+)

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from gettok.models.campaign import Campaign
 from gettok.models.schema import Annotation
 from gettok.tasks.export.dataset import campaign_id
 from gettok.tasks.report.aggregate import campaign_figures
@@ -59,6 +60,9 @@ class ReportResult(BaseModel):
     dataset: DatasetSummary
     comparison: TranscriptComparison
     llm_cost_usd: float
+    # The studies' analyses (issue 16): (artifact key, title, Markdown) each, and their CSVs.
+    analyses: list[tuple[str, str, str]] = []
+    tables: list[Path] = []
     changed: bool = True  # False: the folder already held exactly this report
 
     def stage_result(self) -> StageResult:
@@ -119,11 +123,19 @@ def _share(x: float | None) -> str:
 
 
 def build_report(
-    url: str, campaign: str, out_dir: Path, title: str = "", embedding_model: str | None = None
+    url: str,
+    campaign: str,
+    out_dir: Path,
+    title: str = "",
+    embedding_model: str | None = None,
+    config: Campaign | None = None,
 ) -> ReportResult:
     """Compute every metric, draw the figures into `out_dir` and write `report.md` there; new
-    transcript pairs are compared first (sentence embeddings: GETTOK_EMBEDDING_MODEL)."""
+    transcript pairs are compared first (sentence embeddings: GETTOK_EMBEDDING_MODEL); `config`
+    (the campaign file) adds its events and `[report]` options to the analyses."""
     from gettok.tasks.report import figures as figs
+    from gettok.tasks.report.analyses import run_analyses
+    from gettok.tasks.report.analyses.drawing import lettered
 
     from gettok.settings import get_settings
 
@@ -138,19 +150,22 @@ def build_report(
     compare_campaign(url, campaign, embedding_model)
     comparison = campaign_comparison(url, campaign, embedding_model)
     costs = llm_costs(url, campaign)
+    events = lettered(config.events) if config else []
 
     figures = [
         figs.hashtags_figure(by_count, by_views, out_dir / "top_hashtags.png"),
-        figs.daily_volume_figure(daily, out_dir / "daily_volume.png"),
-        figs.coverage_figure(coverage, out_dir / "transcript_coverage.png"),
+        figs.daily_volume_figure(daily, out_dir / "daily_volume.png", events),
+        figs.coverage_figure(coverage, out_dir / "transcript_coverage.png", events),
         figs.bar_figure(
             [(x, by_text) for x, by_text, _ in languages],
             "Transcript language (text, fastText lid.176)",
             "videos",
             out_dir / "languages.png",
         ),
-        figs.labels_figure(stance, "Stance over time", out_dir / "stance_over_time.png"),
-        figs.labels_figure(sentiment, "Sentiment over time", out_dir / "sentiment_over_time.png"),
+        figs.labels_figure(stance, "Stance over time", out_dir / "stance_over_time.png", events),
+        figs.labels_figure(
+            sentiment, "Sentiment over time", out_dir / "sentiment_over_time.png", events
+        ),
         figs.bar_figure(
             downloads, "Downloads by status", "videos", out_dir / "download_status.png"
         ),
@@ -159,6 +174,8 @@ def build_report(
     synthetic = f.synthetic
     if synthetic:
         figures = [figs.mark_synthetic(path) for path in figures]
+    analyses = run_analyses(url, campaign, out_dir, config, bool(synthetic))
+    figures += [path for section in analyses for path in section.figures]
     d = comparison.differences
     total_cost = sum(c.cost_usd for c in costs)
     first, last = f.first_day, f.last_day
@@ -261,6 +278,7 @@ def build_report(
         )
         if costs
         else "No LLM calls recorded.",
+        *(section.text() for section in analyses),
         validation_section(url, campaign),
     ]
     markdown_path = out_dir / "report.md"
@@ -272,6 +290,8 @@ def build_report(
         dataset=summary,
         comparison=comparison,
         llm_cost_usd=total_cost,
+        analyses=[(s.key, s.title, s.text()) for s in analyses],
+        tables=[path for section in analyses for path in section.tables],
         changed=file_digests(out_dir.iterdir()) != before,
     )
 

@@ -91,6 +91,13 @@ def _dates(ax, days: list[date]) -> None:
     ax.set_xlim(mdates.date2num(min(days)) - 0.6, mdates.date2num(max(days)) + 0.6)
 
 
+def _events(ax, events, days: list[date], letters: bool = True) -> None:
+    """The campaign's lettered events on a timeline (see the report's Events table)."""
+    from gettok.tasks.report.analyses.drawing import mark_events
+
+    mark_events(ax, list(events), days, letters)
+
+
 def _style(ax) -> None:
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="y", alpha=0.3)
@@ -125,7 +132,7 @@ def hashtags_figure(
     return _save(fig, path)
 
 
-def daily_volume_figure(daily: pl.DataFrame, path: Path) -> Path:
+def daily_volume_figure(daily: pl.DataFrame, path: Path, events=()) -> Path:
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(11, 6), sharex=True, gridspec_kw={"height_ratios": [1, 1.2]}
     )
@@ -152,11 +159,13 @@ def daily_volume_figure(daily: pl.DataFrame, path: Path) -> Path:
     bottom.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     _style(bottom)
     _dates(bottom, days)
+    _events(top, events, days)
+    _events(bottom, events, days, letters=False)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def coverage_figure(coverage: pl.DataFrame, path: Path) -> Path:
+def coverage_figure(coverage: pl.DataFrame, path: Path, events=()) -> Path:
     fig, ax = plt.subplots(figsize=(11, 4))
     if coverage.height == 0:
         _empty(ax)
@@ -177,6 +186,7 @@ def coverage_figure(coverage: pl.DataFrame, path: Path) -> Path:
     ax.legend(fontsize=8, frameon=False, ncols=3, loc="upper left", bbox_to_anchor=(0, -0.12))
     _style(ax)
     _dates(ax, days)
+    _events(ax, events, days)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -200,7 +210,7 @@ def bar_figure(data: list[tuple[str, int]], title: str, ylabel: str, path: Path)
     return _save(fig, path)
 
 
-def labels_figure(per_day: pl.DataFrame, title: str, path: Path) -> Path:
+def labels_figure(per_day: pl.DataFrame, title: str, path: Path, events=()) -> Path:
     """Stacked shares of each label per day; unlabelled videos in grey on top."""
     fig, ax = plt.subplots(figsize=(11, 4))
     if per_day.height == 0:
@@ -251,6 +261,7 @@ def labels_figure(per_day: pl.DataFrame, title: str, path: Path) -> Path:
     )
     ax.spines[["top", "right"]].set_visible(False)
     _dates(ax, days)
+    _events(ax, events, days)
     fig.tight_layout()
     return _save(fig, path)
 

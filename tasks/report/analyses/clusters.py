@@ -1,0 +1,116 @@
+"""The clusters map: a seeded sample of videos placed in 2-D by UMAP from their text embeddings
+(transcript + description + caption), clustered by HDBSCAN, coloured by cluster and by stance,
+each cluster named by its top terms.
+
+Embeddings come from a sentence-transformers model by name (`[report] embedding_model`), else
+from TF-IDF reduced by truncated SVD; everything is seeded by `[report] seed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from gettok.models.schema import AnnotationKind
+from gettok.tasks.report.analyses import queries
+from gettok.tasks.report.analyses.ngrams import NOISE, stop_words
+from gettok.tasks.report.analyses.topics_model import class_top_words, fit_tfidf
+
+from gettok.db import session_scope
+
+NOISE_CLUSTER = -1  # HDBSCAN's label for points in no cluster
+SVD_DIMENSIONS = 50
+
+
+@dataclass
+class ClusterMap:
+    video_ids: list[int]
+    xy: np.ndarray  # (n, 2)
+    clusters: list[int]
+    stances: list[str]
+    terms: dict[int, list[str]]
+    provenance: dict
+
+
+def video_text(speech: str, description: str, caption_text: str) -> str:
+    return " ".join(t for t in (speech, description, NOISE.sub(" ", caption_text)) if t.strip())
+
+
+def sample_texts(ctx) -> tuple[list[int], list[str], list[str]]:
+    """Ids, texts and stance labels of a seeded sample of `map_videos` videos with any text."""
+    opts = ctx.options
+    with session_scope(ctx.url) as session:
+        rows = queries.video_texts(session, ctx.campaign)
+        sample = queries.reservoir(
+            (r for r in rows if r[2].strip() or r[3].strip()), opts.map_videos, opts.seed
+        )
+        ids = [r[0] for r in sample]
+        described = queries.latest_labels(session, AnnotationKind.description, ids)
+        stance = queries.latest_labels(session, AnnotationKind.stance, ids)
+    texts = [
+        video_text(s, (described.get(v) or {}).get("description", ""), c) for v, _, s, c in sample
+    ]
+    labels = [str((stance.get(v) or {}).get("label") or "(none)") for v in ids]
+    return ids, texts, labels
+
+
+def embed(texts: list[str], model_name: str | None, seed: int, stop) -> tuple[np.ndarray, dict]:
+    if model_name:
+        from gettok.tasks.report.analyses.embeddings import encode
+
+        return encode(model_name, texts), {"embeddings": model_name}
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.preprocessing import normalize
+
+    _, tfidf = fit_tfidf(texts, stop)
+    if tfidf is None:
+        return np.zeros((len(texts), 2), dtype=np.float32), {"embeddings": "none (no words)"}
+    if tfidf.shape[1] <= 2:  # one or two words in all: they are the coordinates
+        dense = np.zeros((len(texts), 2), dtype=np.float32)
+        dense[:, : tfidf.shape[1]] = tfidf.toarray()
+        return dense, {"embeddings": "tfidf"}
+    dims = min(SVD_DIMENSIONS, tfidf.shape[1] - 1, len(texts) - 1)
+    reduced = TruncatedSVD(n_components=dims, random_state=seed).fit_transform(tfidf)
+    return normalize(reduced), {"embeddings": f"tfidf+svd{dims}"}
+
+
+def cluster_map(ctx) -> ClusterMap | None:
+    """The map of the sampled videos, or None with fewer than 10 videos of text."""
+    from sklearn.cluster import HDBSCAN
+    from umap import UMAP
+
+    ids, texts, stances = sample_texts(ctx)
+    if len(ids) < 10:
+        return None
+    seed, stop = ctx.options.seed, stop_words(ctx.language)
+    vectors, how = embed(texts, ctx.options.embedding_model, seed, stop)
+    neighbours = min(15, len(ids) - 1)
+    xy = UMAP(
+        n_components=2,
+        n_neighbors=neighbours,
+        min_dist=0.1,
+        metric="cosine",
+        random_state=seed,
+        n_jobs=1,
+    ).fit_transform(vectors)
+    min_size = max(5, len(ids) // 50)
+    clusters = HDBSCAN(min_cluster_size=min_size, copy=True).fit_predict(xy)
+    found = sorted(set(clusters.tolist()) - {NOISE_CLUSTER})
+    terms: dict[int, list[str]] = {}
+    vectorizer, tfidf = fit_tfidf(texts, stop)
+    if found and vectorizer is not None:
+        index = {c: i for i, c in enumerate(found)}
+        relabelled = [index.get(c, len(found)) for c in clusters.tolist()]
+        words = class_top_words(tfidf, relabelled, len(found), vectorizer.get_feature_names_out())
+        terms = {c: words[index[c]] for c in found}
+    provenance = how | {
+        "map": "umap",
+        "n_neighbors": neighbours,
+        "min_dist": 0.1,
+        "metric": "cosine",
+        "clustering": "hdbscan",
+        "min_cluster_size": min_size,
+        "seed": seed,
+        "videos": len(ids),
+    }
+    return ClusterMap(ids, xy, clusters.tolist(), stances, terms, provenance)

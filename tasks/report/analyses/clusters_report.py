@@ -1,0 +1,81 @@
+"""The clusters map in the report: two panels (by cluster, by stance), the clusters' top terms."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from gettok.tasks.report.analyses import tables
+from gettok.tasks.report.analyses.clusters import NOISE_CLUSTER, ClusterMap, cluster_map
+from gettok.tasks.report.analyses.drawing import plt, save, titled
+from gettok.tasks.report.analyses.section import AnalysisContext, Section
+from gettok.tasks.report.figures import LABEL_COLOURS, OTHER_COLOURS
+
+
+def clusters_section(ctx: AnalysisContext) -> Section:
+    found = cluster_map(ctx)
+    if found is None:
+        return Section("clusters", "Clusters", "Too few videos with text yet for a map.")
+    sizes = Counter(found.clusters)
+    order = sorted(sizes, key=lambda c: (c == NOISE_CLUSTER, -sizes[c], c))
+    rows = [
+        [_name(c), sizes[c], ", ".join(found.terms.get(c, [])) or "(no distinctive terms)"]
+        for c in order
+    ]
+    csv_clusters = tables.write_csv(
+        ctx.out_dir / "clusters.csv", ["cluster", "videos", "top_terms"], rows
+    )
+    points = [
+        [v, round(float(x), 4), round(float(y), 4), _name(c), s]
+        for v, (x, y), c, s in zip(
+            found.video_ids, found.xy, found.clusters, found.stances, strict=True
+        )
+    ]
+    csv_map = tables.write_csv(
+        ctx.out_dir / "cluster_map.csv", ["video_id", "x", "y", "cluster", "stance"], points
+    )
+    path = draw(found, ctx, ctx.out_dir / "clusters.png")
+    p = found.provenance
+    text = "\n\n".join(
+        [
+            f"A seeded sample of {p['videos']:,} videos placed by UMAP from their text embeddings "
+            f"({p['embeddings']}; transcript + description + caption), clustered by HDBSCAN "
+            f"(minimum cluster size {p['min_cluster_size']}), seed {p['seed']}.",
+            "![clusters map](clusters.png)",
+            tables.markdown(["cluster", "videos", "top terms"], rows),
+            f"Tables: [clusters.csv]({csv_clusters.name}), [cluster_map.csv]({csv_map.name}). "
+            f"Provenance: `{p}`",
+        ]
+    )
+    return Section("clusters", "Clusters", text, [path], [csv_clusters, csv_map], p)
+
+
+def _name(cluster: int) -> str:
+    return "noise" if cluster == NOISE_CLUSTER else f"C{cluster + 1}"
+
+
+def draw(found: ClusterMap, ctx: AnalysisContext, path):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.6))
+    xs, ys = found.xy[:, 0], found.xy[:, 1]
+    palette = plt.get_cmap("tab20")
+    for ax, values, title in (
+        (axes[0], [_name(c) for c in found.clusters], "by cluster (HDBSCAN)"),
+        (axes[1], found.stances, "by stance"),
+    ):
+        extra = iter(OTHER_COLOURS * 4)
+        for i, value in enumerate(sorted(set(values), key=lambda v: (v in ("noise", "(none)"), v))):
+            chosen = [j for j, v in enumerate(values) if v == value]
+            if value in ("noise", "(none)"):
+                colour = "#d9d9d9"
+            elif ax is axes[1]:
+                colour = LABEL_COLOURS.get(value) or next(extra)
+            else:
+                colour = palette(i % 20)
+            label = "not labelled" if value == "(none)" else value
+            ax.scatter(xs[chosen], ys[chosen], s=8, alpha=0.7, color=colour, label=label)
+        ax.set_xlabel("UMAP 1")
+        ax.set_ylabel("UMAP 2")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(fontsize=7, frameon=False, markerscale=2, loc="best")
+        titled(ax, f"Videos by text embedding, {title}", f"n = {len(values):,} sampled videos")
+    return save(fig, path, ctx.synthetic)

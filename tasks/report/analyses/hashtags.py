@@ -1,0 +1,154 @@
+"""Hashtags against views (the Ecuador paper's Figures 3 and 4): each hashtag's frequency against
+the mean views of the videos carrying it, and the selected hashtags day by day.
+
+Hashtags are case-folded, counted once per video, generic feed tags (fyp, parati, ...) excluded.
+Two streamed passes: totals first, then the days of the selected hashtags only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from gettok.models.schema import Video
+from gettok.tasks.report.analyses import queries, tables
+from gettok.tasks.report.analyses.drawing import caption, plt, save, timeline, titled
+from gettok.tasks.report.analyses.section import AnalysisContext, Section
+from gettok.tasks.report.build import is_generic
+from sqlalchemy import func, select
+
+from gettok.db import session_scope
+
+LABELLED = 15  # points named on the scatter
+MIN_VIDEOS = 2  # a tag on one video has no mean worth plotting
+
+
+@dataclass(frozen=True)
+class HashtagPoint:
+    tag: str
+    videos: int
+    mean_views: float
+
+
+def video_tags(names) -> set[str]:
+    tags = {str(t).casefold().lstrip("#").strip() for t in names or [] if t}
+    return {t for t in tags if t and not is_generic(t)}
+
+
+def _rows(session, campaign: str):
+    day = queries.utc_day(session)
+    query = select(day, func.coalesce(Video.view_count, 0), Video.hashtag_names).where(
+        queries.in_campaign(campaign)
+    )
+    for d, views, names in queries.stream(session, query):
+        yield (queries.as_date(d) if d else None), int(views), video_tags(names)
+
+
+def hashtag_points(session, campaign: str, min_videos: int = MIN_VIDEOS) -> list[HashtagPoint]:
+    """Every non-generic hashtag on `min_videos` or more videos, most frequent first."""
+    videos: Counter = Counter()
+    views: Counter = Counter()
+    for _, v, tags in _rows(session, campaign):
+        for tag in tags:
+            videos[tag] += 1
+            views[tag] += v
+    points = [HashtagPoint(t, n, views[t] / n) for t, n in videos.items() if n >= min_videos]
+    return sorted(points, key=lambda p: (-p.videos, p.tag))
+
+
+def hashtags_by_day(session, campaign: str, selected: list[str]) -> dict[str, Counter]:
+    """Per selected hashtag, its videos per UTC day."""
+    wanted = set(selected)
+    out: dict[str, Counter] = {tag: Counter() for tag in selected}
+    for d, _, tags in _rows(session, campaign):
+        for tag in tags & wanted:
+            if d is not None:
+                out[tag][d] += 1
+    return out
+
+
+def hashtags_section(ctx: AnalysisContext) -> Section:
+    with session_scope(ctx.url) as session:
+        points = hashtag_points(session, ctx.campaign)
+        selected = ctx.options.hashtags or [p.tag for p in points[: ctx.options.top_hashtags]]
+        per_day = hashtags_by_day(session, ctx.campaign, selected)
+        n, first, last = queries.campaign_extent(session, ctx.campaign)
+    subtitle = caption(n, first, last)
+    scatter = draw_scatter(points, subtitle, ctx, ctx.out_dir / "hashtag_views.png")
+    over_time = draw_over_time(per_day, subtitle, ctx, ctx.out_dir / "hashtags_over_time.png")
+    point_rows = [[p.tag, p.videos, round(p.mean_views, 1)] for p in points]
+    csv_points = tables.write_csv(
+        ctx.out_dir / "hashtag_views.csv", ["hashtag", "videos", "mean_views"], point_rows
+    )
+    day_rows = [
+        [tag, d.isoformat(), c] for tag, days_ in per_day.items() for d, c in sorted(days_.items())
+    ]
+    csv_days = tables.write_csv(
+        ctx.out_dir / "hashtags_over_time.csv", ["hashtag", "day", "videos"], day_rows
+    )
+    how = (
+        "named in the campaign's `[report] hashtags`"
+        if ctx.options.hashtags
+        else (f"the {len(selected)} most frequent")
+    )
+    text = "\n\n".join(
+        [
+            f"Each hashtag on {MIN_VIDEOS} or more videos: how many videos carry it against the "
+            "mean views of those videos (log axes; generic feed tags excluded).",
+            "![hashtag frequency against mean views](hashtag_views.png)",
+            tables.markdown(["hashtag", "videos", "mean views"], point_rows, limit=20),
+            f"Selected hashtags over time ({how}):",
+            "![selected hashtags over time](hashtags_over_time.png)",
+            f"Tables: [hashtag_views.csv]({csv_points.name}), "
+            f"[hashtags_over_time.csv]({csv_days.name})",
+        ]
+    )
+    return Section(
+        "hashtags",
+        "Hashtags: frequency, views and time",
+        text,
+        [scatter, over_time],
+        [csv_points, csv_days],
+        {"selected": selected},
+    )
+
+
+def draw_scatter(points: list[HashtagPoint], subtitle: str, ctx: AnalysisContext, path):
+    fig, ax = plt.subplots(figsize=(9, 6))
+    if points:
+        ax.scatter(
+            [p.videos for p in points],
+            [max(p.mean_views, 1) for p in points],
+            s=18,
+            alpha=0.6,
+            color="#1f78b4",
+        )
+        for p in points[:LABELLED]:
+            ax.annotate(
+                f"#{p.tag}",
+                (p.videos, max(p.mean_views, 1)),
+                fontsize=8,
+                xytext=(4, 3),
+                textcoords="offset points",
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel("videos carrying the hashtag (log)")
+    ax.set_ylabel("mean views of those videos (log)")
+    ax.spines[["top", "right"]].set_visible(False)
+    titled(ax, "Hashtag frequency against mean views", f"{subtitle}; {len(points)} hashtags")
+    return save(fig, path, ctx.synthetic)
+
+
+def draw_over_time(per_day: dict[str, Counter], subtitle: str, ctx: AnalysisContext, path):
+    fig, ax = plt.subplots(figsize=(11, 4.6))
+    days = sorted({d for counts in per_day.values() for d in counts})
+    if days:
+        for tag, counts in per_day.items():
+            ax.plot(days, [counts.get(d, 0) for d in days], label=f"#{tag}", linewidth=1.4)
+        timeline(ax, days, ctx.events)
+        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.set_xlabel("posting day (UTC)")
+    ax.set_ylabel("videos carrying the hashtag")
+    titled(ax, "Selected hashtags over time", subtitle)
+    return save(fig, path, ctx.synthetic)

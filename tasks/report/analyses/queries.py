@@ -1,0 +1,141 @@
+"""The analyses' reads: SQL aggregates where SQL can say it, else rows streamed in batches.
+
+Nothing here holds a campaign's rows at once: a 100,000-video campaign is read `BATCH` rows at a
+time (a server-side cursor on Postgres), and samples are drawn by a seeded reservoir.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus, Transcript, Video
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.orm import Session
+
+from gettok.membership import campaign_videos  # noqa: F401 - used by the analyses
+
+BATCH = 5000
+ENGAGEMENT = ("views", "likes", "comments", "shares")
+
+
+def utc_day(session: Session):
+    """The UTC posting day of a video as SQL (Postgres stores aware times; SQLite UTC text)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", Video.created_at))
+    return func.date(Video.created_at)
+
+
+def as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def in_campaign(campaign: str):
+    return Video.id.in_(campaign_videos(campaign))
+
+
+def campaign_extent(session: Session, campaign: str) -> tuple[int, date | None, date | None]:
+    """How many videos the campaign has, and its first and last UTC posting days."""
+    day = utc_day(session)
+    n, first, last = session.execute(
+        select(func.count(), func.min(day), func.max(day)).where(in_campaign(campaign))
+    ).one()
+    return int(n), (as_date(first) if first else None), (as_date(last) if last else None)
+
+
+def daily_engagement(session: Session, campaign: str) -> list[dict[str, Any]]:
+    """Per UTC day: videos and summed views, likes, comments and shares (one GROUP BY)."""
+    day = utc_day(session).label("day")
+    rows = session.execute(
+        select(
+            day,
+            func.count(),
+            *(func.coalesce(func.sum(getattr(Video, f"{m[:-1]}_count")), 0) for m in ENGAGEMENT),
+        )
+        .where(in_campaign(campaign), Video.created_at.is_not(None))
+        .group_by(day)
+        .order_by(day)
+    ).all()
+    return [
+        {"day": as_date(r[0]), "videos": int(r[1])}
+        | {m: int(v) for m, v in zip(ENGAGEMENT, r[2:], strict=True)}
+        for r in rows
+    ]
+
+
+def stream(session: Session, query: Select, size: int = BATCH) -> Iterator[Any]:
+    """Rows of `query`, fetched `size` at a time (a server-side cursor on Postgres)."""
+    result = session.execute(query.execution_options(yield_per=size))
+    for partition in result.partitions(size):
+        yield from partition
+
+
+def best_text():
+    """The video's best transcript text (Whisper before TikTok, newest first), as a subquery."""
+    return (
+        select(Transcript.text)
+        .where(
+            Transcript.video_id == Video.id,
+            Transcript.status == "ok",
+            Transcript.is_empty.is_(False),
+            Transcript.text.is_not(None),
+            Transcript.text != "",
+        )
+        .order_by(
+            case((Transcript.engine == "faster-whisper", 0), else_=1),
+            Transcript.created_at.desc(),
+            Transcript.id.desc(),
+        )
+        .limit(1)
+        .correlate(Video)
+        .scalar_subquery()
+    )
+
+
+def video_texts(session: Session, campaign: str) -> Iterator[tuple[int, date | None, str, str]]:
+    """(video id, day, speech, caption) of every video in id order; speech falls back to
+    TikTok's `voice_to_text`, then to "" (music-only videos: the caption stands in)."""
+    day = utc_day(session)
+    speech = func.coalesce(best_text(), Video.voice_to_text, "")
+    query = (
+        select(Video.id, day, speech, func.coalesce(Video.video_description, ""))
+        .where(in_campaign(campaign))
+        .order_by(Video.id)
+    )
+    for vid, d, text, caption in stream(session, query):
+        yield vid, (as_date(d) if d else None), text or "", caption or ""
+
+
+def reservoir(rows: Iterator[Any], k: int, seed: int) -> list[Any]:
+    """A uniform sample of `k` rows in one pass (Algorithm R), reproducible for a seed."""
+    rng = random.Random(seed)
+    sample: list[Any] = []
+    for i, row in enumerate(rows):
+        if i < k:
+            sample.append(row)
+        else:
+            j = rng.randrange(i + 1)
+            if j < k:
+                sample[j] = row
+    return sorted(sample, key=lambda r: r[0])
+
+
+def latest_labels(session: Session, kind: AnnotationKind, video_ids: list[int]) -> dict[int, Any]:
+    """The newest ok annotation value of `kind` per video, for a bounded list of ids."""
+    out: dict[int, Any] = {}
+    for start in range(0, len(video_ids), 1000):
+        chunk = video_ids[start : start + 1000]
+        rows = session.execute(
+            select(Annotation.video_id, Annotation.value)
+            .where(
+                Annotation.video_id.in_(chunk),
+                Annotation.kind == kind,
+                Annotation.status == AnnotationStatus.ok,
+            )
+            .order_by(Annotation.created_at, Annotation.id)
+        )
+        for vid, value in rows:
+            out[vid] = value
+    return out

@@ -1,0 +1,35 @@
+"""What one analysis hands the report: a Markdown section and the files it wrote beside it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gettok.models.campaign import ReportOptions
+from gettok.tasks.report.analyses.drawing import LetteredEvent
+
+
+@dataclass(frozen=True)
+class AnalysisContext:
+    """Where and for what an analysis runs."""
+
+    url: str
+    campaign: str
+    out_dir: Path
+    options: ReportOptions
+    events: list[LetteredEvent] = field(default_factory=list)
+    language: str | None = None  # the campaign's language: its stop words are removed
+    synthetic: bool = False  # sandbox data: every figure carries the banner
+
+
+@dataclass
+class Section:
+    key: str  # names its Prefect artifact
+    title: str
+    markdown: str
+    figures: list[Path] = field(default_factory=list)
+    tables: list[Path] = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)  # models, seeds and settings that made it
+
+    def text(self) -> str:
+        return f"## {self.title}\n\n{self.markdown}"

@@ -32,6 +32,11 @@ def run_migrations_online() -> None:
                 target_metadata=target_metadata,
                 render_as_batch=connection.dialect.name == "sqlite",
                 transaction_per_migration=False,
+                # Alembic treats SQLite's DDL as non-transactional and then commits after every
+                # migration, releasing the write lock mid-upgrade: a waiting upgrader would read
+                # that half-way version and apply the next migration twice. Our engine makes
+                # SQLite's DDL transactional (`migration_engine`), so say so.
+                transactional_ddl=True,
             )
             with context.begin_transaction():
                 if connection.dialect.name == "postgresql":

@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
 
 def write_batches(frames: Iterable[pl.DataFrame], path: Path, fmt: str) -> None:
@@ -26,6 +25,8 @@ def write_batches(frames: Iterable[pl.DataFrame], path: Path, fmt: str) -> None:
 
 
 def _write_parquet(frames: Iterable[pl.DataFrame], path: Path) -> None:
+    import pyarrow.parquet as pq  # half a second to import: only parquet exports pay it
+
     writer = None
     try:
         for frame in frames:

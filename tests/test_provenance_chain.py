@@ -35,7 +35,7 @@ def annotated(db_url, sandbox_env, monkeypatch, tmp_path, tmp_path_factory):
                   width=64, height=64, fps=5)  # fmt: skip
     first = enrich_campaign(fixture.campaign, get_settings())
     assert {k.kind: k.done for k in first.kinds} == dict.fromkeys(
-        ("description", *TRANSCRIPT_KINDS), 2
+        ("description", *TRANSCRIPT_KINDS, "summary_check"), 2
     )
     return fixture
 
@@ -55,9 +55,10 @@ def test_retranscribe_then_enrich_redoes_exactly_the_stale_annotations(
     out = CliRunner().invoke(app, ["retranscribe", "--campaign", path, "--model", "base"])
     assert out.exit_code == 0, out.output
     assert "2 transcribed" in out.output
-    assert "6 annotations became stale" in out.output  # stance, sentiment, summary of two
+    # stance, sentiment, summary and its check, of two videos
+    assert "8 annotations became stale" in out.output
     assert stale_by_kind(db_url, annotated) == {
-        "description": 0, "stance": 2, "sentiment": 2, "summary": 2,
+        "description": 0, "stance": 2, "sentiment": 2, "summary": 2, "summary_check": 2,
     }  # fmt: skip
     dry = CliRunner().invoke(app, ["enrich", "--campaign", path, "--dry-run"])
     assert dry.exit_code == 0 and "(2 stale)" in dry.output, dry.output
@@ -81,9 +82,9 @@ def test_retranscribe_then_enrich_redoes_exactly_the_stale_annotations(
     requests = sandbox_env.state.counters["llm_requests"]
     again = enrich_campaign(annotated.campaign, get_settings())
     assert {k.kind: k.done for k in again.kinds} == {
-        "description": 0, "stance": 2, "sentiment": 2, "summary": 2,
+        "description": 0, "stance": 2, "sentiment": 2, "summary": 2, "summary_check": 2,
     }  # fmt: skip
-    assert sandbox_env.state.counters["llm_requests"] == requests + 6
+    assert sandbox_env.state.counters["llm_requests"] == requests + 8
     assert set(stale_by_kind(db_url, annotated).values()) == {0}
 
     records = {r["video_id"]: r for r in campaign_table(db_url, annotated.campaign.name).to_dicts()}
@@ -114,13 +115,13 @@ def test_new_frames_make_the_frame_annotations_stale(annotated, db_url, sandbox_
         session.execute(delete(Frame).where(Frame.video_id == video_id))
         session.flush()
         session.add_all(copies)
-    # Stance read the middle frame too; sentiment and summary read only the transcript.
+    # Stance read the middle frame too; sentiment, summary and its check read only the transcript.
     assert stale_by_kind(db_url, annotated) == {
-        "description": 1, "stance": 1, "sentiment": 0, "summary": 0,
+        "description": 1, "stance": 1, "sentiment": 0, "summary": 0, "summary_check": 0,
     }  # fmt: skip
     again = enrich_campaign(annotated.campaign, get_settings())
     assert {k.kind: k.done for k in again.kinds} == {
-        "description": 1, "stance": 1, "sentiment": 0, "summary": 0,
+        "description": 1, "stance": 1, "sentiment": 0, "summary": 0, "summary_check": 0,
     }  # fmt: skip
     records = {r["video_id"]: r for r in campaign_table(db_url, annotated.campaign.name).to_dicts()}
     assert records[video_id]["description"] and records[video_id]["stance"]

@@ -88,7 +88,16 @@ def test_collect_flow_reports_windows_and_days_and_skips_done_windows(
     # Prefect's own client sends nulls this server version refuses; ask the API directly.
     found = httpx.post(
         f"{PREFECT_API_URL.value()}/artifacts/filter",
-        json={"artifacts": {"key": {"any_": ["collect-peru-2022"]}}, "limit": 5, "offset": 0},
+        json={
+            "artifacts": {
+                "key": {"any_": ["collect-peru-2022"]},
+                # Other tests' runs share the key and server: without this filter the
+                # first page may hold only theirs (ids sort in no useful order).
+                "flow_run_id": {"any_": [str(state.state_details.flow_run_id)]},
+            },
+            "limit": 5,
+            "offset": 0,
+        },
     ).json()
     (artifact,) = [a for a in found if a["flow_run_id"] == str(state.state_details.flow_run_id)]
     assert artifact["type"] == "table"

@@ -93,7 +93,7 @@ def test_collect_with_nothing_configured_uses_the_sandbox_and_says_so(
 
 
 def test_download_uses_the_sandbox_only_for_sandbox_data(settings_env, campaign):
-    from gettok.cli import web_needs_sandbox
+    from gettok.cli.preflight import web_needs_sandbox
     from gettok.settings import get_settings
     from tests.dataset_for_outputs import build_dataset
 

@@ -8,20 +8,25 @@ from typing import Annotated
 
 import typer
 
+from gettok.cli.preflight import (
+    CampaignFile,
+    campaign_or_exit,
+    database_or_exit,
+    fail,
+    settings_or_exit,
+)
+
 validate_app = typer.Typer(
     help="Validation: people code a sample; gettok measures how far to trust each AI label.",
     no_args_is_help=True,
 )
-CampaignFile = Annotated[Path, typer.Option("--campaign", "-c", help="Campaign TOML file.")]
 
 
 def _ready(campaign_file: Path):
     """Settings, campaign and migrated database, or a clear error (as every gettok command)."""
-    from gettok import cli
-
-    settings = cli.settings_or_exit()
-    campaign = cli.campaign_or_exit(campaign_file)
-    return settings, campaign, cli.database_or_exit(settings)
+    settings = settings_or_exit()
+    campaign = campaign_or_exit(campaign_file)
+    return settings, campaign, database_or_exit(settings)
 
 
 @validate_app.command("sample")
@@ -42,7 +47,6 @@ def sample_command(
 ) -> None:
     """Draw a seeded random sample of annotated videos, record it, and write a blind coding
     sheet (the model's label is not in it)."""
-    from gettok.cli import fail
     from gettok.tasks.validate import create_sample
     from gettok.tasks.validate.kinds import KindError
     from gettok.tasks.validate.sample import SampleError
@@ -89,7 +93,6 @@ def score_command(
 ) -> None:
     """Store the coded sheets (all or nothing), then print and store the agreement between the
     model and the coders. Last line: one JSON object."""
-    from gettok.cli import fail
     from gettok.tasks.validate import SheetError, score_sample, store_sheets
     from gettok.tasks.validate.present import figure_lines
     from gettok.tasks.validate.store import UnknownCampaign, UnknownSample
@@ -122,7 +125,6 @@ def serve_command(
     """Serve the coding page: watch each video, code it with the keyboard; saved at each key."""
     import uvicorn
 
-    from gettok.cli import fail
     from gettok.tasks.validate.page import CodingSample, coding_app
     from gettok.tasks.validate.store import UnknownCampaign, UnknownSample
 

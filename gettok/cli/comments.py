@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-CampaignFile = Annotated[Path, typer.Option("--campaign", "-c", help="Campaign TOML file.")]
+from gettok.cli.preflight import (
+    CampaignFile,
+    campaign_or_exit,
+    database_or_exit,
+    fail,
+    services_or_exit,
+)
 
 
 def comments_command(
@@ -27,7 +32,6 @@ def comments_command(
     Exit status 75 when the daily request budget stopped the run (rerun after 00:00 UTC), 1 when
     videos failed.
     """
-    from gettok.cli import campaign_or_exit, database_or_exit, fail, services_or_exit
     from gettok.flows.comments import comments
     from gettok.tasks.export.dataset import CampaignNotFound
 
@@ -53,7 +57,6 @@ def users_command(
 ) -> None:
     """Record user info (display name, bio, followers...) for the campaign's authors, each
     asked at most once per --max-age-days; users the API will not describe get a status."""
-    from gettok.cli import campaign_or_exit, database_or_exit, fail, services_or_exit
     from gettok.flows.comments import users
     from gettok.tasks.export.dataset import CampaignNotFound
 

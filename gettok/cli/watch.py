@@ -9,6 +9,13 @@ from typing import Annotated
 
 import typer
 
+from gettok.cli.preflight import (
+    campaign_or_exit,
+    database_or_exit,
+    fail,
+    services_or_exit,
+    settings_or_exit,
+)
 from gettok.models.campaign import Campaign
 
 watch_app = typer.Typer(
@@ -23,7 +30,6 @@ CampaignOption = Annotated[
 def check_targets(campaign: Campaign) -> list[str]:
     """Load every target as a run would (faces enrolled): one line each, or exit naming the
     target and the file that cannot be used."""
-    from gettok.cli import fail
     from gettok.flows.watch import watch_targets
     from gettok.tasks.watch.face_target import TargetError, image_files, load_face_target
 
@@ -55,14 +61,6 @@ def watch_command(
 ) -> None:
     """Check new videos for the campaign's watchlist targets; alert on matches. The last line is
     one JSON object: {"targets": {NAME: {"checked": N, "matched": [video ids]}}}."""
-    from gettok.cli import (
-        campaign_or_exit,
-        database_or_exit,
-        fail,
-        services_or_exit,
-        settings_or_exit,
-    )
-
     if ctx.invoked_subcommand is not None:
         return
     if campaign_file is None:
@@ -105,7 +103,6 @@ def evaluate_command(
 ) -> None:
     """Precision, recall and F1 of a face target on photos it was not enrolled with, and the
     threshold those photos would choose. The last line is one JSON object."""
-    from gettok.cli import campaign_or_exit, fail
     from gettok.flows.watch import watch_targets
     from gettok.tasks.watch.face_target import (
         TargetError,

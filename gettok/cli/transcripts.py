@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from gettok.cli.preflight import campaign_or_exit, database_or_exit, fail, settings_or_exit
+
 
 def retranscribe_command(
     campaign_file: Annotated[Path, typer.Option("--campaign", "-c", help="Campaign TOML file.")],
@@ -21,20 +23,19 @@ def retranscribe_command(
 ) -> None:
     """Transcribe the campaign's videos with MODEL, keep the old transcripts, make the new ones
     current, and say how many annotations became stale."""
-    from gettok import cli
     from gettok.flows.transcribe import transcribe
     from gettok.tasks.annotate.store import count_stale_annotations
     from gettok.tasks.transcribe.store import make_current
     from gettok.tasks.transcribe.transcriber import ensure_transcription_limit, whisper_options
     from gettok.tasks.transcribe.whisper import ModelUnavailable, check_model
 
-    settings = cli.settings_or_exit()
-    campaign = cli.campaign_or_exit(campaign_file)
-    url = cli.database_or_exit(settings)
+    settings = settings_or_exit()
+    campaign = campaign_or_exit(campaign_file)
+    url = database_or_exit(settings)
     try:
         check_model(model)
     except ModelUnavailable as exc:
-        raise cli.fail(str(exc)) from None
+        raise fail(str(exc)) from None
     options = whisper_options(settings, campaign.language, campaign.force_language, model=model)
     stale_before = count_stale_annotations(url, campaign.name)
     reused = make_current(url, options, campaign.name)  # already made with MODEL: current again
@@ -49,7 +50,7 @@ def retranscribe_command(
         f"(old transcripts and annotations are kept)"
     )
     if result.failed and not (result.done or result.empty):
-        raise cli.fail(f"every one of the {len(result.failed)} transcriptions failed")
+        raise fail(f"every one of the {len(result.failed)} transcriptions failed")
 
 
 def register(app: typer.Typer) -> None:

@@ -31,7 +31,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from gettok.clients.llm import Budget, LlmClient, LlmUnavailable
+from gettok.clients.llm import LlmClient, LlmUnavailable
+from gettok.clients.llm_budget import Budget
 from gettok.retry import DAY, HOUR, task_retries
 from gettok.settings import Settings, get_settings
 from gettok.stage import StageResult, publish

@@ -13,7 +13,8 @@ from gettok.tasks.annotate.prompts import load_prompt
 from sqlalchemy import select
 
 from gettok import db
-from gettok.clients.llm import Budget, LlmClient
+from gettok.clients.llm import LlmClient
+from gettok.clients.llm_budget import Budget
 from gettok.settings import get_settings
 from tests.enrich_rows import add_videos, make_campaign, point_at_sandbox
 

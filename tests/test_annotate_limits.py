@@ -11,7 +11,8 @@ from gettok.tasks.annotate.annotator import annotate_videos
 from sqlalchemy import select
 
 from gettok import db
-from gettok.clients.llm import Budget, LlmClient, LlmUnavailable
+from gettok.clients.llm import LlmClient, LlmUnavailable
+from gettok.clients.llm_budget import Budget
 from gettok.settings import get_settings
 from tests.enrich_rows import add_videos, point_at_sandbox
 

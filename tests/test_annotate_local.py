@@ -19,7 +19,7 @@ from gettok.tasks.report.analyses.embeddings import resolve
 from sqlalchemy import select
 
 from gettok import db
-from gettok.clients.llm import Budget
+from gettok.clients.llm_budget import Budget
 from gettok.settings import get_settings
 from tests.enrich_rows import TRANSCRIPTS, add_videos, point_at_sandbox
 

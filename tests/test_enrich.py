@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from gettok import db
 from gettok.cli import app
-from gettok.clients.llm import Budget, LlmClient, PriceUnknown
+from gettok.clients.llm import LlmClient
+from gettok.clients.llm_budget import Budget, PriceUnknown
 from gettok.sandbox.media import make_clip
 from gettok.settings import get_settings
 from tests.enrich_rows import PERU, add_videos, campaign_file, point_at_sandbox

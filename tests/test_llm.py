@@ -14,16 +14,10 @@ from gettok.models.annotations import Description, SentimentAnswer, Summary, sta
 from gettok.models.schema import AnnotationStatus
 from pydantic import field_validator
 
-from gettok.clients.llm import (
-    Budget,
-    ChatRequest,
-    LlmClient,
-    LlmUnavailable,
-    PriceUnknown,
-    cost_usd,
-    image_tokens,
-    llm_policy,
-)
+from gettok.clients.llm import LlmClient, LlmUnavailable
+from gettok.clients.llm_budget import Budget, PriceUnknown, cost_usd
+from gettok.clients.llm_faults import llm_policy
+from gettok.clients.llm_request import ChatRequest, image_tokens
 from gettok.settings import get_settings
 from tests.no_waits import real_waits
 

@@ -11,7 +11,9 @@ import pytest
 from gettok.models.annotations import SentimentAnswer, Summary
 from gettok.models.schema import AnnotationStatus
 
-from gettok.clients.llm import Budget, ChatRequest, LlmClient, LlmUnavailable
+from gettok.clients.llm import LlmClient, LlmUnavailable
+from gettok.clients.llm_budget import Budget
+from gettok.clients.llm_request import ChatRequest
 from gettok.settings import get_settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openai"

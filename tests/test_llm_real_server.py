@@ -16,7 +16,8 @@ import pytest
 from gettok.models.schema import AnnotationStatus
 from gettok.tasks.annotate.annotator import VideoInputs, build_request, plan_for
 
-from gettok.clients.llm import Budget, LlmClient
+from gettok.clients.llm import LlmClient
+from gettok.clients.llm_budget import Budget
 from gettok.settings import get_settings
 from tests.enrich_rows import make_campaign
 

@@ -39,7 +39,8 @@ def enrich_command(
 ) -> None:
     """Extract frames and annotate pending videos with the LLM (description, stance, sentiment,
     summary), within a budget; --dry-run estimates the cost without sending anything."""
-    from gettok.clients.llm import LlmUnavailable, PriceUnknown
+    from gettok.clients.llm import LlmUnavailable
+    from gettok.clients.llm_budget import PriceUnknown
     from gettok.tasks.annotate.annotator import REQUESTED_KINDS
     from gettok.tasks.annotate.cost import estimate_enrich
 

@@ -12,145 +12,34 @@ model or an empty balance stops the run at the first answer, for every request a
 
 from __future__ import annotations
 
-import json
-import math
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 from pydantic import BaseModel, ValidationError
 
+from gettok.clients.llm_budget import Budget, cost_usd
+from gettok.clients.llm_faults import (
+    corrective_message,
+    error_code,
+    fault_kind,
+    filter_categories,
+    is_empty_balance,
+    llm_policy,
+    over_limit,
+    server_wait_s,
+    validation_summary,
+)
+from gettok.clients.llm_request import ChatRequest, text_tokens
 from gettok.models.annotations import strict_json_schema
 from gettok.models.api import strip_nul
 from gettok.models.schema import AnnotationStatus, utcnow
-from gettok.retry import RetryPolicy, call_with_retries, retry_after_s
+from gettok.retry import call_with_retries
 from gettok.settings import Settings, redact
 
 SANDBOX_FINGERPRINT = "gettok-sandbox"  # the sandbox's system_fingerprint: marks its answers
-CHARS_PER_TOKEN = 4  # OpenAI's rule of thumb for English; Spanish runs a little longer
-MESSAGE_OVERHEAD_TOKENS = 4
-# No tokenizer makes a token longer than this on average over a whole answer: more characters
-# than the limit times this means the server ignored the limit (20 MB answers were seen).
-MAX_CHARS_PER_TOKEN = 16
 LENGTH_RETRY_FACTOR = 2  # an answer cut at the token limit is asked again with this much room
-
-
-class PriceUnknown(ValueError):
-    """A model with no price: the budget could not be kept, so the run does not start."""
-
-
-def price_for(settings: Settings, model: str) -> tuple[float, float]:
-    """USD per million (input, output) tokens; a dated model name falls back to its family."""
-    prices = settings.llm_prices
-    if model in prices:
-        return prices[model]
-    family = max((name for name in prices if model.startswith(name)), key=len, default=None)
-    if family is None:
-        raise PriceUnknown(
-            f"no price for model {model!r}: add it to GETTOK_LLM_PRICES as "
-            f'{{"{model}": [input_usd_per_million, output_usd_per_million]}} '
-            "(0, 0 for a local server)"
-        )
-    return prices[family]
-
-
-def cost_usd(settings: Settings, model: str, input_tokens: int, output_tokens: int) -> float:
-    price_in, price_out = price_for(settings, model)
-    return (input_tokens * price_in + output_tokens * price_out) / 1_000_000
-
-
-def text_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS
-
-
-def image_tokens(width: int, height: int, detail: str = "high") -> int:
-    """OpenAI's published cost of one image: 85 base tokens plus 170 per 512-px tile at high
-    detail, after fitting in 2048x2048 and shrinking the short side to 768."""
-    if detail == "low":
-        return 85
-    scale = min(1.0, 2048 / max(width, height))
-    width, height = width * scale, height * scale
-    scale = min(1.0, 768 / min(width, height))
-    width, height = width * scale, height * scale
-    return 85 + 170 * math.ceil(width / 512) * math.ceil(height / 512)
-
-
-@dataclass
-class ChatRequest:
-    """One annotation request: messages plus the answer model they must satisfy."""
-
-    model: str
-    system: str
-    user_text: str
-    answer_model: type[BaseModel]
-    schema_name: str
-    images: list[tuple[str, int, int]] = field(default_factory=list)  # (data URL, width, height)
-    temperature: float = 0.0
-    max_output_tokens: int = 800
-    expected_output_tokens: int = 200
-    image_detail: str = "high"
-
-    def messages(self) -> list[dict[str, Any]]:
-        content: list[dict[str, Any]] = [{"type": "text", "text": self.user_text}]
-        for url, _w, _h in self.images:
-            content.append(
-                {"type": "image_url", "image_url": {"url": url, "detail": self.image_detail}}
-            )
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": content}]
-
-    def estimated_tokens(self) -> tuple[int, int]:
-        """(input, output) tokens expected, before sending: what the dry run uses."""
-        return self.input_tokens(self.messages()), self.expected_output_tokens
-
-    def input_tokens(self, messages: list[dict[str, Any]]) -> int:
-        """Estimated input tokens of `messages` (a corrective turn included) with the schema."""
-        schema = json.dumps(strict_json_schema(self.answer_model))
-        tokens = text_tokens(schema)
-        for message in messages:
-            content = message.get("content") or ""
-            parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
-            for part in parts:
-                if part["type"] == "text":
-                    tokens += text_tokens(part["text"])
-        tokens += sum(image_tokens(w, h, self.image_detail) for _u, w, h in self.images)
-        return tokens
-
-
-class Budget:
-    """A run's spending limit in USD, shared by concurrent requests.
-
-    A request starts only if what is spent, plus what requests in flight are expected to cost,
-    plus its own expected cost stays within the limit; so a run stops at the limit instead of
-    overshooting it by the number of requests in flight. Once one request is refused the budget
-    is reached: no later request starts, even a smaller one, so a run stops at one clear point.
-    """
-
-    def __init__(self, limit_usd: float) -> None:
-        self.limit_usd = limit_usd
-        self.spent_usd = 0.0
-        self._reserved = 0.0
-        self._lock = threading.Lock()
-        self.reached = False
-
-    def reserve(self, estimate_usd: float) -> bool:
-        with self._lock:
-            if self.reached or self.spent_usd + self._reserved + estimate_usd > self.limit_usd:
-                self.reached = True
-                return False
-            self._reserved += estimate_usd
-            return True
-
-    def settle(self, estimate_usd: float, actual_usd: float) -> None:
-        with self._lock:
-            self._reserved -= estimate_usd
-            self.spent_usd += actual_usd
-
-    @property
-    def remaining_usd(self) -> float:
-        return max(0.0, self.limit_usd - self.spent_usd)
 
 
 class LlmOutcome(BaseModel):
@@ -257,7 +146,7 @@ class LlmClient:
             outcome.status = AnnotationStatus.refused
             outcome.error = self._clean(message.refusal or "content filter: answer filtered")
             return None
-        too_long = _over_limit(content, completion.usage, max_tokens)
+        too_long = over_limit(content, completion.usage, max_tokens)
         if too_long:  # the server ignored the limit: never stored, never fed to a later prompt
             outcome.status, outcome.error = AnnotationStatus.invalid, too_long
             return None
@@ -270,13 +159,13 @@ class LlmClient:
         try:
             answer = request.answer_model.model_validate_json(content)
         except ValidationError as exc:
-            problem = _validation_summary(exc)
+            problem = validation_summary(exc)
             if last:
                 outcome.status, outcome.error = AnnotationStatus.invalid, self._clean(problem)
                 return None
             corrective = [
                 {"role": "assistant", "content": content},
-                {"role": "user", "content": _corrective_message(problem)},
+                {"role": "user", "content": corrective_message(problem)},
             ]
             return [*request.messages(), *corrective], max_tokens
         outcome.status, outcome.value = AnnotationStatus.ok, strip_nul(answer.model_dump())
@@ -287,14 +176,14 @@ class LlmClient:
         if isinstance(exc, GaveUp):
             outcome.status, outcome.error = AnnotationStatus.failed, str(exc)
             return outcome
-        if _is_empty_balance(exc) or isinstance(
+        if is_empty_balance(exc) or isinstance(
             exc, openai.AuthenticationError | openai.PermissionDeniedError | openai.NotFoundError
         ):
             self._stopped = LlmUnavailable(self._stop_reason(exc, request))
             raise self._stopped from None
-        if isinstance(exc, openai.BadRequestError) and _code(exc) == "content_filter":
+        if isinstance(exc, openai.BadRequestError) and error_code(exc) == "content_filter":
             outcome.status = AnnotationStatus.refused  # the prompt: asking again gives the same
-            outcome.error = self._clean(f"content filter: {_filter_categories(exc)}{exc.message}")
+            outcome.error = self._clean(f"content filter: {filter_categories(exc)}{exc.message}")
             return outcome
         if isinstance(exc, openai.APIStatusError):  # 4xx other than 429: retrying cannot help
             outcome.status = AnnotationStatus.failed
@@ -306,7 +195,7 @@ class LlmClient:
 
     def _stop_reason(self, exc: openai.APIStatusError, request: ChatRequest) -> str:
         said = f"{self._server()} answered HTTP {exc.status_code} for model {request.model!r}"
-        if _is_empty_balance(exc):
+        if is_empty_balance(exc):
             return (
                 f"{said}: the account's balance or quota is used up (insufficient_quota), "
                 f"which waiting does not fix: add credit or raise the limit, then run again "
@@ -346,12 +235,12 @@ class LlmClient:
             completion = call_with_retries(
                 once,
                 policies=self.policies,
-                kind_of=_fault_kind,
-                server_wait_s=_server_wait_s,
+                kind_of=fault_kind,
+                server_wait_s=server_wait_s,
                 attempts=self.settings.llm_max_attempts,
             )
         except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as e:
-            if _is_empty_balance(e):
+            if is_empty_balance(e):
                 raise  # not a fault that retrying outlasts: the run stops
             raise GaveUp(f"{self._describe(e)} (gave up after {outcome.attempts} attempts)") from e
         outcome.created_at = utcnow()
@@ -395,88 +284,3 @@ class LlmClient:
 
     def _clean(self, text: str) -> str:
         return redact(str(text), self.settings).replace("\x00", "")[:500]
-
-
-def llm_policy(settings: Settings) -> RetryPolicy:
-    """The waits and tries for the LLM's 429s, 5xx and timeouts, from the researcher's settings:
-    `llm_max_attempts` tries in all, waits from `llm_backoff_s` doubling (with up to as much
-    again at random), never sooner than the server's Retry-After, none over `llm_max_wait_s`."""
-    return RetryPolicy(
-        attempts=settings.llm_max_attempts,
-        wait_initial_s=settings.llm_backoff_s,
-        wait_max_s=settings.llm_max_wait_s,
-        wait_jitter_s=settings.llm_backoff_s,
-    )
-
-
-def _fault_kind(exc: Exception) -> str | None:
-    """The failures worth another try; any other (a 4xx, an empty balance, a body the SDK cannot
-    read) is not."""
-    if _is_empty_balance(exc):
-        return None
-    if isinstance(exc, openai.RateLimitError):
-        return "throttle"
-    if isinstance(exc, openai.InternalServerError):
-        return "server_error"
-    if isinstance(exc, openai.APIConnectionError):  # timeouts included
-        return "network"
-    return None
-
-
-def _server_wait_s(exc: Exception) -> float | None:
-    response = getattr(exc, "response", None)
-    return retry_after_s(getattr(response, "headers", None))
-
-
-def _validation_summary(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors()[:5]
-    )
-
-
-def _code(exc: openai.OpenAIError) -> str | None:
-    """The error's `code` (or, in older OpenAI bodies, its `type`), as the server spelled it."""
-    return getattr(exc, "code", None) or getattr(exc, "type", None)
-
-
-def _is_empty_balance(exc: openai.OpenAIError) -> bool:
-    """OpenAI's 429 `insufficient_quota`: no credit left, unlike a rate limit's 429."""
-    return isinstance(exc, openai.RateLimitError) and "insufficient_quota" in (
-        getattr(exc, "code", None),
-        getattr(exc, "type", None),
-    )
-
-
-def _filter_categories(exc: openai.APIStatusError) -> str:
-    """Azure's filtered categories from the error's `innererror`, e.g. "violence (high); "."""
-    body = exc.body if isinstance(exc.body, dict) else {}
-    results = (body.get("innererror") or {}).get("content_filter_result") or {}
-    named = [
-        f"{name} ({found.get('severity', 'detected')})"
-        for name, found in sorted(results.items())
-        if isinstance(found, dict) and found.get("filtered")
-    ]
-    return f"{', '.join(named)}; " if named else ""
-
-
-def _over_limit(content: str, usage: Any, max_tokens: int) -> str | None:
-    """Why an answer is longer than the request allowed, or None when it is not."""
-    reported = getattr(usage, "completion_tokens", None) if usage is not None else None
-    if reported is not None and reported > max_tokens:
-        return (
-            f"the answer has {reported} tokens, over the limit of {max_tokens}: "
-            "the server ignored max_completion_tokens; not stored"
-        )
-    if len(content) > max_tokens * MAX_CHARS_PER_TOKEN:
-        return (
-            f"the answer has {len(content)} characters, far over the limit of {max_tokens} "
-            "tokens: the server ignored max_completion_tokens; not stored"
-        )
-    return None
-
-
-def _corrective_message(problem: str) -> str:
-    return (
-        f"Your answer did not match the required JSON schema: {problem}. "
-        "Answer again with only the corrected JSON object."
-    )

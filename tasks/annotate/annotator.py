@@ -43,7 +43,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gettok import claims, db
-from gettok.clients.llm import Budget, ChatRequest, LlmClient, LlmOutcome, LlmUnavailable
+from gettok.clients.llm import LlmClient, LlmOutcome, LlmUnavailable
+from gettok.clients.llm_budget import Budget
+from gettok.clients.llm_request import ChatRequest
 from gettok.settings import Settings, redact
 from gettok.stage import StageResult
 

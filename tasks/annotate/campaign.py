@@ -17,7 +17,8 @@ from gettok.tasks.annotate.annotator import (
 from gettok.tasks.annotate.local_run import annotate_locally, local_classifier
 
 from gettok import db
-from gettok.clients.llm import Budget, LlmClient, price_for
+from gettok.clients.llm import LlmClient
+from gettok.clients.llm_budget import Budget, price_for
 from gettok.retry import rate_limit
 from gettok.settings import Settings
 

@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gettok import db
-from gettok.clients.llm import cost_usd
+from gettok.clients.llm_budget import cost_usd
 from gettok.settings import Settings
 
 DEFAULT_FRAME_SIZE = (720, 1280)  # TikTok's usual portrait size, when nothing was probed

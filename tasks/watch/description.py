@@ -60,7 +60,9 @@ def watch_for_description(
     limit: int | None = None,
 ) -> WatchResult:
     """Ask the vision LLM whether a described target is in each unchecked video's frames."""
-    from gettok.clients.llm import Budget, ChatRequest, LlmClient
+    from gettok.clients.llm import LlmClient
+    from gettok.clients.llm_budget import Budget
+    from gettok.clients.llm_request import ChatRequest
 
     model = llm_settings.llm_model_for("watch")
     prompt_hash = target_hash(WATCH_SYSTEM, WATCH_USER, description)

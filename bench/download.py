@@ -37,7 +37,7 @@ from gettok.tasks.download.gate import DownloadGate  # noqa: E402
 from gettok import db  # noqa: E402
 from gettok.sandbox.config import SandboxConfig  # noqa: E402
 from gettok.sandbox.corpus import Corpus  # noqa: E402
-from gettok.sandbox.media import clip_for  # noqa: E402
+from gettok.sandbox.media_cache import clip_for  # noqa: E402
 from gettok.settings import get_settings  # noqa: E402
 
 SERVE = """

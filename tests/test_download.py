@@ -30,7 +30,7 @@ from sqlalchemy import insert, select
 from gettok import db
 from gettok.clients.tiktok_web import video_url
 from gettok.sandbox.config import SandboxConfig
-from gettok.sandbox.media import clip_for
+from gettok.sandbox.media_cache import clip_for
 from gettok.sandbox.server import running_sandbox
 from gettok.settings import get_settings
 

@@ -16,7 +16,7 @@ from gettok.tasks.download.media import probe_media
 from sqlalchemy import select
 
 from gettok import db
-from gettok.sandbox.media import clip_for
+from gettok.sandbox.media_cache import clip_for
 from gettok.sandbox.server import running_sandbox
 from gettok.settings import get_settings
 from tests.test_download import (

@@ -24,7 +24,8 @@ from gettok.tasks.download.media import (
 )
 
 from gettok.db import session_scope
-from gettok.sandbox import media
+from gettok.sandbox import media, media_cache
+from gettok.sandbox.clip_pictures import default_caption
 from gettok.sandbox.config import SandboxConfig
 from gettok.sandbox.corpus import Corpus
 
@@ -114,7 +115,7 @@ def test_caption_follows_seed(tmp_path):
         capture = cv2.VideoCapture(str(path))
         return capture.read()[1][540:]
 
-    assert media.default_caption(3, "hola") == "" and media.default_caption(2, "hola a todos")
+    assert default_caption(3, "hola") == "" and default_caption(2, "hola a todos")
     assert not np.array_equal(bottom(2), bottom(2, ""))  # even seed: a caption is drawn
     assert np.array_equal(bottom(3), bottom(3, ""))  # odd seed: none
 
@@ -131,7 +132,7 @@ def test_clip_for_caches_once_under_concurrency(tmp_path, corpus_video):
 
     def fetch():
         try:
-            paths.append(media.clip_for(corpus_video, tmp_path))
+            paths.append(media_cache.clip_for(corpus_video, tmp_path))
         except Exception as exc:  # pragma: no cover - the assertion below reports it
             errors.append(exc)
 
@@ -144,13 +145,13 @@ def test_clip_for_caches_once_under_concurrency(tmp_path, corpus_video):
     files = list((tmp_path / "clips").iterdir())
     assert files == [paths[0]]  # no temp file left behind
     mtime = paths[0].stat().st_mtime_ns
-    assert media.clip_for(corpus_video, tmp_path) == paths[0]
+    assert media_cache.clip_for(corpus_video, tmp_path) == paths[0]
     assert paths[0].stat().st_mtime_ns == mtime  # served from the cache
     assert probe_media(paths[0]).has_audio
 
 
 def test_slideshow_assets(tmp_path, corpus_video):
-    images, audio = media.slideshow_assets(corpus_video, tmp_path)
+    images, audio = media_cache.slideshow_assets(corpus_video, tmp_path)
     assert 2 <= len(images) <= 6
     for image in images:
         assert image.read_bytes()[:3] == b"\xff\xd8\xff"
@@ -159,7 +160,7 @@ def test_slideshow_assets(tmp_path, corpus_video):
         assert (
             not container.streams.video and container.streams.audio[0].codec_context.name == "aac"
         )
-    assert media.slideshow_assets(corpus_video, tmp_path) == (images, audio)
+    assert media_cache.slideshow_assets(corpus_video, tmp_path) == (images, audio)
 
 
 # --- validation -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from gettok.tasks.download.downloader import download_pending, partial_dir
 from sqlalchemy import select
 
 from gettok import db
-from gettok.sandbox.media import clip_for
+from gettok.sandbox.media_cache import clip_for
 from gettok.sandbox.server import running_sandbox
 from gettok.settings import get_settings
 from tests.chaos_world import NO_WAITS, ROOT

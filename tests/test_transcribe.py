@@ -38,7 +38,8 @@ from gettok.tasks.transcribe.whisper import (
 from sqlalchemy import func, select
 
 from gettok import db
-from gettok.sandbox.media import make_clip, speak, write_audio
+from gettok.sandbox.clip_audio import speak
+from gettok.sandbox.media import make_clip, write_audio
 from gettok.settings import get_settings
 
 MAX_WER = 0.25

@@ -19,7 +19,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from gettok.sandbox import faces, media
+from gettok.sandbox import faces, media, media_cache
 from gettok.sandbox.state import SandboxState
 
 TOKEN_COOKIE = "tt_chain_token"
@@ -159,7 +159,7 @@ def build_router(state: SandboxState) -> APIRouter:
             if video is None or video.web_state != "public":
                 return None
             face = faces.face_in(video, state.config)
-            return media.clip_for(video, state.config.media_cache_dir, face)
+            return media_cache.clip_for(video, state.config.media_cache_dir, face)
 
         return media_response(request, path_of)
 
@@ -169,7 +169,7 @@ def build_router(state: SandboxState) -> APIRouter:
             video = corpus_video(video_id)
             if video is None or video.web_state != "slideshow":
                 return None
-            images, _audio = media.slideshow_assets(video, state.config.media_cache_dir)
+            images, _audio = media_cache.slideshow_assets(video, state.config.media_cache_dir)
             return images[number] if 0 <= number < len(images) else None
 
         return media_response(request, path_of)
@@ -180,7 +180,7 @@ def build_router(state: SandboxState) -> APIRouter:
             video = corpus_video(video_id)
             if video is None or video.web_state != "slideshow":
                 return None
-            return media.slideshow_assets(video, state.config.media_cache_dir)[1]
+            return media_cache.slideshow_assets(video, state.config.media_cache_dir)[1]
 
         return media_response(request, path_of)
 
@@ -188,7 +188,7 @@ def build_router(state: SandboxState) -> APIRouter:
         item = _base_item(video)
         signed = f"?expire={expire}"
         if video.web_state == "slideshow":
-            images, _audio = media.slideshow_assets(video, state.config.media_cache_dir)
+            images, _audio = media_cache.slideshow_assets(video, state.config.media_cache_dir)
             item["imagePost"] = {
                 "images": [
                     {

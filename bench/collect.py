@@ -27,7 +27,8 @@ from gettok.models.api import ResearchVideo
 from gettok.models.campaign import load_campaign
 from gettok.models.schema import CampaignVideo, EngagementSnapshot, Video, utcnow
 from gettok.tasks.collect import collect_campaign
-from gettok.tasks.collect.store import ensure_window, save_campaign, store_page, video_row
+from gettok.tasks.collect.store import ensure_window, save_campaign, store_page
+from gettok.tasks.collect.video_rows import video_row
 from gettok.tasks.collect.windows import CollectionWindow
 from sqlalchemy import create_engine, text
 

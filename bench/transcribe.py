@@ -26,16 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gettok.tasks.transcribe.audio import decode_clip, decode_clips  # noqa: E402
 from gettok.tasks.transcribe.wer import word_error_rate  # noqa: E402
-from gettok.tasks.transcribe.whisper import (  # noqa: E402
-    WhisperOptions,
-    decode_clip,
-    decode_clips,
-    load_model,
-    resolve_device,
-    resolve_model,
-    transcribe_clips,
-)
+from gettok.tasks.transcribe.whisper import WhisperOptions, transcribe_clips  # noqa: E402
+from gettok.tasks.transcribe.whisper_model import load_model, resolve_device, resolve_model  # noqa: E402
 
 SENTENCES = [
     "The city council met on Tuesday to discuss the new budget for public schools and roads.",

@@ -28,13 +28,10 @@ from gettok.tasks.transcribe import (
     transcribe_videos,
     whisper_options,
 )
+from gettok.tasks.transcribe.audio import decode_clip
 from gettok.tasks.transcribe.wer import word_error_rate
-from gettok.tasks.transcribe.whisper import (
-    WhisperOptions,
-    decode_clip,
-    load_model,
-    transcribe_clips,
-)
+from gettok.tasks.transcribe.whisper import WhisperOptions, transcribe_clips
+from gettok.tasks.transcribe.whisper_model import load_model
 from sqlalchemy import func, select
 
 from gettok import db

@@ -134,7 +134,7 @@ def transcribe_command(
     TikTok's own transcripts beside them; a rerun transcribes only what is pending."""
     from gettok.flows.transcribe import transcribe
     from gettok.tasks.transcribe.transcriber import ensure_transcription_limit
-    from gettok.tasks.transcribe.whisper import ModelUnavailable, check_model
+    from gettok.tasks.transcribe.whisper_model import ModelUnavailable, check_model
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)

@@ -27,7 +27,7 @@ def retranscribe_command(
     from gettok.tasks.annotate.store import count_stale_annotations
     from gettok.tasks.transcribe.store import make_current
     from gettok.tasks.transcribe.transcriber import ensure_transcription_limit, whisper_options
-    from gettok.tasks.transcribe.whisper import ModelUnavailable, check_model
+    from gettok.tasks.transcribe.whisper_model import ModelUnavailable, check_model
 
     settings = settings_or_exit()
     campaign = campaign_or_exit(campaign_file)

@@ -12,13 +12,9 @@ import logging
 from pathlib import Path
 
 from gettok.models.schema import Download, DownloadStatus, MediaInfo, Transcript, Video, utcnow
-from gettok.tasks.transcribe.whisper import (
-    AudioError,
-    ClipTranscript,
-    WhisperOptions,
-    is_near_empty,
-    resolve_device,
-)
+from gettok.tasks.transcribe.audio import AudioError
+from gettok.tasks.transcribe.whisper import ClipTranscript, WhisperOptions, is_near_empty
+from gettok.tasks.transcribe.whisper_model import resolve_device
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased

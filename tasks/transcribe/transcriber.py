@@ -21,17 +21,11 @@ from gettok.models.schema import (
     utcnow,
 )
 from gettok.tasks.transcribe import store
+from gettok.tasks.transcribe.audio import AudioError, decode_clips
 from gettok.tasks.transcribe.slot import available as local_slot_available
 from gettok.tasks.transcribe.slot import local_slot
-from gettok.tasks.transcribe.whisper import (
-    AudioError,
-    ClipTranscript,
-    WhisperOptions,
-    decode_clips,
-    load_model,
-    resolve_device,
-    transcribe_clips,
-)
+from gettok.tasks.transcribe.whisper import ClipTranscript, WhisperOptions, transcribe_clips
+from gettok.tasks.transcribe.whisper_model import load_model, resolve_device
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel

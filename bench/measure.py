@@ -39,7 +39,7 @@ def measure(module: str, name: str, url: str, env: dict[str, str] | None = None)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1:], "seconds": round(seconds, 2)}
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"seconds": round(result["seconds"], 2), "peak_mb": round(peak_mb), **result}
+    return {**result, "seconds": round(result["seconds"], 2), "peak_mb": round(peak_mb)}
 
 
 def measure_in_wrapper(module: str, name: str, url: str) -> dict:

@@ -100,6 +100,30 @@ def pending_videos(
     """Videos of the campaign (or of `among`) with this kind's inputs and no final annotation of
     this plan (an invalid one with fewer than `max_tries` tries is not final, nor a stale one); in
     id order, a keyset page (`after` the last id of the previous one, `limit` ids) when asked."""
+    query = _pending_query(campaign_name, plan, among, max_tries, after)
+    return list(session.scalars(query.order_by(Video.id).limit(limit)))
+
+
+def count_pending(
+    session: Session,
+    campaign_name: str,
+    plan: KindPlan,
+    max_tries: int = 3,
+    *,
+    after: int | None = None,
+) -> int:
+    """How many videos `pending_videos` would list, without reading them."""
+    query = _pending_query(campaign_name, plan, None, max_tries, after)
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
+
+
+def _pending_query(
+    campaign_name: str,
+    plan: KindPlan,
+    among: list[int] | None,
+    max_tries: int,
+    after: int | None,
+):
     query = select(Video.id).where(
         Video.id.in_(campaign_videos(campaign_name)),
         ~_has_final(plan.kind, plan.model, plan.prompt_hash, max_tries),
@@ -116,7 +140,7 @@ def pending_videos(
         query = query.where(_has_transcript_text())
     if after is not None:
         query = query.where(Video.id > after)
-    return list(session.scalars(query.order_by(Video.id).limit(limit)))
+    return query
 
 
 def count_stale(session: Session, campaign_name: str, plan: KindPlan) -> int:

@@ -22,7 +22,7 @@ from gettok.models.schema import (
     utcnow,
 )
 from gettok.tasks.annotate.provenance import current_transcript_exists, inputs_key, is_stale
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -100,7 +100,7 @@ def pending_videos(
     """Videos of the campaign (or of `among`) with this kind's inputs and no final annotation of
     this plan (an invalid one with fewer than `max_tries` tries is not final, nor a stale one); in
     id order, a keyset page (`after` the last id of the previous one, `limit` ids) when asked."""
-    query = _pending_query(campaign_name, plan, among, max_tries, after)
+    query = pending_query(campaign_name, plan, max_tries, among=among, after=after)
     return list(session.scalars(query.order_by(Video.id).limit(limit)))
 
 
@@ -113,17 +113,19 @@ def count_pending(
     after: int | None = None,
 ) -> int:
     """How many videos `pending_videos` would list, without reading them."""
-    query = _pending_query(campaign_name, plan, None, max_tries, after)
+    query = pending_query(campaign_name, plan, max_tries, after=after)
     return session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
-def _pending_query(
+def pending_query(
     campaign_name: str,
     plan: KindPlan,
-    among: list[int] | None,
-    max_tries: int,
-    after: int | None,
-):
+    max_tries: int = 3,
+    *,
+    among: list[int] | None = None,
+    after: int | None = None,
+) -> Select:
+    """The SELECT of the ids `pending_videos` lists (unordered), to count or combine in SQL."""
     query = select(Video.id).where(
         Video.id.in_(campaign_videos(campaign_name)),
         ~_has_final(plan.kind, plan.model, plan.prompt_hash, max_tries),

@@ -12,17 +12,20 @@ Run it soon after collection: the studies lost 1,427 videos that went private in
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import load_campaign
 from gettok.models.schema import DownloadStatus, utcnow
-from gettok.tasks.download.downloader import download_batch, remove_stale_partials
+from gettok.tasks.download.downloader import (
+    download_batch,
+    download_round,
+    remove_stale_partials,
+)
 from gettok.tasks.download.gate import HostDown
 from gettok.tasks.download.store import (
     DownloadResult,
-    global_backoff_until,
-    pending_videos,
     transient_due,
 )
 from prefect import flow, get_run_logger
@@ -75,28 +78,28 @@ def _rounds(
     result = DownloadResult()
     for round_number in range(transient_rounds + 1):
         retrying = retry_failed and round_number == 0
-        videos = pending_videos(url, campaign_name, retry_failed=retrying, limit=limit)
-        until = global_backoff_until(url)
-        if until is not None:
-            logger.warning("tiktok.com throttled us: nothing asked until %s", until.isoformat())
-            result = result.merge(
-                DownloadResult(deferred=[i for i, _ in videos], blocked_until=until)
+        logger.info("round %d", round_number + 1)
+        asked = download_round(
+            url,
+            campaign_name,
+            settings.download_batch_size,
+            partial(
+                download_batch,
+                settings=settings,
+                retry_failed=retrying,
+                shared_rate_limit=shared_rate_limit,
+            ),
+            retry_failed=retrying,
+            limit=limit,
+            log=logger,
+        )
+        result = result.merge(asked)
+        if asked.blocked_until is not None and not asked.statuses:
+            logger.warning(
+                "tiktok.com throttled us: nothing asked until %s", asked.blocked_until.isoformat()
             )
+        if not asked.statuses and not asked.skipped and not asked.busy:
             break
-        if not videos:
-            break
-        logger.info("round %d: %d videos to download", round_number + 1, len(videos))
-        size = settings.download_batch_size
-        for start in range(0, len(videos), size):
-            batch = download_batch(
-                videos[start : start + size], settings, retrying, shared_rate_limit
-            )
-            logger.info("batch %d: %s", start // size + 1, batch.summary())
-            result = result.merge(batch)
-            if batch.blocked_until is not None or batch.outage:  # the rest waits
-                rest = [i for i, _ in videos[start + size :]]
-                result = result.merge(DownloadResult(deferred=rest))
-                break
         if result.blocked_until or result.outage or round_number == transient_rounds:
             break
         due = transient_due(url, campaign_name)

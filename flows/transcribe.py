@@ -21,9 +21,9 @@ from gettok.tasks.transcribe import (
     TranscribeResult,
     compare_transcripts_task,
     identify_languages_task,
-    pending_videos,
     record_tiktok_task,
     transcribe_batch,
+    transcribe_campaign,
     whisper_options,
 )
 from prefect import flow, get_run_logger
@@ -48,17 +48,21 @@ def transcribe(
     logger = get_run_logger()
     settings = get_settings()
     campaign = load_campaign(Path(campaign_file))
-    url = settings.resolved_database_url
     options = whisper_options(settings, campaign.language, campaign.force_language, model=model)
 
     result = TranscribeResult(tiktok=record_tiktok_task(settings, campaign.name))
-    pending = pending_videos(url, options, campaign.name, retry_failed=retry_failed, limit=limit)
-    logger.info("%d videos to transcribe with %s", len(pending), options.model_name)
-    size = settings.transcription_task_videos
-    for start in range(0, len(pending), size):
-        batch = transcribe_batch(pending[start : start + size], settings, options, retry_failed)
-        result = result.merge(batch)
-        logger.info("batch %d: %s", start // size + 1, batch.summary())
+    logger.info("transcribing pending videos with %s", options.model_name)
+    result = result.merge(
+        transcribe_campaign(
+            settings,
+            options,
+            campaign.name,
+            transcribe_batch,
+            retry_failed=retry_failed,
+            limit=limit,
+            log=logger,
+        )
+    )
     result.text_languages = identify_languages_task(settings, campaign.name)
     result.compared = compare_transcripts_task(settings, campaign.name)
 

@@ -3,16 +3,26 @@ the export was built before streaming (tests/export_reference.py), on both backe
 
 from __future__ import annotations
 
+from collections import Counter
+
 import polars as pl
 import pytest
 from gettok.tasks.export import table
 from gettok.tasks.report import languages, metrics
 from gettok.tasks.report.aggregate import campaign_figures
+from gettok.tasks.report.compare_transcripts import words
+from gettok.tasks.report.comparisons import (
+    campaign_comparison,
+    compare_campaign,
+    word_count_points,
+)
 from polars.testing import assert_frame_equal
 
 from bench.scale_data import build
 from tests import export_reference
 from tests.dataset_for_outputs import build_dataset
+
+NO_MODEL = "none"  # no sentence embeddings: the word counts do not need them
 
 
 @pytest.fixture(params=["outputs", "bench"])
@@ -41,7 +51,6 @@ def test_paged_figures_equal_the_whole_tables(campaign, monkeypatch):
     assert f.languages == languages.language_distribution(whole)
     _same(f.disagreements, languages.disagreements(whole))
     assert f.downloads == metrics.download_status_counts(whole)
-    assert f.pairs == metrics.transcript_pairs(whole)
     assert f.synthetic == whole["is_sandbox"].sum()
     _same(f.daily.select(metrics.daily_volume(whole).columns), metrics.daily_volume(whole))
     coverage = metrics.transcript_coverage(whole)
@@ -49,6 +58,32 @@ def test_paged_figures_equal_the_whole_tables(campaign, monkeypatch):
     for label in ("stance", "sentiment"):
         expected = metrics.labels_over_time(whole, label)
         _same(getattr(f, label).select(expected.columns), expected)
+
+
+def _transcript_pairs(whole: pl.DataFrame) -> list[tuple[str, str]]:
+    """The (Whisper, TikTok) texts the word-count figure was drawn from before it read the
+    stored comparisons: videos with both, non-empty, from the whole export table."""
+    both = whole.filter(
+        (pl.col("whisper_status") == "ok")
+        & ~pl.col("whisper_is_empty").fill_null(False)
+        & (pl.col("whisper_transcript").str.strip_chars().str.len_chars() > 0)
+        & (pl.col("tiktok_transcript").str.strip_chars().str.len_chars() > 0)
+    )
+    return list(zip(both["whisper_transcript"], both["tiktok_transcript"], strict=True))
+
+
+def test_word_count_points_are_the_pairs_word_counts(campaign):
+    """The figure's points, from the stored comparisons, equal the word counts of the pairs it
+    was drawn from before (each distinct pair of counts once, with its number of videos)."""
+    url, name = campaign
+    records = export_reference.campaign_records(url, name, with_raw=False)
+    pairs = _transcript_pairs(export_reference.export_frame(records)[0])
+    assert len(pairs) > 10
+    compare_campaign(url, name, NO_MODEL)
+    points = word_count_points(url, name, NO_MODEL)
+    expected = Counter((len(words(w)), len(words(t))) for w, t in pairs)
+    assert points == sorted((x, y, n) for (x, y), n in expected.items())
+    assert sum(n for *_, n in points) == campaign_comparison(url, name, NO_MODEL).videos
 
 
 def test_figures_of_a_campaign_without_videos(sqlite_url):
@@ -61,7 +96,8 @@ def test_figures_of_a_campaign_without_videos(sqlite_url):
         store.save_campaign(session, parse_campaign({**_CAMPAIGN, "name": "empty"}))
     f = campaign_figures(sqlite_url, "empty")
     assert f.summary.videos == 0 and f.by_count == [] and f.daily.height == 0
-    assert f.first_day is None and f.pairs == []
+    assert f.first_day is None
+    assert word_count_points(sqlite_url, "empty", NO_MODEL) == []
 
 
 _CAMPAIGN = {

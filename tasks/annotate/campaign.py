@@ -11,6 +11,7 @@ from gettok.tasks.annotate import store
 from gettok.tasks.annotate.annotator import (
     REQUESTED_KINDS,
     AnnotateResult,
+    KindPlan,
     annotate_videos,
     plan_for,
 )
@@ -19,6 +20,7 @@ from gettok.tasks.annotate.local_run import annotate_locally, local_classifier
 from gettok import db
 from gettok.clients.llm import LlmClient
 from gettok.clients.llm_budget import Budget, price_for
+from gettok.keyset import KeysetPages
 from gettok.retry import rate_limit
 from gettok.settings import Settings
 
@@ -49,15 +51,16 @@ def annotate_campaign(
             total = AnnotateResult(
                 kind=plan.kind.value, model=plan.model, prompt_hash=plan.prompt_hash
             )
-            with db.session_scope(url) as session:
-                pending = store.pending_videos(
-                    session, campaign.name, plan, max_tries=settings.llm_invalid_max_tries
-                )
-            for start in range(0, len(pending), settings.llm_batch_size):
-                batch = pending[start : start + settings.llm_batch_size]
+            pages = KeysetPages(
+                lambda after, n, plan=plan: _pending_page(url, campaign, plan, settings, after, n),
+                settings.llm_batch_size,
+            )
+            for batch in pages:
                 if budget.reached:  # nothing more will be sent: count, do not claim and load
-                    total.skipped_budget += len(batch)
-                    continue
+                    total.skipped_budget += len(batch) + _count_rest(
+                        url, campaign, plan, settings, pages.after
+                    )
+                    break
                 total.add(
                     run_batch(
                         url,
@@ -79,3 +82,27 @@ def annotate_campaign(
             results.append(annotate_locally(url, settings, campaign, classifier, kind))
             log.info("%s (local %s): %s", kind, classifier.model, results[-1].model_dump())
     return results
+
+
+def _pending_page(
+    url: str, campaign: Campaign, plan: KindPlan, settings: Settings, after: int | None, size: int
+) -> list[int]:
+    with db.session_scope(url) as session:
+        return store.pending_videos(
+            session,
+            campaign.name,
+            plan,
+            max_tries=settings.llm_invalid_max_tries,
+            after=after,
+            limit=size,
+        )
+
+
+def _count_rest(
+    url: str, campaign: Campaign, plan: KindPlan, settings: Settings, after: int | None
+) -> int:
+    """What is still pending past the last page read: left for the budget, never read."""
+    with db.session_scope(url) as session:
+        return store.count_pending(
+            session, campaign.name, plan, settings.llm_invalid_max_tries, after=after
+        )

@@ -8,14 +8,10 @@ them: `llm_max_frames` frames at the configured frame size, a description of exp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from gettok.models.campaign import Campaign
-from gettok.models.schema import (
-    AnnotationKind,
-    Frame,
-    MediaInfo,
-)
+from gettok.models.schema import AnnotationKind, Download, Frame, MediaInfo, Video
 from gettok.tasks.annotate import store as annotate_store
 from gettok.tasks.annotate.annotator import (
     REQUESTED_KINDS,
@@ -29,7 +25,7 @@ from gettok.tasks.annotate.prompts import load_prompt
 from gettok.tasks.frames import store as frames_store
 from gettok.tasks.frames.extract import frame_settings
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from gettok import db
@@ -71,52 +67,50 @@ def estimate_enrich(
 ) -> CostEstimate:
     """Estimate the requests an enrich run would make now, without making any.
 
-    Pending videos are read a keyset page at a time and only their running totals kept, so the
-    memory holds a page (and the ids a description would be made for) whatever the backlog."""
+    Pending videos are read a keyset page at a time and only their running totals kept; what
+    later kinds add for the videos this run will frame, describe or summarise is combined in SQL
+    (counts, probed sizes grouped), never held as sets of ids: memory holds a page."""
     plans = [p for k in kinds or REQUESTED_KINDS if (p := plan_for(k, campaign, settings))]
+    tries = settings.llm_invalid_max_tries
     estimates = []
     with db.session_scope(database_url) as session:
-        to_describe: set[int] = set()
-        to_summarise: set[int] = set()
+        # The description and summary plans of this run, once estimated: later kinds also count
+        # the videos those will be made for.
+        describing: KindPlan | None = None
+        summarising: KindPlan | None = None
         for plan in plans:
             estimate = KindEstimate(kind=plan.kind.value, model=plan.model)
             estimate.stale = annotate_store.count_stale(session, campaign.name, plan)
-            pending: set[int] = set()
-            for ids in _pages(
-                lambda after, plan=plan: annotate_store.pending_videos(
-                    session,
-                    campaign.name,
-                    plan,
-                    max_tries=settings.llm_invalid_max_tries,
-                    after=after,
-                    limit=ID_BATCH,
-                )
-            ):
+            pending = annotate_store.pending_query(campaign.name, plan, tries)
+            for ids in _pages(session, pending):
                 for video_inputs in load_inputs(session, ids).values():
                     _add(estimate, plan, video_inputs, settings)
-                pending.update(ids)
             if plan.kind is AnnotationKind.description:
-                for video_id, size in _videos_without_frames(
-                    session, database_url, settings, campaign.name
-                ):
+                frames_pending = _frames_pending(settings, campaign.name)
+                for size, videos in _sizes(session, frames_pending):
                     frames = _planned_frames(settings, size)
-                    _add(estimate, plan, VideoInputs(video_id, frames=frames), settings)
-                    pending.add(video_id)
-                to_describe = pending
-            elif plan.kind is AnnotationKind.stance:
+                    _add(estimate, plan, VideoInputs(0, frames=frames), settings, videos)
+                describing = plan
+            elif plan.kind is AnnotationKind.stance and describing is not None:
                 expected = "x" * 4 * load_prompt("description").expected_output_tokens
-                for video_id in sorted(to_describe - pending):
-                    _add(estimate, plan, VideoInputs(video_id, description=expected), settings)
+                described = annotate_store.pending_query(campaign.name, describing, tries)
+                later = select(func.count()).where(
+                    or_(
+                        Video.id.in_(described),
+                        Video.id.in_(_frames_pending(settings, campaign.name)),
+                    ),
+                    Video.id.not_in(pending),
+                )
+                videos = session.scalar(later) or 0
+                _add(estimate, plan, VideoInputs(0, description=expected), settings, videos)
             elif plan.kind is AnnotationKind.summary:
-                to_summarise = pending
-            elif plan.kind is AnnotationKind.summary_check:
+                summarising = plan
+            elif plan.kind is AnnotationKind.summary_check and summarising is not None:
                 # Videos whose summary this run will write get a check of it too.
                 expected = "x" * 4 * load_prompt("summary").expected_output_tokens
-                later = sorted(to_summarise - pending)
-                for start in range(0, len(later), ID_BATCH):
-                    for video_id, read in load_inputs(
-                        session, later[start : start + ID_BATCH]
-                    ).items():
+                summarised = annotate_store.pending_query(campaign.name, summarising, tries)
+                for ids in _pages(session, summarised.where(Video.id.not_in(pending))):
+                    for video_id, read in load_inputs(session, ids).items():
                         checked = VideoInputs(
                             video_id, transcript=read.transcript, summary=expected
                         )
@@ -128,45 +122,55 @@ def estimate_enrich(
     )
 
 
-def _pages(fetch: Callable[[int | None], list[int]]) -> Iterator[list[int]]:
-    """Keyset pages of ids: `fetch(after)` answers the ids past `after`, in order."""
+def _pages(session: Session, ids: Select) -> Iterator[list[int]]:
+    """Keyset pages of the video ids `ids` selects, in id order."""
     after = None
-    while ids := fetch(after):
-        yield ids
-        after = ids[-1]
+    page = ids.order_by(Video.id).limit(ID_BATCH)
+    while found := list(session.scalars(page if after is None else page.where(Video.id > after))):
+        yield found
+        after = found[-1]
 
 
-def _add(estimate: KindEstimate, plan: KindPlan, inputs: VideoInputs, settings: Settings) -> None:
+def _add(
+    estimate: KindEstimate,
+    plan: KindPlan,
+    inputs: VideoInputs,
+    settings: Settings,
+    videos: int = 1,
+) -> None:
+    """`videos` requests like this one (the same inputs: the same tokens)."""
     tokens_in, tokens_out = build_request(plan, inputs, settings, media_dir=None).estimated_tokens()
-    estimate.videos += 1
-    estimate.input_tokens += tokens_in
-    estimate.output_tokens += tokens_out
-    estimate.cost_usd += cost_usd(settings, plan.model, tokens_in, tokens_out)
+    cost = cost_usd(settings, plan.model, tokens_in, tokens_out)
+    estimate.videos += videos
+    estimate.input_tokens += videos * tokens_in
+    estimate.output_tokens += videos * tokens_out
+    for _ in range(videos):  # added one by one, as each video's request: the same float sum
+        estimate.cost_usd += cost
 
 
-def _videos_without_frames(
-    session: Session, database_url: str, settings: Settings, campaign_name: str
-) -> Iterator[tuple[int, tuple[int, int]]]:
-    """The videos the frames stage would work on now, with their probed size, a page at a time."""
+def _frames_pending(settings: Settings, campaign_name: str) -> Select:
+    """The ids of the videos the frames stage would work on now."""
     digest = frames_store.settings_hash(frame_settings(settings))
-    for ids in _pages(
-        lambda after: [
-            d.video_id
-            for d in frames_store.pending_videos(
-                database_url, digest, campaign_name, limit=ID_BATCH, after=after
-            )
-        ]
-    ):
-        sizes = {
-            video_id: (width, height)
-            for video_id, width, height in session.execute(
-                select(MediaInfo.video_id, MediaInfo.width, MediaInfo.height).where(
-                    MediaInfo.video_id.between(ids[0], ids[-1])
-                )
-            )
-            if width and height
-        }
-        yield from ((video_id, sizes.get(video_id, DEFAULT_FRAME_SIZE)) for video_id in ids)
+    return frames_store.pending_query(digest, campaign_name).with_only_columns(Download.video_id)
+
+
+def _sizes(session: Session, videos: Select) -> Iterator[tuple[tuple[int, int], int]]:
+    """(probed size, videos) of `videos`, grouped in SQL; unprobed ones at the default size."""
+    probed = (
+        select(MediaInfo.width, MediaInfo.height, func.count())
+        .where(MediaInfo.video_id.in_(videos))
+        .group_by(MediaInfo.width, MediaInfo.height)
+    )
+    counted = 0
+    for width, height, count in session.execute(probed):
+        counted += count
+        if width and height:
+            yield (width, height), count
+        else:
+            yield DEFAULT_FRAME_SIZE, count
+    unprobed = session.scalar(select(func.count()).select_from(videos.subquery())) - counted
+    if unprobed:
+        yield DEFAULT_FRAME_SIZE, unprobed
 
 
 def _planned_frames(settings: Settings, size: tuple[int, int]) -> list[Frame]:

@@ -22,7 +22,7 @@ from gettok.models.schema import (
     utcnow,
 )
 from gettok.tasks.annotate.provenance import current_transcript_exists, inputs_key, is_stale
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -100,6 +100,32 @@ def pending_videos(
     """Videos of the campaign (or of `among`) with this kind's inputs and no final annotation of
     this plan (an invalid one with fewer than `max_tries` tries is not final, nor a stale one); in
     id order, a keyset page (`after` the last id of the previous one, `limit` ids) when asked."""
+    query = pending_query(campaign_name, plan, max_tries, among=among, after=after)
+    return list(session.scalars(query.order_by(Video.id).limit(limit)))
+
+
+def count_pending(
+    session: Session,
+    campaign_name: str,
+    plan: KindPlan,
+    max_tries: int = 3,
+    *,
+    after: int | None = None,
+) -> int:
+    """How many videos `pending_videos` would list, without reading them."""
+    query = pending_query(campaign_name, plan, max_tries, after=after)
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
+
+
+def pending_query(
+    campaign_name: str,
+    plan: KindPlan,
+    max_tries: int = 3,
+    *,
+    among: list[int] | None = None,
+    after: int | None = None,
+) -> Select:
+    """The SELECT of the ids `pending_videos` lists (unordered), to count or combine in SQL."""
     query = select(Video.id).where(
         Video.id.in_(campaign_videos(campaign_name)),
         ~_has_final(plan.kind, plan.model, plan.prompt_hash, max_tries),
@@ -116,7 +142,7 @@ def pending_videos(
         query = query.where(_has_transcript_text())
     if after is not None:
         query = query.where(Video.id > after)
-    return list(session.scalars(query.order_by(Video.id).limit(limit)))
+    return query
 
 
 def count_stale(session: Session, campaign_name: str, plan: KindPlan) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from gettok.models.schema import DownloadStatus
@@ -23,7 +24,7 @@ from gettok.tasks.download.store import (
     DownloadResult,
     GiveUp,
     global_backoff_until,
-    pending_videos,
+    pending_pages,
     record_outcome,
     still_pending,
 )
@@ -111,6 +112,38 @@ def download_videos(
     )
 
 
+BatchRunner = Callable[[list[tuple[int, str | None]]], DownloadResult]
+
+
+def download_round(
+    url: str,
+    campaign_name: str | None,
+    size: int,
+    run_batch: BatchRunner,
+    *,
+    retry_failed: bool = False,
+    limit: int | None = None,
+    log: logging.Logger | logging.LoggerAdapter = logger,
+) -> DownloadResult:
+    """One pass over what is pending, first collected first: a page of `size` videos per
+    batch, each page read once the batch before it is done. A throttle or an outage puts the
+    rest off: counted a page at a time, not asked."""
+    pages = pending_pages(url, campaign_name, size, retry_failed=retry_failed, limit=limit)
+    result = DownloadResult(blocked_until=global_backoff_until(url))
+    if result.blocked_until is None:
+        for number, page in enumerate(pages, 1):
+            batch = run_batch([(i, u) for i, u, _ in page])
+            log.info("batch %d: %s", number, batch.summary())
+            result = result.merge(batch)
+            if batch.blocked_until is not None or batch.outage:
+                break
+        else:
+            return result
+    # Put off: what the pages still hold, less what this run already gave a status.
+    put_off = sum(i not in result.statuses for page in pages for i, _, _ in page)
+    return result.merge(DownloadResult(put_off=put_off))
+
+
 def download_pending(
     settings: Settings,
     campaign_name: str | None = None,
@@ -119,14 +152,17 @@ def download_pending(
     limit: int | None = None,
     gate: DownloadGate | None = None,
 ) -> DownloadResult:
-    """Everything a campaign has pending, in one call (the flow does the same in batches)."""
-    url = settings.resolved_database_url
+    """Everything a campaign has pending, in one call (the flow's round, without Prefect)."""
     remove_stale_partials(settings.resolved_media_dir)
-    videos = pending_videos(url, campaign_name, retry_failed=retry_failed, limit=limit)
-    until = global_backoff_until(url)
-    if until is not None:
-        return DownloadResult(deferred=[i for i, _ in videos], blocked_until=until)
-    return download_videos(videos, settings, gate, retry_failed)
+    gate = gate or shared_gate(settings)
+    return download_round(
+        settings.resolved_database_url,
+        campaign_name,
+        settings.download_batch_size,
+        lambda videos: download_videos(videos, settings, gate, retry_failed),
+        retry_failed=retry_failed,
+        limit=limit,
+    )
 
 
 # Retried for the database only: videos never fail the batch (each gets a status). 200 videos

@@ -29,6 +29,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gettok import db
+from gettok.keyset import KeysetPages
 from gettok.membership import campaign_videos
 from gettok.stage import StageResult
 
@@ -50,6 +51,7 @@ class DownloadResult(BaseModel):
 
     statuses: dict[int, DownloadStatus] = {}
     deferred: list[int] = []  # not asked: the run was throttled (global back-off)
+    put_off: int = 0  # not asked and not even read: still pending past where the run stopped
     busy: int = 0  # claimed by another worker at the time
     blocked_until: datetime | None = None
     requests: int = 0
@@ -69,7 +71,7 @@ class DownloadResult(BaseModel):
     @computed_field
     @property
     def skipped(self) -> int:
-        return len(self.deferred)
+        return len(self.deferred) + self.put_off
 
     @computed_field
     @property
@@ -82,7 +84,7 @@ class DownloadResult(BaseModel):
     def summary(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in self.by_status.items()) or "nothing asked"
         text = f"{self.done} downloaded of {len(self.statuses)} ({counts})"
-        if self.deferred:
+        if self.skipped:
             until = (
                 f" until {self.blocked_until:%Y-%m-%d %H:%M:%S} UTC" if self.blocked_until else ""
             )
@@ -113,6 +115,7 @@ class DownloadResult(BaseModel):
         return DownloadResult(
             statuses=statuses,
             deferred=deferred,
+            put_off=self.put_off + other.put_off,
             blocked_until=until,
             busy=self.busy + other.busy,
             requests=self.requests + other.requests,
@@ -250,14 +253,11 @@ def still_pending(url: str, video_ids: list[int], retry_failed: bool = False) ->
     return found
 
 
-def pending_videos(
-    url: str,
-    campaign_name: str | None = None,
-    *,
-    retry_failed: bool = False,
-    limit: int | None = None,
-) -> list[tuple[int, str | None]]:
-    """(id, username) of the videos a run should ask for now, first collected first."""
+PendingKey = tuple[datetime, int]  # (first seen, video id): where a page of pending work ends
+
+
+def _pending_query(campaign_name: str | None, retry_failed: bool, after: PendingKey | None):
+    """(id, username, first seen) of the videos to ask for, first collected first."""
     stmt = (
         select(Video.id, Video.username)
         .outerjoin(Download, Download.video_id == Video.id)
@@ -269,13 +269,56 @@ def pending_videos(
             .add_columns(CampaignVideo.first_seen_at)
             .subquery()
         )
-        stmt = stmt.join(members, members.c.video_id == Video.id).order_by(
-            members.c.first_seen_at, Video.id
-        )
+        seen = members.c.first_seen_at
+        stmt = stmt.join(members, members.c.video_id == Video.id)
     else:
-        stmt = stmt.order_by(Video.first_seen_at, Video.id)
+        seen = Video.first_seen_at
+    if after is not None:
+        stmt = stmt.where(or_(seen > after[0], and_(seen == after[0], Video.id > after[1])))
+    return stmt.add_columns(seen).order_by(seen, Video.id)
+
+
+def pending_videos(
+    url: str,
+    campaign_name: str | None = None,
+    *,
+    retry_failed: bool = False,
+    limit: int | None = None,
+    after: PendingKey | None = None,
+) -> list[tuple[int, str | None]]:
+    """(id, username) of the videos a run should ask for now, first collected first (past
+    `after` only: keyset pages, see `pending_pages`)."""
+    return [(i, u) for i, u, _ in _pending_rows(url, campaign_name, retry_failed, after, limit)]
+
+
+def _pending_rows(
+    url: str,
+    campaign_name: str | None,
+    retry_failed: bool,
+    after: PendingKey | None,
+    limit: int | None,
+) -> list[tuple[int, str | None, datetime]]:
     with db.session_scope(url) as session:
-        return [(i, u) for i, u in session.execute(stmt.limit(limit))]
+        query = _pending_query(campaign_name, retry_failed, after).limit(limit)
+        return [(i, u, seen) for i, u, seen in session.execute(query)]
+
+
+def pending_pages(
+    url: str,
+    campaign_name: str | None,
+    size: int,
+    *,
+    retry_failed: bool = False,
+    limit: int | None = None,
+) -> KeysetPages[tuple[int, str | None, datetime], PendingKey]:
+    """What `pending_videos` lists, `size` rows (id, username, first seen) at a time, each page
+    read when the previous one is done."""
+    return KeysetPages(
+        lambda after, n: _pending_rows(url, campaign_name, retry_failed, after, n),
+        size,
+        limit,
+        key=lambda row: (row[2], row[0]),
+    )
 
 
 def transient_due(url: str, campaign_name: str) -> datetime | None:

@@ -9,6 +9,7 @@ from gettok.tasks.frames.extract import FramesResult, extract_frames, frame_sett
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from gettok.keyset import KeysetPages
 from gettok.settings import Settings
 
 FRAMES_BATCH = 500
@@ -23,12 +24,19 @@ def extract_campaign_frames(
     run_frames: FramesRunner = extract_frames,
     batch_size: int = FRAMES_BATCH,
 ) -> FramesResult:
-    """Frames for the campaign's pending videos, `batch_size` videos per batch."""
+    """Frames for the campaign's pending videos, `batch_size` videos per batch in id order, each
+    page read once the batch before it is done; a video that fails or that another worker holds
+    is not met again in this run (keyset pages)."""
     digest = store.settings_hash(frame_settings(settings))
-    video_ids = [d.video_id for d in store.pending_videos(url, digest, campaign_name, limit=None)]
+    pages = KeysetPages(
+        lambda after, n: [
+            d.video_id
+            for d in store.pending_videos(url, digest, campaign_name, limit=n, after=after)
+        ],
+        batch_size,
+    )
     total = FramesResult()
-    for start in range(0, len(video_ids), batch_size):
-        batch = video_ids[start : start + batch_size]
+    for batch in pages:
         total = total.merge(run_frames(url, settings, batch, len(batch)))
     return total
 

@@ -20,7 +20,7 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
-from sqlalchemy import exists, or_, select
+from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from gettok.db import session_scope
@@ -41,6 +41,18 @@ def pending_videos(
 ) -> list[Download]:
     """Downloads with a usable video or slideshow, no frames yet, not pruned; oldest id first
     (ids past `after` only: keyset pages)."""
+    query = pending_query(digest, campaign_name, video_ids, after)
+    with session_scope(db_url) as session:
+        return list(session.scalars(query.order_by(Download.video_id).limit(limit)))
+
+
+def pending_query(
+    digest: str,
+    campaign_name: str | None = None,
+    video_ids: Iterable[int] | None = None,
+    after: int | None = None,
+) -> Select:
+    """The SELECT of `pending_videos` (unordered), to count or group what is pending in SQL."""
     failed_here = exists().where(
         FrameExtraction.video_id == Download.video_id,
         FrameExtraction.status == FrameStatus.failed,
@@ -59,7 +71,6 @@ def pending_videos(
             ~exists().where(Frame.video_id == Download.video_id),
             ~failed_here,
         )
-        .order_by(Download.video_id)
     )
     if campaign_name is not None:
         query = query.where(Download.video_id.in_(campaign_videos(campaign_name)))
@@ -67,8 +78,7 @@ def pending_videos(
         query = query.where(Download.video_id.in_(list(video_ids)))
     if after is not None:
         query = query.where(Download.video_id > after)
-    with session_scope(db_url) as session:
-        return list(session.scalars(query.limit(limit)))
+    return query
 
 
 def record_frames(db_url: str, video_id: int, rows: list[Frame], digest: str) -> int:

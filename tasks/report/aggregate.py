@@ -58,7 +58,6 @@ class CampaignFigures(BaseModel):
     downloads: list[tuple[str, int]]
     stance: pl.DataFrame
     sentiment: pl.DataFrame
-    pairs: list[tuple[str, str]]
     synthetic: int
 
     @property
@@ -84,7 +83,6 @@ PARTS = {
 def campaign_figures(url: str, campaign: str) -> CampaignFigures:
     """Fold the campaign's pages into the report's figures."""
     parts: dict[str, list[pl.DataFrame]] = {name: [] for name in PARTS}
-    pairs: list[tuple[str, str]] = []
     disagree: list[pl.DataFrame] = []
     synthetic = 0
     for page in table_batches(url, campaign, with_raw=False):
@@ -92,7 +90,6 @@ def campaign_figures(url: str, campaign: str) -> CampaignFigures:
         for name, (partial, _) in PARTS.items():
             parts[name].append(partial(page))
         synthetic += int(page["is_sandbox"].sum())
-        pairs += metrics.transcript_pairs(page)
         disagree.append(languages.disagreements(page))
         for name in PARTS:  # keep one running total per part
             parts[name] = [_summed(parts[name], name)]
@@ -109,7 +106,6 @@ def campaign_figures(url: str, campaign: str) -> CampaignFigures:
         downloads=metrics.ranked(totals["downloads"], "status"),
         stance=totals["stance"].sort(by_keys),
         sentiment=totals["sentiment"].sort(by_keys),
-        pairs=pairs,
         synthetic=synthetic,
     )
 

@@ -17,7 +17,11 @@ from gettok.models.schema import Annotation
 from gettok.tasks.export.dataset import campaign_id
 from gettok.tasks.report.aggregate import campaign_figures
 from gettok.tasks.report.compare_transcripts import TranscriptComparison
-from gettok.tasks.report.comparisons import campaign_comparison, compare_campaign
+from gettok.tasks.report.comparisons import (
+    campaign_comparison,
+    compare_campaign,
+    word_count_points,
+)
 from gettok.tasks.report.languages import (  # noqa: F401  (importable here)
     language_distribution,
     language_section,
@@ -33,7 +37,6 @@ from gettok.tasks.report.metrics import (  # noqa: F401  (the report's metrics, 
     labels_over_time,
     top_hashtags,
     transcript_coverage,
-    transcript_pairs,
 )
 from gettok.tasks.validate.report_section import validation_section
 from pydantic import BaseModel
@@ -146,9 +149,10 @@ def build_report(
     f = campaign_figures(url, campaign)
     summary, by_count, by_views = f.summary, f.by_count, f.by_views
     daily, coverage, languages, downloads = f.daily, f.coverage, f.languages, f.downloads
-    stance, sentiment, pairs = f.stance, f.sentiment, f.pairs
+    stance, sentiment = f.stance, f.sentiment
     compare_campaign(url, campaign, embedding_model)
     comparison = campaign_comparison(url, campaign, embedding_model)
+    word_counts = word_count_points(url, campaign, embedding_model)
     costs = llm_costs(url, campaign)
     events = lettered(config.events) if config else []
 
@@ -169,7 +173,7 @@ def build_report(
         figs.bar_figure(
             downloads, "Downloads by status", "videos", out_dir / "download_status.png"
         ),
-        figs.word_counts_figure(pairs, comparison, out_dir / "transcript_word_counts.png"),
+        figs.word_counts_figure(word_counts, comparison, out_dir / "transcript_word_counts.png"),
     ]
     synthetic = f.synthetic
     if synthetic:

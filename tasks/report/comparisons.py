@@ -106,12 +106,27 @@ def _record(url: str, rows, cosines: list[float], model: str) -> int:
     return len(rows)
 
 
+def _current_pairs(query, campaign_name: str, model: str):
+    """`query` over the stored rows of the campaign's current pairs (this embedding model, the
+    current Whisper transcript, both texts as they are now)."""
+    c, w, k = TranscriptComparison, aliased(Transcript), aliased(Transcript)
+    return (
+        query.join(w, and_(w.id == c.whisper_transcript_id, w.text_sha256 == c.whisper_sha256))
+        .join(k, and_(k.id == c.tiktok_transcript_id, k.text_sha256 == c.tiktok_sha256))
+        .where(
+            c.embedding_model == model,
+            w.is_current.is_(True),
+            c.video_id.in_(campaign_videos(campaign_name)),
+        )
+    )
+
+
 def campaign_comparison(
     url: str, campaign_name: str, embedding_model: str
 ) -> compare.TranscriptComparison:
     """The study's figures over the campaign's current pairs, from the stored rows' sums."""
     model = effective_model(embedding_model)
-    c, w, k = TranscriptComparison, aliased(Transcript), aliased(Transcript)
+    c = TranscriptComparison
     x, y = cast(c.whisper_words, Float), cast(c.tiktok_words, Float)
     sums = [
         func.count(),
@@ -125,16 +140,7 @@ def campaign_comparison(
         func.sum(c.cosine),
         *(func.sum(getattr(c, name)) for name in DIFFERENCES),
     ]
-    query = (
-        select(*sums)
-        .join(w, and_(w.id == c.whisper_transcript_id, w.text_sha256 == c.whisper_sha256))
-        .join(k, and_(k.id == c.tiktok_transcript_id, k.text_sha256 == c.tiktok_sha256))
-        .where(
-            c.embedding_model == model,
-            w.is_current.is_(True),
-            c.video_id.in_(campaign_videos(campaign_name)),
-        )
-    )
+    query = _current_pairs(select(*sums).select_from(c), campaign_name, model)
     with db.session_scope(url) as session:
         row = [v or 0 for v in session.execute(query).one()]
     totals = compare.Totals(
@@ -143,3 +149,17 @@ def campaign_comparison(
     )  # fmt: skip
     differences = compare.PairDifferences(**dict(zip(DIFFERENCES, row[9:], strict=True)))
     return compare.from_totals(totals, differences, None if model == embeddings.NONE else model)
+
+
+def word_count_points(
+    url: str, campaign_name: str, embedding_model: str
+) -> list[tuple[int, int, int]]:
+    """(Whisper words, TikTok words, pairs): the word-count figure's points, one per distinct
+    pair of counts, from the same stored rows as `campaign_comparison` (its n is their sum)."""
+    model = effective_model(embedding_model)
+    c = TranscriptComparison
+    counts = (c.whisper_words, c.tiktok_words)
+    query = _current_pairs(select(*counts, func.count()).select_from(c), campaign_name, model)
+    with db.session_scope(url) as session:
+        rows = session.execute(query.group_by(*counts).order_by(*counts))
+        return [(int(x), int(y), int(n)) for x, y, n in rows]

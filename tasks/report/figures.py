@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
-from gettok.tasks.report.compare_transcripts import TranscriptComparison, words  # noqa: E402
+from gettok.tasks.report.compare_transcripts import TranscriptComparison  # noqa: E402
 from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
 DPI = 120
@@ -267,17 +267,23 @@ def labels_figure(per_day: pl.DataFrame, title: str, path: Path, events=()) -> P
 
 
 def word_counts_figure(
-    pairs: list[tuple[str, str]], comparison: TranscriptComparison, path: Path
+    points: list[tuple[int, int, int]], comparison: TranscriptComparison, path: Path
 ) -> Path:
+    """One dot per video at (Whisper's words, TikTok's words). `points` gives each distinct
+    pair of counts once with its number of videos n, drawn as n dots of alpha 0.7 stack
+    (alpha 1 - 0.3^n), so the figure holds the distinct counts, not every video."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    if not pairs:
+    if not points:
         _empty(ax, "no video has both transcripts yet")
     else:
-        xs = [len(words(w)) for w, _ in pairs]
-        ys = [len(words(t)) for _, t in pairs]
-        top = max(xs + ys) * 1.05 or 1
+        top = max(max(x, y) for x, y, _ in points) * 1.05 or 1
         ax.plot([0, top], [0, top], color="grey", linewidth=1, linestyle="--", label="same count")
-        ax.scatter(xs, ys, s=14, alpha=0.7, color="#1f78b4")
+        by_videos: dict[int, list[tuple[int, int]]] = {}
+        for x, y, n in points:
+            by_videos.setdefault(n, []).append((x, y))
+        for n, dots in sorted(by_videos.items()):  # one alpha per call: Agg's marker path
+            xs, ys = zip(*dots, strict=True)
+            ax.scatter(xs, ys, s=14, alpha=1 - (1 - 0.7) ** n, color="#1f78b4")
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)
         ax.set_xlabel("words in Whisper's transcript")

@@ -159,16 +159,3 @@ def labels_over_time(df: pl.DataFrame, column: str) -> pl.DataFrame:
         .agg(videos=pl.len())
         .sort("create_date", "label")
     )
-
-
-def transcript_pairs(df: pl.DataFrame) -> list[tuple[str, str]]:
-    """(Whisper, TikTok) transcripts of the videos that have both, non-empty."""
-    both = df.filter(
-        (pl.col("whisper_status") == "ok")
-        & ~pl.col("whisper_is_empty").fill_null(False)
-        & (pl.col("whisper_transcript").str.strip_chars().str.len_chars() > 0)
-        & (pl.col("tiktok_transcript").str.strip_chars().str.len_chars() > 0)
-    )
-    return list(
-        zip(both["whisper_transcript"].to_list(), both["tiktok_transcript"].to_list(), strict=True)
-    )

@@ -25,6 +25,7 @@ _HOMES = {
     "model_slot": "transcriber",
     "record_tiktok_task": "transcriber",
     "transcribe_batch": "transcriber",
+    "transcribe_campaign": "campaign",
     "transcribe_videos": "transcriber",
     "whisper_options": "transcriber",
 }
@@ -44,6 +45,7 @@ __all__ = [
     "record_tiktok_transcripts",
     "settings_hash",
     "transcribe_batch",
+    "transcribe_campaign",
     "transcribe_videos",
     "whisper_options",
 ]

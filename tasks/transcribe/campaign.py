@@ -1,0 +1,46 @@
+"""A campaign's pending videos through Whisper, a page of `transcription_task_videos` at a time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from gettok.tasks.transcribe import store
+from gettok.tasks.transcribe.transcriber import TranscribeResult
+from gettok.tasks.transcribe.whisper import WhisperOptions
+
+from gettok.keyset import KeysetPages
+from gettok.settings import Settings
+
+BatchRunner = Callable[[list[int], Settings, WhisperOptions, bool], TranscribeResult]
+
+
+def transcribe_campaign(
+    settings: Settings,
+    options: WhisperOptions,
+    campaign_name: str,
+    run_batch: BatchRunner,
+    *,
+    retry_failed: bool = False,
+    limit: int | None = None,
+    log: logging.Logger | logging.LoggerAdapter | None = None,
+) -> TranscribeResult:
+    """Up to `limit` pending videos in id order, each page read once the batch before it is done;
+    a video that fails stays pending for a later run, never for this one (keyset pages)."""
+    log = log or logging.getLogger(__name__)
+    url = settings.resolved_database_url
+    pages = KeysetPages(
+        lambda after, n: store.pending_videos(
+            url, options, campaign_name, retry_failed=retry_failed, limit=n, after=after
+        ),
+        settings.transcription_task_videos,
+        limit,
+    )
+    result = TranscribeResult()
+    for number, page in enumerate(pages, 1):
+        batch = run_batch(page, settings, options, retry_failed)
+        result = result.merge(batch)
+        log.info("batch %d (%d videos so far): %s", number, pages.read, batch.summary())
+    if not pages.read:
+        log.info("no video to transcribe with %s", options.model_name)
+    return result

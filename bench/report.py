@@ -45,7 +45,10 @@ def run_operation(name: str, url: str, out: Path) -> object:
     if name == "report":
         from gettok.tasks.report.build import build_report
 
-        return len(build_report(url, "scale", out, config=config()).figures)
+        from bench.scale_data import COMPARISON_MODEL
+
+        report = build_report(url, "scale", out, embedding_model=COMPARISON_MODEL, config=config())
+        return len(report.figures)
     if name == "analyses":
         return len(analyses.run_analyses(url, "scale", out, config(), synthetic=False))
     section = _section(name)

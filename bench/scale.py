@@ -59,7 +59,10 @@ def run_operation(name: str, url: str, out: Path) -> object:
     if name == "report":
         from gettok.tasks.report.build import build_report
 
-        return build_report(url, "scale", out).dataset.model_dump(mode="json")
+        from bench.scale_data import COMPARISON_MODEL
+
+        report = build_report(url, "scale", out, embedding_model=COMPARISON_MODEL)
+        return report.dataset.model_dump(mode="json")
     if name == "enrich_dry_run":
         from gettok.tasks.annotate.cost import estimate_enrich
 

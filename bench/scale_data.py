@@ -229,10 +229,19 @@ def _annotations(i: int, video_id: int, frame_id: int | None) -> list[dict[str, 
     ]
 
 
+# The model stored comparisons are recorded under: benchmarks measure a daily report, whose pairs
+# an earlier report compared (embedding every pair is a once-per-pair cost, about linear).
+COMPARISON_MODEL = "none"
+
+
 def build(url: str, count: int, name: str = "scale") -> tuple[Campaign, list[int]]:
-    """A migrated database at `url` holding a campaign of `count` videos and their rows."""
+    """A migrated database at `url` holding a campaign of `count` videos and their rows, the
+    transcript pairs compared as the report stores them (without embeddings)."""
+    from gettok.tasks.report.comparisons import compare_campaign
+
     db.upgrade(url)
     campaign = scale_campaign(name)
     ids = add_videos(url, campaign, count)
     add_downstream(url, ids)
+    compare_campaign(url, name, COMPARISON_MODEL)
     return campaign, ids

@@ -11,7 +11,13 @@ from datetime import date
 import matplotlib.dates as mdates
 import pytest
 from gettok.models.campaign import parse_campaign
-from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus, Video
+from gettok.models.schema import (
+    Annotation,
+    AnnotationKind,
+    AnnotationStatus,
+    TextLanguage,
+    Video,
+)
 from gettok.tasks.report.analyses import queries
 from gettok.tasks.report.analyses.drawing import lettered, mark_events, plt
 from gettok.tasks.report.analyses.engagement import normalised, peaks
@@ -22,6 +28,7 @@ from gettok.tasks.report.analyses.hashtags import (
 )
 from gettok.tasks.report.analyses.ngrams import count_ngrams, ngrams_section, stop_words, top
 from gettok.tasks.report.analyses.section import AnalysisContext
+from gettok.tasks.report.analyses.stopwords import stop_languages, text_language_videos
 from gettok.tasks.report.analyses.summary_checks import summary_checks_section
 
 from gettok.db import session_scope
@@ -136,6 +143,81 @@ def test_caption_ngrams_without_stop_words_hashtags_mentions_links(db_url, tmp_p
     )
     assert "| bigram | paro nacional | 4 |" in section.markdown
     assert section.figures == [tmp_path / "caption_ngrams.png"] and section.figures[0].is_file()
+
+
+ENGLISH_CAPTIONS = [
+    "Castillo was arrested after the failed self coup",
+    "Castillo was arrested after the failed self coup in Lima",
+    "Castillo was arrested after the failed self coup today",
+]
+
+
+def test_stop_words_of_every_language_found_in_enough_texts(db_url, tmp_path):
+    """A Spanish campaign's English captions lose English stop words too; a language on one
+    video, or another campaign's texts, adds nothing."""
+    data = build_dataset(db_url, days=2, per_day=8, seed=3)
+    stray = 12345 | (1669939200 << 32)  # the other campaign's video (dataset_for_outputs)
+    languages = ["en"] * 3 + ["th"] + ["es"] * 12
+    with session_scope(db_url) as session:
+        for video, lang in zip(data.videos, languages, strict=False):
+            for source in ("caption", "faster-whisper"):  # a video counts once per language
+                session.add(
+                    TextLanguage(
+                        video_id=video.id,
+                        source=source,
+                        text_sha256=source,
+                        language=lang,
+                        score=0.9,
+                        model="lid.176",
+                    )
+                )
+        for n, video in enumerate(data.videos):  # only the English captions
+            text = ENGLISH_CAPTIONS[n] if n < len(ENGLISH_CAPTIONS) else None
+            session.get(Video, video.id).video_description = text
+        session.add(  # no letters to judge: counts nowhere
+            TextLanguage(
+                video_id=data.videos[3].id,
+                source="tiktok",
+                text_sha256="t",
+                language=None,
+                model="lid.176",
+            )
+        )
+        for source in ("caption", "tiktok", "x"):  # another campaign's language
+            session.add(
+                TextLanguage(
+                    video_id=stray,
+                    source=source,
+                    text_sha256=source,
+                    language="pt",
+                    model="lid.176",
+                )
+            )
+        found = text_language_videos(session, data.campaign)
+    assert found == {"es": 12, "en": 3, "th": 1, "": 16}
+    assert stop_languages(found, "es") == ("es", "en")  # th: one video only
+    assert stop_languages(found | {"en": 0}, "ES") == ("es",)
+    assert stop_languages({"": 100, "en": 4, "pt": 6}, "es") == ("es", "pt")  # en under 5%
+
+    ctx = context(db_url, tmp_path, data.campaign)
+    spanish_only = count_ngrams(ENGLISH_CAPTIONS, ctx.stop_words())
+    assert "after the" in spanish_only[2]  # what the report showed before
+    both = AnalysisContext(**(vars(ctx) | {"stop_languages": ("es", "en")}))
+    section = ngrams_section(both)
+    rows = {
+        (r["n"], r["ngram"]): int(r["count"]) for r in read_csv(tmp_path / "caption_ngrams.csv")
+    }
+    # By hand: stopwords-iso's English list holds "was", "after", "the", "self", "in", "today".
+    assert rows == {
+        ("bigram", "castillo arrested"): 3,
+        ("bigram", "arrested failed"): 3,
+        ("bigram", "failed coup"): 3,
+        ("bigram", "coup lima"): 1,
+        ("trigram", "castillo arrested failed"): 3,
+        ("trigram", "arrested failed coup"): 3,
+        ("trigram", "failed coup lima"): 1,
+    }
+    assert "stopwords-iso (es, en:" in section.markdown
 
 
 def test_hashtag_scatter_points_and_selected_days(db_url, tmp_path):

@@ -42,14 +42,22 @@ def run_analyses(
     url: str, campaign: str, out_dir: Path, config: Campaign | None, synthetic: bool
 ) -> list[Section]:
     """Every analysis over the campaign, in the report's order."""
+    from gettok.tasks.report.analyses.stopwords import stop_languages, text_language_videos
+
+    from gettok.db import session_scope
+
+    language = config.language if config else None
+    with session_scope(url) as session:
+        stop = stop_languages(text_language_videos(session, campaign), language)
     ctx = AnalysisContext(
         url=url,
         campaign=campaign,
         out_dir=out_dir,
         options=config.report if config else ReportOptions(),
         events=lettered(config.events) if config else [],
-        language=config.language if config else None,
+        language=language,
         synthetic=synthetic,
+        stop_languages=stop,
     )
     return [section(ctx) for section in _sections()]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from gettok.models.schema import AnnotationKind
 from gettok.tasks.report.analyses import queries
-from gettok.tasks.report.analyses.ngrams import NOISE, stop_words
+from gettok.tasks.report.analyses.ngrams import NOISE
 from gettok.tasks.report.analyses.topics_model import class_top_words, fit_tfidf
 
 from gettok.db import session_scope
@@ -82,7 +82,7 @@ def cluster_map(ctx) -> ClusterMap | None:
     ids, texts, stances = sample_texts(ctx)
     if len(ids) < 10:
         return None
-    seed, stop = ctx.options.seed, stop_words(ctx.language)
+    seed, stop = ctx.options.seed, ctx.stop_words()
     vectors, how = embed(texts, ctx.options.embedding_model, seed, stop)
     neighbours = min(15, len(ids) - 1)
     xy = UMAP(
@@ -112,5 +112,6 @@ def cluster_map(ctx) -> ClusterMap | None:
         "min_cluster_size": min_size,
         "seed": seed,
         "videos": len(ids),
+        "stop_words": ", ".join(ctx.stop_languages_used()),
     }
     return ClusterMap(ids, xy, clusters.tolist(), stances, terms, provenance)

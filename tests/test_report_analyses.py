@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter, defaultdict
-from datetime import date
+from datetime import UTC, date, datetime
 
 import matplotlib.dates as mdates
 import pytest
@@ -18,7 +18,7 @@ from gettok.models.schema import (
     TextLanguage,
     Video,
 )
-from gettok.tasks.report.analyses import queries
+from gettok.tasks.report.analyses import queries, scope_note
 from gettok.tasks.report.analyses.drawing import lettered, mark_events, plt
 from gettok.tasks.report.analyses.engagement import normalised, peaks
 from gettok.tasks.report.analyses.hashtags import (
@@ -304,3 +304,18 @@ def test_summary_checks_counted_and_contradicted_listed(db_url, tmp_path):
         "resumen 4" in section.markdown
         and "| judge | summary_check-v1 | contradicted | 2 |" in (section.markdown)
     )
+
+
+def test_the_report_says_why_the_analyses_count_fewer_videos_than_the_dataset(db_url):
+    """Pruned videos stay in the dataset's counts and leave the analyses: the report says so."""
+    data = build_dataset(db_url, days=2, per_day=5, seed=4)
+    assert scope_note(db_url, data.campaign) is None
+    with session_scope(db_url) as session:
+        for video in data.videos[:2]:
+            session.get(Video, video.id).pruned_at = datetime(2023, 1, 1, tzinfo=UTC)
+        assert queries.pruned_videos(session, data.campaign) == 2
+        n, _, _ = queries.campaign_extent(session, data.campaign)
+        daily = queries.daily_engagement(session, data.campaign)
+    assert n == len(data.videos) - 2 == sum(r["videos"] for r in daily)
+    note = scope_note(db_url, data.campaign)
+    assert f"{len(data.videos) - 2} videos still public: 2 videos found no longer public" in note

@@ -134,7 +134,7 @@ def build_report(
     transcript pairs are compared first (sentence embeddings: GETTOK_EMBEDDING_MODEL); `config`
     (the campaign file) adds its events and `[report]` options to the analyses."""
     from gettok.tasks.report import figures as figs
-    from gettok.tasks.report.analyses import run_analyses
+    from gettok.tasks.report.analyses import run_analyses, scope_note
     from gettok.tasks.report.analyses.drawing import lettered
 
     from gettok.settings import get_settings
@@ -278,6 +278,7 @@ def build_report(
         )
         if costs
         else "No LLM calls recorded.",
+        *filter(None, [scope_note(url, campaign)]),
         *(section.text() for section in analyses),
         validation_section(url, campaign),
     ]

@@ -135,7 +135,7 @@ def build_report(
     (the campaign file) adds its events and `[report]` options to the analyses."""
     from gettok.tasks.report import figures as figs
     from gettok.tasks.report.analyses import run_analyses, scope_note
-    from gettok.tasks.report.analyses.drawing import lettered
+    from gettok.tasks.report.analyses.drawing import caption, lettered
 
     from gettok.settings import get_settings
 
@@ -151,25 +151,38 @@ def build_report(
     comparison = campaign_comparison(url, campaign, embedding_model)
     costs = llm_costs(url, campaign)
     events = lettered(config.events) if config else []
+    first, last = f.first_day, f.last_day
+    videos = caption(summary.videos, first, last)
+    spoken = caption(sum(n for _, n, _ in languages), first, last, "Whisper transcripts with words")
+    both = caption(comparison.videos, first, last, "videos with both transcripts")
 
     figures = [
-        figs.hashtags_figure(by_count, by_views, out_dir / "top_hashtags.png"),
-        figs.daily_volume_figure(daily, out_dir / "daily_volume.png", events),
-        figs.coverage_figure(coverage, out_dir / "transcript_coverage.png", events),
+        figs.hashtags_figure(by_count, by_views, out_dir / "top_hashtags.png", videos),
+        figs.daily_volume_figure(daily, out_dir / "daily_volume.png", events, videos),
+        figs.coverage_figure(coverage, out_dir / "transcript_coverage.png", events, videos),
         figs.bar_figure(
             [(x, by_text) for x, by_text, _ in languages],
             "Transcript language (text, fastText lid.176)",
             "videos",
             out_dir / "languages.png",
+            spoken,
+            "language of the transcript's text",
         ),
-        figs.labels_figure(stance, "Stance over time", out_dir / "stance_over_time.png", events),
         figs.labels_figure(
-            sentiment, "Sentiment over time", out_dir / "sentiment_over_time.png", events
+            stance, "Stance over time", out_dir / "stance_over_time.png", events, videos
+        ),
+        figs.labels_figure(
+            sentiment, "Sentiment over time", out_dir / "sentiment_over_time.png", events, videos
         ),
         figs.bar_figure(
-            downloads, "Downloads by status", "videos", out_dir / "download_status.png"
+            downloads,
+            "Downloads by status",
+            "videos",
+            out_dir / "download_status.png",
+            videos,
+            "download status",
         ),
-        figs.word_counts_figure(pairs, comparison, out_dir / "transcript_word_counts.png"),
+        figs.word_counts_figure(pairs, comparison, out_dir / "transcript_word_counts.png", both),
     ]
     synthetic = f.synthetic
     if synthetic:
@@ -178,7 +191,6 @@ def build_report(
     figures += [path for section in analyses for path in section.figures]
     d = comparison.differences
     total_cost = sum(c.cost_usd for c in costs)
-    first, last = f.first_day, f.last_day
     sections = [
         f"# {title or campaign}: dataset report",
         *_synthetic_banner(synthetic, summary.videos),

@@ -77,7 +77,8 @@ def scope_note(url: str, campaign: str) -> str | None:
     return (
         f"The analyses below read the campaign's {kept:,} videos still public: {pruned:,} "
         f"{'video' if pruned == 1 else 'videos'} found no longer public (pruned by compliance) "
-        "are counted in the dataset figures above but left out of them."
+        f"{'is' if pruned == 1 else 'are'} counted in the dataset figures above but left out "
+        "of them."
     )
 
 

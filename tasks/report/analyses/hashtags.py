@@ -15,6 +15,7 @@ from gettok.tasks.report.analyses import queries, tables
 from gettok.tasks.report.analyses.drawing import caption, plt, save, timeline, titled
 from gettok.tasks.report.analyses.section import AnalysisContext, Section
 from gettok.tasks.report.build import is_generic
+from gettok.tasks.report.figures import human_log_axes
 from sqlalchemy import func, select
 
 from gettok.db import session_scope
@@ -133,6 +134,7 @@ def draw_scatter(points: list[HashtagPoint], subtitle: str, ctx: AnalysisContext
             )
         ax.set_xscale("log")
         ax.set_yscale("log")
+        human_log_axes(ax)
     ax.set_xlabel("videos carrying the hashtag (log)")
     ax.set_ylabel("mean views of those videos (log)")
     ax.spines[["top", "right"]].set_visible(False)

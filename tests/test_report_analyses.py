@@ -21,6 +21,7 @@ from gettok.models.schema import (
 from gettok.tasks.report.analyses import queries, scope_note
 from gettok.tasks.report.analyses.drawing import lettered, mark_events, plt
 from gettok.tasks.report.analyses.engagement import normalised, peaks
+from gettok.tasks.report.analyses.events import event_rows
 from gettok.tasks.report.analyses.hashtags import (
     hashtag_points,
     hashtags_by_day,
@@ -75,6 +76,13 @@ def test_events_are_lettered_by_date_and_drawn_at_their_day():
     days = [date(2022, 12, d) for d in range(1, 9)]
     drawn = mark_events(ax, events, days)
     assert [e.letter for e in drawn] == ["A", "B"]  # C falls after the data: not drawn
+    rows = event_rows(events, min(days), max(days))  # the legend says which are drawn
+    assert [(r[0], r[-1]) for r in rows] == [
+        ("A", "yes"),
+        ("B", "yes"),
+        ("C", "no: outside the videos' days"),
+    ]
+    assert {r[-1] for r in event_rows(events, None, None)} == {"no: outside the videos' days"}
     assert [line.get_xdata()[0] for line in ax.lines] == [date(2022, 12, 3), date(2022, 12, 6)]
     letters = {t.get_text(): mdates.date2num(t.xy[0]) for t in ax.texts}
     assert letters == {

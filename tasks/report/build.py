@@ -160,14 +160,7 @@ def build_report(
         figs.hashtags_figure(by_count, by_views, out_dir / "top_hashtags.png", videos),
         figs.daily_volume_figure(daily, out_dir / "daily_volume.png", events, videos),
         figs.coverage_figure(coverage, out_dir / "transcript_coverage.png", events, videos),
-        figs.bar_figure(
-            [(x, by_text) for x, by_text, _ in languages],
-            "Transcript language (text, fastText lid.176)",
-            "videos",
-            out_dir / "languages.png",
-            spoken,
-            "language of the transcript's text",
-        ),
+        figs.languages_figure(languages, out_dir / "languages.png", spoken),
         figs.labels_figure(
             stance, "Stance over time", out_dir / "stance_over_time.png", events, videos
         ),
@@ -184,6 +177,13 @@ def build_report(
         ),
         figs.word_counts_figure(pairs, comparison, out_dir / "transcript_word_counts.png", both),
     ]
+    from gettok.tasks.report.dataset_tables import write_dataset_tables
+
+    csvs = write_dataset_tables(out_dir, f, comparison, costs)
+
+    def link(*names: str) -> str:
+        return "Tables: " + ", ".join(f"[{csvs[n].name}]({csvs[n].name})" for n in names)
+
     synthetic = f.synthetic
     if synthetic:
         figures = [figs.mark_synthetic(path) for path in figures]
@@ -222,8 +222,10 @@ def build_report(
             ],
         ),
         "![top hashtags](top_hashtags.png)",
+        link("dataset", "top_hashtags"),
         "## Daily volume and engagement",
         "![daily volume](daily_volume.png)",
+        link("daily_volume"),
         "## Transcripts",
         "Share of videos per day with a transcript from each source.",
         "![transcript coverage](transcript_coverage.png)",
@@ -271,12 +273,15 @@ def build_report(
             ],
         ),
         "![word counts](transcript_word_counts.png)",
+        link("transcript_coverage", "languages", "language_disagreements", "transcript_comparison"),
         "## Stance and sentiment",
         "![stance](stance_over_time.png)",
         "![sentiment](sentiment_over_time.png)",
+        link("stance_over_time", "sentiment_over_time"),
         "## Downloads",
         _table(["status", "videos"], [list(x) for x in downloads]),
         "![downloads](download_status.png)",
+        link("download_status"),
         "## LLM cost",
         (
             _table(
@@ -286,7 +291,7 @@ def build_report(
                     for c in costs
                 ],
             )
-            + f"\n\nTotal: {total_cost:.4f} USD"
+            + f"\n\nTotal: {total_cost:.4f} USD\n\n{link('llm_cost')}"
         )
         if costs
         else "No LLM calls recorded.",
@@ -304,7 +309,7 @@ def build_report(
         comparison=comparison,
         llm_cost_usd=total_cost,
         analyses=[(s.key, s.title, s.text()) for s in analyses],
-        tables=[path for section in analyses for path in section.tables],
+        tables=[*csvs.values(), *(path for section in analyses for path in section.tables)],
         changed=file_digests(out_dir.iterdir()) != before,
     )
 

@@ -16,7 +16,12 @@ import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 from gettok.tasks.report.compare_transcripts import TranscriptComparison, words  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogFormatter, PercentFormatter  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FuncFormatter,
+    LogFormatter,
+    MaxNLocator,
+    PercentFormatter,
+)
 
 DPI = 120
 # Fixed colours per label so a label keeps its colour across figures and reports.
@@ -180,6 +185,7 @@ def daily_volume_figure(daily: pl.DataFrame, path: Path, events=(), subtitle: st
     days = daily["create_date"].to_list()
     top.bar(days, daily["videos"].to_list(), width=0.8, color="#1f78b4")
     top.set_ylabel("videos posted")
+    top.yaxis.set_major_locator(MaxNLocator(integer=True))
     titled(top, "Daily volume and engagement", subtitle)
     _style(top)
     for column, colour in (
@@ -253,6 +259,33 @@ def bar_figure(
             plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
         _style(ax)
     titled(ax, title, subtitle)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def languages_figure(languages: list[tuple[str, int, int]], path: Path, subtitle: str = "") -> Path:
+    """Videos per language by the transcript's text (fastText) beside Whisper's detection from
+    the audio, side by side, so a language found by one only still shows."""
+    fig, ax = plt.subplots(figsize=(max(7, 0.9 * len(languages) + 2), 4))
+    if not languages:
+        _empty(ax, "no Whisper transcript with words yet")
+    else:
+        xs = list(range(len(languages)))
+        for offset, index, label, colour in (
+            (-0.2, 1, "text (fastText lid.176)", "#1f78b4"),
+            (0.2, 2, "audio (Whisper)", "#a6cee3"),
+        ):
+            values = [row[index] for row in languages]
+            bars = ax.bar([x + offset for x in xs], values, width=0.4, label=label, color=colour)
+            ax.bar_label(bars, labels=[f"{v:,}" for v in values], padding=2, fontsize=8)
+        ax.set_xticks(xs, [row[0] for row in languages])
+        ax.set_ylim(0, max(max(r[1], r[2]) for r in languages) * 1.15)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("language")
+        ax.set_ylabel("videos")
+        ax.legend(fontsize=8, frameon=False, loc="upper right")
+        _style(ax)
+    titled(ax, "Transcript language: from the text and from the audio", subtitle)
     fig.tight_layout()
     return _save(fig, path)
 

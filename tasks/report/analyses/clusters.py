@@ -19,6 +19,7 @@ from gettok.tasks.report.analyses.topics_model import class_top_words, fit_tfidf
 from gettok.db import session_scope
 
 NOISE_CLUSTER = -1  # HDBSCAN's label for points in no cluster
+MIN_MAP_VIDEOS = 10  # fewer make no neighbourhoods for UMAP nor clusters for HDBSCAN
 SVD_DIMENSIONS = 50
 
 
@@ -75,12 +76,12 @@ def embed(texts: list[str], model_name: str | None, seed: int, stop) -> tuple[np
 
 
 def cluster_map(ctx) -> ClusterMap | None:
-    """The map of the sampled videos, or None with fewer than 10 videos of text."""
+    """The map of the sampled videos, or None with fewer than `MIN_MAP_VIDEOS` of text."""
     from sklearn.cluster import HDBSCAN
     from umap import UMAP
 
     ids, texts, stances = sample_texts(ctx)
-    if len(ids) < 10:
+    if len(ids) < MIN_MAP_VIDEOS:
         return None
     seed, stop = ctx.options.seed, ctx.stop_words()
     vectors, how = embed(texts, ctx.options.embedding_model, seed, stop)

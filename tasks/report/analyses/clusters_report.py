@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections import Counter
 
 from gettok.tasks.report.analyses import queries, tables
-from gettok.tasks.report.analyses.clusters import NOISE_CLUSTER, ClusterMap, cluster_map
+from gettok.tasks.report.analyses.clusters import (
+    MIN_MAP_VIDEOS,
+    NOISE_CLUSTER,
+    ClusterMap,
+    cluster_map,
+)
 from gettok.tasks.report.analyses.drawing import caption, plt, save, titled
 from gettok.tasks.report.analyses.section import AnalysisContext, Section
 from gettok.tasks.report.figures import LABEL_COLOURS, OTHER_COLOURS
@@ -16,7 +21,8 @@ from gettok.db import session_scope
 def clusters_section(ctx: AnalysisContext) -> Section:
     found = cluster_map(ctx)
     if found is None:
-        return Section("clusters", "Clusters", "Too few videos with text yet for a map.")
+        why = f"Too few videos with text yet for a map (it needs {MIN_MAP_VIDEOS} or more)."
+        return Section("clusters", "Clusters", why)
     sizes = Counter(found.clusters)
     order = sorted(sizes, key=lambda c: (c == NOISE_CLUSTER, -sizes[c], c))
     rows = [

@@ -77,6 +77,7 @@ def ngrams_section(ctx: AnalysisContext) -> Section:
             f"{MIN_SHARE:.0%} of its videos).",
             "![caption n-grams](caption_ngrams.png)",
             tables.markdown(["n", "n-gram", "captions"], rows),
+            f"Table: [caption_ngrams.csv]({csv_path.name})",
         ]
     )
     provenance = {"stop_words": f"stopwords-iso {language}", "stop_word_count": len(stop)}

@@ -51,7 +51,11 @@ def assign_campaign(ctx: AnalysisContext, model: TopicModel):
 def topics_section(ctx: AnalysisContext) -> Section:
     model = fit_campaign_topics(ctx)
     if model is None:
-        return Section("topics", "Topics", "Too little text yet for a topic model.")
+        why = (
+            "Too little text yet for a topic model (it needs two or more videos and two or more "
+            "words left once stop words are removed)."
+        )
+        return Section("topics", "Topics", why)
     assignments = list(assign_campaign(ctx, model))
     sizes, per_day = sizes_and_days(assignments)
     days = sorted({d for d, _ in per_day})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 import statistics
 from collections import Counter, defaultdict
@@ -23,6 +24,11 @@ from gettok.tasks.report.build import (
 from typer.testing import CliRunner
 
 from tests.dataset_for_outputs import GENERIC_TAGS, build_dataset
+
+
+def read_csv(path):
+    with path.open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
 
 
 def words_of(text: str) -> set[str]:
@@ -129,6 +135,23 @@ def test_report_writes_markdown_figures_and_the_transcript_comparison(sqlite_url
         assert image is not None and image.shape[1] >= 600 and image.shape[0] >= 400, figure.name
         assert image.std() > 10  # something is drawn
     assert len(result.figures) == 8 + 7  # the dataset figures and the analyses (issue 16)
+    for table in result.tables:  # every table also a CSV, linked from the report
+        assert f"]({table.name})" in markdown and table.is_file(), table.name
+    folder = result.markdown_path.parent
+    (totals,) = read_csv(folder / "dataset.csv")
+    assert (int(totals["videos"]), int(totals["views"])) == (
+        len(data.videos),
+        sum(v.views for v in data.videos),
+    )
+    assert {r["status"]: int(r["videos"]) for r in read_csv(folder / "download_status.csv")} == (
+        Counter(v.download.value if v.download else "not attempted" for v in data.videos)
+    )
+    stance = Counter()
+    for r in read_csv(folder / "stance_over_time.csv"):
+        stance[(date.fromisoformat(r["create_date"]), r["label"])] += int(r["videos"])
+    assert stance == Counter((v.day, v.stance or "(none)") for v in data.videos)
+    daily = {r["create_date"]: int(r["videos"]) for r in read_csv(folder / "daily_volume.csv")}
+    assert daily == {d.isoformat(): n for d, n in Counter(v.day for v in data.videos).items()}
 
 
 def test_report_of_a_campaign_without_videos(sqlite_url, tmp_path):
@@ -145,7 +168,13 @@ def test_report_of_a_campaign_without_videos(sqlite_url, tmp_path):
     result = build_report(sqlite_url, "empty", tmp_path)
     assert result.dataset.videos == 0 and result.comparison.pearson_r is None
     assert all(f.is_file() for f in result.figures)
-    assert "No LLM calls recorded." in result.markdown_path.read_text()
+    markdown = result.markdown_path.read_text()
+    assert "No LLM calls recorded." in markdown
+    # Analyses that cannot be computed say why instead of vanishing.
+    assert "## Topics\n\nToo little text yet for a topic model (it needs" in markdown
+    assert "## Clusters\n\nToo few videos with text yet for a map (it needs 10" in markdown
+    assert "## Summary checks\n\nNo summary has been checked yet" in markdown
+    assert all(t.is_file() for t in result.tables)
 
 
 def test_report_command_writes_files(settings_env, monkeypatch):

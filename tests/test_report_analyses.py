@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import csv
 from collections import Counter, defaultdict
-from datetime import date
+from datetime import UTC, date, datetime
 
 import matplotlib.dates as mdates
 import pytest
 from gettok.models.campaign import parse_campaign
-from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus, Video
-from gettok.tasks.report.analyses import queries
+from gettok.models.schema import (
+    Annotation,
+    AnnotationKind,
+    AnnotationStatus,
+    TextLanguage,
+    Video,
+)
+from gettok.tasks.report.analyses import queries, scope_note
 from gettok.tasks.report.analyses.drawing import lettered, mark_events, plt
 from gettok.tasks.report.analyses.engagement import normalised, peaks
+from gettok.tasks.report.analyses.events import event_rows
 from gettok.tasks.report.analyses.hashtags import (
     hashtag_points,
     hashtags_by_day,
@@ -22,6 +29,7 @@ from gettok.tasks.report.analyses.hashtags import (
 )
 from gettok.tasks.report.analyses.ngrams import count_ngrams, ngrams_section, stop_words, top
 from gettok.tasks.report.analyses.section import AnalysisContext
+from gettok.tasks.report.analyses.stopwords import stop_languages, text_language_videos
 from gettok.tasks.report.analyses.summary_checks import summary_checks_section
 
 from gettok.db import session_scope
@@ -68,6 +76,13 @@ def test_events_are_lettered_by_date_and_drawn_at_their_day():
     days = [date(2022, 12, d) for d in range(1, 9)]
     drawn = mark_events(ax, events, days)
     assert [e.letter for e in drawn] == ["A", "B"]  # C falls after the data: not drawn
+    rows = event_rows(events, min(days), max(days))  # the legend says which are drawn
+    assert [(r[0], r[-1]) for r in rows] == [
+        ("A", "yes"),
+        ("B", "yes"),
+        ("C", "no: outside the videos' days"),
+    ]
+    assert {r[-1] for r in event_rows(events, None, None)} == {"no: outside the videos' days"}
     assert [line.get_xdata()[0] for line in ax.lines] == [date(2022, 12, 3), date(2022, 12, 6)]
     letters = {t.get_text(): mdates.date2num(t.xy[0]) for t in ax.texts}
     assert letters == {
@@ -136,6 +151,81 @@ def test_caption_ngrams_without_stop_words_hashtags_mentions_links(db_url, tmp_p
     )
     assert "| bigram | paro nacional | 4 |" in section.markdown
     assert section.figures == [tmp_path / "caption_ngrams.png"] and section.figures[0].is_file()
+
+
+ENGLISH_CAPTIONS = [
+    "Castillo was arrested after the failed self coup",
+    "Castillo was arrested after the failed self coup in Lima",
+    "Castillo was arrested after the failed self coup today",
+]
+
+
+def test_stop_words_of_every_language_found_in_enough_texts(db_url, tmp_path):
+    """A Spanish campaign's English captions lose English stop words too; a language on one
+    video, or another campaign's texts, adds nothing."""
+    data = build_dataset(db_url, days=2, per_day=8, seed=3)
+    stray = 12345 | (1669939200 << 32)  # the other campaign's video (dataset_for_outputs)
+    languages = ["en"] * 3 + ["th"] + ["es"] * 12
+    with session_scope(db_url) as session:
+        for video, lang in zip(data.videos, languages, strict=False):
+            for source in ("caption", "faster-whisper"):  # a video counts once per language
+                session.add(
+                    TextLanguage(
+                        video_id=video.id,
+                        source=source,
+                        text_sha256=source,
+                        language=lang,
+                        score=0.9,
+                        model="lid.176",
+                    )
+                )
+        for n, video in enumerate(data.videos):  # only the English captions
+            text = ENGLISH_CAPTIONS[n] if n < len(ENGLISH_CAPTIONS) else None
+            session.get(Video, video.id).video_description = text
+        session.add(  # no letters to judge: counts nowhere
+            TextLanguage(
+                video_id=data.videos[3].id,
+                source="tiktok",
+                text_sha256="t",
+                language=None,
+                model="lid.176",
+            )
+        )
+        for source in ("caption", "tiktok", "x"):  # another campaign's language
+            session.add(
+                TextLanguage(
+                    video_id=stray,
+                    source=source,
+                    text_sha256=source,
+                    language="pt",
+                    model="lid.176",
+                )
+            )
+        found = text_language_videos(session, data.campaign)
+    assert found == {"es": 12, "en": 3, "th": 1, "": 16}
+    assert stop_languages(found, "es") == ("es", "en")  # th: one video only
+    assert stop_languages(found | {"en": 0}, "ES") == ("es",)
+    assert stop_languages({"": 100, "en": 4, "pt": 6}, "es") == ("es", "pt")  # en under 5%
+
+    ctx = context(db_url, tmp_path, data.campaign)
+    spanish_only = count_ngrams(ENGLISH_CAPTIONS, ctx.stop_words())
+    assert "after the" in spanish_only[2]  # what the report showed before
+    both = AnalysisContext(**(vars(ctx) | {"stop_languages": ("es", "en")}))
+    section = ngrams_section(both)
+    rows = {
+        (r["n"], r["ngram"]): int(r["count"]) for r in read_csv(tmp_path / "caption_ngrams.csv")
+    }
+    # By hand: stopwords-iso's English list holds "was", "after", "the", "self", "in", "today".
+    assert rows == {
+        ("bigram", "castillo arrested"): 3,
+        ("bigram", "arrested failed"): 3,
+        ("bigram", "failed coup"): 3,
+        ("bigram", "coup lima"): 1,
+        ("trigram", "castillo arrested failed"): 3,
+        ("trigram", "arrested failed coup"): 3,
+        ("trigram", "failed coup lima"): 1,
+    }
+    assert "stopwords-iso (es, en:" in section.markdown
 
 
 def test_hashtag_scatter_points_and_selected_days(db_url, tmp_path):
@@ -222,3 +312,18 @@ def test_summary_checks_counted_and_contradicted_listed(db_url, tmp_path):
         "resumen 4" in section.markdown
         and "| judge | summary_check-v1 | contradicted | 2 |" in (section.markdown)
     )
+
+
+def test_the_report_says_why_the_analyses_count_fewer_videos_than_the_dataset(db_url):
+    """Pruned videos stay in the dataset's counts and leave the analyses: the report says so."""
+    data = build_dataset(db_url, days=2, per_day=5, seed=4)
+    assert scope_note(db_url, data.campaign) is None
+    with session_scope(db_url) as session:
+        for video in data.videos[:2]:
+            session.get(Video, video.id).pruned_at = datetime(2023, 1, 1, tzinfo=UTC)
+        assert queries.pruned_videos(session, data.campaign) == 2
+        n, _, _ = queries.campaign_extent(session, data.campaign)
+        daily = queries.daily_engagement(session, data.campaign)
+    assert n == len(data.videos) - 2 == sum(r["videos"] for r in daily)
+    note = scope_note(db_url, data.campaign)
+    assert f"{len(data.videos) - 2} videos still public: 2 videos found no longer public" in note

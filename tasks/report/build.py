@@ -137,8 +137,8 @@ def build_report(
     transcript pairs are compared first (sentence embeddings: GETTOK_EMBEDDING_MODEL); `config`
     (the campaign file) adds its events and `[report]` options to the analyses."""
     from gettok.tasks.report import figures as figs
-    from gettok.tasks.report.analyses import run_analyses
-    from gettok.tasks.report.analyses.drawing import lettered
+    from gettok.tasks.report.analyses import run_analyses, scope_note
+    from gettok.tasks.report.analyses.drawing import caption, lettered
 
     from gettok.settings import get_settings
 
@@ -155,26 +155,41 @@ def build_report(
     word_counts = word_count_points(url, campaign, embedding_model)
     costs = llm_costs(url, campaign)
     events = lettered(config.events) if config else []
+    first, last = f.first_day, f.last_day
+    videos = caption(summary.videos, first, last)
+    spoken = caption(sum(n for _, n, _ in languages), first, last, "Whisper transcripts with words")
+    both = caption(comparison.videos, first, last, "videos with both transcripts")
 
     figures = [
-        figs.hashtags_figure(by_count, by_views, out_dir / "top_hashtags.png"),
-        figs.daily_volume_figure(daily, out_dir / "daily_volume.png", events),
-        figs.coverage_figure(coverage, out_dir / "transcript_coverage.png", events),
-        figs.bar_figure(
-            [(x, by_text) for x, by_text, _ in languages],
-            "Transcript language (text, fastText lid.176)",
-            "videos",
-            out_dir / "languages.png",
-        ),
-        figs.labels_figure(stance, "Stance over time", out_dir / "stance_over_time.png", events),
+        figs.hashtags_figure(by_count, by_views, out_dir / "top_hashtags.png", videos),
+        figs.daily_volume_figure(daily, out_dir / "daily_volume.png", events, videos),
+        figs.coverage_figure(coverage, out_dir / "transcript_coverage.png", events, videos),
+        figs.languages_figure(languages, out_dir / "languages.png", spoken),
         figs.labels_figure(
-            sentiment, "Sentiment over time", out_dir / "sentiment_over_time.png", events
+            stance, "Stance over time", out_dir / "stance_over_time.png", events, videos
+        ),
+        figs.labels_figure(
+            sentiment, "Sentiment over time", out_dir / "sentiment_over_time.png", events, videos
         ),
         figs.bar_figure(
-            downloads, "Downloads by status", "videos", out_dir / "download_status.png"
+            downloads,
+            "Downloads by status",
+            "videos",
+            out_dir / "download_status.png",
+            videos,
+            "download status",
         ),
-        figs.word_counts_figure(word_counts, comparison, out_dir / "transcript_word_counts.png"),
+        figs.word_counts_figure(
+            word_counts, comparison, out_dir / "transcript_word_counts.png", both
+        ),
     ]
+    from gettok.tasks.report.dataset_tables import write_dataset_tables
+
+    csvs = write_dataset_tables(out_dir, f, comparison, costs)
+
+    def link(*names: str) -> str:
+        return "Tables: " + ", ".join(f"[{csvs[n].name}]({csvs[n].name})" for n in names)
+
     synthetic = f.synthetic
     if synthetic:
         figures = [figs.mark_synthetic(path) for path in figures]
@@ -182,7 +197,6 @@ def build_report(
     figures += [path for section in analyses for path in section.figures]
     d = comparison.differences
     total_cost = sum(c.cost_usd for c in costs)
-    first, last = f.first_day, f.last_day
     sections = [
         f"# {title or campaign}: dataset report",
         *_synthetic_banner(synthetic, summary.videos),
@@ -214,8 +228,10 @@ def build_report(
             ],
         ),
         "![top hashtags](top_hashtags.png)",
+        link("dataset", "top_hashtags"),
         "## Daily volume and engagement",
         "![daily volume](daily_volume.png)",
+        link("daily_volume"),
         "## Transcripts",
         "Share of videos per day with a transcript from each source.",
         "![transcript coverage](transcript_coverage.png)",
@@ -263,12 +279,15 @@ def build_report(
             ],
         ),
         "![word counts](transcript_word_counts.png)",
+        link("transcript_coverage", "languages", "language_disagreements", "transcript_comparison"),
         "## Stance and sentiment",
         "![stance](stance_over_time.png)",
         "![sentiment](sentiment_over_time.png)",
+        link("stance_over_time", "sentiment_over_time"),
         "## Downloads",
         _table(["status", "videos"], [list(x) for x in downloads]),
         "![downloads](download_status.png)",
+        link("download_status"),
         "## LLM cost",
         (
             _table(
@@ -278,10 +297,11 @@ def build_report(
                     for c in costs
                 ],
             )
-            + f"\n\nTotal: {total_cost:.4f} USD"
+            + f"\n\nTotal: {total_cost:.4f} USD\n\n{link('llm_cost')}"
         )
         if costs
         else "No LLM calls recorded.",
+        *filter(None, [scope_note(url, campaign)]),
         *(section.text() for section in analyses),
         validation_section(url, campaign),
     ]
@@ -295,7 +315,7 @@ def build_report(
         comparison=comparison,
         llm_cost_usd=total_cost,
         analyses=[(s.key, s.title, s.text()) for s in analyses],
-        tables=[path for section in analyses for path in section.tables],
+        tables=[*csvs.values(), *(path for section in analyses for path in section.tables)],
         changed=file_digests(out_dir.iterdir()) != before,
     )
 

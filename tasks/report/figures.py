@@ -16,7 +16,12 @@ import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 from gettok.tasks.report.compare_transcripts import TranscriptComparison  # noqa: E402
-from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FuncFormatter,
+    LogFormatter,
+    MaxNLocator,
+    PercentFormatter,
+)
 
 DPI = 120
 # Fixed colours per label so a label keeps its colour across figures and reports.
@@ -36,6 +41,19 @@ def _humanise(x: float, _pos=None) -> str:
         if abs(x) >= size:
             return f"{x / size:.1f}".rstrip("0").rstrip(".") + suffix
     return f"{x:.0f}"
+
+
+class HumanLogFormatter(LogFormatter):
+    """Log-axis labels as 2, 30, 1.5k, 2M instead of 2×10⁰ (matplotlib still picks which)."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        return _humanise(x)
+
+
+def human_log_axes(ax) -> None:
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(HumanLogFormatter())
+        axis.set_minor_formatter(HumanLogFormatter(labelOnlyBase=False))
 
 
 def _save(fig, path: Path) -> Path:
@@ -98,13 +116,36 @@ def _events(ax, events, days: list[date], letters: bool = True) -> None:
     mark_events(ax, list(events), days, letters)
 
 
+def titled(ax, title: str, subtitle: str = "") -> None:
+    """The title, and under it in grey what the figure shows: n and the data's days. Both sit
+    at fixed points above the axes, clear of the event letters drawn just above them."""
+    ax.set_title(title, fontsize=12, loc="left", pad=26 if subtitle else 14)
+    if subtitle:
+        ax.annotate(
+            subtitle,
+            xy=(0, 1),
+            xycoords="axes fraction",
+            xytext=(0, 13),
+            textcoords="offset points",
+            fontsize=8.5,
+            color="#555555",
+            va="bottom",
+        )
+
+
+DAY_LABEL = "posting day (UTC)"
+
+
 def _style(ax) -> None:
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="y", alpha=0.3)
 
 
 def hashtags_figure(
-    by_count: list[tuple[str, int]], by_views: list[tuple[str, int]], path: Path
+    by_count: list[tuple[str, int]],
+    by_views: list[tuple[str, int]],
+    path: Path,
+    subtitle: str = "",
 ) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
     for ax, data, title, colour in (
@@ -121,7 +162,8 @@ def hashtags_figure(
             ax.xaxis.set_major_formatter(FuncFormatter(_humanise))
             ax.set_xlim(0, max(values) * 1.15)
             ax.spines[["top", "right"]].set_visible(False)
-        ax.set_title(f"Top hashtags {title}")
+        ax.set_xlabel("videos" if data is by_count else "views of the videos carrying it")
+        titled(ax, f"Top hashtags {title}", subtitle)
     fig.suptitle(
         "Generic hashtags (fyp, parati, foryou, viral, ...) excluded",
         fontsize=9,
@@ -132,7 +174,7 @@ def hashtags_figure(
     return _save(fig, path)
 
 
-def daily_volume_figure(daily: pl.DataFrame, path: Path, events=()) -> Path:
+def daily_volume_figure(daily: pl.DataFrame, path: Path, events=(), subtitle: str = "") -> Path:
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(11, 6), sharex=True, gridspec_kw={"height_ratios": [1, 1.2]}
     )
@@ -143,7 +185,8 @@ def daily_volume_figure(daily: pl.DataFrame, path: Path, events=()) -> Path:
     days = daily["create_date"].to_list()
     top.bar(days, daily["videos"].to_list(), width=0.8, color="#1f78b4")
     top.set_ylabel("videos posted")
-    top.set_title("Daily volume and engagement (UTC posting day)")
+    top.yaxis.set_major_locator(MaxNLocator(integer=True))
+    titled(top, "Daily volume and engagement", subtitle)
     _style(top)
     for column, colour in (
         ("views", "#e6550d"),
@@ -156,6 +199,7 @@ def daily_volume_figure(daily: pl.DataFrame, path: Path, events=()) -> Path:
     bottom.set_yscale("symlog", linthresh=10)
     bottom.yaxis.set_major_formatter(FuncFormatter(_humanise))
     bottom.set_ylabel("engagement (log scale)")
+    bottom.set_xlabel(DAY_LABEL)
     bottom.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     _style(bottom)
     _dates(bottom, days)
@@ -165,7 +209,7 @@ def daily_volume_figure(daily: pl.DataFrame, path: Path, events=()) -> Path:
     return _save(fig, path)
 
 
-def coverage_figure(coverage: pl.DataFrame, path: Path, events=()) -> Path:
+def coverage_figure(coverage: pl.DataFrame, path: Path, events=(), subtitle: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(11, 4))
     if coverage.height == 0:
         _empty(ax)
@@ -182,8 +226,9 @@ def coverage_figure(coverage: pl.DataFrame, path: Path, events=()) -> Path:
     ax.set_ylim(0, 1.05)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylabel("share of the day's videos")
-    ax.set_title("Transcript coverage by source")
-    ax.legend(fontsize=8, frameon=False, ncols=3, loc="upper left", bbox_to_anchor=(0, -0.12))
+    ax.set_xlabel(DAY_LABEL)
+    titled(ax, "Transcript coverage by source", subtitle)
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
     _style(ax)
     _dates(ax, days)
     _events(ax, events, days)
@@ -191,7 +236,14 @@ def coverage_figure(coverage: pl.DataFrame, path: Path, events=()) -> Path:
     return _save(fig, path)
 
 
-def bar_figure(data: list[tuple[str, int]], title: str, ylabel: str, path: Path) -> Path:
+def bar_figure(
+    data: list[tuple[str, int]],
+    title: str,
+    ylabel: str,
+    path: Path,
+    subtitle: str = "",
+    xlabel: str = "",
+) -> Path:
     fig, ax = plt.subplots(figsize=(7, 3.8))
     if not data:
         _empty(ax)
@@ -202,20 +254,50 @@ def bar_figure(data: list[tuple[str, int]], title: str, ylabel: str, path: Path)
         ax.bar_label(bars, labels=[f"{v:,}" for v in values], padding=2, fontsize=8)
         ax.set_ylim(0, max(values) * 1.15)
         ax.set_ylabel(ylabel)
+        ax.set_xlabel(xlabel)
         if max(len(n) for n in names) > 8:
             plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
         _style(ax)
-    ax.set_title(title)
+    titled(ax, title, subtitle)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def labels_figure(per_day: pl.DataFrame, title: str, path: Path, events=()) -> Path:
+def languages_figure(languages: list[tuple[str, int, int]], path: Path, subtitle: str = "") -> Path:
+    """Videos per language by the transcript's text (fastText) beside Whisper's detection from
+    the audio, side by side, so a language found by one only still shows."""
+    fig, ax = plt.subplots(figsize=(max(7, 0.9 * len(languages) + 2), 4))
+    if not languages:
+        _empty(ax, "no Whisper transcript with words yet")
+    else:
+        xs = list(range(len(languages)))
+        for offset, index, label, colour in (
+            (-0.2, 1, "text (fastText lid.176)", "#1f78b4"),
+            (0.2, 2, "audio (Whisper)", "#a6cee3"),
+        ):
+            values = [row[index] for row in languages]
+            bars = ax.bar([x + offset for x in xs], values, width=0.4, label=label, color=colour)
+            ax.bar_label(bars, labels=[f"{v:,}" for v in values], padding=2, fontsize=8)
+        ax.set_xticks(xs, [row[0] for row in languages])
+        ax.set_ylim(0, max(max(r[1], r[2]) for r in languages) * 1.15)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("language")
+        ax.set_ylabel("videos")
+        ax.legend(fontsize=8, frameon=False, loc="upper right")
+        _style(ax)
+    titled(ax, "Transcript language: from the text and from the audio", subtitle)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def labels_figure(
+    per_day: pl.DataFrame, title: str, path: Path, events=(), subtitle: str = ""
+) -> Path:
     """Stacked shares of each label per day; unlabelled videos in grey on top."""
     fig, ax = plt.subplots(figsize=(11, 4))
     if per_day.height == 0:
         _empty(ax)
-        ax.set_title(title)
+        titled(ax, title, subtitle)
         return _save(fig, path)
     wide = (
         per_day.pivot(on="label", index="create_date", values="videos")
@@ -243,13 +325,17 @@ def labels_figure(per_day: pl.DataFrame, title: str, path: Path, events=()) -> P
             color=LABEL_COLOURS.get(label) or next(extra),
         )
         bottom = [b + s for b, s in zip(bottom, shares, strict=True)]
+    top = 1.0
     if len(days) <= 14:  # more would overlap; the daily volume figure has the counts
+        top = 1.08  # the day's n inside the axes, under the event letters above them
         for day, total in zip(days, totals, strict=True):
             ax.text(day, 1.01, f"n={total}", ha="center", va="bottom", fontsize=7, color="grey")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, top)
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylabel("share of the day's videos")
-    ax.set_title(title, pad=14)
+    ax.set_xlabel(DAY_LABEL)
+    titled(ax, title, subtitle)
     handles, names = ax.get_legend_handles_labels()
     ax.legend(
         handles[::-1],
@@ -267,7 +353,10 @@ def labels_figure(per_day: pl.DataFrame, title: str, path: Path, events=()) -> P
 
 
 def word_counts_figure(
-    points: list[tuple[int, int, int]], comparison: TranscriptComparison, path: Path
+    points: list[tuple[int, int, int]],
+    comparison: TranscriptComparison,
+    path: Path,
+    subtitle: str = "",
 ) -> Path:
     """One dot per video at (Whisper's words, TikTok's words). `points` gives each distinct
     pair of counts once with its number of videos n, drawn as n dots of alpha 0.7 stack
@@ -297,6 +386,6 @@ def word_counts_figure(
         stats += f"\nmean Jaccard = {comparison.mean_jaccard:.3f}"
         ax.text(0.03, 0.97, stats, transform=ax.transAxes, va="top", fontsize=9)
         ax.spines[["top", "right"]].set_visible(False)
-    ax.set_title("Word counts per video: Whisper vs TikTok")
+    titled(ax, "Word counts per video: Whisper vs TikTok", subtitle)
     fig.tight_layout()
     return _save(fig, path)

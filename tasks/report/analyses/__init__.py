@@ -42,16 +42,44 @@ def run_analyses(
     url: str, campaign: str, out_dir: Path, config: Campaign | None, synthetic: bool
 ) -> list[Section]:
     """Every analysis over the campaign, in the report's order."""
+    from gettok.tasks.report.analyses.stopwords import stop_languages, text_language_videos
+
+    from gettok.db import session_scope
+
+    language = config.language if config else None
+    with session_scope(url) as session:
+        stop = stop_languages(text_language_videos(session, campaign), language)
     ctx = AnalysisContext(
         url=url,
         campaign=campaign,
         out_dir=out_dir,
         options=config.report if config else ReportOptions(),
         events=lettered(config.events) if config else [],
-        language=config.language if config else None,
+        language=language,
         synthetic=synthetic,
+        stop_languages=stop,
     )
     return [section(ctx) for section in _sections()]
 
 
-__all__ = ["AnalysisContext", "Section", "run_analyses"]
+def scope_note(url: str, campaign: str) -> str | None:
+    """Why the analyses' n can be below the dataset's: videos that compliance found no longer
+    public (pruned) stay in the dataset's counts but leave the analyses; None when none are."""
+    from gettok.tasks.report.analyses import queries
+
+    from gettok.db import session_scope
+
+    with session_scope(url) as session:
+        pruned = queries.pruned_videos(session, campaign)
+        if not pruned:
+            return None
+        kept, _, _ = queries.campaign_extent(session, campaign)
+    return (
+        f"The analyses below read the campaign's {kept:,} videos still public: {pruned:,} "
+        f"{'video' if pruned == 1 else 'videos'} found no longer public (pruned by compliance) "
+        f"{'is' if pruned == 1 else 'are'} counted in the dataset figures above but left out "
+        "of them."
+    )
+
+
+__all__ = ["AnalysisContext", "Section", "run_analyses", "scope_note"]

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 from gettok.models.schema import AnnotationKind
 from gettok.tasks.report.analyses import queries
-from gettok.tasks.report.analyses.ngrams import NOISE, stop_words
+from gettok.tasks.report.analyses.ngrams import NOISE
 from gettok.tasks.report.analyses.topics_model import class_top_words, fit_tfidf
 
 from gettok.db import session_scope
 
 NOISE_CLUSTER = -1  # HDBSCAN's label for points in no cluster
+MIN_MAP_VIDEOS = 10  # fewer make no neighbourhoods for UMAP nor clusters for HDBSCAN
 SVD_DIMENSIONS = 50
 
 
@@ -75,14 +76,14 @@ def embed(texts: list[str], model_name: str | None, seed: int, stop) -> tuple[np
 
 
 def cluster_map(ctx) -> ClusterMap | None:
-    """The map of the sampled videos, or None with fewer than 10 videos of text."""
+    """The map of the sampled videos, or None with fewer than `MIN_MAP_VIDEOS` of text."""
     from sklearn.cluster import HDBSCAN
     from umap import UMAP
 
     ids, texts, stances = sample_texts(ctx)
-    if len(ids) < 10:
+    if len(ids) < MIN_MAP_VIDEOS:
         return None
-    seed, stop = ctx.options.seed, stop_words(ctx.language)
+    seed, stop = ctx.options.seed, ctx.stop_words()
     vectors, how = embed(texts, ctx.options.embedding_model, seed, stop)
     neighbours = min(15, len(ids) - 1)
     xy = UMAP(
@@ -112,5 +113,6 @@ def cluster_map(ctx) -> ClusterMap | None:
         "min_cluster_size": min_size,
         "seed": seed,
         "videos": len(ids),
+        "stop_words": ", ".join(ctx.stop_languages_used()),
     }
     return ClusterMap(ids, xy, clusters.tolist(), stances, terms, provenance)

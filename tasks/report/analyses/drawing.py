@@ -9,7 +9,13 @@ from datetime import date
 from pathlib import Path
 
 from gettok.models.campaign import Event
-from gettok.tasks.report.figures import _dates, _save, mark_synthetic, plt  # noqa: F401
+from gettok.tasks.report.figures import (  # noqa: F401
+    _dates,
+    _save,
+    mark_synthetic,
+    plt,
+    titled,
+)
 
 EVENT_COLOUR = "#b2182b"
 
@@ -64,19 +70,6 @@ def caption(n: int, first: date | None, last: date | None, unit: str = "videos")
     """The line under a title: how many, and the days the data covers."""
     span = f", posted {first.isoformat()} to {last.isoformat()} (UTC)" if first and last else ""
     return f"n = {n:,} {unit}{span}"
-
-
-def titled(fig_or_ax, title: str, subtitle: str) -> None:
-    fig_or_ax.set_title(f"{title}\n", fontsize=12, loc="left")
-    fig_or_ax.text(
-        0,
-        1.02,
-        subtitle,
-        transform=fig_or_ax.transAxes,
-        fontsize=8.5,
-        color="#555555",
-        va="bottom",
-    )
 
 
 def timeline(ax, days: list[date], events: list[LetteredEvent]) -> list[LetteredEvent]:

@@ -15,6 +15,8 @@ from gettok.tasks.report.analyses import queries, tables
 from gettok.tasks.report.analyses.drawing import caption, plt, save, timeline, titled
 from gettok.tasks.report.analyses.section import AnalysisContext, Section
 from gettok.tasks.report.build import is_generic
+from gettok.tasks.report.figures import human_log_axes
+from matplotlib.ticker import MaxNLocator
 from sqlalchemy import func, select
 
 from gettok.db import session_scope
@@ -133,6 +135,16 @@ def draw_scatter(points: list[HashtagPoint], subtitle: str, ctx: AnalysisContext
             )
         ax.set_xscale("log")
         ax.set_yscale("log")
+        human_log_axes(ax)
+    else:
+        ax.text(
+            0.5,
+            0.5,
+            f"no hashtag on {MIN_VIDEOS} or more videos yet",
+            ha="center",
+            transform=ax.transAxes,
+            color="grey",
+        )
     ax.set_xlabel("videos carrying the hashtag (log)")
     ax.set_ylabel("mean views of those videos (log)")
     ax.spines[["top", "right"]].set_visible(False)
@@ -150,5 +162,6 @@ def draw_over_time(per_day: dict[str, Counter], subtitle: str, ctx: AnalysisCont
         ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_xlabel("posting day (UTC)")
     ax.set_ylabel("videos carrying the hashtag")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     titled(ax, "Selected hashtags over time", subtitle)
     return save(fig, path, ctx.synthetic)

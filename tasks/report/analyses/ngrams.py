@@ -1,5 +1,6 @@
 """Caption n-grams (the Ecuador paper's Figure 2): the most frequent bigrams and trigrams of
-captions, with the campaign language's stop words (stopwords-iso) removed.
+captions, with stopwords-iso's stop words of the campaign's language (and of the other languages
+found in its texts: `analyses.stopwords`) removed.
 
 Hashtags, mentions and links are dropped first (hashtags have their own figures); stop words are
 removed and n-grams formed from the words that remain, as scikit-learn's CountVectorizer does.
@@ -10,13 +11,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from functools import lru_cache
 
-import stopwordsiso
 from gettok.models.schema import Video
 from gettok.tasks.report.analyses import queries, tables
 from gettok.tasks.report.analyses.drawing import caption, plt, save, titled
 from gettok.tasks.report.analyses.section import AnalysisContext, Section
+from gettok.tasks.report.analyses.stopwords import (  # noqa: F401 (stop_words importable here)
+    MIN_SHARE,
+    stop_words,
+)
 from sqlalchemy import func, select
 
 from gettok.db import session_scope
@@ -27,14 +30,6 @@ TOP = 20
 # Past this many distinct n-grams, those seen once are dropped (counts stay exact for any n-gram
 # frequent enough to rank; memory stays bounded on a million captions).
 MAX_DISTINCT = 500_000
-
-
-@lru_cache(maxsize=8)
-def stop_words(language: str | None) -> frozenset[str]:
-    """stopwords-iso's list for the language (English when none is set or it has none)."""
-    code = (language or "en").lower()
-    words = stopwordsiso.stopwords(code) or stopwordsiso.stopwords("en")
-    return frozenset(w.casefold() for w in words)
 
 
 def caption_words(text: str, stop: frozenset[str]) -> list[str]:
@@ -60,7 +55,7 @@ def top(counter: Counter, n: int = TOP) -> list[tuple[str, int]]:
 
 
 def ngrams_section(ctx: AnalysisContext) -> Section:
-    stop = stop_words(ctx.language)
+    stop = ctx.stop_words()
     with session_scope(ctx.url) as session:
         query = select(func.coalesce(Video.video_description, "")).where(
             queries.in_campaign(ctx.campaign)
@@ -73,13 +68,16 @@ def ngrams_section(ctx: AnalysisContext) -> Section:
     draw(bigrams, trigrams, caption(n, first, last, "captions"), ctx, path)
     rows = [["bigram", g, c] for g, c in bigrams] + [["trigram", g, c] for g, c in trigrams]
     csv_path = tables.write_csv(ctx.out_dir / "caption_ngrams.csv", ["n", "ngram", "count"], rows)
-    language = ctx.language or "en"
+    language = ", ".join(ctx.stop_languages_used())
     text = "\n\n".join(
         [
             f"The {TOP} most frequent bigrams and trigrams of captions, without hashtags, "
-            f"mentions, links and the {len(stop):,} stop words of stopwords-iso ({language}).",
+            f"mentions, links and the {len(stop):,} stop words of stopwords-iso ({language}: "
+            "the campaign's language, and any other the text identifier found in at least "
+            f"{MIN_SHARE:.0%} of its videos).",
             "![caption n-grams](caption_ngrams.png)",
             tables.markdown(["n", "n-gram", "captions"], rows),
+            f"Table: [caption_ngrams.csv]({csv_path.name})",
         ]
     )
     provenance = {"stop_words": f"stopwords-iso {language}", "stop_word_count": len(stop)}

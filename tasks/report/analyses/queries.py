@@ -15,7 +15,7 @@ from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus, T
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
-from gettok.membership import campaign_videos  # noqa: F401 - used by the analyses
+from gettok.membership import campaign_videos
 
 BATCH = 5000
 ENGAGEMENT = ("views", "likes", "comments", "shares")
@@ -43,6 +43,13 @@ def campaign_extent(session: Session, campaign: str) -> tuple[int, date | None, 
         select(func.count(), func.min(day), func.max(day)).where(in_campaign(campaign))
     ).one()
     return int(n), (as_date(first) if first else None), (as_date(last) if last else None)
+
+
+def pruned_videos(session: Session, campaign: str) -> int:
+    """The campaign's videos that compliance pruned (the analyses leave them out)."""
+    mine = Video.id.in_(campaign_videos(campaign, with_pruned=True))
+    query = select(func.count()).where(mine, Video.pruned_at.is_not(None))
+    return int(session.execute(query).scalar_one())
 
 
 def daily_engagement(session: Session, campaign: str) -> list[dict[str, Any]]:

@@ -20,6 +20,16 @@ class AnalysisContext:
     events: list[LetteredEvent] = field(default_factory=list)
     language: str | None = None  # the campaign's language: its stop words are removed
     synthetic: bool = False  # sandbox data: every figure carries the banner
+    # Whose stop words are removed (analyses.stopwords.stop_languages); empty: `language`'s only.
+    stop_languages: tuple[str, ...] = ()
+
+    def stop_languages_used(self) -> tuple[str, ...]:
+        return self.stop_languages or ((self.language or "en").lower(),)
+
+    def stop_words(self) -> frozenset[str]:
+        from gettok.tasks.report.analyses.stopwords import stop_words_of
+
+        return stop_words_of(self.stop_languages_used())
 
 
 @dataclass

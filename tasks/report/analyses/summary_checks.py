@@ -82,7 +82,11 @@ def summary_checks_section(ctx: AnalysisContext) -> Section:
         rows,
     )
     if not counts:
-        text = "No summary has been checked yet (`gettok enrich --kind summary_check`)."
+        text = (
+            "No summary has been checked yet (`gettok enrich --kind summary_check`); "
+            f"[{csv_counts.name}]({csv_counts.name}) and [{csv_bad.name}]({csv_bad.name}) "
+            "hold their headers only."
+        )
     else:
         text = "\n\n".join(
             [

@@ -8,7 +8,7 @@ from itertools import islice
 
 from gettok.tasks.report.analyses import queries, tables
 from gettok.tasks.report.analyses.drawing import caption, plt, save, timeline, titled
-from gettok.tasks.report.analyses.ngrams import NOISE, stop_words
+from gettok.tasks.report.analyses.ngrams import NOISE
 from gettok.tasks.report.analyses.section import AnalysisContext, Section
 from gettok.tasks.report.analyses.topics_model import NO_TOPIC, TopicModel, fit_topics
 
@@ -36,7 +36,7 @@ def fit_campaign_topics(ctx: AnalysisContext) -> TopicModel | None:
         )
         sample = queries.reservoir((d for d in docs if d[1]), opts.topic_fit_videos, opts.seed)
     texts = [text for _, text in sample]
-    return fit_topics(texts, opts.topics, opts.seed, stop_words(ctx.language), opts.topic_model)
+    return fit_topics(texts, opts.topics, opts.seed, ctx.stop_words(), opts.topic_model)
 
 
 def assign_campaign(ctx: AnalysisContext, model: TopicModel):
@@ -51,7 +51,11 @@ def assign_campaign(ctx: AnalysisContext, model: TopicModel):
 def topics_section(ctx: AnalysisContext) -> Section:
     model = fit_campaign_topics(ctx)
     if model is None:
-        return Section("topics", "Topics", "Too little text yet for a topic model.")
+        why = (
+            "Too little text yet for a topic model (it needs two or more videos and two or more "
+            "words left once stop words are removed)."
+        )
+        return Section("topics", "Topics", why)
     assignments = list(assign_campaign(ctx, model))
     sizes, per_day = sizes_and_days(assignments)
     days = sorted({d for d, _ in per_day})
@@ -61,7 +65,7 @@ def topics_section(ctx: AnalysisContext) -> Section:
         model, per_day, days, subtitle, ctx, ctx.out_dir / "topics_over_time.png"
     )
     rows, (csv_topics, csv_videos, csv_days) = write_tables(ctx, model, assignments)
-    prov = model.provenance()
+    prov = model.provenance() | {"stop_words": ", ".join(ctx.stop_languages_used())}
     how = (
         f"scikit-learn NMF on TF-IDF, {prov['topics']} topics, seed {prov['seed']}"
         if model.nmf is not None

@@ -111,3 +111,39 @@ def _sha(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_pairs_are_compared_page_after_page_each_once(db_url, monkeypatch):
+    """Pages of two pairs: each page starts after the last (no rescan of compared pairs), and
+    every pair is stored exactly once, also when a page meets pairs another run stored."""
+    from gettok.tasks.report import comparisons
+
+    data = build_dataset(db_url, days=3, per_day=10, seed=11)
+    expected = sum(1 for v in data.videos if v.whisper and v.tiktok)
+    assert expected >= 5
+    monkeypatch.setattr(comparisons, "BATCH", 2)
+    pages = []
+    record = comparisons._record
+
+    def record_and_note(url, rows, cosines, model):
+        pages.append([r[1] for r in rows])
+        if len(pages) == 2:  # another run stores this page's first pair just before we do
+            record(url, rows[:1], cosines[:1], model)
+        return record(url, rows, cosines, model)
+
+    monkeypatch.setattr(comparisons, "_record", record_and_note)
+    written = comparisons.compare_campaign(db_url, data.campaign, "none")
+
+    with db.session_scope(db_url) as session:
+        keys = session.execute(
+            select(
+                TranscriptComparison.whisper_transcript_id,
+                TranscriptComparison.tiktok_transcript_id,
+            )
+        ).all()
+    assert len(keys) == len(set(keys)) == expected
+    assert written == expected - 1  # one pair was the other run's
+    # The conflicted page is read once more, from its pair the other run did not store.
+    assert pages[2][0] == pages[1][1]
+    flat = [w for page in [pages[0], pages[1][:1], *pages[2:]] for w in page]
+    assert flat == sorted(set(flat))  # each page after the last: nothing read twice otherwise

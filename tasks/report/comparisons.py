@@ -11,7 +11,7 @@ from __future__ import annotations
 from gettok.models.schema import Transcript, TranscriptComparison, utcnow
 from gettok.tasks.report import compare_transcripts as compare
 from gettok.tasks.report import embeddings
-from sqlalchemy import Float, and_, cast, exists, func, select
+from sqlalchemy import Float, and_, cast, exists, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -48,7 +48,7 @@ def _pending_pairs(campaign_name: str, model: str):
             w.video_id.in_(campaign_videos(campaign_name)),
             ~done,
         )
-        .order_by(w.id)
+        .order_by(w.id, k.id)
     )
 
 
@@ -64,18 +64,26 @@ def compare_campaign(url: str, campaign_name: str, embedding_model: str) -> int:
 
     record_tiktok_transcripts(url, campaign_name)
     model = effective_model(embedding_model)
-    written = 0
+    written, after, conflicted = 0, None, False
     while True:
+        # Keyset on the pair's transcript ids: each page starts where the last one ended, so
+        # the pairs compared earlier are not scanned again for every page (quadratic otherwise).
+        pending = _pending_pairs(campaign_name, model)
+        if after is not None:
+            columns = pending.selected_columns
+            pending = pending.where(tuple_(columns[1], columns[4]) > tuple_(*after))
         with db.session_scope(url) as session:
-            rows = session.execute(_pending_pairs(campaign_name, model).limit(BATCH)).all()
+            rows = session.execute(pending.limit(BATCH)).all()
         if not rows:
             return written
         texts = [(r[2], r[5]) for r in rows]
         cosines = embeddings.cosines(model, texts) if model != embeddings.NONE else []
         added = _record(url, rows, cosines, model)
         written += added
-        if not added:  # another run stored them first
-            return written
+        if added or conflicted:
+            after, conflicted = (rows[-1][1], rows[-1][4]), False
+        else:  # another run stored some of this page first: read the page once more without them
+            conflicted = True
 
 
 def _record(url: str, rows, cosines: list[float], model: str) -> int:

@@ -55,13 +55,16 @@ def postgres_database(server: str) -> tuple[str, callable]:
     return f"{server}/{name}", drop
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main() -> None:
+    args = parse_args()
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
@@ -78,26 +81,35 @@ def main() -> None:
         folder.mkdir()
         baseline = run_baseline(world, f"sqlite:///{folder / 'gettok.db'}", folder, api)
         for trial in trials:
-            folder = Path(tmp) / str(trial)
-            folder.mkdir()
-            drop = None
-            if trial.backend == "postgres":
-                url, drop = postgres_database(args.postgres)
-            else:
-                url = f"sqlite:///{folder / 'gettok.db'}"
-            try:
-                report = run_any(trial, world, baseline, url, folder, api)
-            finally:
-                if drop:
-                    drop()
+            report = run_trial(trial, world, baseline, Path(tmp) / str(trial), api, args.postgres)
             reports.append(report)
             print(
                 f"{trial}: killed={report.killed} at {report.kill} {report.at_kill}; "
                 f"{report.seconds} s; problems: {report.problems or 'none'}",
                 flush=True,
             )
+    print(json.dumps(summary(reports, baseline)))
 
-    result = {
+
+def run_trial(trial: Trial, world: World, baseline, folder: Path, api: str, postgres: str):
+    """One trial in its own folder, on a fresh database of its backend (a Postgres one dropped
+    afterwards)."""
+    folder.mkdir()
+    drop = None
+    if trial.backend == "postgres":
+        url, drop = postgres_database(postgres)
+    else:
+        url = f"sqlite:///{folder / 'gettok.db'}"
+    try:
+        return run_any(trial, world, baseline, url, folder, api)
+    finally:
+        if drop:
+            drop()
+
+
+def summary(reports: list, baseline) -> dict:
+    """The final JSON line: where the kills hit, what was lost or doubled against the baseline."""
+    return {
         "benchmark": "chaos",
         "trials": len(reports),
         "faults_injected": sum(r.killed for r in reports),
@@ -126,7 +138,6 @@ def main() -> None:
         "baseline_items": {k: len(v) for k, v in baseline.stored.items().items()},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":

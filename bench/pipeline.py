@@ -376,7 +376,7 @@ def measure(folder: Path, campaign: Campaign, videos: int, per_day: int) -> dict
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000])
     parser.add_argument("--per-day", type=int, default=500)
@@ -385,8 +385,11 @@ def main() -> None:
         action="store_true",
         help="run with Prefect's flow heartbeats off (each flow run's exit waits ~1 s for them)",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main() -> None:
+    args = parse_args()
     from prefect.settings import (
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_LOCAL_STORAGE_PATH,
@@ -416,31 +419,34 @@ def main() -> None:
                     folder, campaign, size, args.per_day
                 )
                 print(json.dumps({"run": size, **runs[list(runs)[-1]]}), flush=True)
+    print(json.dumps(summary(runs, warm, args.per_day, heartbeat_s, settings)))
+
+
+def summary(
+    runs: dict[str, dict], warm: dict, per_day: int, heartbeat_s, settings: Settings
+) -> dict:
+    """The final JSON line: the overheads per video against the aims, and how they were run."""
     first = runs[next(iter(runs))]
-    print(
-        json.dumps(
-            {
-                "overhead_ms_per_video_1k": runs.get("1k", {}).get("overhead_ms_per_video"),
-                "overhead_ms_per_video_10k": runs.get("10k", {}).get("overhead_ms_per_video"),
-                "task_runs_per_1k_videos": first["task_runs_per_1k_videos"],
-                "aim": {"overhead_ms_per_video": 20, "task_runs_per_1k_videos": 100},
-                "videos_per_day": args.per_day,
-                "batch_settings": {
-                    "download_batch_size": settings.download_batch_size,
-                    "transcription_batch_files": settings.transcription_batch_files,
-                    "transcription_task_videos": settings.transcription_task_videos,
-                    "frames_batch": FRAMES_BATCH,
-                    "llm_batch_size": settings.llm_batch_size,
-                    "llm_kinds": len(REQUESTED_KINDS),
-                },
-                "database": "fresh SQLite per run in a temporary directory",
-                "prefect": "prefect_test_harness (temporary server on SQLite)",
-                "prefect_flow_heartbeat_s": heartbeat_s,
-                "warmup_run": {k: warm[k] for k in ("videos", "direct_s", "pipeline_s")},
-                "runs": runs,
-            }
-        )
-    )
+    return {
+        "overhead_ms_per_video_1k": runs.get("1k", {}).get("overhead_ms_per_video"),
+        "overhead_ms_per_video_10k": runs.get("10k", {}).get("overhead_ms_per_video"),
+        "task_runs_per_1k_videos": first["task_runs_per_1k_videos"],
+        "aim": {"overhead_ms_per_video": 20, "task_runs_per_1k_videos": 100},
+        "videos_per_day": per_day,
+        "batch_settings": {
+            "download_batch_size": settings.download_batch_size,
+            "transcription_batch_files": settings.transcription_batch_files,
+            "transcription_task_videos": settings.transcription_task_videos,
+            "frames_batch": FRAMES_BATCH,
+            "llm_batch_size": settings.llm_batch_size,
+            "llm_kinds": len(REQUESTED_KINDS),
+        },
+        "database": "fresh SQLite per run in a temporary directory",
+        "prefect": "prefect_test_harness (temporary server on SQLite)",
+        "prefect_flow_heartbeat_s": heartbeat_s,
+        "warmup_run": {k: warm[k] for k in ("videos", "direct_s", "pipeline_s")},
+        "runs": runs,
+    }
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ def ours(model, paths: list[Path], options: WhisperOptions) -> tuple[float, list
     return time.perf_counter() - started, [r.text for r in results]
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=12)
     parser.add_argument("--min-s", type=float, default=15.0)
@@ -116,8 +116,22 @@ def main(argv: list[str] | None = None) -> dict:
         "--compute-type", default="auto", help="ours only; auto: int8 CPU, fp16 GPU"
     )
     parser.add_argument("--repeats", type=int, default=1)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def best_times(naive_model, ours_model, paths: list[Path], options, repeats: int):
+    """Each side timed `repeats` times, alternating; the best seconds and the last texts."""
+    naive_s, ours_s = float("inf"), float("inf")
+    for _ in range(repeats):
+        seconds, naive_texts = naive(naive_model, paths)
+        naive_s = min(naive_s, seconds)
+        seconds, our_texts = ours(ours_model, paths, options)
+        ours_s = min(ours_s, seconds)
+    return naive_s, naive_texts, ours_s, our_texts
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
     from faster_whisper import WhisperModel
 
     folder = (
@@ -140,13 +154,9 @@ def main(argv: list[str] | None = None) -> dict:
     naive(naive_model, paths[:1])  # warm-up, untimed
     ours(ours_model, paths[:1], options)
 
-    naive_s, ours_s = float("inf"), float("inf")
-    for _ in range(args.repeats):
-        seconds, naive_texts = naive(naive_model, paths)
-        naive_s = min(naive_s, seconds)
-        seconds, our_texts = ours(ours_model, paths, options)
-        ours_s = min(ours_s, seconds)
-
+    naive_s, naive_texts, ours_s, our_texts = best_times(
+        naive_model, ours_model, paths, options, args.repeats
+    )
     result = {
         "bench": "transcribe",
         "clips": len(paths),

@@ -11,7 +11,7 @@ after a crash does only what is left. A scheduled run takes its day from the sch
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -190,47 +190,15 @@ def run_pipeline(
     comments_top_n: int | None = None,
 ) -> PipelineResult:
     """Collect window by window; each collected window starts processing at once (in order)."""
-    logger = get_run_logger()
     result = PipelineResult(campaign=campaign.name, start=dates.start, end=dates.end)
-    total_days = (dates.end - dates.start).days + 1
-    progress = create_progress_artifact(
-        progress=0.0,
-        key=artifact_key("pipeline-progress", campaign.name),
-        description=f"{campaign.name} {dates.start}..{dates.end}: days collected",
-    )
+    progress = CollectProgress(campaign.name, dates)
     budget = RunBudget(settings.llm_budget_usd if budget_usd is None else budget_usd)
-    chain: list[PrefectFuture] = []
-    days_done = 0
-
-    def process(label: str, final: bool) -> None:
-        chain.append(
-            process_new_videos.submit(
-                campaign,
-                campaign_file,
-                label,
-                final,
-                transcribe_deployment,
-                budget,
-                stages,
-                # In order, but a batch that failed must not stop the later ones.
-                wait_for=[allow_failure(f) for f in chain[-1:]],
-            )
-        )
+    batches = ProcessingChain(campaign, campaign_file, transcribe_deployment, budget, stages)
 
     def after_window(outcome: WindowOutcome) -> None:
-        nonlocal days_done
-        if outcome.status in ("done", "skipped"):
-            days_done += outcome.window.days
-        update_progress_artifact(progress, progress=min(100.0, 100.0 * days_done / total_days))
-        logger.info(
-            "window %s: %s, %d videos (%d new)",
-            outcome.window,
-            outcome.status,
-            outcome.videos,
-            outcome.new_videos,
-        )
+        progress.window_collected(outcome)
         if outcome.new_videos:
-            process(str(outcome.window), final=False)
+            batches.process(str(outcome.window), final=False)
 
     collected: CollectResult = collect_campaign(
         settings,
@@ -245,35 +213,102 @@ def run_pipeline(
         result.notes.append(f"days after {collected.deferred_after} are not indexed yet")
     if comments_top_n is not None:
         result.notes.append(collect_top_comments(campaign_file, collected, comments_top_n))
-    process("final sweep", final=True)
-    for future in chain:
-        future.wait()
-    failed = [f.state.message or f.state.name for f in chain if not f.state.is_completed()]
+    batches.process("final sweep", final=True)
+    failed = batches.wait()
     if collected.aborted or collected.windows_failed:
         failed.insert(0, f"collect {collected.state}")
-    result.spent_usd, result.batches = budget.spent_usd, len(chain)
+    result.spent_usd, result.batches = budget.spent_usd, len(batches.futures)
+    publish_summary(result, settings, campaign.name, dates)
+    if failed:
+        # Published the summary first: the run fails, and says what it did get done.
+        raise PipelineIncomplete(result, failed)
+    return result
+
+
+class CollectProgress:
+    """The run's days collected, as a progress artifact and a log line per window."""
+
+    def __init__(self, campaign_name: str, dates: RunDates):
+        self.total_days = (dates.end - dates.start).days + 1
+        self.days_done = 0
+        self.logger = get_run_logger()
+        self.artifact = create_progress_artifact(
+            progress=0.0,
+            key=artifact_key("pipeline-progress", campaign_name),
+            description=f"{campaign_name} {dates.start}..{dates.end}: days collected",
+        )
+
+    def window_collected(self, outcome: WindowOutcome) -> None:
+        """Count a window's days once it is done (or was already); log what it found."""
+        if outcome.status in ("done", "skipped"):
+            self.days_done += outcome.window.days
+        progress = min(100.0, 100.0 * self.days_done / self.total_days)
+        update_progress_artifact(self.artifact, progress=progress)
+        self.logger.info(
+            "window %s: %s, %d videos (%d new)",
+            outcome.window,
+            outcome.status,
+            outcome.videos,
+            outcome.new_videos,
+        )
+
+
+@dataclass
+class ProcessingChain:
+    """Processing batches run one after another, each started as its window is collected."""
+
+    campaign: Campaign
+    campaign_file: str
+    transcribe_deployment: str | None
+    budget: RunBudget
+    stages: Stages
+    futures: list[PrefectFuture] = field(default_factory=list)
+
+    def process(self, label: str, final: bool) -> None:
+        """Submit a batch to start once the previous one has ended."""
+        self.futures.append(
+            process_new_videos.submit(
+                self.campaign,
+                self.campaign_file,
+                label,
+                final,
+                self.transcribe_deployment,
+                self.budget,
+                self.stages,
+                # In order, but a batch that failed must not stop the later ones.
+                wait_for=[allow_failure(f) for f in self.futures[-1:]],
+            )
+        )
+
+    def wait(self) -> list[str]:
+        """Wait for every batch; why each that failed did."""
+        for future in self.futures:
+            future.wait()
+        return [f.state.message or f.state.name for f in self.futures if not f.state.is_completed()]
+
+
+def publish_summary(
+    result: PipelineResult, settings: Settings, campaign_name: str, dates: RunDates
+) -> None:
+    """Count the run's videos by stage into `result`, publish them as a table and log them."""
     # The run's days, not the whole campaign: the summary sits under this run's dates.
     result.counts = stage_counts(
-        settings.resolved_database_url, campaign.name, posted=(dates.start, dates.end)
+        settings.resolved_database_url, campaign_name, posted=(dates.start, dates.end)
     )
     create_table_artifact(
         table=result.counts.table(),
-        key=artifact_key("pipeline-stages", campaign.name),
-        description=f"{campaign.name} {dates.start}..{dates.end}: {result.collect_state}; "
+        key=artifact_key("pipeline-stages", campaign_name),
+        description=f"{campaign_name} {dates.start}..{dates.end}: {result.collect_state}; "
         f"LLM spend ${result.spent_usd:.4f}",
     )
-    logger.info(
+    get_run_logger().info(
         "pipeline %s %s..%s: %s; %s",
-        campaign.name,
+        campaign_name,
         dates.start,
         dates.end,
         result.collect_state,
         result.counts.model_dump(exclude={"campaign"}),
     )
-    if failed:
-        # Published the summary first: the run fails, and says what it did get done.
-        raise PipelineIncomplete(result, failed)
-    return result
 
 
 def collect_top_comments(campaign_file: str, collected: CollectResult, top_n: int) -> str:

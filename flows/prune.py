@@ -89,31 +89,55 @@ def prune(
     """Re-check the campaign's videos (all campaigns when none is given)."""
     logger = get_run_logger()
     settings = get_settings()
-    url = settings.resolved_database_url
-    cid = None
+    url, media_dir = settings.resolved_database_url, settings.resolved_media_dir
+    name, cid = "all", None
     if campaign_file is not None:
-        campaign = load_campaign(Path(campaign_file))
+        name = load_campaign(Path(campaign_file)).name
         try:
             with session_scope(url) as session:
-                cid = campaign_id(session, campaign.name)
+                cid = campaign_id(session, name)
         except CampaignNotFound as exc:
             logger.info("%s: nothing to prune", exc)
             return PruneResult()
-    total = finish_batch(url, settings.resolved_media_dir, cid)
+    total = finish_batch(url, media_dir, cid)
     due = utcnow() - timedelta(days=recheck_after_days)
     if settings.prune_batch_compliance and settings.has_tiktok_credentials:
-        batch = batch_compliance(url, settings.resolved_media_dir, cid, due)
-        total = total.add(batch.result)
-        logger.info(
-            "batch compliance: %d tasks sent, %d applied, %d failed; %d comments deleted%s",
-            batch.tasks_created,
-            batch.tasks_applied,
-            batch.tasks_failed,
-            batch.comments_deleted,
-            f"; {batch.stopped}" if batch.stopped else "",
+        total = total.add(send_to_batch_compliance(url, media_dir, cid, due))
+    total = total.add(recheck_pages(cid, due, batch_size, limit))
+    publish(total.stage_result(), artifact_key("prune-result", name), logger)
+    if total.transient:
+        logger.warning(
+            "%d videos undecided (%s): kept, checked again next run",
+            total.transient,
+            total.transient_reasons,
         )
+    publish_table(total)
+    return total
+
+
+def send_to_batch_compliance(url: str, media_dir: Path, cid: int | None, due) -> PruneResult:
+    """Send the due videos and comments to the batch compliance endpoints; log what they did."""
+    batch = batch_compliance(url, media_dir, cid, due)
+    get_run_logger().info(
+        "batch compliance: %d tasks sent, %d applied, %d failed; %d comments deleted%s",
+        batch.tasks_created,
+        batch.tasks_applied,
+        batch.tasks_failed,
+        batch.comments_deleted,
+        f"; {batch.stopped}" if batch.stopped else "",
+    )
+    return batch.result
+
+
+def recheck_pages(cid: int | None, due, batch_size: int, limit: int | None) -> PruneResult:
+    """Read again the tiktok.com page of every due video (up to `limit`), in batches, skipping
+    those waiting in an open compliance task; stop early when pages keep being undecided."""
+    logger = get_run_logger()
+    settings = get_settings()
+    url = settings.resolved_database_url
     waiting = waiting_ids(url, "video")  # decided by their open task, not by a page
     logger.info("re-checking videos not checked since %s against %s", due, settings.tiktok_web_url)
+    total = PruneResult()
     after, left = None, limit
     while left is None or left > 0:
         size = batch_size if left is None else min(batch_size, left)
@@ -135,14 +159,11 @@ def prune(
                 "too many undecided pages in a row: stopping; the rest waits for the next run"
             )
             break
-    name = campaign.name if campaign_file is not None else "all"
-    publish(total.stage_result(), artifact_key("prune-result", name), logger)
-    if total.transient:
-        logger.warning(
-            "%d videos undecided (%s): kept, checked again next run",
-            total.transient,
-            total.transient_reasons,
-        )
+    return total
+
+
+def publish_table(total: PruneResult) -> None:
+    """The run's outcomes, one row per outcome, as the `prune` table artifact."""
     create_table_artifact(
         key="prune",
         table=[
@@ -159,4 +180,3 @@ def prune(
         ],
         description=f"Compliance run: {total.summary()}",
     )
-    return total

@@ -205,7 +205,8 @@ class Corpus:
     def _video(
         self, rng: random.Random, video_id: int, create_time: int, topic: Topic
     ) -> CorpusVideo:
-        cfg = self.config
+        """One video of the topic; the draws from `rng` keep their order, so a seed's corpus
+        stays the same."""
         language = "en" if rng.random() < 0.15 else "es"
         sentence, hashtags, mentions = topic.compose(rng, language)
         description = sentence + (" " + " ".join(f"#{h}" for h in hashtags) if hashtags else "")
@@ -216,36 +217,9 @@ class Corpus:
         speech_text = topic.speech(rng, language, sentence) if kind == "speech" else ""
         # Most clips short (tests and the quick start decode them); a tail up to a minute.
         duration = min(60.0, 5.0 + rng.expovariate(1 / 7.0))
-        views = int(rng.lognormvariate(7.0, 2.3))
-        likes = int(views * rng.betavariate(1.2, 14))
-        comments = int(likes * rng.betavariate(1, 25))
-        shares = int(likes * rng.betavariate(1, 12))
-        favourites = int(likes * rng.betavariate(1, 8))
-        roll = rng.random()
-        if roll < cfg.private_share:
-            web_state = "private"
-        elif roll < cfg.private_share + cfg.removed_share:
-            web_state = "removed"
-        elif roll < cfg.private_share + cfg.removed_share + cfg.slideshow_share:
-            web_state = "slideshow"
-        else:
-            web_state = "public"
-        # Always two draws, so the share changes visibility alone, not the rest of the day.
-        visible = rng.random() >= cfg.invisible_share
-        gone = rng.choice(("private", "removed"))
-        if not visible:
-            web_state = gone
-        missing = tuple(
-            name
-            for name, share in (
-                ("region_code", 0.02),
-                ("music_id", 0.05),
-                ("hashtag_names", 0.03),
-                ("video_description", 0.01),
-                ("video_duration", 0.03),
-            )
-            if rng.random() < share
-        )
+        counts = _engagement(rng)
+        web_state, visible = self._web_state(rng)
+        missing = _missing_fields(rng)
         voice = None
         if speech_text and rng.random() < 0.6:
             voice = _tiktok_transcript(speech_text)
@@ -258,11 +232,7 @@ class Corpus:
             region_code=region,
             music_id=rng.choice(self._music),
             effect_ids=(str(rng.randrange(10**17, 10**18)),) if rng.random() < 0.1 else (),
-            view_count=views,
-            like_count=likes,
-            comment_count=comments,
-            share_count=shares,
-            favorites_count=favourites,
+            **counts,
             topic=topic.name,
             language=language,
             clip_kind=kind,
@@ -278,6 +248,51 @@ class Corpus:
             else None,
             mentions=tuple(mentions),
         )
+
+    def _web_state(self, rng: random.Random) -> tuple[str, bool]:
+        """What tiktok.com shows for the video, and whether the Research API returns it."""
+        cfg = self.config
+        roll = rng.random()
+        if roll < cfg.private_share:
+            web_state = "private"
+        elif roll < cfg.private_share + cfg.removed_share:
+            web_state = "removed"
+        elif roll < cfg.private_share + cfg.removed_share + cfg.slideshow_share:
+            web_state = "slideshow"
+        else:
+            web_state = "public"
+        # Always two draws, so the share changes visibility alone, not the rest of the day.
+        visible = rng.random() >= cfg.invisible_share
+        gone = rng.choice(("private", "removed"))
+        return (web_state if visible else gone), visible
+
+
+def _engagement(rng: random.Random) -> dict[str, int]:
+    """Heavy-tailed views; likes a share of views, and the other counts shares of likes."""
+    views = int(rng.lognormvariate(7.0, 2.3))
+    likes = int(views * rng.betavariate(1.2, 14))
+    return {
+        "view_count": views,
+        "like_count": likes,
+        "comment_count": int(likes * rng.betavariate(1, 25)),
+        "share_count": int(likes * rng.betavariate(1, 12)),
+        "favorites_count": int(likes * rng.betavariate(1, 8)),
+    }
+
+
+def _missing_fields(rng: random.Random) -> tuple[str, ...]:
+    """The fields the API leaves out of this video's record (each at its observed rate)."""
+    return tuple(
+        name
+        for name, share in (
+            ("region_code", 0.02),
+            ("music_id", 0.05),
+            ("hashtag_names", 0.03),
+            ("video_description", 0.01),
+            ("video_duration", 0.03),
+        )
+        if rng.random() < share
+    )
 
 
 def _tiktok_transcript(text: str) -> str:

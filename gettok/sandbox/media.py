@@ -11,6 +11,7 @@ keeps the corpus videos' media.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -66,16 +67,10 @@ def make_clip(
         raise ValueError(f"unknown clip kind {kind!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "speech":
-        text = text if text and text.strip() else default_speech(language, seed)
-        audio = speak(text, language, seed)
-        length = duration_s if duration_s is not None else len(audio) / AUDIO_RATE + PADDING_S
-    else:
-        length = duration_s if duration_s is not None else DEFAULT_SILENT_S
-        audio = music(length, seed) if kind == "music" else None
+    text, audio, length = _soundtrack(kind, text, language, seed, duration_s)
     n_frames = max(1, round(length * fps))
     length = n_frames / fps
-    if audio is not None:
+    if audio is not None:  # exactly as long as the pictures
         audio = np.pad(audio, (0, max(0, int(length * AUDIO_RATE) - len(audio))))[
             : int(length * AUDIO_RATE)
         ]
@@ -85,38 +80,73 @@ def make_clip(
         width, height, seed, default_caption(seed, text) if caption is None else caption, overlay
     )
 
+    def picture(index: int, t: float) -> np.ndarray:
+        return scene.draw(index, t, overlay is not None and shown[0] <= t < shown[1])
+
     muxer_options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format="mp4", options=muxer_options) as container:
-        codec = _video_codec()
-        options = {"preset": "ultrafast", "tune": "zerolatency"} if codec == "libx264" else {}
-        vstream = container.add_stream(codec, rate=fps, options=options)
-        vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
-        vstream.gop_size = keyframe_interval or GOP_SECONDS * fps
-        vstream.codec_context.time_base = Fraction(1, fps)
+        gop = keyframe_interval or GOP_SECONDS * fps
+        vstream = _video_stream(container, width, height, fps, gop)
         astream = None
         if audio is not None:
             astream = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
-        audio_pos = 0
-        for index in range(n_frames):
-            t = index / fps
-            image = scene.draw(index, t, overlay is not None and shown[0] <= t < shown[1])
-            yuv = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)
-            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-            frame.pts = index
-            container.mux(vstream.encode(frame))
-            # Interleave: audio up to the end of this video frame.
-            while astream is not None and audio_pos < min(
-                len(audio), int((t + 1 / fps) * AUDIO_RATE)
-            ):
-                container.mux(astream.encode(_audio_frame(audio, audio_pos)))
-                audio_pos += 1024
-        container.mux(vstream.encode(None))
-        if astream is not None:
-            while audio_pos < len(audio):
-                container.mux(astream.encode(_audio_frame(audio, audio_pos)))
-                audio_pos += 1024
-            container.mux(astream.encode(None))
+        _mux(container, vstream, picture, n_frames, fps, astream, audio)
     return path
+
+
+def _soundtrack(
+    kind: ClipKind, text: str | None, language: str, seed: int, duration_s: float | None
+) -> tuple[str | None, np.ndarray | None, float]:
+    """The clip's spoken text (a default one for speech), its audio (None: silent) and length."""
+    if kind == "speech":
+        text = text if text and text.strip() else default_speech(language, seed)
+        audio = speak(text, language, seed)
+        length = duration_s if duration_s is not None else len(audio) / AUDIO_RATE + PADDING_S
+        return text, audio, length
+    length = duration_s if duration_s is not None else DEFAULT_SILENT_S
+    return text, music(length, seed) if kind == "music" else None, length
+
+
+def _video_stream(
+    container: av.container.OutputContainer, width: int, height: int, fps: int, gop: int
+) -> av.VideoStream:
+    """The H.264 (else MPEG-4) stream, a keyframe every `gop` frames."""
+    codec = _video_codec()
+    options = {"preset": "ultrafast", "tune": "zerolatency"} if codec == "libx264" else {}
+    vstream = container.add_stream(codec, rate=fps, options=options)
+    vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+    vstream.gop_size = gop
+    vstream.codec_context.time_base = Fraction(1, fps)
+    return vstream
+
+
+def _mux(
+    container: av.container.OutputContainer,
+    vstream: av.VideoStream,
+    picture: Callable[[int, float], np.ndarray],
+    n_frames: int,
+    fps: int,
+    astream: av.AudioStream | None,
+    audio: np.ndarray | None,
+) -> None:
+    """Encode every picture, interleaved with the audio up to each frame's end; then flush."""
+    audio_pos = 0
+    for index in range(n_frames):
+        t = index / fps
+        yuv = cv2.cvtColor(picture(index, t), cv2.COLOR_BGR2YUV_I420)
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        frame.pts = index
+        container.mux(vstream.encode(frame))
+        # Interleave: audio up to the end of this video frame.
+        while astream is not None and audio_pos < min(len(audio), int((t + 1 / fps) * AUDIO_RATE)):
+            container.mux(astream.encode(_audio_frame(audio, audio_pos)))
+            audio_pos += 1024
+    container.mux(vstream.encode(None))
+    if astream is not None:
+        while audio_pos < len(audio):
+            container.mux(astream.encode(_audio_frame(audio, audio_pos)))
+            audio_pos += 1024
+        container.mux(astream.encode(None))
 
 
 def _audio_frame(audio: np.ndarray, start: int) -> av.AudioFrame:

@@ -31,110 +31,147 @@ TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 def build_router(state) -> APIRouter:
     router = APIRouter()
-
-    @router.get("/v1/models")
-    def list_models() -> dict[str, Any]:
-        return {
-            "object": "list",
-            "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "gettok-sandbox"}],
-        }
+    router.add_api_route("/v1/models", list_models, methods=["GET"])
 
     @router.post("/v1/chat/completions")
     async def chat_completions(request: Request):
-        _count(state, "llm_requests")
-        if not request.headers.get("authorization", "").startswith("Bearer "):
-            return _error(401, "missing API key", "invalid_api_key")
-        try:
-            body = await request.json()
-            parts = _parts(body["messages"])
-        except (ValueError, KeyError, TypeError) as exc:
-            return _error(400, f"{MARK} malformed request: {exc}", "invalid_request_error")
-        state.last_llm_request = body  # what the client asked (tests read its limits)
-        canned = _next_canned(state)
-        if canned is not None:
-            return JSONResponse(canned.body, status_code=canned.status, headers=canned.headers)
-        if body.get("model") != MODEL:  # as a real server does: a wrong name is a config error
-            return _error(
-                404,
-                f"{MARK} the model {body.get('model')!r} does not exist: the sandbox serves "
-                f"{MODEL!r} (set GETTOK_LLM_MODEL={MODEL})",
-                "model_not_found",
-            )
-
-        faults = state.config.llm
-        if state.chance(faults.rate_limit_429):
-            _count(state, "llm_429")
-            return _error(
-                429,
-                f"{MARK} rate limit reached",
-                "rate_limit_exceeded",
-                headers=_retry_after(faults.retry_after_s, faults.retry_after_ms),
-            )
-        if state.chance(faults.insufficient_quota):
-            _count(state, "llm_insufficient_quota")
-            return JSONResponse(INSUFFICIENT_QUOTA, status_code=429)
-        if state.chance(faults.content_filter):
-            _count(state, "llm_content_filter")
-            return JSONResponse(CONTENT_FILTERED, status_code=400)
-        if state.chance(faults.error_500):
-            _count(state, "llm_500")
-            return _error(500, f"{MARK} injected server error", "server_error")
-        if state.chance(faults.timeout):
-            _count(state, "llm_timeout")
-            await asyncio.sleep(faults.timeout_s)  # longer than the client waits
-        refusal = state.chance(faults.refusal)
-        # A corrective turn (the conversation already holds an answer) is answered correctly,
-        # as a model that reads the validation error would; so both outcomes can be tested.
-        first_turn = not any(m.get("role") == "assistant" for m in body["messages"])
-        invalid = first_turn and state.chance(faults.invalid_json)
-
-        schema = _schema(body.get("response_format"))
-        if refusal:
-            _count(state, "llm_refusal")
-            content, refusal_text = None, f"{MARK} I can't help with that request."
-        else:
-            answer = answer_for(schema, parts) if schema is not None else None
-            content = (
-                json.dumps(answer, ensure_ascii=False)
-                if answer is not None
-                else (f"{MARK} {describe_images(parts['images'])}")
-            )
-            refusal_text = None
-            if invalid:
-                _count(state, "llm_invalid_json")
-                content = content[: max(1, len(content) // 2)]  # cut mid-object
-        _count(state, "llm_answers")
-        prompt_tokens = prompt_token_count(body["messages"], parts)
-        if schema is not None:  # the schema is part of what the model reads
-            prompt_tokens += len(TOKEN.findall(json.dumps(schema)))
-        completion_tokens = len(TOKEN.findall(content or refusal_text or ""))
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }
-        if state.chance(faults.no_usage):
-            _count(state, "llm_no_usage")
-            usage = None
-        return {
-            "id": f"chatcmpl-sandbox-{digest}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": MODEL,
-            "system_fingerprint": FINGERPRINT,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content, "refusal": refusal_text},
-                    "finish_reason": "stop",
-                    "logprobs": None,
-                }
-            ],
-            "usage": usage,
-        }
+        return await _chat_completion(state, request)
 
     return router
+
+
+def list_models() -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "gettok-sandbox"}],
+    }
+
+
+async def _chat_completion(state, request: Request):
+    """Answer one request as the config asks: a canned answer, an injected fault, or the answer."""
+    _count(state, "llm_requests")
+    if not request.headers.get("authorization", "").startswith("Bearer "):
+        return _error(401, "missing API key", "invalid_api_key")
+    try:
+        body = await request.json()
+        parts = _parts(body["messages"])
+    except (ValueError, KeyError, TypeError) as exc:
+        return _error(400, f"{MARK} malformed request: {exc}", "invalid_request_error")
+    state.last_llm_request = body  # what the client asked (tests read its limits)
+    canned = _next_canned(state)
+    if canned is not None:
+        return JSONResponse(canned.body, status_code=canned.status, headers=canned.headers)
+    if body.get("model") != MODEL:  # as a real server does: a wrong name is a config error
+        return _error(
+            404,
+            f"{MARK} the model {body.get('model')!r} does not exist: the sandbox serves "
+            f"{MODEL!r} (set GETTOK_LLM_MODEL={MODEL})",
+            "model_not_found",
+        )
+    failure = await _injected_failure(state)
+    if failure is not None:
+        return failure
+    return _completion(state, body, parts)
+
+
+async def _injected_failure(state) -> JSONResponse | None:
+    """The error response of a fault the dice inject, or None; an injected stall waits longer
+    than the client does, then answers."""
+    faults = state.config.llm
+    if state.chance(faults.rate_limit_429):
+        _count(state, "llm_429")
+        return _error(
+            429,
+            f"{MARK} rate limit reached",
+            "rate_limit_exceeded",
+            headers=_retry_after(faults.retry_after_s, faults.retry_after_ms),
+        )
+    if state.chance(faults.insufficient_quota):
+        _count(state, "llm_insufficient_quota")
+        return JSONResponse(INSUFFICIENT_QUOTA, status_code=429)
+    if state.chance(faults.content_filter):
+        _count(state, "llm_content_filter")
+        return JSONResponse(CONTENT_FILTERED, status_code=400)
+    if state.chance(faults.error_500):
+        _count(state, "llm_500")
+        return _error(500, f"{MARK} injected server error", "server_error")
+    if state.chance(faults.timeout):
+        _count(state, "llm_timeout")
+        await asyncio.sleep(faults.timeout_s)  # longer than the client waits
+    return None
+
+
+def _completion(state, body: dict[str, Any], parts: dict[str, Any]) -> dict[str, Any]:
+    """The chat completion: the answer (or a refusal, or a cut answer) with its token usage."""
+    faults = state.config.llm
+    refusal = state.chance(faults.refusal)
+    # A corrective turn (the conversation already holds an answer) is answered correctly,
+    # as a model that reads the validation error would; so both outcomes can be tested.
+    first_turn = not any(m.get("role") == "assistant" for m in body["messages"])
+    invalid = first_turn and state.chance(faults.invalid_json)
+    schema = _schema(body.get("response_format"))
+    content, refusal_text = _content(state, schema, parts, refusal, invalid)
+    _count(state, "llm_answers")
+    usage = _usage(state, body, parts, schema, content or refusal_text or "")
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
+    return {
+        "id": f"chatcmpl-sandbox-{digest}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": MODEL,
+        "system_fingerprint": FINGERPRINT,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": refusal_text},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": usage,
+    }
+
+
+def _content(
+    state, schema: dict[str, Any] | None, parts: dict[str, Any], refusal: bool, invalid: bool
+) -> tuple[str | None, str | None]:
+    """The message's content and refusal: a schema's answer, else a description of the images;
+    `invalid` cuts the answer mid-object."""
+    if refusal:
+        _count(state, "llm_refusal")
+        return None, f"{MARK} I can't help with that request."
+    answer = answer_for(schema, parts) if schema is not None else None
+    content = (
+        json.dumps(answer, ensure_ascii=False)
+        if answer is not None
+        else (f"{MARK} {describe_images(parts['images'])}")
+    )
+    if invalid:
+        _count(state, "llm_invalid_json")
+        content = content[: max(1, len(content) // 2)]  # cut mid-object
+    return content, None
+
+
+def _usage(
+    state,
+    body: dict[str, Any],
+    parts: dict[str, Any],
+    schema: dict[str, Any] | None,
+    completion: str,
+) -> dict[str, int] | None:
+    """Token usage as OpenAI counts it; None when the config drops it, as some servers do."""
+    prompt_tokens = prompt_token_count(body["messages"], parts)
+    if schema is not None:  # the schema is part of what the model reads
+        prompt_tokens += len(TOKEN.findall(json.dumps(schema)))
+    completion_tokens = len(TOKEN.findall(completion))
+    if state.chance(state.config.llm.no_usage):
+        _count(state, "llm_no_usage")
+        return None
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 # The shapes the real services send (see tests/fixtures/openai/ for the sources).

@@ -13,7 +13,7 @@ import json
 import secrets
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -42,153 +42,115 @@ NOT_FOUND_PAGE = """<!DOCTYPE html><html><head><title>TikTok - Make Your Day</ti
 
 
 def build_router(state: SandboxState) -> APIRouter:
+    """The site's routes, all served by one `_Site` (the chain tokens it gave out are shared)."""
+    site = _Site(state)
     router = APIRouter(tags=["tiktok.com"])
-    tokens: set[str] = set()
-    pages_seen: set[int] = set()  # videos whose page was served once (stale_media_address)
+    router.add_api_route(
+        "/@{username:path}/video/{video_id}",
+        site.video_page,
+        methods=["GET"],
+        response_class=HTMLResponse,
+    )
+    router.add_api_route("/login", login_page, methods=["GET"], response_class=HTMLResponse)
+    router.add_api_route("/media/video/{video_id}.mp4", site.media_video, methods=["GET"])
+    router.add_api_route("/media/slides/{video_id}/{number}.jpg", site.media_slide, methods=["GET"])
+    router.add_api_route("/media/audio/{video_id}", site.media_audio, methods=["GET"])
+    return router
 
-    def draw(fault: str, rate: float) -> bool:
-        if state.chance(rate):
-            with state.lock:
-                state.counters[f"web_{fault}"] += 1
+
+def login_page() -> Response:
+    return HTMLResponse(LOGIN_PAGE)
+
+
+class _Site:
+    """Video pages and their media, with the chain tokens handed out and the pages served."""
+
+    def __init__(self, state: SandboxState):
+        self.state = state
+        self.tokens: set[str] = set()
+        self.pages_seen: set[int] = set()  # videos whose page was served once (stale_media_address)
+
+    def draw(self, fault: str, rate: float) -> bool:
+        """Whether the fault happens to this request (counted as `web_<fault>` when it does)."""
+        if self.state.chance(rate):
+            with self.state.lock:
+                self.state.counters[f"web_{fault}"] += 1
             return True
         return False
 
-    def throttled() -> Response:
-        if state.randint(0, 1):
+    def throttled(self) -> Response:
+        if self.state.randint(0, 1):
             return Response("Too many requests", status_code=429, headers={"Retry-After": "60"})
         return HTMLResponse(CAPTCHA_PAGE)
 
-    @router.get("/@{username:path}/video/{video_id}", response_class=HTMLResponse)
-    def video_page(username: str, video_id: str, request: Request) -> Response:
-        web = state.config.web
-        if draw("throttle", web.throttle):
-            return throttled()
-        if draw("dropped_connection", web.dropped_connection):
+    def video_page(self, username: str, video_id: str, request: Request) -> Response:
+        web = self.state.config.web
+        if self.draw("throttle", web.throttle):
+            return self.throttled()
+        if self.draw("dropped_connection", web.dropped_connection):
             return _dropped()
-        video = state.corpus.get(int(video_id)) if video_id.isdigit() else None
+        video = self.state.corpus.get(int(video_id)) if video_id.isdigit() else None
         base = str(request.base_url).rstrip("/")
-        token = request.cookies.get(TOKEN_COOKIE)
-        if token not in tokens:
-            token = secrets.token_urlsafe(16)
-            if len(tokens) > 100_000:
-                tokens.clear()
-            tokens.add(token)
+        token = self.chain_token(request)
         if video is None or video.web_state == "removed":
-            # The live site answers both ways: a 200 page whose JSON says 10204, or a bare 404.
-            if video is not None and video.id % 2:
-                response: Response = HTMLResponse(NOT_FOUND_PAGE, status_code=404)
-            else:
-                response = HTMLResponse(_page(_detail(STATUS_REMOVED, "item doesn't exist")))
+            response = _removed_page(video)
         elif video.web_state == "private":
-            variant = video.id % 4
-            if variant == 0:
-                response = RedirectResponse(f"{base}/login?redirect_url={request.url}", 302)
-            elif variant == 1:
-                response = HTMLResponse(_page(_detail(STATUS_PRIVATE, "")))
-            elif variant == 3:
-                response = HTMLResponse(_page(_detail(STATUS_PRIVATE_POST, "")))
-            else:
-                item = _item_struct(video, base, int(time.time()))
-                item["privateItem"] = True
-                item["video"] = {"playAddr": "", "downloadAddr": ""}
-                response = HTMLResponse(_page(_detail(0, "", item)))
+            response = self.private_page(video, base, request)
         else:
-            with state.lock:
-                first_view = video.id not in pages_seen
-                pages_seen.add(video.id)
-            # a page read a day ago: its addresses have expired by now
-            stale = first_view and draw("stale_media_address", web.stale_media_address)
-            expire = int(time.time()) + (-1 if stale else web.media_url_ttl_s)
-            item = _item_struct(video, base, expire)
-            if draw("wrong_video", web.wrong_video):
-                item["id"] = item["video"]["id"] = str(video.id + 1)
-            elif draw("age_restricted", web.age_restricted):  # as yt-dlp reads it: no media
-                item["isContentClassified"] = True
-                item.pop("video", None)
-            response = HTMLResponse(_page(_detail(0, "", item)))
-        with state.lock:
-            state.counters["web_pages"] += 1
+            response = self.public_page(video, base)
+        with self.state.lock:
+            self.state.counters["web_pages"] += 1
         response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="lax")
         return response
 
-    @router.get("/login", response_class=HTMLResponse)
-    def login_page() -> Response:
-        return HTMLResponse(LOGIN_PAGE)
+    def chain_token(self, request: Request) -> str:
+        """The visitor's token if this site gave it out, else a new one."""
+        token = request.cookies.get(TOKEN_COOKIE)
+        if token not in self.tokens:
+            token = secrets.token_urlsafe(16)
+            if len(self.tokens) > 100_000:
+                self.tokens.clear()
+            self.tokens.add(token)
+        return token
 
-    def media_response(request: Request, path_of) -> Response:
-        web = state.config.web
-        site = str(request.base_url).rstrip("/")
-        referer = request.headers.get("referer", "")
-        if request.cookies.get(TOKEN_COOKIE) not in tokens or not referer.startswith(site):
-            return Response("Forbidden", status_code=403)
-        expire = request.query_params.get("expire", "")
-        if not expire.lstrip("-").isdigit() or int(expire) < time.time():
-            with state.lock:
-                state.counters["web_expired_media"] += 1
-            return Response("Forbidden: URL expired", status_code=403)
-        if draw("throttle", web.throttle):
-            return Response("Too many requests", status_code=429, headers={"Retry-After": "60"})
-        path = path_of()
-        if path is None:
-            return Response("Not Found", status_code=404)
-        media_type = _media_type(path)
-        if draw("html_as_media", web.html_as_media):
-            # A CDN error page with a 200 status and the media's content type: only content tells.
-            return Response(media.html_page(), media_type=media_type)
-        body = path.read_bytes()
-        if draw("truncated_media", web.truncated_media):
-            # in turn: cut mid-transfer, a complete short file, an empty body
-            return _truncated(body, media_type, state.counters["web_truncated_media"] % 3)
-        if draw("dropped_connection", web.dropped_connection):
-            return _dropped(body[: len(body) // 3], media_type)
-        rate = getattr(web, "media_bytes_per_s", 0.0)
-        if rate > 0:
-            return _paced(body, media_type, rate)
-        return Response(body, media_type=media_type)
+    def private_page(self, video, base: str, request: Request) -> Response:
+        """Each of the ways the live site shows a private video (by the video's id)."""
+        variant = video.id % 4
+        if variant == 0:
+            return RedirectResponse(f"{base}/login?redirect_url={request.url}", 302)
+        if variant == 1:
+            return HTMLResponse(_page(_detail(STATUS_PRIVATE, "")))
+        if variant == 3:
+            return HTMLResponse(_page(_detail(STATUS_PRIVATE_POST, "")))
+        item = self.item_struct(video, base, int(time.time()))
+        item["privateItem"] = True
+        item["video"] = {"playAddr": "", "downloadAddr": ""}
+        return HTMLResponse(_page(_detail(0, "", item)))
 
-    def corpus_video(video_id: int):
-        video = state.corpus.get(video_id)
-        if video is None or video.web_state in ("removed", "private"):
-            return None
-        return video
+    def public_page(self, video, base: str) -> Response:
+        """The page with the media's signed addresses (or a drawn fault: expired addresses,
+        another video's page, an age-restricted one)."""
+        web = self.state.config.web
+        with self.state.lock:
+            first_view = video.id not in self.pages_seen
+            self.pages_seen.add(video.id)
+        # a page read a day ago: its addresses have expired by now
+        stale = first_view and self.draw("stale_media_address", web.stale_media_address)
+        expire = int(time.time()) + (-1 if stale else web.media_url_ttl_s)
+        item = self.item_struct(video, base, expire)
+        if self.draw("wrong_video", web.wrong_video):
+            item["id"] = item["video"]["id"] = str(video.id + 1)
+        elif self.draw("age_restricted", web.age_restricted):  # as yt-dlp reads it: no media
+            item["isContentClassified"] = True
+            item.pop("video", None)
+        return HTMLResponse(_page(_detail(0, "", item)))
 
-    @router.get("/media/video/{video_id}.mp4")
-    def media_video(video_id: int, request: Request) -> Response:
-        def path_of() -> Path | None:
-            video = corpus_video(video_id)
-            if video is None or video.web_state != "public":
-                return None
-            face = faces.face_in(video, state.config)
-            return media_cache.clip_for(video, state.config.media_cache_dir, face)
-
-        return media_response(request, path_of)
-
-    @router.get("/media/slides/{video_id}/{number}.jpg")
-    def media_slide(video_id: int, number: int, request: Request) -> Response:
-        def path_of() -> Path | None:
-            video = corpus_video(video_id)
-            if video is None or video.web_state != "slideshow":
-                return None
-            images, _audio = media_cache.slideshow_assets(video, state.config.media_cache_dir)
-            return images[number] if 0 <= number < len(images) else None
-
-        return media_response(request, path_of)
-
-    @router.get("/media/audio/{video_id}")
-    def media_audio(video_id: int, request: Request) -> Response:
-        def path_of() -> Path | None:
-            video = corpus_video(video_id)
-            if video is None or video.web_state != "slideshow":
-                return None
-            return media_cache.slideshow_assets(video, state.config.media_cache_dir)[1]
-
-        return media_response(request, path_of)
-
-    def _item_struct(video, base: str, expire: int) -> dict:
+    def item_struct(self, video, base: str, expire: int) -> dict:
+        """The page's `itemStruct`, with media addresses signed until `expire`."""
         item = _base_item(video)
         signed = f"?expire={expire}"
         if video.web_state == "slideshow":
-            images, _audio = media_cache.slideshow_assets(video, state.config.media_cache_dir)
+            images, _audio = media_cache.slideshow_assets(video, self.state.config.media_cache_dir)
             item["imagePost"] = {
                 "images": [
                     {
@@ -209,7 +171,81 @@ def build_router(state: SandboxState) -> APIRouter:
             item["video"].update({"playAddr": url, "downloadAddr": url})
         return item
 
-    return router
+    def media_video(self, video_id: int, request: Request) -> Response:
+        return self.media_response(request, lambda: self.clip_path(video_id))
+
+    def media_slide(self, video_id: int, number: int, request: Request) -> Response:
+        return self.media_response(request, lambda: self.slide_path(video_id, number))
+
+    def media_audio(self, video_id: int, request: Request) -> Response:
+        return self.media_response(request, lambda: self.audio_path(video_id))
+
+    def media_response(self, request: Request, path_of: Callable[[], Path | None]) -> Response:
+        """Media as the CDN serves it: only to a visitor with a chain token and the site as
+        referer, at an unexpired address; then with the drawn faults."""
+        web = self.state.config.web
+        site = str(request.base_url).rstrip("/")
+        referer = request.headers.get("referer", "")
+        if request.cookies.get(TOKEN_COOKIE) not in self.tokens or not referer.startswith(site):
+            return Response("Forbidden", status_code=403)
+        expire = request.query_params.get("expire", "")
+        if not expire.lstrip("-").isdigit() or int(expire) < time.time():
+            with self.state.lock:
+                self.state.counters["web_expired_media"] += 1
+            return Response("Forbidden: URL expired", status_code=403)
+        if self.draw("throttle", web.throttle):
+            return Response("Too many requests", status_code=429, headers={"Retry-After": "60"})
+        path = path_of()
+        if path is None:
+            return Response("Not Found", status_code=404)
+        media_type = _media_type(path)
+        if self.draw("html_as_media", web.html_as_media):
+            # A CDN error page with a 200 status and the media's content type: only content tells.
+            return Response(media.html_page(), media_type=media_type)
+        body = path.read_bytes()
+        if self.draw("truncated_media", web.truncated_media):
+            # in turn: cut mid-transfer, a complete short file, an empty body
+            return _truncated(body, media_type, self.state.counters["web_truncated_media"] % 3)
+        if self.draw("dropped_connection", web.dropped_connection):
+            return _dropped(body[: len(body) // 3], media_type)
+        rate = getattr(web, "media_bytes_per_s", 0.0)
+        if rate > 0:
+            return _paced(body, media_type, rate)
+        return Response(body, media_type=media_type)
+
+    def corpus_video(self, video_id: int, web_state: str):
+        """The video if it is in the corpus in that web state (else its media is not found)."""
+        video = self.state.corpus.get(video_id)
+        if video is None or video.web_state != web_state:
+            return None
+        return video
+
+    def clip_path(self, video_id: int) -> Path | None:
+        video = self.corpus_video(video_id, "public")
+        if video is None:
+            return None
+        face = faces.face_in(video, self.state.config)
+        return media_cache.clip_for(video, self.state.config.media_cache_dir, face)
+
+    def slide_path(self, video_id: int, number: int) -> Path | None:
+        video = self.corpus_video(video_id, "slideshow")
+        if video is None:
+            return None
+        images, _audio = media_cache.slideshow_assets(video, self.state.config.media_cache_dir)
+        return images[number] if 0 <= number < len(images) else None
+
+    def audio_path(self, video_id: int) -> Path | None:
+        video = self.corpus_video(video_id, "slideshow")
+        if video is None:
+            return None
+        return media_cache.slideshow_assets(video, self.state.config.media_cache_dir)[1]
+
+
+def _removed_page(video) -> Response:
+    """The live site answers both ways: a 200 page whose JSON says 10204, or a bare 404."""
+    if video is not None and video.id % 2:
+        return HTMLResponse(NOT_FOUND_PAGE, status_code=404)
+    return HTMLResponse(_page(_detail(STATUS_REMOVED, "item doesn't exist")))
 
 
 def _base_item(video) -> dict:

@@ -82,44 +82,75 @@ def estimate_enrich(
             estimate = KindEstimate(kind=plan.kind.value, model=plan.model)
             estimate.stale = annotate_store.count_stale(session, campaign.name, plan)
             pending = annotate_store.pending_query(campaign.name, plan, tries)
-            for ids in _pages(session, pending):
-                for video_inputs in load_inputs(session, ids).values():
-                    _add(estimate, plan, video_inputs, settings)
+            _add_pending(session, estimate, plan, settings, pending)
             if plan.kind is AnnotationKind.description:
-                frames_pending = _frames_pending(settings, campaign.name)
-                for size, videos in _sizes(session, frames_pending):
-                    frames = _planned_frames(settings, size)
-                    _add(estimate, plan, VideoInputs(0, frames=frames), settings, videos)
+                _add_frames_to_describe(session, estimate, plan, settings, campaign.name)
                 describing = plan
             elif plan.kind is AnnotationKind.stance and describing is not None:
-                expected = "x" * 4 * load_prompt("description").expected_output_tokens
                 described = annotate_store.pending_query(campaign.name, describing, tries)
-                later = select(func.count()).where(
-                    or_(
-                        Video.id.in_(described),
-                        Video.id.in_(_frames_pending(settings, campaign.name)),
-                    ),
-                    Video.id.not_in(pending),
-                )
-                videos = session.scalar(later) or 0
-                _add(estimate, plan, VideoInputs(0, description=expected), settings, videos)
+                framed = _frames_pending(settings, campaign.name)
+                _add_new_descriptions(session, estimate, plan, settings, described, framed, pending)
             elif plan.kind is AnnotationKind.summary:
                 summarising = plan
             elif plan.kind is AnnotationKind.summary_check and summarising is not None:
-                # Videos whose summary this run will write get a check of it too.
-                expected = "x" * 4 * load_prompt("summary").expected_output_tokens
                 summarised = annotate_store.pending_query(campaign.name, summarising, tries)
-                for ids in _pages(session, summarised.where(Video.id.not_in(pending))):
-                    for video_id, read in load_inputs(session, ids).items():
-                        checked = VideoInputs(
-                            video_id, transcript=read.transcript, summary=expected
-                        )
-                        _add(estimate, plan, checked, settings)
+                not_pending = summarised.where(Video.id.not_in(pending))
+                _add_new_summaries(session, estimate, plan, settings, not_pending)
             estimates.append(estimate)
     budget = settings.llm_budget_usd if budget_usd is None else budget_usd
     return CostEstimate(
         kinds=estimates, total_usd=sum(e.cost_usd for e in estimates), budget_usd=budget
     )
+
+
+def _add_pending(
+    session: Session, estimate: KindEstimate, plan: KindPlan, settings: Settings, pending: Select
+) -> None:
+    """Add the requests for the videos pending this kind now, a keyset page at a time."""
+    for ids in _pages(session, pending):
+        for video_inputs in load_inputs(session, ids).values():
+            _add(estimate, plan, video_inputs, settings)
+
+
+def _add_frames_to_describe(
+    session: Session, estimate: KindEstimate, plan: KindPlan, settings: Settings, campaign: str
+) -> None:
+    """Add descriptions of the videos whose frames this run will extract, grouped by size."""
+    for size, videos in _sizes(session, _frames_pending(settings, campaign)):
+        frames = _planned_frames(settings, size)
+        _add(estimate, plan, VideoInputs(0, frames=frames), settings, videos)
+
+
+def _add_new_descriptions(
+    session: Session,
+    estimate: KindEstimate,
+    plan: KindPlan,
+    settings: Settings,
+    described: Select,
+    framed: Select,
+    pending: Select,
+) -> None:
+    """Add stance requests for the videos this run describes or frames that are not pending
+    stance yet (their description is expected at the prompt's usual length)."""
+    expected = "x" * 4 * load_prompt("description").expected_output_tokens
+    later = select(func.count()).where(
+        or_(Video.id.in_(described), Video.id.in_(framed)),
+        Video.id.not_in(pending),
+    )
+    videos = session.scalar(later) or 0
+    _add(estimate, plan, VideoInputs(0, description=expected), settings, videos)
+
+
+def _add_new_summaries(
+    session: Session, estimate: KindEstimate, plan: KindPlan, settings: Settings, summarised: Select
+) -> None:
+    """Videos whose summary this run will write get a check of it too (the summary expected at
+    the prompt's usual length)."""
+    expected = "x" * 4 * load_prompt("summary").expected_output_tokens
+    for ids in _pages(session, summarised):
+        for video_id, read in load_inputs(session, ids).items():
+            checked = VideoInputs(video_id, transcript=read.transcript, summary=expected)
+            _add(estimate, plan, checked, settings)
 
 
 def _pages(session: Session, ids: Select) -> Iterator[list[int]]:

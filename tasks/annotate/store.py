@@ -189,7 +189,34 @@ def record_annotation(
     low_confidence_below: float,
 ) -> None:
     """Write (or replace a failed) annotation row; a description also writes on-screen text."""
-    provenance = {
+    provenance = _provenance(plan, inputs, frames, outcome, settings)
+    rows = {plan.kind: outcome.value}
+    if plan.kind is AnnotationKind.sentiment and outcome.value is not None:
+        rows[plan.kind] = _sentiment(outcome.value, low_confidence_below)
+        provenance["low_confidence_below"] = low_confidence_below
+    if plan.kind is AnnotationKind.description:
+        rows = _description_rows(outcome.value)
+    chain = _input_chain(plan, inputs, frames)
+    key = inputs_key(**chain)
+    with db.session_scope(database_url) as session:
+        for kind, value in rows.items():
+            fields = _row_fields(kind, value, plan, outcome, settings, provenance, frames, chain)
+            _write_row(session, plan, inputs.video_id, kind, key, fields)
+        try:
+            session.flush()
+        except IntegrityError:  # another worker wrote it first: theirs stands
+            session.rollback()
+
+
+def _provenance(
+    plan: KindPlan,
+    inputs: VideoInputs,
+    frames: list[Frame],
+    outcome: LlmOutcome,
+    settings: Settings,
+) -> dict:
+    """How the annotation was asked for and what it was asked about (the row's `settings`)."""
+    return {
         "prompt_id": plan.prompt.id,
         "prompt_version": plan.prompt.version,
         "temperature": settings.llm_temperature,
@@ -213,78 +240,99 @@ def record_annotation(
         },
         **plan.fixed,
     }
-    rows = {plan.kind: outcome.value}
-    if plan.kind is AnnotationKind.sentiment and outcome.value is not None:
-        confidence = outcome.value["confidence"]
-        rows[plan.kind] = Sentiment(
-            **outcome.value, low_confidence=confidence < low_confidence_below
-        ).model_dump()
-        provenance["low_confidence_below"] = low_confidence_below
-    if plan.kind is AnnotationKind.description:
-        value = outcome.value or {}
-        rows = {
-            AnnotationKind.description: {"description": value["description"]} if value else None,
-            AnnotationKind.onscreen_text: {"onscreen_text": value["onscreen_text"]}
-            if value
-            else None,
-        }
+
+
+def _sentiment(value: dict, low_confidence_below: float) -> dict:
+    """A sentiment answer, flagged when its confidence is under the study's threshold."""
+    low = value["confidence"] < low_confidence_below
+    return Sentiment(**value, low_confidence=low).model_dump()
+
+
+def _description_rows(value: dict | None) -> dict[AnnotationKind, dict | None]:
+    """One description answer as two rows: the description and the on-screen text."""
+    value = value or {}
+    return {
+        AnnotationKind.description: {"description": value["description"]} if value else None,
+        AnnotationKind.onscreen_text: {"onscreen_text": value["onscreen_text"]} if value else None,
+    }
+
+
+def _input_chain(plan: KindPlan, inputs: VideoInputs, frames: list[Frame]) -> dict:
+    """The inputs an annotation was made from, which a rerun compares to find it stale."""
     transcript_id = inputs.transcript_id if plan.kind is not AnnotationKind.description else None
-    chain = {
+    return {
         "transcript_id": transcript_id,
         "transcript_sha256": inputs.transcript_sha256 if transcript_id is not None else None,
         "first_frame_id": min((f.id for f in frames), default=None),
     }
-    key = inputs_key(**chain)
-    with db.session_scope(database_url) as session:
-        for kind, value in rows.items():
-            shares_request = kind is AnnotationKind.onscreen_text
-            fields = {
-                "status": outcome.status,
-                "value": value,
-                "error": outcome.error,
-                "prompt_id": plan.prompt.name,
-                "settings": {**provenance, "same_request_as": "description"}
-                if shares_request
-                else provenance,
-                "temperature": settings.llm_temperature,
-                # One request, one bill: tokens and cost are on the description row only.
-                "input_tokens": 0 if shares_request else outcome.input_tokens,
-                "output_tokens": 0 if shares_request else outcome.output_tokens,
-                "cost_usd": 0.0 if shares_request else outcome.cost_usd,
-                "latency_ms": outcome.latency_ms,
-                "is_sandbox": outcome.is_sandbox,
-                "frame_id": frames[0].id if len(frames) == 1 else None,
-                "created_at": outcome.created_at or utcnow(),
-                **chain,
-            }
-            existing = session.scalar(
-                select(Annotation).where(
-                    Annotation.video_id == inputs.video_id,
-                    Annotation.kind == kind,
-                    Annotation.model == plan.model,
-                    Annotation.prompt_hash == plan.prompt_hash,
-                    Annotation.inputs_key == key,
-                )
+
+
+def _row_fields(
+    kind: AnnotationKind,
+    value: dict | None,
+    plan: KindPlan,
+    outcome: LlmOutcome,
+    settings: Settings,
+    provenance: dict,
+    frames: list[Frame],
+    chain: dict,
+) -> dict:
+    """The columns of one annotation row, besides its identifying key."""
+    shares_request = kind is AnnotationKind.onscreen_text
+    return {
+        "status": outcome.status,
+        "value": value,
+        "error": outcome.error,
+        "prompt_id": plan.prompt.name,
+        "settings": {**provenance, "same_request_as": "description"}
+        if shares_request
+        else provenance,
+        "temperature": settings.llm_temperature,
+        # One request, one bill: tokens and cost are on the description row only.
+        "input_tokens": 0 if shares_request else outcome.input_tokens,
+        "output_tokens": 0 if shares_request else outcome.output_tokens,
+        "cost_usd": 0.0 if shares_request else outcome.cost_usd,
+        "latency_ms": outcome.latency_ms,
+        "is_sandbox": outcome.is_sandbox,
+        "frame_id": frames[0].id if len(frames) == 1 else None,
+        "created_at": outcome.created_at or utcnow(),
+        **chain,
+    }
+
+
+def _write_row(
+    session: Session,
+    plan: KindPlan,
+    video_id: int,
+    kind: AnnotationKind,
+    key: str,
+    fields: dict,
+) -> None:
+    """Add the row, or overwrite a failed or invalid one (counting the try); an ok row stands."""
+    existing = session.scalar(
+        select(Annotation).where(
+            Annotation.video_id == video_id,
+            Annotation.kind == kind,
+            Annotation.model == plan.model,
+            Annotation.prompt_hash == plan.prompt_hash,
+            Annotation.inputs_key == key,
+        )
+    )
+    if existing is None:
+        session.add(
+            Annotation(
+                video_id=video_id,
+                kind=kind,
+                model=plan.model,
+                prompt_hash=plan.prompt_hash,
+                inputs_key=key,
+                **fields,
             )
-            if existing is None:
-                session.add(
-                    Annotation(
-                        video_id=inputs.video_id,
-                        kind=kind,
-                        model=plan.model,
-                        prompt_hash=plan.prompt_hash,
-                        inputs_key=key,
-                        **fields,
-                    )
-                )
-            elif existing.status in (AnnotationStatus.failed, AnnotationStatus.invalid):
-                for name, value_ in fields.items():
-                    setattr(existing, name, value_)
-                existing.tries = (existing.tries or 1) + 1
-        try:
-            session.flush()
-        except IntegrityError:  # another worker wrote it first: theirs stands
-            session.rollback()
+        )
+    elif existing.status in (AnnotationStatus.failed, AnnotationStatus.invalid):
+        for name, value in fields.items():
+            setattr(existing, name, value)
+        existing.tries = (existing.tries or 1) + 1
 
 
 def _server_name(base_url: str | None) -> str:

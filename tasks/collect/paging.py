@@ -35,9 +35,16 @@ from gettok.models.campaign import Campaign
 from gettok.models.schema import CollectionWindow as WindowRow
 from gettok.models.schema import WindowStatus, utcnow
 from gettok.tasks.collect.days import claim_days, missing_runs
-from gettok.tasks.collect.narrowing import LeftOut, leaving_out, stored_to_leave_out
-from gettok.tasks.collect.parts import part_hash, part_query, split_part
+from gettok.tasks.collect.narrowing import LeftOut, leaving_out
+from gettok.tasks.collect.parts import part_query
 from gettok.tasks.collect.policies import CollectPolicies
+from gettok.tasks.collect.search import (
+    fetch_page,
+    leave_out,
+    restart_search,
+    smaller_windows,
+    window_hash,
+)
 from gettok.tasks.collect.store import (
     checkpoint_window,
     done_days,
@@ -53,7 +60,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy import update
 
 from gettok.clients.research_api import (
-    ApiFault,
     DailyQuotaExhausted,
     InvalidCursor,
     NetworkFailure,
@@ -66,7 +72,6 @@ from gettok.clients.research_api import (
     TokenRejected,
 )
 from gettok.db import session_scope
-from gettok.retry import call_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -151,216 +156,236 @@ def _narrowed(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome | 
     return WindowOutcome(window=window, status="skipped", note=note, split_into=missing)
 
 
-def window_hash(ctx: CollectContext, window: CollectionWindow) -> str:
-    """The `query_hash` of the window's row: the campaign's, or its part's."""
-    return part_hash(ctx.campaign, window.part)
-
-
-def smaller_windows(ctx: CollectContext, window: CollectionWindow) -> list[CollectionWindow]:
-    """What a window too big for a day becomes: its halves by date, else parts of its query."""
-    if window.days > 1:
-        return window.halves()
-    parts = split_part(ctx.campaign.query.to_api(), window.part)
-    return [window.model_copy(update={"part": part}) for part in parts]
-
-
 def _page_window(ctx: CollectContext, window: CollectionWindow) -> WindowOutcome:
+    """Page a window from its checkpoint to the end, or to a fault it cannot get past."""
     with session_scope(ctx.database_url) as session:
         row = ensure_window(session, ctx.campaign_id, window_hash(ctx, window), window)
         if row.status in (WindowStatus.done, WindowStatus.split):
-            smaller = smaller_windows(ctx, window) if row.status == WindowStatus.split else []
-            return WindowOutcome(
-                window=window,
-                status="skipped",
-                note=(
-                    f"already collected: {row.videos} videos"
-                    if row.status == WindowStatus.done
-                    else "already split into " + ", ".join(str(w) for w in smaller)
-                ),
-                split_into=smaller,
-            )
-        # A search stopped by the quota: its id will not outlive the day (see `parts.py`).
-        stopped_by_quota = row.status == WindowStatus.quota_exhausted and bool(row.search_id)
-        window_id, cursor, search_id = row.id, row.cursor, row.search_id
-        sighting_at = row.started_at or utcnow()
-        session.execute(
-            update(WindowRow)
-            .where(WindowRow.id == window_id)
-            .values(status=WindowStatus.running, started_at=sighting_at, updated_at=utcnow())
-        )
-        requests_before = row.requests
-    reserved_before = ctx.client.ledger.reserved[window_id]
+            return _already_collected(ctx, window, row)
+        resume = _mark_running(session, row)
+    return _WindowPass(ctx, window, resume).run()
 
-    def requests_made() -> int:
+
+def _already_collected(
+    ctx: CollectContext, window: CollectionWindow, row: WindowRow
+) -> WindowOutcome:
+    """A rerun's outcome for a window that is done, or split (its parts to collect instead)."""
+    if row.status == WindowStatus.done:
+        note = f"already collected: {row.videos} videos"
+        return WindowOutcome(window=window, status="skipped", note=note)
+    smaller = smaller_windows(ctx, window)
+    note = "already split into " + ", ".join(str(w) for w in smaller)
+    return WindowOutcome(window=window, status="skipped", note=note, split_into=smaller)
+
+
+@dataclass
+class _Resume:
+    """Where a pass over a window starts: its saved checkpoint."""
+
+    window_id: int
+    cursor: int | None
+    search_id: str | None
+    sighting_at: datetime
+    requests_before: int
+    # A search stopped by the quota: its id will not outlive the day (see `parts.py`).
+    stopped_by_quota: bool
+
+
+def _mark_running(session, row: WindowRow) -> _Resume:
+    """Mark the window running (a first pass also sets its sighting time); return its checkpoint."""
+    resume = _Resume(
+        window_id=row.id,
+        cursor=row.cursor,
+        search_id=row.search_id,
+        sighting_at=row.started_at or utcnow(),
+        requests_before=row.requests,
+        stopped_by_quota=row.status == WindowStatus.quota_exhausted and bool(row.search_id),
+    )
+    session.execute(
+        update(WindowRow)
+        .where(WindowRow.id == resume.window_id)
+        .values(status=WindowStatus.running, started_at=resume.sighting_at, updated_at=utcnow())
+    )
+    return resume
+
+
+class _WindowPass:
+    """One pass over a window: the search's state between pages, and what each fault does to it."""
+
+    def __init__(self, ctx: CollectContext, window: CollectionWindow, resume: _Resume):
+        self.ctx, self.window, self.resume = ctx, window, resume
+        self.window_id = resume.window_id
+        self.cursor, self.search_id = resume.cursor, resume.search_id
+        self.sighting_at = resume.sighting_at
+        self.stopped_by_quota = resume.stopped_by_quota
+        self.reserved_before = ctx.client.ledger.reserved[self.window_id]
+        start_date, end_date = window.request_dates()
+        self.body = ctx.campaign.api_request_body(window.start, window.end)
+        self.body.update(start_date=start_date, end_date=end_date)
+        self.part = part_query(self.body["query"], window.part)
+        self.left_out = leave_out(ctx, window, self.sighting_at)
+        self.body["query"] = leaving_out(self.part, self.left_out.ids)
+        self.outcome = WindowOutcome(window=window, status="done")
+        self.fruitless, self.restarts = 0, 0
+        self.invalid_notes: list[str] = []
+
+    def run(self) -> WindowOutcome:
+        """Fetch and store pages until the last one, or until a fault ends the pass."""
+        while True:
+            # The first page of a search the quota stopped is asked once: if its id is gone, the
+            # window needs more than a day and is split (retrying would only spend the new day).
+            resuming = self.stopped_by_quota and self.outcome.pages == 0 and self.restarts == 0
+            try:
+                page = fetch_page(
+                    self.ctx,
+                    self.body,
+                    self.cursor,
+                    self.search_id,
+                    self.window_id,
+                    self.outcome.faults,
+                    once=resuming,
+                )
+            except SearchIdExpired as fault:
+                ended = self._search_lost(fault, resuming)
+            except ServerError as fault:
+                ended = self._server_failed(fault)
+            except (InvalidCursor, NetworkFailure) as fault:
+                ended = self.finish("failed", f"{fault.kind} after retries: {fault}")
+            except (DailyQuotaExhausted, ShortRateLimit) as fault:
+                reason = (
+                    f"rate limit never lifted: {fault}"
+                    if isinstance(fault, ShortRateLimit)
+                    else str(fault)
+                )
+                raise QuotaExhausted(self.finish("quota_exhausted", reason), reason) from None
+            except (TokenRejected, RequestRejected) as fault:
+                ended = self._refused(fault)
+            else:
+                ended = self._store(page)
+            if ended is not None:
+                return ended
+
+    def requests_made(self) -> int:
         """This pass's requests (the ledger rows themselves stay the authority on the budget)."""
-        return ctx.client.ledger.reserved[window_id] - reserved_before
+        return self.ctx.client.ledger.reserved[self.window_id] - self.reserved_before
 
-    start_date, end_date = window.request_dates()
-    body = ctx.campaign.api_request_body(window.start, window.end)
-    body.update(start_date=start_date, end_date=end_date)
-    part = part_query(body["query"], window.part)
-    left_out = leave_out(ctx, window, sighting_at)
-    body["query"] = leaving_out(part, left_out.ids)
-    outcome = WindowOutcome(window=window, status="done")
-    fruitless, restarts = 0, 0
-    invalid_notes: list[str] = []
-
-    def finish(status: OutcomeStatus, note: str | None, **checkpoint) -> WindowOutcome:
-        with session_scope(ctx.database_url) as session:
+    def finish(self, status: OutcomeStatus, note: str | None, **checkpoint) -> WindowOutcome:
+        """End the pass: checkpoint the window with `status` and return the outcome."""
+        with session_scope(self.ctx.database_url) as session:
             checkpoint_window(
                 session,
-                window_id,
+                self.window_id,
                 status=WindowStatus(status),
                 last_error=note,
-                requests=requests_before + requests_made(),
+                requests=self.resume.requests_before + self.requests_made(),
                 **checkpoint,
             )
-        outcome.requests = requests_made()
-        outcome.status, outcome.note = status, note
-        return outcome
+        self.outcome.requests = self.requests_made()
+        self.outcome.status, self.outcome.note = status, note
+        return self.outcome
 
-    while True:
-        # The first page of a search the quota stopped is asked once: if its id is gone, the
-        # window needs more than a day and is split (retrying would only spend the new day).
-        resuming = stopped_by_quota and outcome.pages == 0 and restarts == 0
-        try:
-            page = fetch_page(
-                ctx, body, cursor, search_id, window_id, outcome.faults, once=resuming
-            )
-        except SearchIdExpired as fault:
-            stored = leave_out(ctx, window, utcnow()) if resuming else None
-            if stored and stored.complete and stored.ids:
-                # Lost at midnight: start again, leaving out every video already stored.
-                stopped_by_quota = False
-                note = f"search lost after the quota stop ({fault}); restarted without the stored"
-                sighting_at, left_out = restart_search(ctx, window, window_id, note)
-                cursor, search_id, body["query"] = None, None, leaving_out(part, left_out.ids)
-                continue
-            smaller = smaller_windows(ctx, window) if resuming else []
-            if smaller:
-                outcome.split_into = smaller
-                names = ", ".join(str(w) for w in smaller)
-                note = f"needs more than a day's quota (search lost: {fault}); split into {names}"
-                return finish("split", note)
-            if restarts < ctx.policies.max_search_restarts:
-                restarts += 1
-                note = f"search restarted from cursor 0 after: {fault}"
-                sighting_at, left_out = restart_search(ctx, window, window_id, note)
-                cursor, search_id, body["query"] = None, None, leaving_out(part, left_out.ids)
-                continue
-            return finish("failed", f"search id kept failing after a restart: {fault}")
-        except ServerError as fault:
-            if window.days > 1:
-                outcome.split_into = window.halves()
-                halves = " and ".join(str(w) for w in outcome.split_into)
-                return finish("split", f"persistent server errors ({fault}); split into {halves}")
-            return finish("failed", f"persistent server errors on a one-day window: {fault}")
-        except (InvalidCursor, NetworkFailure) as fault:
-            return finish("failed", f"{fault.kind} after retries: {fault}")
-        except (DailyQuotaExhausted, ShortRateLimit) as fault:
-            reason = (
-                f"rate limit never lifted: {fault}"
-                if isinstance(fault, ShortRateLimit)
-                else str(fault)
-            )
-            raise QuotaExhausted(finish("quota_exhausted", reason), reason) from None
-        except (TokenRejected, RequestRejected) as fault:
-            if isinstance(fault, RequestRejected) and left_out.ids and cursor is None:
-                log.warning("window %s: the API refused the left-out ids (%s)", window, fault)
-                ctx.leave_out_refused, left_out, body["query"] = True, LeftOut([], False), part
-                continue
-            raise CollectAborted(
-                finish("failed", f"request refused: {fault}"), str(fault)
-            ) from None
+    def _restart(self, note: str) -> None:
+        """Start the search again from cursor 0, leaving out what is stored by now."""
+        self.sighting_at, self.left_out = restart_search(
+            self.ctx, self.window, self.window_id, note
+        )
+        self.cursor, self.search_id = None, None
+        self.body["query"] = leaving_out(self.part, self.left_out.ids)
 
-        outcome.invalid_videos += len(page.invalid)
+    def _search_lost(self, fault: SearchIdExpired, resuming: bool) -> WindowOutcome | None:
+        """Restart a search whose id expired, or split or fail the window; None: go on paging."""
+        stored = leave_out(self.ctx, self.window, utcnow()) if resuming else None
+        if stored and stored.complete and stored.ids:
+            # Lost at midnight: start again, leaving out every video already stored.
+            self.stopped_by_quota = False
+            self._restart(
+                f"search lost after the quota stop ({fault}); restarted without the stored"
+            )
+            return None
+        smaller = smaller_windows(self.ctx, self.window) if resuming else []
+        if smaller:
+            self.outcome.split_into = smaller
+            names = ", ".join(str(w) for w in smaller)
+            note = f"needs more than a day's quota (search lost: {fault}); split into {names}"
+            return self.finish("split", note)
+        if self.restarts < self.ctx.policies.max_search_restarts:
+            self.restarts += 1
+            self._restart(f"search restarted from cursor 0 after: {fault}")
+            return None
+        return self.finish("failed", f"search id kept failing after a restart: {fault}")
+
+    def _server_failed(self, fault: ServerError) -> WindowOutcome:
+        """Persistent 500s: split a window of several days in two, fail a one-day window."""
+        if self.window.days > 1:
+            self.outcome.split_into = self.window.halves()
+            halves = " and ".join(str(w) for w in self.outcome.split_into)
+            return self.finish("split", f"persistent server errors ({fault}); split into {halves}")
+        return self.finish("failed", f"persistent server errors on a one-day window: {fault}")
+
+    def _refused(self, fault: TokenRejected | RequestRejected) -> None:
+        """A first request refused for its left-out ids is asked again without them (None);
+        any other refusal aborts the run."""
+        if isinstance(fault, RequestRejected) and self.left_out.ids and self.cursor is None:
+            log.warning("window %s: the API refused the left-out ids (%s)", self.window, fault)
+            self.ctx.leave_out_refused = True
+            self.left_out, self.body["query"] = LeftOut([], False), self.part
+            return None
+        raise CollectAborted(
+            self.finish("failed", f"request refused: {fault}"), str(fault)
+        ) from None
+
+    def _store(self, page: QueryPage) -> WindowOutcome | None:
+        """Store a page with the checkpoint after it; the outcome once the window ends."""
+        self.outcome.invalid_videos += len(page.invalid)
         if page.invalid:
-            invalid_notes.extend(page.invalid)
-            log.warning("window %s: skipped invalid records: %s", window, "; ".join(page.invalid))
-        search_id = page.search_id or search_id
-        checkpoint = {
-            "cursor": page.cursor,
-            "search_id": search_id,
-            "requests": requests_before + requests_made(),
-        }
-        last_page = not page.has_more
-        if last_page:  # done in the same transaction as the last page: no resume past the end
-            note = f"{len(invalid_notes)} invalid record(s) skipped: " if invalid_notes else None
-            note = note and note + "; ".join(invalid_notes[:5])  # the API sent them: on file
-            checkpoint.update(status=WindowStatus.done, finished_at=utcnow(), last_error=note)
-        with session_scope(ctx.database_url) as session:
+            self.invalid_notes.extend(page.invalid)
+            log.warning(
+                "window %s: skipped invalid records: %s", self.window, "; ".join(page.invalid)
+            )
+        self.search_id = page.search_id or self.search_id
+        checkpoint = self._checkpoint_after(page)
+        with session_scope(self.ctx.database_url) as session:
             stored = store_page(
                 session,
-                campaign_id=ctx.campaign_id,
-                window_id=window_id,
+                campaign_id=self.ctx.campaign_id,
+                window_id=self.window_id,
                 videos=page.videos,
                 raws=page.raw,
-                sighting_at=sighting_at,
+                sighting_at=self.sighting_at,
                 checkpoint=checkpoint,
             )
-            keep_rejected(session, window_id, page.rejected, page.invalid)
-        outcome.pages += 1
-        outcome.videos += stored.new_sightings
-        outcome.new_videos += stored.new_videos
-        if last_page:
-            outcome.requests, outcome.note = requests_made(), checkpoint["last_error"]
-            return outcome
-        fruitless = fruitless + 1 if not page.videos else 0
-        if fruitless >= ctx.policies.max_empty_pages:
+            keep_rejected(session, self.window_id, page.rejected, page.invalid)
+        self.outcome.pages += 1
+        self.outcome.videos += stored.new_sightings
+        self.outcome.new_videos += stored.new_videos
+        if not page.has_more:
+            self.outcome.requests = self.requests_made()
+            self.outcome.note = checkpoint["last_error"]
+            return self.outcome
+        self.fruitless = self.fruitless + 1 if not page.videos else 0
+        if self.fruitless >= self.ctx.policies.max_empty_pages:
             note = (
-                f"stopped after {fruitless} pages in a row with has_more and no video "
+                f"stopped after {self.fruitless} pages in a row with has_more and no video "
                 f"(cursor {page.cursor})"
             )
-            return finish("failed", note)
-        cursor = page.cursor
+            return self.finish("failed", note)
+        self.cursor = page.cursor
+        return None
 
-
-def leave_out(ctx: CollectContext, window: CollectionWindow, before: datetime) -> LeftOut:
-    """The stored videos a search of `window` started at `before` leaves out."""
-    limit = 0 if ctx.leave_out_refused else ctx.policies.max_excluded_ids
-    return stored_to_leave_out(ctx.database_url, ctx.campaign_id, window, before, limit)
-
-
-def restart_search(
-    ctx: CollectContext, window: CollectionWindow, window_id: int, note: str
-) -> tuple[datetime, LeftOut]:
-    """Start the window's search again from cursor 0 as a new pass (its own sighting time),
-    leaving out what is stored by now; returns that time and what is left out."""
-    started = utcnow()
-    with session_scope(ctx.database_url) as session:
-        checkpoint_window(
-            session, window_id, cursor=None, search_id=None, started_at=started, last_error=note
-        )
-    return started, leave_out(ctx, window, started)
-
-
-def fetch_page(
-    ctx: CollectContext,
-    body: dict,
-    cursor: int | None,
-    search_id: str | None,
-    window_id: int,
-    faults: dict[str, int],
-    once: bool = False,
-) -> QueryPage:
-    """One page, retrying each fault under its own policy; the fault is raised once it gives up.
-    `once`: an expired search id is raised at once (the caller splits instead)."""
-
-    def one_request() -> QueryPage:
-        try:
-            return ctx.client.query_videos(
-                body, cursor=cursor, search_id=search_id, window_id=window_id
+    def _checkpoint_after(self, page: QueryPage) -> dict:
+        """The window's checkpoint once `page` is stored; after the last page it is marked done
+        in the same transaction, so no resume goes past the end."""
+        checkpoint = {
+            "cursor": page.cursor,
+            "search_id": self.search_id,
+            "requests": self.resume.requests_before + self.requests_made(),
+        }
+        if not page.has_more:
+            note = (
+                f"{len(self.invalid_notes)} invalid record(s) skipped: "
+                if self.invalid_notes
+                else None
             )
-        except ApiFault as fault:
-            faults[fault.kind] = faults.get(fault.kind, 0) + 1
-            raise
-
-    policies = ctx.policies.retried()
-    if once:
-        policies.pop("search_id_expired")
-    return call_with_retries(
-        one_request,
-        policies=policies,
-        kind_of=lambda exc: exc.kind if isinstance(exc, ApiFault) else None,
-        server_wait_s=lambda exc: getattr(exc, "retry_after_s", None),
-    )
+            note = note and note + "; ".join(self.invalid_notes[:5])  # the API sent them: on file
+            checkpoint.update(status=WindowStatus.done, finished_at=utcnow(), last_error=note)
+        return checkpoint

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 from gettok.models.annotations import Answer
-from gettok.models.schema import AnnotationStatus
+from gettok.models.schema import Annotation, AnnotationStatus
 from gettok.tasks.watch.store import (
     StoredFrame,
     store_outcome,
@@ -23,6 +24,10 @@ from gettok.tasks.watch.store import (
 )
 from gettok.tasks.watch.watchlist import Alerts, WatchResult, announce_match, target_hash
 from pydantic import Field
+
+if TYPE_CHECKING:
+    from gettok.clients.llm import LlmOutcome
+    from gettok.clients.llm_request import ChatRequest
 
 
 class WatchAnswer(Answer):
@@ -62,7 +67,6 @@ def watch_for_description(
     """Ask the vision LLM whether a described target is in each unchecked video's frames."""
     from gettok.clients.llm import LlmClient
     from gettok.clients.llm_budget import Budget
-    from gettok.clients.llm_request import ChatRequest
 
     model = llm_settings.llm_model_for("watch")
     prompt_hash = target_hash(WATCH_SYSTEM, WATCH_USER, description)
@@ -73,64 +77,99 @@ def watch_for_description(
             chosen = _spread(frames, llm_settings.llm_max_frames)
             images = [img for img in (_data_url(media_dir, f) for f in chosen) if img]
             if not images:
-                result.failed["no readable frame"] = result.failed.get("no readable frame", 0) + 1
+                result.fail("no readable frame")
                 continue
-            request = ChatRequest(
-                model=model,
-                system=WATCH_SYSTEM,
-                user_text=WATCH_USER.format(description=description),
-                answer_model=WatchAnswer,
-                schema_name="watch_check",
-                images=[(u, w, h) for _f, u, w, h in images],
-                temperature=llm_settings.llm_temperature,
-                image_detail=llm_settings.llm_image_detail,
-            )
+            request = _watch_request(model, description, images, llm_settings)
             outcome = client.annotate(request, budget)
             result.frames_checked += len(images)
             if outcome.skipped_for_budget or outcome.status == AnnotationStatus.failed:
-                key = "budget reached" if outcome.skipped_for_budget else "llm failed"
-                result.failed[key] = result.failed.get(key, 0) + 1
+                result.fail("budget reached" if outcome.skipped_for_budget else "llm failed")
                 continue
             result.videos_checked += 1
-            value = dict(
-                outcome.value or {}, matched=False, target=description, target_kind="description"
+            value, frame_id = _judge(result, alerts, video_id, description, images, outcome)
+            check = _stored_check(
+                video_id, value, frame_id, outcome, model, prompt_hash, llm_settings
             )
-            frame_id = None
-            if outcome.status == AnnotationStatus.ok and value.get("present"):
-                number = value.get("image_number") or 1
-                frame = images[min(max(number, 1), len(images)) - 1][0]
-                frame_id, value["matched"] = frame.id, True
-                evidence = {"evidence": value.get("evidence")}
-                announced = announce_match(result, alerts, video_id, "description", frame, evidence)
-                value["alert"] = announced["alert"]
-            else:
-                result.not_matched += 1
-            store_outcome(
-                url,
-                watch_annotation(
-                    video_id,
-                    value,
-                    model=model,
-                    prompt_id="watch-description",
-                    prompt_hash=prompt_hash,
-                    settings={"max_frames": llm_settings.llm_max_frames},
-                    frame_id=frame_id,
-                    status=outcome.status,
-                    error=outcome.error,
-                    temperature=llm_settings.llm_temperature,
-                    input_tokens=outcome.input_tokens,
-                    output_tokens=outcome.output_tokens,
-                    cost_usd=outcome.cost_usd,
-                    latency_ms=outcome.latency_ms,
-                    is_sandbox=outcome.is_sandbox,
-                ),
-            )
+            store_outcome(url, check)
     finally:
         client.close()
     return result
 
 
-def _data_url(media_dir: Path, frame: StoredFrame) -> tuple[StoredFrame, str, int, int] | None:
+# A frame as sent: the stored frame, its JPEG data URL, width and height.
+SentImage = tuple[StoredFrame, str, int, int]
+
+
+def _watch_request(
+    model: str, description: str, images: list[SentImage], llm_settings
+) -> ChatRequest:
+    """The vision request asking whether the target is in these frames."""
+    from gettok.clients.llm_request import ChatRequest
+
+    return ChatRequest(
+        model=model,
+        system=WATCH_SYSTEM,
+        user_text=WATCH_USER.format(description=description),
+        answer_model=WatchAnswer,
+        schema_name="watch_check",
+        images=[(u, w, h) for _f, u, w, h in images],
+        temperature=llm_settings.llm_temperature,
+        image_detail=llm_settings.llm_image_detail,
+    )
+
+
+def _judge(
+    result: WatchResult,
+    alerts: Alerts,
+    video_id: int,
+    description: str,
+    images: list[SentImage],
+    outcome: LlmOutcome,
+) -> tuple[dict[str, Any], int | None]:
+    """The stored value of an answered check and the frame it names; a match is announced."""
+    value = dict(outcome.value or {}, matched=False, target=description, target_kind="description")
+    if outcome.status != AnnotationStatus.ok or not value.get("present"):
+        result.not_matched += 1
+        return value, None
+    number = value.get("image_number") or 1
+    frame = images[min(max(number, 1), len(images)) - 1][0]
+    value["matched"] = True
+    evidence = {"evidence": value.get("evidence")}
+    announced = announce_match(result, alerts, video_id, "description", frame, evidence)
+    value["alert"] = announced["alert"]
+    return value, frame.id
+
+
+def _stored_check(
+    video_id: int,
+    value: dict[str, Any],
+    frame_id: int | None,
+    outcome: LlmOutcome,
+    model: str,
+    prompt_hash: str,
+    llm_settings,
+) -> Annotation:
+    """The `watch_match` row of one check, with the request's usage and cost."""
+    return watch_annotation(
+        video_id,
+        value,
+        model=model,
+        prompt_id="watch-description",
+        prompt_hash=prompt_hash,
+        settings={"max_frames": llm_settings.llm_max_frames},
+        frame_id=frame_id,
+        status=outcome.status,
+        error=outcome.error,
+        temperature=llm_settings.llm_temperature,
+        input_tokens=outcome.input_tokens,
+        output_tokens=outcome.output_tokens,
+        cost_usd=outcome.cost_usd,
+        latency_ms=outcome.latency_ms,
+        is_sandbox=outcome.is_sandbox,
+    )
+
+
+def _data_url(media_dir: Path, frame: StoredFrame) -> SentImage | None:
     """A frame as the vision API takes it (JPEG data URL and its size); None if unreadable."""
     path = media_dir / frame.path
     data = path.read_bytes() if path.is_file() else b""

@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 from gettok.tasks.watch.alerts import MATCH_EVENT, Alerts
 from gettok.tasks.watch.image_match import (
+    ImageMatch,
     MatchSettings,
     ReferenceImage,
     load_reference,
@@ -63,6 +65,10 @@ class WatchResult(BaseModel):
             failed=dict(self.failed),
             counts={"matched": len(self.matched), "events": self.events_emitted},
         )
+
+    def fail(self, reason: str) -> None:
+        """Count a video left unchecked (it is checked again next run)."""
+        self.failed[reason] = self.failed.get(reason, 0) + 1
 
 
 def target_hash(*parts: str) -> str:
@@ -113,44 +119,25 @@ def watch_for_image(
     name = target_name or reference.name
     result = WatchResult(target=name)
     for video_id, frames in unchecked_frames(url, campaign_id, IMAGE_MODEL, prompt_hash, limit):
-        hit, best, read = None, 0, 0
-        for frame in frames:
-            image = cv2.imread(str(media_dir / frame.path), cv2.IMREAD_COLOR)
-            if image is None:
-                continue
-            read += 1
-            match = match_reference(reference, image, settings)
-            best = max(best, match.inliers)
-            if match.matched:
-                hit = (frame, match)
-                break
-        result.frames_checked += read
-        if read == 0:
-            result.failed["no readable frame"] = result.failed.get("no readable frame", 0) + 1
+        scan = _scan_frames(media_dir, frames, reference, settings)
+        result.frames_checked += scan.read
+        if scan.read == 0:
+            result.fail("no readable frame")
             continue
         result.videos_checked += 1
         value: dict[str, Any] = {
-            "matched": hit is not None,
+            "matched": scan.hit is not None,
             "target": reference.name,
             "target_kind": "image",
             "target_sha256": reference.sha256,
-            "frames_checked": read,
-            "best_inliers": best,
+            "frames_checked": scan.read,
+            "best_inliers": scan.best_inliers,
         }
         frame_id = None
-        if hit is not None:
-            frame, match = hit
+        if scan.hit is not None:
+            frame, match = scan.hit
             frame_id = frame.id
-            evidence = {
-                "inliers": match.inliers,
-                "good_matches": match.good,
-                "correlation": match.correlation,
-                "score": match.correlation,
-                "score_means": "colour correlation of the matched region (1 = identical)",
-            }
-            picture = (media_dir / frame.path).read_bytes()
-            value.update(announce_match(result, alerts, video_id, name, frame, evidence, picture))
-            value["corners"] = match.corners
+            value.update(_announce(result, alerts, video_id, name, media_dir, frame, match))
         else:
             result.not_matched += 1
         store_outcome(
@@ -166,3 +153,51 @@ def watch_for_image(
             ),
         )
     return result
+
+
+@dataclass
+class _Scan:
+    """One video's frames checked against the reference, up to the first match."""
+
+    hit: tuple[StoredFrame, ImageMatch] | None
+    best_inliers: int
+    read: int  # frames that could be read
+
+
+def _scan_frames(
+    media_dir: Path, frames: list[StoredFrame], reference: ReferenceImage, settings: MatchSettings
+) -> _Scan:
+    """Match the frames in order, stopping at the first that shows the reference."""
+    best, read = 0, 0
+    for frame in frames:
+        image = cv2.imread(str(media_dir / frame.path), cv2.IMREAD_COLOR)
+        if image is None:
+            continue
+        read += 1
+        match = match_reference(reference, image, settings)
+        best = max(best, match.inliers)
+        if match.matched:
+            return _Scan(hit=(frame, match), best_inliers=best, read=read)
+    return _Scan(hit=None, best_inliers=best, read=read)
+
+
+def _announce(
+    result: WatchResult,
+    alerts: Alerts,
+    video_id: int,
+    name: str,
+    media_dir: Path,
+    frame: StoredFrame,
+    match: ImageMatch,
+) -> dict[str, Any]:
+    """Alert on an image match with the matched frame attached; what the stored value adds."""
+    evidence = {
+        "inliers": match.inliers,
+        "good_matches": match.good,
+        "correlation": match.correlation,
+        "score": match.correlation,
+        "score_means": "colour correlation of the matched region (1 = identical)",
+    }
+    picture = (media_dir / frame.path).read_bytes()
+    details = announce_match(result, alerts, video_id, name, frame, evidence, picture)
+    return details | {"corners": match.corners}

@@ -39,7 +39,7 @@ from gettok.tasks.annotate import provenance, store
 from gettok.tasks.annotate.local_models import uses_local_engine
 from gettok.tasks.annotate.prompts import PromptTemplate, load_prompt
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gettok import claims, db
@@ -185,32 +185,39 @@ def load_inputs(
     inputs = {i: VideoInputs(i) for i in video_ids}
     if "caption" in reads:
         for video_id, caption in session.execute(
-            select(Video.id, Video.video_description).where(Video.id.in_(video_ids))
+            select(Video.id, Video.video_description).where(_among(Video.id, video_ids))
         ):
             inputs[video_id].caption = caption or ""
     if "transcript" in reads:
         _read_transcripts(session, inputs)
     if "frames" in reads:
         for frame in session.scalars(
-            select(Frame).where(Frame.video_id.in_(video_ids)).order_by(Frame.frame_index)
+            select(Frame).where(_among(Frame.video_id, video_ids)).order_by(Frame.frame_index)
         ):
             inputs[frame.video_id].frames.append(frame)
     elif "frame_sizes" in reads:
         sizes = select(Frame.video_id, Frame.width, Frame.height, Frame.path)
         for frame in session.execute(
-            sizes.where(Frame.video_id.in_(video_ids)).order_by(Frame.frame_index)
+            sizes.where(_among(Frame.video_id, video_ids)).order_by(Frame.frame_index)
         ):
             inputs[frame.video_id].frames.append(frame)  # type: ignore[arg-type]
     if "description" in reads:
         _read_descriptions(session, inputs)
     if "summary" in reads:
-        summaries = store.latest_ok(AnnotationKind.summary, video_ids).with_only_columns(
+        summaries = store.latest_ok(AnnotationKind.summary).with_only_columns(
             Annotation.id, Annotation.video_id, Annotation.value
         )
+        summaries = summaries.where(_among(Annotation.video_id, video_ids))
         for row in session.execute(summaries):  # the newest wins
             inputs[row.video_id].summary_id = row.id
             inputs[row.video_id].summary = (row.value or {}).get("summary", "")
     return inputs
+
+
+def _among(column, video_ids: list[int]):
+    """`column IN (ids)` with the ids written into the SQL: 5,000 bound parameters cost the
+    driver more than the query (a page's frames: 0.24 s bound, 0.05 s written)."""
+    return column.in_(bindparam("video_ids", video_ids, expanding=True, literal_execute=True))
 
 
 def _read_transcripts(session: Session, inputs: dict[int, VideoInputs]) -> None:
@@ -219,7 +226,7 @@ def _read_transcripts(session: Session, inputs: dict[int, VideoInputs]) -> None:
     columns = (Transcript.id, Transcript.video_id, Transcript.engine, Transcript.created_at)
     transcripts = session.execute(
         select(*columns, Transcript.text, Transcript.text_sha256).where(
-            Transcript.video_id.in_(list(inputs)), *provenance.usable_current(Transcript)
+            _among(Transcript.video_id, list(inputs)), *provenance.usable_current(Transcript)
         )
     ).all()
     rank = {engine: n for n, engine in enumerate(TRANSCRIPT_ENGINES)}
@@ -236,7 +243,7 @@ def _read_descriptions(session: Session, inputs: dict[int, VideoInputs]) -> None
     descriptions = session.execute(
         select(Annotation.id, Annotation.video_id, Annotation.status, Annotation.value)
         .where(
-            Annotation.video_id.in_(list(inputs)),
+            _among(Annotation.video_id, list(inputs)),
             Annotation.kind == AnnotationKind.description,
             Annotation.status != AnnotationStatus.failed,
             ~provenance.is_stale(Annotation),

@@ -68,12 +68,11 @@ def _has_ok(kind: AnnotationKind):
     )
 
 
-def latest_ok(kind: AnnotationKind, video_ids: list[int]) -> Select:
-    """The ok annotations of `kind` of these videos, oldest first (so the newest wins a dict)."""
+def latest_ok(kind: AnnotationKind) -> Select:
+    """The ok annotations of `kind`, oldest first (so the newest wins a dict)."""
     return (
         select(Annotation)
         .where(
-            Annotation.video_id.in_(video_ids),
             Annotation.kind == kind,
             Annotation.status == AnnotationStatus.ok,
         )

@@ -152,7 +152,7 @@ def test_dry_run_in_pages_of_one_video_estimates_the_same(rows, db_url, sandbox_
 
     settings = get_settings()
     whole = estimate_enrich(db_url, settings, rows.campaign)
-    monkeypatch.setattr(cost, "ID_BATCH", 1)  # every pending video its own keyset page
+    monkeypatch.setattr(cost, "ID_BATCH", 1)  # every pending video its own page
     paged = estimate_enrich(db_url, settings, rows.campaign)
     assert [k.model_dump(exclude={"cost_usd"}) for k in paged.kinds] == [
         k.model_dump(exclude={"cost_usd"}) for k in whole.kinds

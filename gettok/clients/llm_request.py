@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,6 +19,13 @@ MESSAGE_OVERHEAD_TOKENS = 4
 
 def text_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS
+
+
+@lru_cache(maxsize=64)
+def schema_tokens(answer_model: type[BaseModel]) -> int:
+    """The tokens of the answer's JSON schema, sent with every request: counted once per model
+    (dumping it for every video cost the dry run 7 s of 57 at 20k videos)."""
+    return text_tokens(json.dumps(strict_json_schema(answer_model)))
 
 
 def image_tokens(width: int, height: int, detail: str = "high") -> int:
@@ -61,8 +69,7 @@ class ChatRequest:
 
     def input_tokens(self, messages: list[dict[str, Any]]) -> int:
         """Estimated input tokens of `messages` (a corrective turn included) with the schema."""
-        schema = json.dumps(strict_json_schema(self.answer_model))
-        tokens = text_tokens(schema)
+        tokens = schema_tokens(self.answer_model)
         for message in messages:
             content = message.get("content") or ""
             parts = [{"type": "text", "text": content}] if isinstance(content, str) else content

@@ -18,6 +18,7 @@ from gettok.tasks.annotate.annotator import (
     KindPlan,
     VideoInputs,
     build_request,
+    inputs_read,
     load_inputs,
     plan_for,
 )
@@ -33,7 +34,7 @@ from gettok.clients.llm_budget import cost_usd
 from gettok.settings import Settings
 
 DEFAULT_FRAME_SIZE = (720, 1280)  # TikTok's usual portrait size, when nothing was probed
-ID_BATCH = 5000  # videos per keyset page (and per IN list of the prompts' inputs)
+ID_BATCH = 5000  # videos per page (and per IN list of the prompts' inputs)
 
 
 class KindEstimate(BaseModel):
@@ -67,7 +68,7 @@ def estimate_enrich(
 ) -> CostEstimate:
     """Estimate the requests an enrich run would make now, without making any.
 
-    Pending videos are read a keyset page at a time and only their running totals kept; what
+    Pending videos are streamed a page at a time and only their running totals kept; what
     later kinds add for the videos this run will frame, describe or summarise is combined in SQL
     (counts, probed sizes grouped), never held as sets of ids: memory holds a page."""
     plans = [p for k in kinds or REQUESTED_KINDS if (p := plan_for(k, campaign, settings))]
@@ -106,9 +107,10 @@ def estimate_enrich(
 def _add_pending(
     session: Session, estimate: KindEstimate, plan: KindPlan, settings: Settings, pending: Select
 ) -> None:
-    """Add the requests for the videos pending this kind now, a keyset page at a time."""
+    """Add the requests for the videos pending this kind now, a page at a time."""
+    reads = inputs_read(plan)
     for ids in _pages(session, pending):
-        for video_inputs in load_inputs(session, ids).values():
+        for video_inputs in load_inputs(session, ids, reads).values():
             _add(estimate, plan, video_inputs, settings)
 
 
@@ -148,18 +150,18 @@ def _add_new_summaries(
     the prompt's usual length)."""
     expected = "x" * 4 * load_prompt("summary").expected_output_tokens
     for ids in _pages(session, summarised):
-        for video_id, read in load_inputs(session, ids).items():
+        for video_id, read in load_inputs(session, ids, frozenset({"transcript"})).items():
             checked = VideoInputs(video_id, transcript=read.transcript, summary=expected)
             _add(estimate, plan, checked, settings)
 
 
 def _pages(session: Session, ids: Select) -> Iterator[list[int]]:
-    """Keyset pages of the video ids `ids` selects, in id order."""
-    after = None
-    page = ids.order_by(Video.id).limit(ID_BATCH)
-    while found := list(session.scalars(page if after is None else page.where(Video.id > after))):
-        yield found
-        after = found[-1]
+    """Pages of the video ids `ids` selects, in id order, streamed from one run of the query (a
+    keyset page per query ran the whole pending query again each page: quadratic in videos)."""
+    ordered = ids.order_by(Video.id)
+    result = session.execute(ordered, execution_options={"yield_per": ID_BATCH})
+    for page in result.scalars().partitions():
+        yield list(page)
 
 
 def _add(

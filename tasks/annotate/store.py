@@ -68,18 +68,15 @@ def _has_ok(kind: AnnotationKind):
     )
 
 
-def latest_ok(session: Session, kind: AnnotationKind, video_ids: list[int]) -> list[Annotation]:
-    """The ok annotations of `kind` of these videos, oldest first (so the newest wins a dict)."""
-    return list(
-        session.scalars(
-            select(Annotation)
-            .where(
-                Annotation.video_id.in_(video_ids),
-                Annotation.kind == kind,
-                Annotation.status == AnnotationStatus.ok,
-            )
-            .order_by(Annotation.created_at, Annotation.id)
+def latest_ok(kind: AnnotationKind) -> Select:
+    """The ok annotations of `kind`, oldest first (so the newest wins a dict)."""
+    return (
+        select(Annotation)
+        .where(
+            Annotation.kind == kind,
+            Annotation.status == AnnotationStatus.ok,
         )
+        .order_by(Annotation.created_at, Annotation.id)
     )
 
 

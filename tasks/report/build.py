@@ -138,41 +138,87 @@ def build_report(
     (the campaign file) adds its events and `[report]` options to the analyses."""
     from gettok.tasks.report import figures as figs
     from gettok.tasks.report.analyses import run_analyses, scope_note
-    from gettok.tasks.report.analyses.drawing import caption, lettered
+    from gettok.tasks.report.dataset_tables import write_dataset_tables
 
     from gettok.settings import get_settings
 
     embedding_model = embedding_model or get_settings().embedding_model
-
     out_dir.mkdir(parents=True, exist_ok=True)
     before = file_digests(out_dir.iterdir())
     f = campaign_figures(url, campaign)
-    summary, by_count, by_views = f.summary, f.by_count, f.by_views
-    daily, coverage, languages, downloads = f.daily, f.coverage, f.languages, f.downloads
-    stance, sentiment = f.stance, f.sentiment
     compare_campaign(url, campaign, embedding_model)
     comparison = campaign_comparison(url, campaign, embedding_model)
     word_counts = word_count_points(url, campaign, embedding_model)
     costs = llm_costs(url, campaign)
+
+    figures = _dataset_figures(out_dir, f, comparison, word_counts, config)
+    csvs = write_dataset_tables(out_dir, f, comparison, costs)
+    if f.synthetic:
+        figures = [figs.mark_synthetic(path) for path in figures]
+    analyses = run_analyses(url, campaign, out_dir, config, bool(f.synthetic))
+    figures += [path for section in analyses for path in section.figures]
+
+    def link(*names: str) -> str:
+        return "Tables: " + ", ".join(f"[{csvs[n].name}]({csvs[n].name})" for n in names)
+
+    sections = [
+        f"# {title or campaign}: dataset report",
+        *_synthetic_banner(f.synthetic, f.summary.videos),
+        f"Campaign `{campaign}`, videos posted {_day(f.first_day)} to {_day(f.last_day)} (UTC).",
+        *_dataset_sections(f, link),
+        *_transcript_sections(f, comparison, link),
+        *_labels_and_downloads_sections(f, link),
+        *_cost_sections(costs, link),
+        *filter(None, [scope_note(url, campaign)]),
+        *(section.text() for section in analyses),
+        validation_section(url, campaign),
+    ]
+    markdown_path = out_dir / "report.md"
+    markdown_path.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
+    return ReportResult(
+        campaign=campaign,
+        markdown_path=markdown_path,
+        figures=figures,
+        dataset=f.summary,
+        comparison=comparison,
+        llm_cost_usd=sum(c.cost_usd for c in costs),
+        analyses=[(s.key, s.title, s.text()) for s in analyses],
+        tables=[*csvs.values(), *(path for section in analyses for path in section.tables)],
+        changed=file_digests(out_dir.iterdir()) != before,
+    )
+
+
+def _dataset_figures(
+    out_dir: Path,
+    f: Any,
+    comparison: TranscriptComparison,
+    word_counts: list[tuple[int, int, int]],
+    config: Campaign | None,
+) -> list[Path]:
+    """The dataset part's figures, each captioned with its n and the data's days."""
+    from gettok.tasks.report import figures as figs
+    from gettok.tasks.report.analyses.drawing import caption, lettered
+
     events = lettered(config.events) if config else []
     first, last = f.first_day, f.last_day
-    videos = caption(summary.videos, first, last)
-    spoken = caption(sum(n for _, n, _ in languages), first, last, "Whisper transcripts with words")
+    videos = caption(f.summary.videos, first, last)
+    spoken = caption(
+        sum(n for _, n, _ in f.languages), first, last, "Whisper transcripts with words"
+    )
     both = caption(comparison.videos, first, last, "videos with both transcripts")
-
-    figures = [
-        figs.hashtags_figure(by_count, by_views, out_dir / "top_hashtags.png", videos),
-        figs.daily_volume_figure(daily, out_dir / "daily_volume.png", events, videos),
-        figs.coverage_figure(coverage, out_dir / "transcript_coverage.png", events, videos),
-        figs.languages_figure(languages, out_dir / "languages.png", spoken),
+    return [
+        figs.hashtags_figure(f.by_count, f.by_views, out_dir / "top_hashtags.png", videos),
+        figs.daily_volume_figure(f.daily, out_dir / "daily_volume.png", events, videos),
+        figs.coverage_figure(f.coverage, out_dir / "transcript_coverage.png", events, videos),
+        figs.languages_figure(f.languages, out_dir / "languages.png", spoken),
         figs.labels_figure(
-            stance, "Stance over time", out_dir / "stance_over_time.png", events, videos
+            f.stance, "Stance over time", out_dir / "stance_over_time.png", events, videos
         ),
         figs.labels_figure(
-            sentiment, "Sentiment over time", out_dir / "sentiment_over_time.png", events, videos
+            f.sentiment, "Sentiment over time", out_dir / "sentiment_over_time.png", events, videos
         ),
         figs.bar_figure(
-            downloads,
+            f.downloads,
             "Downloads by status",
             "videos",
             out_dir / "download_status.png",
@@ -183,37 +229,16 @@ def build_report(
             word_counts, comparison, out_dir / "transcript_word_counts.png", both
         ),
     ]
-    from gettok.tasks.report.dataset_tables import write_dataset_tables
 
-    csvs = write_dataset_tables(out_dir, f, comparison, costs)
 
-    def link(*names: str) -> str:
-        return "Tables: " + ", ".join(f"[{csvs[n].name}]({csvs[n].name})" for n in names)
-
-    synthetic = f.synthetic
-    if synthetic:
-        figures = [figs.mark_synthetic(path) for path in figures]
-    analyses = run_analyses(url, campaign, out_dir, config, bool(synthetic))
-    figures += [path for section in analyses for path in section.figures]
-    d = comparison.differences
-    total_cost = sum(c.cost_usd for c in costs)
-    sections = [
-        f"# {title or campaign}: dataset report",
-        *_synthetic_banner(synthetic, summary.videos),
-        f"Campaign `{campaign}`, videos posted {_day(first)} to {_day(last)} (UTC).",
+def _dataset_sections(f: Any, link) -> list[str]:
+    summary, by_count, by_views = f.summary, f.by_count, f.by_views
+    engagement = [summary.videos, summary.users, summary.likes, summary.views]
+    return [
         "## Dataset",
         _table(
             ["videos", "users", "likes", "views", "comments", "shares"],
-            [
-                [
-                    summary.videos,
-                    summary.users,
-                    summary.likes,
-                    summary.views,
-                    summary.comments,
-                    summary.shares,
-                ]
-            ],
+            [[*engagement, summary.comments, summary.shares]],
         ),
         "## Top hashtags (generic ones such as fyp, parati, foryou excluded)",
         _table(
@@ -232,10 +257,16 @@ def build_report(
         "## Daily volume and engagement",
         "![daily volume](daily_volume.png)",
         link("daily_volume"),
+    ]
+
+
+def _transcript_sections(f: Any, comparison: TranscriptComparison, link) -> list[str]:
+    d = comparison.differences
+    return [
         "## Transcripts",
         "Share of videos per day with a transcript from each source.",
         "![transcript coverage](transcript_coverage.png)",
-        *language_section(languages, f.disagreements, _table),
+        *language_section(f.languages, f.disagreements, _table),
         f"### Whisper against TikTok's transcripts ({comparison.videos} videos with both)",
         _table(
             [
@@ -259,65 +290,43 @@ def build_report(
         ),
         "Word differences between aligned transcripts:",
         _table(
+            ["capitalisation", "punctuation", "spelling", "other words"]
+            + ["only Whisper", "only TikTok"],
             [
-                "capitalisation",
-                "punctuation",
-                "spelling",
-                "other words",
-                "only Whisper",
-                "only TikTok",
-            ],
-            [
-                [
-                    d.capitalisation,
-                    d.punctuation,
-                    d.spelling,
-                    d.substituted,
-                    d.only_in_whisper,
-                    d.only_in_tiktok,
-                ]
+                [d.capitalisation, d.punctuation, d.spelling, d.substituted]
+                + [d.only_in_whisper, d.only_in_tiktok]
             ],
         ),
         "![word counts](transcript_word_counts.png)",
         link("transcript_coverage", "languages", "language_disagreements", "transcript_comparison"),
+    ]
+
+
+def _labels_and_downloads_sections(f: Any, link) -> list[str]:
+    return [
         "## Stance and sentiment",
         "![stance](stance_over_time.png)",
         "![sentiment](sentiment_over_time.png)",
         link("stance_over_time", "sentiment_over_time"),
         "## Downloads",
-        _table(["status", "videos"], [list(x) for x in downloads]),
+        _table(["status", "videos"], [list(x) for x in f.downloads]),
         "![downloads](download_status.png)",
         link("download_status"),
-        "## LLM cost",
-        (
-            _table(
-                ["kind", "model", "calls", "input tokens", "output tokens", "cost (USD)"],
-                [
-                    [c.kind, c.model, c.calls, c.input_tokens, c.output_tokens, f"{c.cost_usd:.4f}"]
-                    for c in costs
-                ],
-            )
-            + f"\n\nTotal: {total_cost:.4f} USD\n\n{link('llm_cost')}"
-        )
-        if costs
-        else "No LLM calls recorded.",
-        *filter(None, [scope_note(url, campaign)]),
-        *(section.text() for section in analyses),
-        validation_section(url, campaign),
     ]
-    markdown_path = out_dir / "report.md"
-    markdown_path.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
-    return ReportResult(
-        campaign=campaign,
-        markdown_path=markdown_path,
-        figures=figures,
-        dataset=summary,
-        comparison=comparison,
-        llm_cost_usd=total_cost,
-        analyses=[(s.key, s.title, s.text()) for s in analyses],
-        tables=[*csvs.values(), *(path for section in analyses for path in section.tables)],
-        changed=file_digests(out_dir.iterdir()) != before,
+
+
+def _cost_sections(costs: list[LlmCost], link) -> list[str]:
+    if not costs:
+        return ["## LLM cost", "No LLM calls recorded."]
+    total = sum(c.cost_usd for c in costs)
+    table = _table(
+        ["kind", "model", "calls", "input tokens", "output tokens", "cost (USD)"],
+        [
+            [c.kind, c.model, c.calls, c.input_tokens, c.output_tokens, f"{c.cost_usd:.4f}"]
+            for c in costs
+        ],
     )
+    return ["## LLM cost", f"{table}\n\nTotal: {total:.4f} USD\n\n{link('llm_cost')}"]
 
 
 def _synthetic_banner(synthetic: int, videos: int) -> list[str]:

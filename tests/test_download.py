@@ -305,7 +305,9 @@ def test_throttling_pauses_every_worker_instead_of_a_retry_storm(
             sandbox,
             sqlite_url,
             download_concurrency=2,
-            download_block_backoff_s=0.5,
+            # Long enough that the rerun below starts inside the back-off on a loaded machine
+            # (0.5 s was not: about 1 run in 4 under a parallel suite).
+            download_block_backoff_s=4.0,
             download_block_limit=2,
         )
         settings = get_settings()

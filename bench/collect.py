@@ -23,20 +23,20 @@ import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
-from gettok.models.api import ResearchVideo
-from gettok.models.campaign import load_campaign
-from gettok.models.schema import CampaignVideo, EngagementSnapshot, Video, utcnow
-from gettok.tasks.collect import collect_campaign
-from gettok.tasks.collect.store import ensure_window, save_campaign, store_page
-from gettok.tasks.collect.video_rows import video_row
-from gettok.tasks.collect.windows import CollectionWindow
 from sqlalchemy import create_engine, text
 
 from gettok import db
 from gettok.db import session_scope
+from gettok.models.api import ResearchVideo
+from gettok.models.campaign import load_campaign
+from gettok.models.schema import CampaignVideo, EngagementSnapshot, Video, utcnow
 from gettok.sandbox.config import SandboxConfig
 from gettok.sandbox.server import running_sandbox
 from gettok.settings import get_settings
+from gettok.tasks.collect import collect_campaign
+from gettok.tasks.collect.store import ensure_window, save_campaign, store_page
+from gettok.tasks.collect.video_rows import video_row
+from gettok.tasks.collect.windows import CollectionWindow
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES = os.environ.get("GETTOK_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")

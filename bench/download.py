@@ -27,18 +27,17 @@ from sqlalchemy import insert
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gettok import db  # noqa: E402
 from gettok.models.api import ResearchVideo  # noqa: E402
 from gettok.models.campaign import load_campaign  # noqa: E402
 from gettok.models.schema import CampaignVideo, utcnow  # noqa: E402
-from gettok.tasks.collect.store import save_campaign, upsert_videos  # noqa: E402
-from gettok.tasks.download.downloader import download_videos  # noqa: E402
-from gettok.tasks.download.gate import DownloadGate  # noqa: E402
-
-from gettok import db  # noqa: E402
 from gettok.sandbox.config import SandboxConfig  # noqa: E402
 from gettok.sandbox.corpus import Corpus  # noqa: E402
 from gettok.sandbox.media_cache import clip_for  # noqa: E402
 from gettok.settings import get_settings  # noqa: E402
+from gettok.tasks.collect.store import save_campaign, upsert_videos  # noqa: E402
+from gettok.tasks.download.downloader import download_videos  # noqa: E402
+from gettok.tasks.download.gate import DownloadGate  # noqa: E402
 
 SERVE = """
 import json, sys

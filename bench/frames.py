@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from gettok.tasks.frames.sampling import naive_sample_frames, sample_frames
 
 from gettok.sandbox import media
+from gettok.tasks.frames.sampling import naive_sample_frames, sample_frames
 
 EVERY, CAP, MAX_SIDE = 300, 20, 768
 CACHE = Path(tempfile.gettempdir()) / f"gettok-bench-frames-{media.MEDIA_VERSION}"
@@ -79,12 +79,11 @@ def compare(clips: list[Path], repeat: int) -> dict:
 
 def stage_rate(clips: list[Path]) -> float:
     """Videos per second through the whole stage (selection, JPEGs, rows) on a fresh SQLite db."""
-    from gettok.models.schema import Download, DownloadStatus, Video
-    from gettok.tasks.frames.extract import extract_frames
-
     from gettok import db
     from gettok.db import session_scope
+    from gettok.models.schema import Download, DownloadStatus, Video
     from gettok.settings import get_settings
+    from gettok.tasks.frames.extract import extract_frames
 
     with tempfile.TemporaryDirectory(prefix="gettok-bench-stage-") as tmp:
         url = f"sqlite:///{tmp}/bench.db"

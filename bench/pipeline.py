@@ -41,6 +41,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from unittest.mock import patch
 
+from sqlalchemy import insert, select, update
+
+from gettok import db
 from gettok.models.campaign import Campaign, load_campaign
 from gettok.models.schema import (
     Annotation,
@@ -56,6 +59,9 @@ from gettok.models.schema import (
     utcnow,
 )
 from gettok.models.schema import CollectionWindow as WindowRow
+from gettok.orchestration import ensure_prefect_objects
+from gettok.progress import stage_counts
+from gettok.settings import Settings, get_settings
 from gettok.tasks.annotate.annotator import REQUESTED_KINDS, AnnotateResult, KindPlan, plan_for
 from gettok.tasks.collect.paging import CollectContext, WindowOutcome
 from gettok.tasks.collect.store import ensure_window, save_campaign
@@ -69,12 +75,6 @@ from gettok.tasks.transcribe import (
     settings_hash,
     whisper_options,
 )
-from sqlalchemy import insert, select, update
-
-from gettok import db
-from gettok.orchestration import ensure_prefect_objects
-from gettok.progress import stage_counts
-from gettok.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGN_FILE = ROOT / "campaigns" / "peru_2022.toml"

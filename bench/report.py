@@ -28,9 +28,8 @@ EVENTS = [
 
 
 def config():
-    from gettok.models.campaign import parse_campaign
-
     from bench.scale_data import CAMPAIGN
+    from gettok.models.campaign import parse_campaign
 
     return parse_campaign({**CAMPAIGN, "events": EVENTS})
 
@@ -43,9 +42,8 @@ def run_operation(name: str, url: str, out: Path) -> object:
 
         return len(campaign_records(url, "scale", with_raw=False))
     if name == "report":
-        from gettok.tasks.report.build import build_report
-
         from bench.scale_data import COMPARISON_MODEL
+        from gettok.tasks.report.build import build_report
 
         report = build_report(url, "scale", out, embedding_model=COMPARISON_MODEL, config=config())
         return len(report.figures)
@@ -78,12 +76,13 @@ def ratios(figures: dict[str, dict]) -> dict[str, dict[str, float]]:
 
 def _warm_imports() -> None:
     """Imports (umap's ~30 s) are not the analysis' cost."""
+    import sklearn.cluster  # noqa: F401
+    import umap  # noqa: F401
+
     import gettok.tasks.export.dataset  # noqa: F401
     import gettok.tasks.report.analyses.clusters  # noqa: F401
     import gettok.tasks.report.analyses.topics  # noqa: F401
     import gettok.tasks.report.build  # noqa: F401
-    import sklearn.cluster  # noqa: F401
-    import umap  # noqa: F401
 
 
 def main() -> None:

@@ -49,24 +49,23 @@ def run_operation(name: str, url: str, out: Path) -> object:
     from bench.scale_data import scale_campaign
 
     if name.startswith("export_"):
-        from gettok.tasks.export import export_dataset
         from pydantic import SecretStr
+
+        from gettok.tasks.export import export_dataset
 
         fmt = name.split("_")[1]
         public = name.endswith("_public")
         salt = SecretStr("bench-salt") if public else None
         return export_dataset(url, "scale", out, fmt, public=public, salt=salt).rows
     if name == "report":
-        from gettok.tasks.report.build import build_report
-
         from bench.scale_data import COMPARISON_MODEL
+        from gettok.tasks.report.build import build_report
 
         report = build_report(url, "scale", out, embedding_model=COMPARISON_MODEL)
         return report.dataset.model_dump(mode="json")
     if name == "enrich_dry_run":
-        from gettok.tasks.annotate.cost import estimate_enrich
-
         from gettok.settings import get_settings
+        from gettok.tasks.annotate.cost import estimate_enrich
 
         estimate = estimate_enrich(url, get_settings(), scale_campaign())
         return {k.kind: k.videos for k in estimate.kinds}
@@ -98,11 +97,10 @@ def _pending(name: str, url: str) -> list:
 
         return store.pending_videos(url, "bench-digest", "scale", limit=None)
     if name == "pending_annotate":
-        from gettok.tasks.annotate import store
-        from gettok.tasks.annotate.annotator import plan_for
-
         from gettok import db
         from gettok.settings import get_settings
+        from gettok.tasks.annotate import store
+        from gettok.tasks.annotate.annotator import plan_for
 
         plan = plan_for("summary", scale_campaign(), get_settings())
         with db.session_scope(url) as session:

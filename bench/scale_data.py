@@ -13,6 +13,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import insert, select
+
+from gettok import db
 from gettok.models.api import ResearchVideo
 from gettok.models.campaign import Campaign, parse_campaign
 from gettok.models.schema import (
@@ -28,9 +31,6 @@ from gettok.models.schema import (
 from gettok.tasks.collect import store as collect_store
 from gettok.tasks.collect.windows import CollectionWindow as DateWindow
 from gettok.tasks.transcribe import store as transcribe_store
-from sqlalchemy import insert, select
-
-from gettok import db
 
 PAGE = 1000
 FIRST_ID = 7_100_000_000_000_000_000

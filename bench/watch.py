@@ -24,12 +24,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from gettok.tasks.watch.face_scan import scan_video
-from gettok.tasks.watch.face_target import enrol_face_target
-from gettok.tasks.watch.faces import FaceSettings, embed, face_models, find_faces
 
 from gettok.sandbox import media
 from gettok.sandbox.faces import photo_variant, write_variants
+from gettok.tasks.watch.face_scan import scan_video
+from gettok.tasks.watch.face_target import enrol_face_target
+from gettok.tasks.watch.faces import FaceSettings, embed, face_models, find_faces
 
 CACHE = Path(tempfile.gettempdir()) / f"gettok-bench-watch-{media.MEDIA_VERSION}"
 SIZE, FPS, SECONDS = (720, 1280), 30, 60

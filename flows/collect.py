@@ -12,8 +12,16 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed
+
 from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import load_campaign
+from gettok.retry import DAY, HOUR, task_retries
+from gettok.settings import get_settings
+from gettok.stage import publish
 from gettok.tasks.collect.campaign import CollectResult, collect_campaign
 from gettok.tasks.collect.paging import (
     CollectAborted,
@@ -24,14 +32,6 @@ from gettok.tasks.collect.paging import (
 )
 from gettok.tasks.collect.store import daily_counts
 from gettok.tasks.collect.windows import CollectionWindow
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
-from prefect.states import Completed
-
-from gettok.retry import DAY, HOUR, task_retries
-from gettok.settings import get_settings
-from gettok.stage import publish
 
 
 class WindowIncomplete(Exception):

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gettok.flows.artifact_keys import artifact_key
-from gettok.models.campaign import load_campaign
-from gettok.tasks.comments import collect_comments, fetch_user_info
-from gettok.tasks.comments.paging import VideoComments
 from prefect import flow, get_run_logger
 
+from gettok.flows.artifact_keys import artifact_key
+from gettok.models.campaign import load_campaign
 from gettok.settings import get_settings
 from gettok.stage import StageResult, publish
+from gettok.tasks.comments import collect_comments, fetch_user_info
+from gettok.tasks.comments.paging import VideoComments
 
 
 @flow(name="comments")

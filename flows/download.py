@@ -15,9 +15,15 @@ import time
 from functools import partial
 from pathlib import Path
 
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+
 from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import load_campaign
 from gettok.models.schema import DownloadStatus, utcnow
+from gettok.retry import DAY
+from gettok.settings import Settings, get_settings
+from gettok.stage import publish
 from gettok.tasks.download.downloader import (
     download_batch,
     download_round,
@@ -28,12 +34,6 @@ from gettok.tasks.download.store import (
     DownloadResult,
     transient_due,
 )
-from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
-
-from gettok.retry import DAY
-from gettok.settings import Settings, get_settings
-from gettok.stage import publish
 
 
 # A campaign's backlog at 2 requests/s (tens of thousands of videos) takes hours, plus one wait

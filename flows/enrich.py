@@ -11,8 +11,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
+
+from gettok.clients.llm import LlmClient, LlmUnavailable
+from gettok.clients.llm_budget import Budget
 from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import Campaign, load_campaign
+from gettok.retry import DAY, HOUR, task_retries
+from gettok.settings import Settings, get_settings
+from gettok.stage import StageResult, publish
 from gettok.tasks.annotate.annotator import (
     AnnotateResult,
     annotate_videos,
@@ -26,16 +36,6 @@ from gettok.tasks.frames import (
     extract_frames_batch,
 )
 from gettok.tasks.frames.campaign import FramesRunner
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, Field
-
-from gettok.clients.llm import LlmClient, LlmUnavailable
-from gettok.clients.llm_budget import Budget
-from gettok.retry import DAY, HOUR, task_retries
-from gettok.settings import Settings, get_settings
-from gettok.stage import StageResult, publish
 
 
 class EnrichResult(BaseModel):

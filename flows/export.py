@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gettok.flows.artifact_keys import artifact_key
-from gettok.models.campaign import load_campaign
-from gettok.tasks.export.dataset import ExportFormat, ExportResult, IdPolicy, export_dataset
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from gettok.flows.artifact_keys import artifact_key
+from gettok.models.campaign import load_campaign
 from gettok.retry import task_retries
 from gettok.settings import get_settings
 from gettok.stage import publish
+from gettok.tasks.export.dataset import ExportFormat, ExportResult, IdPolicy, export_dataset
 
 
 @task(name="export-dataset", **task_retries("database"))

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gettok.flows.artifact_keys import artifact_key
-from gettok.models.campaign import load_campaign
-from gettok.tasks.frames import FramesResult, extract_campaign_frames, extract_frames_batch
 from prefect import flow, get_run_logger
 
+from gettok.flows.artifact_keys import artifact_key
+from gettok.models.campaign import load_campaign
 from gettok.settings import get_settings
 from gettok.stage import publish
+from gettok.tasks.frames import FramesResult, extract_campaign_frames, extract_frames_batch
 
 
 @flow(name="frames", log_prints=False)

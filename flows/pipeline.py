@@ -15,14 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from gettok.flows.artifact_keys import artifact_key
-from gettok.flows.collect import run_window_in_prefect
-from gettok.flows.comments import comments
-from gettok.flows.download import download
-from gettok.flows.enrich import enrich
-from gettok.flows.transcribe import transcribe
-from gettok.models.campaign import Campaign, load_campaign
-from gettok.tasks.collect import CollectResult, WindowOutcome, collect_campaign
 from prefect import allow_failure, flow, get_run_logger, task
 from prefect.artifacts import (
     create_progress_artifact,
@@ -36,10 +28,18 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from gettok.clients.llm import LlmUnavailable
+from gettok.flows.artifact_keys import artifact_key
+from gettok.flows.collect import run_window_in_prefect
+from gettok.flows.comments import comments
+from gettok.flows.download import download
+from gettok.flows.enrich import enrich
+from gettok.flows.transcribe import transcribe
+from gettok.models.campaign import Campaign, load_campaign
 from gettok.orchestration import DOWNLOAD_RATE_LIMIT, LLM_RATE_LIMIT
 from gettok.progress import StageCounts, stage_counts
 from gettok.retry import DAY, task_retries
 from gettok.settings import Settings, get_settings
+from gettok.tasks.collect import CollectResult, WindowOutcome, collect_campaign
 
 
 class RunDates(BaseModel):

@@ -19,21 +19,21 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from gettok.flows.artifact_keys import artifact_key
-from gettok.models.campaign import load_campaign
-from gettok.models.schema import utcnow
-from gettok.tasks.export.dataset import CampaignNotFound, campaign_id
-from gettok.tasks.prune import PruneResult, finish_pruned, pending_videos, prune_videos
-from gettok.tasks.prune.batch import BatchOutcome, BatchRun
-from gettok.tasks.prune.batch_store import waiting_ids
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from gettok.clients.research_api import ResearchApiClient
 from gettok.db import session_scope
+from gettok.flows.artifact_keys import artifact_key
+from gettok.models.campaign import load_campaign
+from gettok.models.schema import utcnow
 from gettok.retry import DAY, HOUR, task_retries
 from gettok.settings import get_settings
 from gettok.stage import publish
+from gettok.tasks.export.dataset import CampaignNotFound, campaign_id
+from gettok.tasks.prune import PruneResult, finish_pruned, pending_videos, prune_videos
+from gettok.tasks.prune.batch import BatchOutcome, BatchRun
+from gettok.tasks.prune.batch_store import waiting_ids
 
 BATCH_SIZE = 200
 RECHECK_AFTER_DAYS = 7.0

@@ -12,15 +12,15 @@ import base64
 import re
 from pathlib import Path
 
-from gettok.flows.artifact_keys import artifact_key
-from gettok.models.campaign import Campaign, load_campaign
-from gettok.tasks.report.build import ReportResult, build_report
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from gettok.flows.artifact_keys import artifact_key
+from gettok.models.campaign import Campaign, load_campaign
 from gettok.retry import task_retries
 from gettok.settings import get_settings
 from gettok.stage import publish
+from gettok.tasks.report.build import ReportResult, build_report
 
 
 @task(name="build-report", **task_retries("database"))

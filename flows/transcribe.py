@@ -15,8 +15,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
 from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import load_campaign
+from gettok.retry import DAY
+from gettok.settings import get_settings
+from gettok.stage import publish
 from gettok.tasks.transcribe import (
     TranscribeResult,
     compare_transcripts_task,
@@ -26,12 +32,6 @@ from gettok.tasks.transcribe import (
     transcribe_campaign,
     whisper_options,
 )
-from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
-
-from gettok.retry import DAY
-from gettok.settings import get_settings
-from gettok.stage import publish
 
 
 # The model is fetched from the Hugging Face hub on first use; a backlog on CPU runs at about real

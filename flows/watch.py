@@ -15,8 +15,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+
+from gettok.db import session_scope
 from gettok.flows.artifact_keys import artifact_key
 from gettok.models.campaign import Campaign, WatchTarget, load_campaign
+from gettok.retry import DAY, HOUR, task_retries
+from gettok.settings import Settings, get_settings
+from gettok.stage import StageResult, publish
 from gettok.tasks.export.dataset import CampaignNotFound, campaign_id
 from gettok.tasks.watch.alerts import Alerts, send_digest
 from gettok.tasks.watch.description import watch_for_description
@@ -25,13 +32,6 @@ from gettok.tasks.watch.face_target import image_files, load_face_target
 from gettok.tasks.watch.face_watch import watch_for_face
 from gettok.tasks.watch.faces import FaceSettings
 from gettok.tasks.watch.watchlist import WatchResult, watch_for_image
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
-
-from gettok.db import session_scope
-from gettok.retry import DAY, HOUR, task_retries
-from gettok.settings import Settings, get_settings
-from gettok.stage import StageResult, publish
 
 
 def campaign_alerts(campaign: Campaign, settings: Settings) -> Alerts:

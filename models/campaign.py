@@ -15,8 +15,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from gettok.models.regions import ISO_3166_ALPHA2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gettok.models.regions import ISO_3166_ALPHA2
 
 # The earliest day the Research API indexes (TikTok's research data starts in 2016).
 EARLIEST_DATE = date(2016, 1, 1)

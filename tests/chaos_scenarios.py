@@ -21,11 +21,11 @@ import time
 from datetime import date
 from pathlib import Path
 
-from gettok.models.campaign import load_campaign
-from gettok.models.schema import CampaignVideo
 from sqlalchemy import create_engine, select, text
 
 from gettok import db
+from gettok.models.campaign import load_campaign
+from gettok.models.schema import CampaignVideo
 from gettok.sandbox.config import SandboxConfig
 from gettok.sandbox.research_api import _compile
 from tests.chaos_trials import (

@@ -17,6 +17,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import distinct, func, select
+
+from gettok import db
 from gettok.models.schema import (
     Annotation,
     ApiRequest,
@@ -28,9 +31,6 @@ from gettok.models.schema import (
     WorkClaim,
 )
 from gettok.tasks.download.media import MediaProblem, probe_media
-from sqlalchemy import distinct, func, select
-
-from gettok import db
 from tests.chaos_world import (
     DOWNLOAD_CONCURRENCY,
     LLM_CONCURRENCY,

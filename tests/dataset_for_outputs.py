@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from gettok.db import session_scope
 from gettok.models.schema import (
     Annotation,
     AnnotationKind,
@@ -23,8 +24,6 @@ from gettok.models.schema import (
     Transcript,
     Video,
 )
-
-from gettok.db import session_scope
 
 WORDS = (
     "castillo presidente congreso vacancia perú pueblo marcha lima golpe democracia "

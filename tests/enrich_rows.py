@@ -12,11 +12,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from gettok import db
 from gettok.models.campaign import Campaign, parse_campaign
 from gettok.models.schema import Campaign as CampaignRow
 from gettok.models.schema import CampaignVideo, Download, DownloadStatus, Frame, Transcript, Video
-
-from gettok import db
 
 PERU = {
     "name": "peru-test",

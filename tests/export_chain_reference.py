@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gettok.models.schema import TextLanguage, Transcript
-from gettok.tasks.transcribe.text_language import CAPTION, MODEL, sha256
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+from gettok.models.schema import TextLanguage, Transcript
+from gettok.tasks.transcribe.text_language import CAPTION, MODEL, sha256
 
 TRANSCRIPT_KINDS = ("stance", "sentiment", "summary")  # the kinds that read a transcript
 WHISPER_ENGINE = "faster-whisper"

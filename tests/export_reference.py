@@ -9,6 +9,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import polars as pl
+from pydantic import SecretStr
+from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session, defer
+
+from gettok.db import session_scope
 from gettok.models.api import LONE_SURROGATE, SANDBOX_RECORD_MARK
 from gettok.models.schema import (
     Annotation,
@@ -31,11 +36,6 @@ from gettok.tasks.export.dataset import (
     video_hash,
 )
 from gettok.tasks.validate.store import human_codes
-from pydantic import SecretStr
-from sqlalchemy import func, inspect, select
-from sqlalchemy.orm import Session, defer
-
-from gettok.db import session_scope
 from tests import export_chain_reference as chain
 
 BATCH = 5000

@@ -7,15 +7,15 @@ import dataclasses
 import json
 
 import pytest
-from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus, Frame
-from gettok.tasks.annotate.annotator import REQUESTED_KINDS, annotate_videos, plan_for
-from gettok.tasks.annotate.prompts import load_prompt
 from sqlalchemy import select
 
 from gettok import db
 from gettok.clients.llm import LlmClient
 from gettok.clients.llm_budget import Budget
+from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus, Frame
 from gettok.settings import get_settings
+from gettok.tasks.annotate.annotator import REQUESTED_KINDS, annotate_videos, plan_for
+from gettok.tasks.annotate.prompts import load_prompt
 from tests.enrich_rows import add_videos, make_campaign, point_at_sandbox
 
 
@@ -206,11 +206,11 @@ def test_secrets_never_reach_the_rows(rows, db_url, sandbox_env, monkeypatch):
 
 
 def test_a_transcript_flagged_empty_never_reaches_the_prompts(db_url, tmp_path):
-    from gettok.models.schema import Transcript
-    from gettok.tasks.annotate.annotator import load_inputs
     from sqlalchemy import update
 
     from gettok import db
+    from gettok.models.schema import Transcript
+    from gettok.tasks.annotate.annotator import load_inputs
     from tests.enrich_rows import add_videos
 
     fixture = add_videos(db_url, tmp_path / "media", count=2)

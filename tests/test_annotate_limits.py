@@ -6,14 +6,14 @@ spend of a kind that stopped still counts against the run's budget."""
 from __future__ import annotations
 
 import pytest
-from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus
-from gettok.tasks.annotate.annotator import annotate_videos
 from sqlalchemy import select
 
 from gettok import db
 from gettok.clients.llm import LlmClient, LlmUnavailable
 from gettok.clients.llm_budget import Budget
+from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus
 from gettok.settings import get_settings
+from gettok.tasks.annotate.annotator import annotate_videos
 from tests.enrich_rows import add_videos, point_at_sandbox
 
 

@@ -11,16 +11,16 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from gettok.models.schema import Annotation, AnnotationKind
-from gettok.tasks.annotate.campaign import annotate_campaign
-from gettok.tasks.annotate.cost import estimate_enrich
-from gettok.tasks.annotate.local_models import LocalModelUnavailable, NliSummaryCheck
-from gettok.tasks.report.analyses.embeddings import resolve
 from sqlalchemy import select
 
 from gettok import db
 from gettok.clients.llm_budget import Budget
+from gettok.models.schema import Annotation, AnnotationKind
 from gettok.settings import get_settings
+from gettok.tasks.annotate.campaign import annotate_campaign
+from gettok.tasks.annotate.cost import estimate_enrich
+from gettok.tasks.annotate.local_models import LocalModelUnavailable, NliSummaryCheck
+from gettok.tasks.report.analyses.embeddings import resolve
 from tests.enrich_rows import TRANSCRIPTS, add_videos, point_at_sandbox
 
 LABELS = {0: "CONTRADICTION", 1: "ENTAILMENT", 2: "NEUTRAL"}  # as NLI models name them

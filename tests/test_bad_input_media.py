@@ -10,6 +10,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from sqlalchemy import select
+
+from gettok import db
+from gettok.local_mode import shipped_whisper_model
 from gettok.models.schema import (
     Download,
     DownloadStatus,
@@ -19,15 +23,11 @@ from gettok.models.schema import (
     Transcript,
     Video,
 )
+from gettok.sandbox import media
+from gettok.settings import get_settings
 from gettok.tasks.download.media import MediaProblem, probe_media
 from gettok.tasks.frames.extract import extract_frames
 from gettok.tasks.transcribe import transcribe_videos, whisper_options
-from sqlalchemy import select
-
-from gettok import db
-from gettok.local_mode import shipped_whisper_model
-from gettok.sandbox import media
-from gettok.settings import get_settings
 
 FIRST_ID = (1670414400 << 32) | 500
 

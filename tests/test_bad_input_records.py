@@ -10,6 +10,9 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 from fastapi import FastAPI, Request, Response
+from sqlalchemy import select
+
+from gettok import db
 from gettok.models.campaign import parse_campaign
 from gettok.models.schema import (
     CampaignVideo,
@@ -18,12 +21,9 @@ from gettok.models.schema import (
     Video,
     WindowStatus,
 )
+from gettok.settings import get_settings
 from gettok.tasks.collect import collect_campaign
 from gettok.tasks.export.dataset import export_dataset
-from sqlalchemy import select
-
-from gettok import db
-from gettok.settings import get_settings
 from tests.chaos_world import serve_app
 
 DAY = date(2022, 12, 7)

@@ -4,6 +4,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
 from gettok.models.campaign import CampaignError, load_campaign, parse_campaign
 
 CAMPAIGNS = Path(__file__).parents[1] / "campaigns"

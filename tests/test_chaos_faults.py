@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from sqlalchemy import select
+
+from gettok import db
 from gettok.models.campaign import load_campaign
 from gettok.models.schema import (
     Annotation,
@@ -17,11 +20,8 @@ from gettok.models.schema import (
     DownloadStatus,
     Transcript,
 )
-from gettok.tasks.annotate.provenance import is_stale
-from sqlalchemy import select
-
-from gettok import db
 from gettok.sandbox.research_api import _compile
+from gettok.tasks.annotate.provenance import is_stale
 from tests.chaos_world import (
     World,
     ledgered_sandbox,

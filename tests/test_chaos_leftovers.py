@@ -5,13 +5,13 @@ kill lands inside one JPEG write too rarely to rely on them for it)."""
 from __future__ import annotations
 
 import pytest
-from gettok.models.schema import Download, DownloadStatus, Frame, Video
-from gettok.tasks.frames.extract import extract_frames
 from sqlalchemy import select
 
 from gettok import db
+from gettok.models.schema import Download, DownloadStatus, Frame, Video
 from gettok.sandbox import media
 from gettok.settings import get_settings
+from gettok.tasks.frames.extract import extract_frames
 
 VIDEO_ID = (1670414400 << 32) | 77
 

@@ -17,7 +17,6 @@ import threading
 from pathlib import Path
 
 from gettok.tasks.transcribe.slot import holder_of, local_slot
-
 from tests.chaos_world import ROOT
 
 # What a local run does around the model: its start (before this fix, freeing "stale" slots),

@@ -8,15 +8,15 @@ import sys
 import threading
 import time
 
-from gettok.models.schema import EngagementSnapshot, WorkClaim
-from gettok.tasks.collect import collect_campaign
 from sqlalchemy import select
 
 from gettok import claims
 from gettok.clients.research_api import RequestLedger
 from gettok.db import session_scope
+from gettok.models.schema import EngagementSnapshot, WorkClaim
 from gettok.sandbox.config import SandboxConfig
 from gettok.sandbox.state import SandboxState
+from gettok.tasks.collect import collect_campaign
 from tests.test_collect_faults import (
     CAMPAIGN,
     END,

@@ -17,21 +17,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import uvicorn
-from gettok.models.campaign import load_campaign
-from gettok.models.schema import ApiRequest, CampaignVideo, EngagementSnapshot, Video, utcnow
-from gettok.models.schema import CollectionWindow as WindowRow
-from gettok.tasks.collect import collect_campaign
-from gettok.tasks.collect.paging import CollectPolicies, collect_window
-from gettok.tasks.collect.windows import next_utc_midnight
 from sqlalchemy import func, select
 
 from gettok.clients.research_api import RequestLedger
 from gettok.db import session_scope
+from gettok.models.campaign import load_campaign
+from gettok.models.schema import ApiRequest, CampaignVideo, EngagementSnapshot, Video, utcnow
+from gettok.models.schema import CollectionWindow as WindowRow
 from gettok.sandbox.app import create_app
 from gettok.sandbox.config import SandboxConfig
 from gettok.sandbox.server import RunningSandbox
 from gettok.sandbox.state import SandboxState
 from gettok.settings import DEFAULT_VIDEO_FIELDS, get_settings
+from gettok.tasks.collect import collect_campaign
+from gettok.tasks.collect.paging import CollectPolicies, collect_window
+from gettok.tasks.collect.windows import next_utc_midnight
 from tests.conftest import FIXTURES
 
 CAMPAIGN = load_campaign(FIXTURES.parent.parent / "campaigns" / "peru_2022.toml")

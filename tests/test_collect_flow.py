@@ -19,18 +19,18 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from gettok.models.schema import ApiRequest, CampaignVideo, EngagementSnapshot, Video
-from gettok.models.schema import CollectionWindow as WindowRow
-from gettok.tasks.collect import collect_campaign
 from sqlalchemy import func, select, text
 
 from gettok import db
 from gettok.db import session_scope
+from gettok.models.schema import ApiRequest, CampaignVideo, EngagementSnapshot, Video
+from gettok.models.schema import CollectionWindow as WindowRow
 from gettok.sandbox.app import create_app
 from gettok.sandbox.config import SandboxConfig
 from gettok.sandbox.server import RunningSandbox, sandbox_env
 from gettok.sandbox.state import SandboxState
 from gettok.settings import get_settings
+from gettok.tasks.collect import collect_campaign
 from tests import no_waits
 from tests.conftest import FIXTURES
 
@@ -52,7 +52,6 @@ def flow_env(sandbox_env, pg_url, monkeypatch):
 def test_collect_flow_reports_windows_and_days_and_skips_done_windows(
     prefect_harness, flow_env, pg_url
 ):
-    from gettok.flows.collect import collect
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         LogFilter,
@@ -60,6 +59,8 @@ def test_collect_flow_reports_windows_and_days_and_skips_done_windows(
     )
     from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL
+
+    from gettok.flows.collect import collect
 
     state = collect(str(CAMPAIGN_FILE), START, END, return_state=True)
     result = state.result()
@@ -130,7 +131,6 @@ def test_a_restored_backup_is_collected_again_not_skipped(prefect_harness, flow_
     """The database is the only judge of what is done: restore a backup taken before a collect
     (same database, same identity) and the next collect fetches the windows again."""
     from gettok.flows.collect import collect
-
     from tests.conftest import _admin_engine
 
     source = pg_url.rsplit("/", 1)[1]

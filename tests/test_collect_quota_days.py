@@ -9,14 +9,14 @@ is stored, or (over the cap of left-out ids) the window is split by query.
 from __future__ import annotations
 
 import pytest
-from gettok.models.schema import CampaignVideo, Video
-from gettok.models.schema import CollectionWindow as WindowRow
-from gettok.tasks.collect import collect_campaign
-from gettok.tasks.collect.policies import CollectPolicies
 from sqlalchemy import select
 
 from gettok.db import session_scope
+from gettok.models.schema import CampaignVideo, Video
+from gettok.models.schema import CollectionWindow as WindowRow
 from gettok.sandbox.config import SandboxConfig
+from gettok.tasks.collect import collect_campaign
+from gettok.tasks.collect.policies import CollectPolicies
 from tests.test_collect_faults import (
     CAMPAIGN,
     START,

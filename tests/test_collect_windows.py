@@ -3,6 +3,7 @@
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+
 from gettok.tasks.collect.windows import (
     MAX_WINDOW_DAYS,
     CollectionWindow,
@@ -108,9 +109,8 @@ def test_a_range_reaching_into_the_index_lag_is_deferred_not_collected_partially
 
 def test_days_not_yet_indexed_are_named_in_the_run_summary(settings_env):
     from gettok.models.campaign import parse_campaign
-    from gettok.tasks.collect import collect_campaign, last_indexed_day
-
     from gettok.settings import get_settings
+    from gettok.tasks.collect import collect_campaign, last_indexed_day
 
     today = last_indexed_day() + timedelta(days=3)
     campaign = parse_campaign(

@@ -13,12 +13,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from gettok.models.schema import Video
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from gettok import db
 from gettok.cli import app
+from gettok.models.schema import Video
 
 PERU = Path(__file__).parents[1] / "campaigns" / "peru_2022.toml"
 CAMPAIGN = """name = "services"

@@ -13,20 +13,20 @@ from datetime import date, timedelta
 
 import polars as pl
 import pytest
-from gettok.models.campaign import load_campaign
-from gettok.models.schema import ApiRequest, Comment, CommentCheckpoint, TikTokUser, utcnow
-from gettok.tasks.collect import collect_campaign
-from gettok.tasks.comments import collect_comments, fetch_user_info
-from gettok.tasks.comments.store import campaign_authors, chosen_videos
-from gettok.tasks.export.dataset import export_dataset, user_hash
 from pydantic import SecretStr
 from sqlalchemy import func, select, update
 
 from gettok.clients.research_comments import COMMENT_LIST_ENDPOINT, USER_INFO_ENDPOINT
 from gettok.db import session_scope
+from gettok.models.campaign import load_campaign
+from gettok.models.schema import ApiRequest, Comment, CommentCheckpoint, TikTokUser, utcnow
 from gettok.sandbox.comments import HANDLES, comment_slots
 from gettok.sandbox.config import SandboxConfig
 from gettok.settings import get_settings
+from gettok.tasks.collect import collect_campaign
+from gettok.tasks.comments import collect_comments, fetch_user_info
+from gettok.tasks.comments.store import campaign_authors, chosen_videos
+from gettok.tasks.export.dataset import export_dataset, user_hash
 from tests.test_bad_input_cli import PERU
 
 DAY = date(2022, 12, 7)

@@ -6,10 +6,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from gettok.flows.pipeline import RunDates, Stages, run_pipeline
-from gettok.models.campaign import load_campaign
-from gettok.models.schema import Comment, CommentCheckpoint, TikTokUser
-from gettok.tasks.collect import collect_campaign
 from prefect import flow
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -17,8 +13,12 @@ from typer.testing import CliRunner
 from gettok import db
 from gettok.cli import app
 from gettok.db import session_scope
+from gettok.flows.pipeline import RunDates, Stages, run_pipeline
+from gettok.models.campaign import load_campaign
+from gettok.models.schema import Comment, CommentCheckpoint, TikTokUser
 from gettok.sandbox.config import SandboxConfig
 from gettok.settings import get_settings
+from gettok.tasks.collect import collect_campaign
 from tests.test_bad_input_cli import PERU
 
 DAY = date(2022, 12, 7)

@@ -10,12 +10,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from gettok.models.schema import ApiRequest
 from sqlalchemy import select
 
 from gettok.clients.research_api import RequestLedger, ResearchApiClient
 from gettok.clients.research_comments import COMMENT_FIELDS, USER_FIELDS, list_comments, user_info
 from gettok.db import session_scope
+from gettok.models.schema import ApiRequest
 from gettok.settings import get_settings
 from tests.conftest import FIXTURES
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from gettok.models.campaign import load_campaign
 
 ROOT = Path(__file__).parents[1]

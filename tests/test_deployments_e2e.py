@@ -19,6 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from sqlalchemy import func, select
+
+from gettok import db
+from gettok.local_mode import shipped_whisper_model
 from gettok.models.campaign import load_campaign
 from gettok.models.schema import (
     Annotation,
@@ -28,10 +32,6 @@ from gettok.models.schema import (
     DownloadStatus,
     Transcript,
 )
-from sqlalchemy import func, select
-
-from gettok import db
-from gettok.local_mode import shipped_whisper_model
 from tests.conftest import create_postgres_database, drop_postgres_database
 
 ROOT = Path(__file__).parents[1]

@@ -9,6 +9,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert, select
+
+from gettok import db
+from gettok.clients.tiktok_web import video_url
 from gettok.models.api import ResearchVideo
 from gettok.models.campaign import load_campaign
 from gettok.models.schema import (
@@ -20,19 +24,15 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
+from gettok.sandbox.config import SandboxConfig
+from gettok.sandbox.media_cache import clip_for
+from gettok.sandbox.server import running_sandbox
+from gettok.settings import get_settings
 from gettok.tasks.collect.store import save_campaign, upsert_videos
 from gettok.tasks.download.downloader import download_pending, partial_dir, video_file
 from gettok.tasks.download.gate import DownloadGate, GateClosed
 from gettok.tasks.download.media import probe_media
 from gettok.tasks.download.store import pending_videos
-from sqlalchemy import insert, select
-
-from gettok import db
-from gettok.clients.tiktok_web import video_url
-from gettok.sandbox.config import SandboxConfig
-from gettok.sandbox.media_cache import clip_for
-from gettok.sandbox.server import running_sandbox
-from gettok.settings import get_settings
 
 CAMPAIGN = Path(__file__).parents[1] / "campaigns" / "peru_2022.toml"
 DAY = date(2022, 12, 1)

@@ -10,15 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-from gettok.models.schema import Download, DownloadStatus, WorkClaim
-from gettok.tasks.download.downloader import download_pending, partial_dir, video_file
-from gettok.tasks.download.media import probe_media
 from sqlalchemy import select
 
 from gettok import db
+from gettok.models.schema import Download, DownloadStatus, WorkClaim
 from gettok.sandbox.media_cache import clip_for
 from gettok.sandbox.server import running_sandbox
 from gettok.settings import get_settings
+from gettok.tasks.download.downloader import download_pending, partial_dir, video_file
+from gettok.tasks.download.media import probe_media
 from tests.test_download import (
     assert_media_consistent,
     media_cache,  # noqa: F401  (fixture)

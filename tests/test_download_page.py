@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from gettok.models.schema import DownloadStatus
 
 from gettok.clients.tiktok_web import PageFailure, classify_page
+from gettok.models.schema import DownloadStatus
 from gettok.sandbox.web import CAPTCHA_PAGE
 
 PAGES = Path(__file__).parent / "fixtures" / "tiktok-web"  # sources: README.md there

@@ -11,16 +11,16 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from gettok.models.schema import DownloadStatus, Video
-from gettok.tasks.download.downloader import Downloader, download_pending, video_file
-from gettok.tasks.download.gate import DownloadGate
-from gettok.tasks.download.safety import RefusedMedia, check_media_address
 from sqlalchemy import select, update
 
 from gettok import db
 from gettok.clients.tiktok_web import read_page, video_url
+from gettok.models.schema import DownloadStatus, Video
 from gettok.sandbox.server import running_sandbox
 from gettok.settings import TIKTOK_MEDIA_HOSTS, get_settings
+from gettok.tasks.download.downloader import Downloader, download_pending, video_file
+from gettok.tasks.download.gate import DownloadGate
+from gettok.tasks.download.safety import RefusedMedia, check_media_address
 from tests import test_download
 from tests.test_download import (
     assert_media_consistent,

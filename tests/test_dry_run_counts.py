@@ -5,18 +5,18 @@ video from the pending lists, as the dry run was before it combined them in SQL.
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import delete, select, update
+
+from bench.scale_data import add_downstream, add_videos, scale_campaign
+from gettok import db
 from gettok.models.schema import Annotation, AnnotationKind, MediaInfo
+from gettok.settings import get_settings
 from gettok.tasks.annotate import store as annotate_store
 from gettok.tasks.annotate.annotator import VideoInputs, build_request, load_inputs, plan_for
 from gettok.tasks.annotate.cost import DEFAULT_FRAME_SIZE, _planned_frames, estimate_enrich
 from gettok.tasks.annotate.prompts import load_prompt
 from gettok.tasks.frames import store as frames_store
 from gettok.tasks.frames.extract import frame_settings
-from sqlalchemy import delete, select, update
-
-from bench.scale_data import add_downstream, add_videos, scale_campaign
-from gettok import db
-from gettok.settings import get_settings
 
 
 @pytest.fixture

@@ -6,11 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gettok.models.campaign import load_campaign
-from gettok.models.schema import Annotation, AnnotationKind, Frame
-from gettok.tasks.annotate.annotator import annotate_videos, plan_for
-from gettok.tasks.annotate.cost import estimate_enrich
-from gettok.tasks.annotate.prompts import load_prompt
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -18,8 +13,13 @@ from gettok import db
 from gettok.cli import app
 from gettok.clients.llm import LlmClient
 from gettok.clients.llm_budget import Budget, PriceUnknown
+from gettok.models.campaign import load_campaign
+from gettok.models.schema import Annotation, AnnotationKind, Frame
 from gettok.sandbox.media import make_clip
 from gettok.settings import get_settings
+from gettok.tasks.annotate.annotator import annotate_videos, plan_for
+from gettok.tasks.annotate.cost import estimate_enrich
+from gettok.tasks.annotate.prompts import load_prompt
 from tests.enrich_rows import PERU, add_videos, campaign_file, point_at_sandbox
 
 # Tests of the CLI and of Prefect wiring need one backend; the stage's SQL runs on both above.
@@ -213,8 +213,9 @@ def test_cli_runs_the_prefect_flow(rows, tmp_path, sandbox_env, prefect_harness,
 
 @SQLITE_ONLY
 def test_flow_takes_prefect_rate_limit_slots(rows, db_url, sandbox_env, prefect_harness, tmp_path):
-    from gettok.flows.enrich import enrich
     from prefect.client.orchestration import get_client
+
+    from gettok.flows.enrich import enrich
 
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name("llm-test-rate", 5, slot_decay_per_second=50)

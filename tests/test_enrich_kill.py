@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from gettok.models.schema import Annotation, AnnotationKind, WorkClaim
 from sqlalchemy import func, select
 
 from gettok import db
+from gettok.models.schema import Annotation, AnnotationKind, WorkClaim
 from gettok.settings import get_settings
 from tests.enrich_rows import add_videos, point_at_sandbox
 

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
-from gettok.models.schema import Annotation, DownloadStatus, Video
-from gettok.tasks.export.columns import COLUMNS
-from gettok.tasks.export.dataset import export_dataset
 from pydantic import SecretStr
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from gettok.db import session_scope
+from gettok.models.schema import Annotation, DownloadStatus, Video
+from gettok.tasks.export.columns import COLUMNS
+from gettok.tasks.export.dataset import export_dataset
 from tests.dataset_for_outputs import build_dataset
 
 PRIVATE_COLUMNS = {"username", "raw", "media_path", "download_error", "mentions"}

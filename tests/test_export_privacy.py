@@ -8,13 +8,13 @@ import hmac
 
 import polars as pl
 import pytest
-from gettok.models.schema import Video
-from gettok.tasks.export.dataset import export_dataset
 from pydantic import SecretStr
 from sqlalchemy import update
 from typer.testing import CliRunner
 
 from gettok.db import session_scope
+from gettok.models.schema import Video
+from gettok.tasks.export.dataset import export_dataset
 from tests.dataset_for_outputs import build_dataset
 
 SALT = "pepper-4f1c9a"

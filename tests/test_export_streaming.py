@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
-from gettok.models.api import SANDBOX_RECORD_MARK
-from gettok.models.schema import Annotation, AnnotationKind, Transcript, Video
-from gettok.tasks.export import dataset, table
 from pydantic import SecretStr
 from sqlalchemy import insert, select
 
 from bench.scale_data import build
 from gettok.db import session_scope
+from gettok.models.api import SANDBOX_RECORD_MARK
+from gettok.models.schema import Annotation, AnnotationKind, Transcript, Video
+from gettok.tasks.export import dataset, table
 from tests import export_reference
 from tests.dataset_for_outputs import build_dataset
 

@@ -12,6 +12,9 @@ import av
 import cv2
 import numpy as np
 import pytest
+from sqlalchemy import select
+
+from gettok.db import session_scope
 from gettok.models.schema import (
     Download,
     DownloadStatus,
@@ -21,6 +24,8 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
+from gettok.sandbox import media
+from gettok.settings import get_settings
 from gettok.tasks.frames.extract import extract_frames
 from gettok.tasks.frames.sampling import (
     fit_within,
@@ -28,11 +33,6 @@ from gettok.tasks.frames.sampling import (
     naive_sample_frames,
     sample_frames,
 )
-from sqlalchemy import select
-
-from gettok.db import session_scope
-from gettok.sandbox import media
-from gettok.settings import get_settings
 
 BASE_ID = 1_670_000_000 << 32
 

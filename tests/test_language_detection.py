@@ -7,17 +7,17 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from sqlalchemy import select
+
+from gettok import db
 from gettok.models.schema import TextLanguage, Transcript, Video
+from gettok.settings import get_settings
 from gettok.tasks.download.downloader import download_videos
 from gettok.tasks.transcribe import bundled_base, transcribe_videos, whisper_options
 from gettok.tasks.transcribe.language import choose_language
 from gettok.tasks.transcribe.text_language import CAPTION, identify, identify_campaign
 from gettok.tasks.transcribe.wer import word_error_rate
 from gettok.tasks.transcribe.whisper import WhisperOptions
-from sqlalchemy import select
-
-from gettok import db
-from gettok.settings import get_settings
 
 DAY = date(2022, 12, 1)
 

@@ -10,14 +10,14 @@ import time
 import cv2
 import numpy as np
 import pytest
-from gettok.models.annotations import Description, SentimentAnswer, Summary, stance_model
-from gettok.models.schema import AnnotationStatus
 from pydantic import field_validator
 
 from gettok.clients.llm import LlmClient, LlmUnavailable
 from gettok.clients.llm_budget import Budget, PriceUnknown, cost_usd
 from gettok.clients.llm_faults import llm_policy
 from gettok.clients.llm_request import ChatRequest, image_tokens
+from gettok.models.annotations import Description, SentimentAnswer, Summary, stance_model
+from gettok.models.schema import AnnotationStatus
 from gettok.settings import get_settings
 from tests.no_waits import real_waits
 

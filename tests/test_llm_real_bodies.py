@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-from gettok.models.annotations import SentimentAnswer, Summary
-from gettok.models.schema import AnnotationStatus
 
 from gettok.clients.llm import LlmClient, LlmUnavailable
 from gettok.clients.llm_budget import Budget
 from gettok.clients.llm_request import ChatRequest
+from gettok.models.annotations import SentimentAnswer, Summary
+from gettok.models.schema import AnnotationStatus
 from gettok.settings import get_settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openai"

@@ -13,12 +13,12 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from gettok.models.schema import AnnotationStatus
-from gettok.tasks.annotate.annotator import VideoInputs, build_request, plan_for
 
 from gettok.clients.llm import LlmClient
 from gettok.clients.llm_budget import Budget
+from gettok.models.schema import AnnotationStatus
 from gettok.settings import get_settings
+from gettok.tasks.annotate.annotator import VideoInputs, build_request, plan_for
 from tests.enrich_rows import make_campaign
 
 xlc = pytest.importorskip("xllamacpp", reason="opt-in: `make test-real-llm` installs xllamacpp")

@@ -10,8 +10,14 @@ import av
 import cv2
 import numpy as np
 import pytest
+
+from gettok.db import session_scope
 from gettok.models.schema import MediaInfo as MediaInfoRow
 from gettok.models.schema import Video
+from gettok.sandbox import media, media_cache
+from gettok.sandbox.clip_pictures import default_caption
+from gettok.sandbox.config import SandboxConfig
+from gettok.sandbox.corpus import Corpus
 from gettok.tasks.download.media import (
     EmptyFile,
     NotMp4,
@@ -22,12 +28,6 @@ from gettok.tasks.download.media import (
     save_media_info,
     sniff,
 )
-
-from gettok.db import session_scope
-from gettok.sandbox import media, media_cache
-from gettok.sandbox.clip_pictures import default_caption
-from gettok.sandbox.config import SandboxConfig
-from gettok.sandbox.corpus import Corpus
 
 
 @pytest.fixture(scope="module")

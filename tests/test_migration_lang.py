@@ -7,11 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 
-from gettok.models.schema import Annotation, Transcript
-from gettok.tasks.annotate.provenance import is_stale
 from sqlalchemy import select, text
 
 from gettok import db
+from gettok.models.schema import Annotation, Transcript
+from gettok.tasks.annotate.provenance import is_stale
 
 NOW = "2024-01-05 00:00:00"
 

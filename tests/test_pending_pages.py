@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bench.scale_data import add_downstream, add_videos, scale_campaign
+from gettok import db
+from gettok.settings import get_settings
 from gettok.tasks.annotate import store as annotate_store
 from gettok.tasks.annotate.annotator import plan_for
 from gettok.tasks.frames import store as frames_store
 from gettok.tasks.transcribe import store as transcribe_store
 from gettok.tasks.transcribe.whisper import WhisperOptions
-
-from bench.scale_data import add_downstream, add_videos, scale_campaign
-from gettok import db
-from gettok.settings import get_settings
 
 VIDEOS = 60
 

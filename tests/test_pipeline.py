@@ -5,13 +5,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from gettok.flows.pipeline import pipeline, run_dates
-from gettok.models.campaign import load_campaign, parse_campaign
-from gettok.models.schema import Annotation, CampaignVideo, Download, DownloadStatus, Transcript
 from sqlalchemy import func, select
 
 from gettok import db
+from gettok.flows.pipeline import pipeline, run_dates
 from gettok.local_mode import shipped_whisper_model
+from gettok.models.campaign import load_campaign, parse_campaign
+from gettok.models.schema import Annotation, CampaignVideo, Download, DownloadStatus, Transcript
 
 ROOT = Path(__file__).parents[1]
 PERU = ROOT / "campaigns" / "peru_2022.toml"
@@ -134,12 +134,12 @@ def _matches(video, campaign) -> bool:
 def test_a_failed_batch_does_not_stop_the_batches_after_it(
     prefect_harness, sqlite_url, monkeypatch
 ):
-    import gettok.flows.pipeline as pipeline_module
-    from gettok.flows.pipeline import PipelineIncomplete, RunDates, Stages, run_pipeline
-    from gettok.tasks.collect.paging import WindowOutcome
     from prefect import flow
 
+    import gettok.flows.pipeline as pipeline_module
+    from gettok.flows.pipeline import PipelineIncomplete, RunDates, Stages, run_pipeline
     from gettok.settings import get_settings
+    from gettok.tasks.collect.paging import WindowOutcome
 
     downloads = []
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from gettok.flows.pipeline import PipelineIncomplete, RunDates, Stages, run_pipeline
-from gettok.models.schema import Annotation
-from gettok.tasks.annotate.cost import estimate_enrich
-from gettok.tasks.collect.paging import WindowOutcome
 from sqlalchemy import func, select
 
 from gettok import db
+from gettok.flows.pipeline import PipelineIncomplete, RunDates, Stages, run_pipeline
+from gettok.models.schema import Annotation
 from gettok.settings import get_settings
+from gettok.tasks.annotate.cost import estimate_enrich
+from gettok.tasks.collect.paging import WindowOutcome
 from tests.enrich_rows import add_videos, campaign_file, make_campaign, point_at_sandbox
 
 PER_WINDOW = 2

@@ -11,11 +11,11 @@ import time
 from collections import Counter
 
 import pytest
-from gettok.models.campaign import load_campaign
-from gettok.models.schema import Annotation, Download, DownloadStatus, Transcript
 from sqlalchemy import select, text
 
 from gettok import db
+from gettok.models.campaign import load_campaign
+from gettok.models.schema import Annotation, Download, DownloadStatus, Transcript
 from gettok.sandbox.research_api import _compile
 from tests.chaos_trials import media_problems, progress, stored
 from tests.chaos_world import (

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from gettok.models.schema import Transcript
 from sqlalchemy import select, update
 
 from gettok import db
+from gettok.models.schema import Transcript
 from gettok.progress import stage_counts
 from tests.dataset_for_outputs import build_dataset
 

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+
 from gettok.models.campaign import load_campaign
+from gettok.settings import get_settings
 from gettok.tasks.annotate.annotator import VideoInputs, build_request, plan_for
 from gettok.tasks.annotate.prompts import load_prompt
-
-from gettok.settings import get_settings
 
 CAMPAIGN = Path(__file__).parents[1] / "campaigns" / "peru_2022.toml"
 ATTACK = (

@@ -5,16 +5,16 @@ and the export shows only current annotations, naming the transcript each was ma
 from __future__ import annotations
 
 import pytest
-from gettok.models.schema import Annotation, AnnotationKind, Frame, Transcript
-from gettok.tasks.annotate.cost import estimate_enrich
-from gettok.tasks.export.table import campaign_table
 from sqlalchemy import delete, func, select
 from typer.testing import CliRunner
 
 from gettok import db
 from gettok.cli import app
+from gettok.models.schema import Annotation, AnnotationKind, Frame, Transcript
 from gettok.sandbox.media import make_clip
 from gettok.settings import get_settings
+from gettok.tasks.annotate.cost import estimate_enrich
+from gettok.tasks.export.table import campaign_table
 from tests.enrich_rows import TRANSCRIPTS, add_videos, campaign_file, point_at_sandbox
 
 TRANSCRIPT_KINDS = ("stance", "sentiment", "summary")

@@ -6,12 +6,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from gettok.models.schema import Download, DownloadStatus, Frame, PruneRecord, Video
-from gettok.tasks.prune import check_page, pending_videos, prune_videos
 from sqlalchemy import func, select
 
 from gettok.db import session_scope
+from gettok.models.schema import Download, DownloadStatus, Frame, PruneRecord, Video
 from gettok.sandbox.config import SandboxConfig
+from gettok.tasks.prune import check_page, pending_videos, prune_videos
 
 
 @pytest.fixture
@@ -171,11 +171,11 @@ def test_transient_errors_delete_nothing(sqlite_url, sandbox, tmp_path, fault):
 
 
 def test_prune_command_on_one_campaign(prefect_harness, sandbox_env, monkeypatch):
-    from gettok.models.schema import Campaign, CampaignVideo
     from typer.testing import CliRunner
 
     from gettok import db
     from gettok.cli import app
+    from gettok.models.schema import Campaign, CampaignVideo
 
     tmp_path = sandbox_env.state.config.media_cache_dir.parent
     url = f"sqlite:///{tmp_path / 'cli.db'}"

@@ -10,6 +10,10 @@ import sys
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
+
+from gettok.clients.research_api import RequestLedger
+from gettok.db import session_scope
 from gettok.models.schema import (
     Comment,
     ComplianceTask,
@@ -18,15 +22,11 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
+from gettok.sandbox.compliance import _gone
+from gettok.sandbox.config import SandboxConfig
 from gettok.tasks.prune import check_page, pending_videos, prune_videos
 from gettok.tasks.prune.batch import BatchRun
 from gettok.tasks.prune.batch_store import waiting_ids
-from sqlalchemy import func, select
-
-from gettok.clients.research_api import RequestLedger
-from gettok.db import session_scope
-from gettok.sandbox.compliance import _gone
-from gettok.sandbox.config import SandboxConfig
 from tests.test_compliance_client import sandbox_client
 from tests.test_prune import pick_videos, store
 

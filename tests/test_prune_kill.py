@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from gettok.models.schema import Download, DownloadStatus, PruneRecord, Video
-from gettok.tasks.prune import pending_videos, prune_videos
 from sqlalchemy import func, select
 
 from gettok.db import session_scope
+from gettok.models.schema import Download, DownloadStatus, PruneRecord, Video
 from gettok.sandbox.config import SandboxConfig
+from gettok.tasks.prune import pending_videos, prune_videos
 from tests.test_prune import pick_videos, store
 
 # The child prunes everything and SIGKILLs itself after its Nth committed transaction

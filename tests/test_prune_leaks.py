@@ -6,6 +6,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import polars as pl
+from sqlalchemy import func, select
+
+from gettok.db import session_scope
 from gettok.models.schema import (
     Annotation,
     AnnotationKind,
@@ -21,9 +24,6 @@ from gettok.models.schema import (
 )
 from gettok.tasks.export.dataset import export_dataset
 from gettok.tasks.prune import finish_pruned, known_gone, pending_videos, unfinished
-from sqlalchemy import func, select
-
-from gettok.db import session_scope
 
 CAPTION = "caption of video {}"
 SPOKEN = "spoken words of video {}"

@@ -10,6 +10,8 @@ from datetime import date
 
 import cv2
 import pytest
+from typer.testing import CliRunner
+
 from gettok.tasks.export.table import campaign_table
 from gettok.tasks.report.build import (
     build_report,
@@ -21,8 +23,6 @@ from gettok.tasks.report.build import (
     top_hashtags,
     transcript_coverage,
 )
-from typer.testing import CliRunner
-
 from tests.dataset_for_outputs import GENERIC_TAGS, build_dataset
 
 
@@ -155,9 +155,8 @@ def test_report_writes_markdown_figures_and_the_transcript_comparison(sqlite_url
 
 
 def test_report_of_a_campaign_without_videos(sqlite_url, tmp_path):
-    from gettok.models.schema import Campaign
-
     from gettok.db import session_scope
+    from gettok.models.schema import Campaign
 
     with session_scope(sqlite_url) as s:
         s.add(
@@ -197,9 +196,8 @@ def test_report_command_writes_files(settings_env, monkeypatch):
 
 
 def test_report_flow_publishes_artifacts(prefect_harness, settings_env, monkeypatch):
-    from gettok.flows.report import report
-
     from gettok import db
+    from gettok.flows.report import report
 
     url = f"sqlite:///{settings_env / 'cli.db'}"
     monkeypatch.setenv("GETTOK_DATABASE_URL", url)

@@ -7,6 +7,9 @@ from collections import Counter
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
+
+from bench.scale_data import build
 from gettok.tasks.export import table
 from gettok.tasks.report import languages, metrics
 from gettok.tasks.report.aggregate import campaign_figures
@@ -16,9 +19,6 @@ from gettok.tasks.report.comparisons import (
     compare_campaign,
     word_count_points,
 )
-from polars.testing import assert_frame_equal
-
-from bench.scale_data import build
 from tests import export_reference
 from tests.dataset_for_outputs import build_dataset
 
@@ -87,10 +87,9 @@ def test_word_count_points_are_the_pairs_word_counts(campaign):
 
 
 def test_figures_of_a_campaign_without_videos(sqlite_url):
+    from gettok.db import session_scope
     from gettok.models.campaign import parse_campaign
     from gettok.tasks.collect import store
-
-    from gettok.db import session_scope
 
     with session_scope(sqlite_url) as session:
         store.save_campaign(session, parse_campaign({**_CAMPAIGN, "name": "empty"}))

@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime
 
 import matplotlib.dates as mdates
 import pytest
+
+from gettok.db import session_scope
 from gettok.models.campaign import parse_campaign
 from gettok.models.schema import (
     Annotation,
@@ -31,8 +33,6 @@ from gettok.tasks.report.analyses.ngrams import count_ngrams, ngrams_section, st
 from gettok.tasks.report.analyses.section import AnalysisContext
 from gettok.tasks.report.analyses.stopwords import stop_languages, text_language_videos
 from gettok.tasks.report.analyses.summary_checks import summary_checks_section
-
-from gettok.db import session_scope
 from tests.dataset_for_outputs import GENERIC_TAGS, build_dataset
 
 EVENTS = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from gettok.tasks.report.compare_transcripts import compare_transcripts, differences, jaccard
 
 

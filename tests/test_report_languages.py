@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gettok.models.schema import TextLanguage, Transcript, TranscriptComparison, Video
-from gettok.tasks.report.build import build_report
-from gettok.tasks.transcribe.text_language import identify_campaign
 from sqlalchemy import func, select, update
 
 from gettok import db
+from gettok.models.schema import TextLanguage, Transcript, TranscriptComparison, Video
+from gettok.tasks.report.build import build_report
+from gettok.tasks.transcribe.text_language import identify_campaign
 from tests.dataset_for_outputs import build_dataset
 
 SPANISH = "El gobierno anunció hoy nuevas medidas contra la crisis económica del país."

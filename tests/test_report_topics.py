@@ -8,6 +8,9 @@ import random
 
 import numpy as np
 import pytest
+from sqlalchemy import select
+
+from gettok.db import session_scope
 from gettok.models.campaign import ReportOptions
 from gettok.models.schema import Transcript, Video
 from gettok.tasks.report.analyses.clusters import NOISE_CLUSTER, cluster_map
@@ -15,9 +18,6 @@ from gettok.tasks.report.analyses.ngrams import stop_words
 from gettok.tasks.report.analyses.section import AnalysisContext
 from gettok.tasks.report.analyses.topics import topics_section
 from gettok.tasks.report.analyses.topics_model import NO_TOPIC, fit_topics
-from sqlalchemy import select
-
-from gettok.db import session_scope
 from tests.dataset_for_outputs import build_dataset
 
 FOOTBALL = "fútbol gol equipo partido estadio liga árbitro delantero".split()

@@ -11,16 +11,16 @@ from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from gettok.models.campaign import parse_campaign
-from gettok.models.schema import CampaignVideo, EngagementSnapshot, RejectedRecord, Video
-from gettok.tasks.collect.paging import CollectContext, CollectPolicies, collect_window
-from gettok.tasks.collect.store import save_campaign
-from gettok.tasks.collect.windows import CollectionWindow
 from sqlalchemy import func, select
 
 from gettok.clients.research_api import ResearchApiClient
 from gettok.db import session_scope
+from gettok.models.campaign import parse_campaign
+from gettok.models.schema import CampaignVideo, EngagementSnapshot, RejectedRecord, Video
 from gettok.settings import get_settings
+from gettok.tasks.collect.paging import CollectContext, CollectPolicies, collect_window
+from gettok.tasks.collect.store import save_campaign
+from gettok.tasks.collect.windows import CollectionWindow
 from tests.conftest import FIXTURES
 
 ALL_FIELDS = json.loads(

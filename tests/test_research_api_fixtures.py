@@ -11,17 +11,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from gettok.models.campaign import parse_campaign
-from gettok.models.schema import ApiRequest, CampaignVideo, EngagementSnapshot, Video
-from gettok.models.schema import CollectionWindow as WindowRow
-from gettok.tasks.collect.paging import CollectContext, CollectPolicies, collect_window
-from gettok.tasks.collect.store import save_campaign
-from gettok.tasks.collect.windows import CollectionWindow
 from sqlalchemy import func, select
 
 from gettok.clients.research_api import RequestLedger, ResearchApiClient
 from gettok.db import session_scope
+from gettok.models.campaign import parse_campaign
+from gettok.models.schema import ApiRequest, CampaignVideo, EngagementSnapshot, Video
+from gettok.models.schema import CollectionWindow as WindowRow
 from gettok.settings import DEFAULT_VIDEO_FIELDS, get_settings
+from gettok.tasks.collect.paging import CollectContext, CollectPolicies, collect_window
+from gettok.tasks.collect.store import save_campaign
+from gettok.tasks.collect.windows import CollectionWindow
 from tests.conftest import FIXTURES
 
 RECORDED = FIXTURES / "tiktok-research-api"

@@ -6,7 +6,6 @@ import threading
 from datetime import date
 
 import pytest
-from gettok.models.schema import ApiRequest
 from sqlalchemy import func, select
 
 from gettok.clients.research_api import (
@@ -16,6 +15,7 @@ from gettok.clients.research_api import (
     RequestLedger,
 )
 from gettok.db import session_scope
+from gettok.models.schema import ApiRequest
 
 
 def test_budget_is_per_utc_day_and_ignores_token_requests(db_url):

@@ -8,10 +8,10 @@ import threading
 from pathlib import Path
 
 import polars as pl
-from gettok.tasks.export.dataset import _atomic_write
-from gettok.tasks.report.figures import daily_volume_figure
 
 from gettok.settings import get_settings, redact
+from gettok.tasks.export.dataset import _atomic_write
+from gettok.tasks.report.figures import daily_volume_figure
 
 
 def test_redact_hides_the_database_password_decoded_and_as_written():

@@ -11,7 +11,6 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 from gettok.models.api import ResearchVideo
-
 from gettok.sandbox.config import SandboxConfig
 from gettok.sandbox.corpus import Corpus, video_day
 

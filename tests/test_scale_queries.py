@@ -6,16 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from gettok.models.schema import Campaign as CampaignRow
-from gettok.models.schema import CampaignVideo, Frame, Video
-from gettok.tasks.annotate.cost import estimate_enrich
-from gettok.tasks.collect import store as collect_store
-from gettok.tasks.watch.store import unchecked_frames
 from sqlalchemy import insert, select
 
 from bench.scale_data import scale_campaign
 from gettok import db
+from gettok.models.schema import Campaign as CampaignRow
+from gettok.models.schema import CampaignVideo, Frame, Video
 from gettok.settings import get_settings
+from gettok.tasks.annotate.cost import estimate_enrich
+from gettok.tasks.collect import store as collect_store
+from gettok.tasks.watch.store import unchecked_frames
 from tests.enrich_rows import point_at_sandbox
 
 MANY = 66_000  # past Postgres' 65,535 parameters in one statement

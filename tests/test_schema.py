@@ -3,6 +3,10 @@
 import json
 
 from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, select, text
+
+from gettok import db
+from gettok.clients.research_api import parse_video_page
 from gettok.models.api import MAX_BIGINT, ResearchVideo
 from gettok.models.schema import (
     Base,
@@ -13,10 +17,6 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
-from sqlalchemy import inspect, select, text
-
-from gettok import db
-from gettok.clients.research_api import parse_video_page
 from tests.conftest import FIXTURES
 
 PAGES = sorted((FIXTURES / "tiktok-research-api").glob("api_videos_response_page_*.json"))

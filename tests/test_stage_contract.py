@@ -17,6 +17,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
+
+from gettok import db
+from gettok.local_mode import shipped_whisper_model
+from gettok.membership import campaign_videos
 from gettok.models.schema import (
     Annotation,
     AnnotationKind,
@@ -30,11 +35,6 @@ from gettok.models.schema import (
     WindowStatus,
     WorkClaim,
 )
-from sqlalchemy import func, select
-
-from gettok import db
-from gettok.local_mode import shipped_whisper_model
-from gettok.membership import campaign_videos
 from gettok.sandbox.config import SandboxConfig
 from gettok.sandbox.server import running_sandbox
 from gettok.settings import get_settings

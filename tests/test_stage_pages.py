@@ -11,6 +11,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
+
+from bench.scale_data import START, add_downstream, add_videos, scale_campaign
+from gettok import db
+from gettok.clients.llm import Budget
 from gettok.models.schema import (
     Annotation,
     AnnotationStatus,
@@ -19,6 +24,7 @@ from gettok.models.schema import (
     Frame,
     utcnow,
 )
+from gettok.settings import get_settings
 from gettok.tasks.annotate import store as annotate_store
 from gettok.tasks.annotate.annotator import AnnotateResult, plan_for
 from gettok.tasks.annotate.campaign import annotate_campaign
@@ -32,12 +38,6 @@ from gettok.tasks.transcribe import store as transcribe_store
 from gettok.tasks.transcribe.campaign import transcribe_campaign
 from gettok.tasks.transcribe.transcriber import TranscribeResult
 from gettok.tasks.transcribe.whisper import WhisperOptions
-from sqlalchemy import update
-
-from bench.scale_data import START, add_downstream, add_videos, scale_campaign
-from gettok import db
-from gettok.clients.llm import Budget
-from gettok.settings import get_settings
 
 VIDEOS = 60
 PAGE = 7

@@ -17,14 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
-from gettok.models.schema import DownloadStatus, WorkClaim
-from gettok.tasks.download.downloader import download_pending, partial_dir
 from sqlalchemy import select
 
 from gettok import db
+from gettok.models.schema import DownloadStatus, WorkClaim
 from gettok.sandbox.media_cache import clip_for
 from gettok.sandbox.server import running_sandbox
 from gettok.settings import get_settings
+from gettok.tasks.download.downloader import download_pending, partial_dir
 from tests.chaos_world import NO_WAITS, ROOT
 from tests.test_download import (
     CAMPAIGN,

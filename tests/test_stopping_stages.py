@@ -18,12 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gettok.models.schema import Annotation, AnnotationKind, CampaignVideo, Download
-from gettok.tasks.download.downloader import partial_dir
 from sqlalchemy import func, select
 
 from gettok import db
+from gettok.models.schema import Annotation, AnnotationKind, CampaignVideo, Download
 from gettok.settings import get_settings
+from gettok.tasks.download.downloader import partial_dir
 from tests.chaos_world import NO_WAITS, ROOT, World, ledgered_sandbox, pipeline_env
 from tests.enrich_rows import add_videos, campaign_file, point_at_sandbox
 from tests.test_stopping import STOP_WITHIN_S, claims_left, session_processes

@@ -12,6 +12,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
+
+from gettok import db
 from gettok.models.schema import (
     Campaign,
     CampaignVideo,
@@ -20,6 +23,9 @@ from gettok.models.schema import (
     Transcript,
     Video,
 )
+from gettok.sandbox.clip_audio import speak
+from gettok.sandbox.media import make_clip, write_audio
+from gettok.settings import get_settings
 from gettok.tasks.transcribe import (
     TIKTOK_ENGINE,
     WHISPER_ENGINE,
@@ -32,12 +38,6 @@ from gettok.tasks.transcribe.audio import decode_clip
 from gettok.tasks.transcribe.wer import word_error_rate
 from gettok.tasks.transcribe.whisper import WhisperOptions, transcribe_clips
 from gettok.tasks.transcribe.whisper_model import load_model
-from sqlalchemy import func, select
-
-from gettok import db
-from gettok.sandbox.clip_audio import speak
-from gettok.sandbox.media import make_clip, write_audio
-from gettok.settings import get_settings
 
 MAX_WER = 0.25
 SPEECH = {

@@ -7,17 +7,17 @@ import time
 from pathlib import Path
 
 import pytest
-from gettok.models.schema import Transcript
-from gettok.tasks.transcribe import ensure_transcription_limit, model_slot
-from gettok.tasks.transcribe.wer import word_error_rate
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from gettok import db
 from gettok.cli import app
+from gettok.models.schema import Transcript
 from gettok.sandbox.media import make_clip
 from gettok.settings import get_settings
+from gettok.tasks.transcribe import ensure_transcription_limit, model_slot
+from gettok.tasks.transcribe.wer import word_error_rate
 from tests.test_transcribe import BASE_ID, MAX_WER, SMALL, SPEECH, add_videos
 
 CAMPAIGN = """
@@ -116,9 +116,8 @@ def test_missing_campaign_file_is_a_clear_error(settings_env):
 def test_waiting_for_the_gpu_slot_is_said(prefect_harness, settings_env, caplog):
     import logging
 
-    from gettok.tasks.transcribe.transcriber import ensure_transcription_limit, model_slot
-
     from gettok.settings import get_settings
+    from gettok.tasks.transcribe.transcriber import ensure_transcription_limit, model_slot
 
     settings = get_settings()
     ensure_transcription_limit(settings)

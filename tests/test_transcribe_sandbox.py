@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import select
+
+from gettok import db
 from gettok.models.schema import Download, DownloadStatus, Transcript, Video
+from gettok.settings import get_settings
 from gettok.tasks.download.downloader import download_videos
 from gettok.tasks.transcribe import (
     TIKTOK_ENGINE,
@@ -17,10 +21,6 @@ from gettok.tasks.transcribe import (
     whisper_options,
 )
 from gettok.tasks.transcribe.wer import word_error_rate
-from sqlalchemy import select
-
-from gettok import db
-from gettok.settings import get_settings
 
 DAY = date(2022, 12, 1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from gettok.tasks.transcribe.wer import edit_distance, normalise_words, word_error_rate
 from gettok.tasks.transcribe.whisper import is_near_empty, spoken_words
 

@@ -5,12 +5,12 @@ import csv
 from collections import Counter
 
 import pytest
-from gettok.models.schema import Annotation, ValidationCode, ValidationItem, ValidationScore, Video
-from gettok.tasks.validate import SheetError, create_sample, score_sample, store_sheets
-from gettok.tasks.validate.sample import SampleError
 from sqlalchemy import func, select, update
 
 from gettok.db import session_scope
+from gettok.models.schema import Annotation, ValidationCode, ValidationItem, ValidationScore, Video
+from gettok.tasks.validate import SheetError, create_sample, score_sample, store_sheets
+from gettok.tasks.validate.sample import SampleError
 from tests.dataset_for_outputs import build_dataset
 from tests.test_validate_score import TABLE
 

@@ -4,12 +4,12 @@ the JSON last line, and a clear error (exit 2, nothing stored) for a bad sheet."
 import json
 
 import pytest
-from gettok.models.schema import ValidationCode
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from gettok import db
 from gettok.db import session_scope
+from gettok.models.schema import ValidationCode
 from tests.dataset_for_outputs import build_dataset
 from tests.test_bad_input_cli import assert_refused
 from tests.test_validate import read_rows, write_rows

@@ -2,13 +2,13 @@
 validation section per kind and prompt version."""
 
 import polars as pl
+from sqlalchemy import select, update
+
+from gettok.db import session_scope
 from gettok.models.schema import Annotation, ValidationItem
 from gettok.tasks.export.dataset import export_dataset
 from gettok.tasks.report.build import build_report
 from gettok.tasks.validate import create_sample, store_sheets
-from sqlalchemy import select, update
-
-from gettok.db import session_scope
 from tests.dataset_for_outputs import build_dataset
 from tests.test_validate import read_rows, write_rows
 

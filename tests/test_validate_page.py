@@ -9,13 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import update
+
+from gettok.db import session_scope
 from gettok.models.schema import Download
 from gettok.tasks.validate import create_sample, score_sample
 from gettok.tasks.validate.page import CodingSample, coding_app
 from gettok.tasks.validate.store import sampled_videos
-from sqlalchemy import update
-
-from gettok.db import session_scope
 from tests.dataset_for_outputs import build_dataset
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -1,6 +1,7 @@
 """Agreement figures on codes whose answers were worked out by hand (in the comments below)."""
 
 import pytest
+
 from gettok.tasks.validate.score import ScoredVideo, majority_code, score_codes
 
 LABELS = ["support", "no support", "neutral"]

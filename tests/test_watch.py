@@ -11,15 +11,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from sqlalchemy import select
+
+from gettok.db import session_scope
 from gettok.models.schema import Annotation, AnnotationKind, Campaign, CampaignVideo, Frame, Video
+from gettok.sandbox.media import make_clip, make_reference_image, make_reference_image_clip
 from gettok.tasks.frames.sampling import sample_frames
 from gettok.tasks.watch.description import watch_for_description
 from gettok.tasks.watch.image_match import load_reference, match_reference
 from gettok.tasks.watch.watchlist import Alerts, watch_for_image
-from sqlalchemy import select
-
-from gettok.db import session_scope
-from gettok.sandbox.media import make_clip, make_reference_image, make_reference_image_clip
 
 BETWEEN = (1.0, 2.5)  # seconds during which the positive clip shows the reference
 
@@ -240,11 +240,11 @@ def test_webhook_retry_policy(sqlite_url, tmp_path, fail, status, posts, outcome
 def test_watch_flow_emits_a_prefect_event(prefect_harness, settings_env, monkeypatch, webhook):
     import asyncio
 
-    from gettok.flows.watch import watch
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventNameFilter
 
     from gettok import db
+    from gettok.flows.watch import watch
 
     tmp_path = settings_env
     url = f"sqlite:///{tmp_path / 'watch.db'}"
@@ -319,10 +319,9 @@ def test_watch_command_checks_the_watchlist_first(settings_env):
 
 def test_an_image_target_with_a_folder_of_references(settings_env, monkeypatch, webhook):
     """`[[watch.targets]] kind = "image"`: every picture of the folder, one result per target."""
+    from gettok import db
     from gettok.flows.watch import watch_target_task, watch_targets
     from gettok.models.campaign import load_campaign
-
-    from gettok import db
 
     url = f"sqlite:///{settings_env / 'watch.db'}"
     monkeypatch.setenv("GETTOK_DATABASE_URL", url)

@@ -8,12 +8,12 @@ import json
 from datetime import date
 
 import pytest
-from gettok.models.schema import CampaignVideo, Download, DownloadStatus
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from gettok.cli import app
 from gettok.db import session_scope
+from gettok.models.schema import CampaignVideo, Download, DownloadStatus
 from gettok.sandbox.config import FacePlacement, SandboxConfig
 from gettok.sandbox.faces import write_variants
 from tests.smtp_server import Mailbox, SmtpServer

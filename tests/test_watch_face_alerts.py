@@ -9,6 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from sqlalchemy import select
+
+from gettok.db import session_scope
 from gettok.models.schema import (
     Annotation,
     Campaign,
@@ -18,16 +21,13 @@ from gettok.models.schema import (
     Video,
     WatchAlert,
 )
+from gettok.sandbox.faces import FACE_FROM_S, photo_variant, write_variants
+from gettok.sandbox.media import make_clip
+from gettok.settings import Settings
 from gettok.tasks.watch.alerts import Alerts, send_digest
 from gettok.tasks.watch.email_alert import EmailAlerts, match_email
 from gettok.tasks.watch.face_target import enrol_face_target
 from gettok.tasks.watch.face_watch import watch_for_face
-from sqlalchemy import select
-
-from gettok.db import session_scope
-from gettok.sandbox.faces import FACE_FROM_S, photo_variant, write_variants
-from gettok.sandbox.media import make_clip
-from gettok.settings import Settings
 from tests.smtp_server import Mailbox, SmtpServer
 
 PERSON, OTHER = "eileen_collins", "grace_hopper"

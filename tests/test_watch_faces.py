@@ -15,17 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
+from gettok.cli import app
 from gettok.models.campaign import CampaignError, load_campaign
+from gettok.sandbox.faces import PORTRAITS, write_variants
 from gettok.tasks.watch.face_target import (
     TargetError,
     enrol_face_target,
     evaluate_face_target,
 )
 from gettok.tasks.watch.faces import choose_threshold
-from typer.testing import CliRunner
-
-from gettok.cli import app
-from gettok.sandbox.faces import PORTRAITS, write_variants
 
 ROOT = Path(__file__).parents[1]
 PERSON, OTHER = "eileen_collins", "grace_hopper"
@@ -141,9 +141,8 @@ def test_watch_evaluate_reports_precision_and_recall_on_held_out_photos(settings
 
 
 def test_the_cnn_detector_finds_the_face_the_hog_detector_finds():
-    from gettok.tasks.watch.faces import FaceSettings, embed, find_faces, shrink
-
     from gettok.sandbox.faces import photo_variant
+    from gettok.tasks.watch.faces import FaceSettings, embed, find_faces, shrink
 
     picture = shrink(photo_variant(PERSON, 3), 640)
     [cnn] = find_faces(picture, FaceSettings(detector="cnn"))

@@ -3,6 +3,10 @@ and skip what a target has already checked or what prune has removed."""
 
 from __future__ import annotations
 
+from sqlalchemy import update
+
+from bench.scale_data import FRAMES_PER_VIDEO, build
+from gettok import db
 from gettok.models.schema import Video, utcnow
 from gettok.tasks.watch.store import (
     store_outcome,
@@ -10,10 +14,6 @@ from gettok.tasks.watch.store import (
     unchecked_frames,
     watch_annotation,
 )
-from sqlalchemy import update
-
-from bench.scale_data import FRAMES_PER_VIDEO, build
-from gettok import db
 
 
 def test_unchecked_frames_pages_by_id_and_skips_checked_and_pruned_videos(db_url):

@@ -1,10 +1,10 @@
 """Alembic environment: runs migrations on the URL `gettok.db.alembic_config` set."""
 
 from alembic import context
-from gettok.models.schema import Base
 from sqlalchemy import text
 
 from gettok.db import MIGRATION_LOCK_KEY, migration_engine
+from gettok.models.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -6,15 +6,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from gettok.models.schema.base import (
-    Base,
-    BigId,
-    CommentStatus,
-    RawJSON,
-    WindowStatus,
-    _enum,
-    utcnow,
-)
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -27,6 +18,16 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+
+from gettok.models.schema.base import (
+    Base,
+    BigId,
+    CommentStatus,
+    RawJSON,
+    WindowStatus,
+    _enum,
+    utcnow,
+)
 
 
 class Campaign(Base):

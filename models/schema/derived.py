@@ -7,15 +7,6 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from gettok.models.schema.base import (
-    AnnotationKind,
-    AnnotationStatus,
-    Base,
-    DownloadStatus,
-    FrameStatus,
-    _enum,
-    utcnow,
-)
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -28,6 +19,16 @@ from sqlalchemy import (
     false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+
+from gettok.models.schema.base import (
+    AnnotationKind,
+    AnnotationStatus,
+    Base,
+    DownloadStatus,
+    FrameStatus,
+    _enum,
+    utcnow,
+)
 
 
 class Download(Base):

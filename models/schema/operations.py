@@ -6,10 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from gettok.models.schema.base import (
-    Base,
-    utcnow,
-)
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -21,6 +17,11 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+
+from gettok.models.schema.base import (
+    Base,
+    utcnow,
+)
 
 
 class WatchAlert(Base):

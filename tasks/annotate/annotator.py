@@ -18,6 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from gettok import claims, db
+from gettok.clients.llm import LlmClient, LlmOutcome, LlmUnavailable
+from gettok.clients.llm_budget import Budget
+from gettok.clients.llm_request import ChatRequest
 from gettok.models.annotations import (
     Description,
     SentimentAnswer,
@@ -35,19 +43,11 @@ from gettok.models.schema import (
     Transcript,
     Video,
 )
+from gettok.settings import Settings, redact
+from gettok.stage import StageResult
 from gettok.tasks.annotate import provenance, store
 from gettok.tasks.annotate.local_models import uses_local_engine
 from gettok.tasks.annotate.prompts import PromptTemplate, load_prompt
-from pydantic import BaseModel
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
-
-from gettok import claims, db
-from gettok.clients.llm import LlmClient, LlmOutcome, LlmUnavailable
-from gettok.clients.llm_budget import Budget
-from gettok.clients.llm_request import ChatRequest
-from gettok.settings import Settings, redact
-from gettok.stage import StageResult
 
 log = logging.getLogger(__name__)
 

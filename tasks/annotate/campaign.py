@@ -6,7 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from gettok import db
+from gettok.clients.llm import LlmClient
+from gettok.clients.llm_budget import Budget, price_for
+from gettok.keyset import KeysetPages
 from gettok.models.campaign import Campaign
+from gettok.retry import rate_limit
+from gettok.settings import Settings
 from gettok.tasks.annotate import store
 from gettok.tasks.annotate.annotator import (
     REQUESTED_KINDS,
@@ -16,13 +22,6 @@ from gettok.tasks.annotate.annotator import (
     plan_for,
 )
 from gettok.tasks.annotate.local_run import annotate_locally, local_classifier
-
-from gettok import db
-from gettok.clients.llm import LlmClient
-from gettok.clients.llm_budget import Budget, price_for
-from gettok.keyset import KeysetPages
-from gettok.retry import rate_limit
-from gettok.settings import Settings
 
 BatchRunner = Callable[..., AnnotateResult]
 

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pydantic import BaseModel
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from gettok import db
+from gettok.clients.llm_budget import cost_usd
 from gettok.models.campaign import Campaign
 from gettok.models.schema import AnnotationKind, Download, Frame, MediaInfo, Video
+from gettok.settings import Settings
 from gettok.tasks.annotate import store as annotate_store
 from gettok.tasks.annotate.annotator import (
     REQUESTED_KINDS,
@@ -25,13 +32,6 @@ from gettok.tasks.annotate.annotator import (
 from gettok.tasks.annotate.prompts import load_prompt
 from gettok.tasks.frames import store as frames_store
 from gettok.tasks.frames.extract import frame_settings
-from pydantic import BaseModel
-from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session
-
-from gettok import db
-from gettok.clients.llm_budget import cost_usd
-from gettok.settings import Settings
 
 DEFAULT_FRAME_SIZE = (720, 1280)  # TikTok's usual portrait size, when nothing was probed
 ID_BATCH = 5000  # videos per page (and per IN list of the prompts' inputs)

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
+
+from gettok import claims, db
 from gettok.models.campaign import Campaign
 from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus, utcnow
+from gettok.settings import Settings
 from gettok.tasks.annotate import store
 from gettok.tasks.annotate.annotator import AnnotateResult, VideoInputs, load_inputs
 from gettok.tasks.annotate.local_models import (
@@ -15,10 +19,6 @@ from gettok.tasks.annotate.local_models import (
     NliSummaryCheck,
     ZeroShotSentiment,
 )
-from sqlalchemy.exc import IntegrityError
-
-from gettok import claims, db
-from gettok.settings import Settings
 
 BATCH = 64
 

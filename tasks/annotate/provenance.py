@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 
-from gettok.models.schema import Annotation, Frame, Transcript
 from sqlalchemy import and_, exists, not_, or_
 from sqlalchemy.orm import aliased
+
+from gettok.models.schema import Annotation, Frame, Transcript
 
 WHISPER_ENGINE = "faster-whisper"
 

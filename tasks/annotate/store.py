@@ -12,6 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from gettok import db
+from gettok.clients.llm import LlmOutcome
+from gettok.membership import campaign_videos
 from gettok.models.annotations import Sentiment
 from gettok.models.schema import (
     Annotation,
@@ -21,15 +28,8 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
-from gettok.tasks.annotate.provenance import current_transcript_exists, inputs_key, is_stale
-from sqlalchemy import Select, and_, exists, func, or_, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
-
-from gettok import db
-from gettok.clients.llm import LlmOutcome
-from gettok.membership import campaign_videos
 from gettok.settings import Settings
+from gettok.tasks.annotate.provenance import current_transcript_exists, inputs_key, is_stale
 
 if TYPE_CHECKING:
     from gettok.tasks.annotate.annotator import KindPlan, VideoInputs

@@ -9,8 +9,14 @@ from collections import deque
 from collections.abc import Callable
 from datetime import date, datetime
 
+from pydantic import BaseModel, Field, computed_field
+
+from gettok.clients.research_api import ResearchApiClient
+from gettok.db import session_scope
 from gettok.models.campaign import Campaign
 from gettok.models.schema import utcnow
+from gettok.settings import Settings
+from gettok.stage import StageResult
 from gettok.tasks.collect.paging import (
     QUOTA_RESET_MARGIN_S,
     CollectAborted,
@@ -27,12 +33,6 @@ from gettok.tasks.collect.windows import (
     last_indexed_day,
     next_utc_midnight,
 )
-from pydantic import BaseModel, Field, computed_field
-
-from gettok.clients.research_api import ResearchApiClient
-from gettok.db import session_scope
-from gettok.settings import Settings
-from gettok.stage import StageResult
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 
-from gettok.tasks.collect.windows import CollectionWindow
 from sqlalchemy import text
 
 from gettok import claims
 from gettok.db import get_engine
 from gettok.retry import RetryPolicy, retrying
+from gettok.tasks.collect.windows import CollectionWindow
 
 # Postgres advisory lock namespace for collection days ("gt"), high bits of a one-bigint key.
 DAY_LOCK = 0x6774

@@ -18,12 +18,12 @@ import copy
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-from gettok.models.schema import CampaignVideo, Video
-from gettok.tasks.collect.parts import LENGTH_SECONDS, Query, part_length
-from gettok.tasks.collect.windows import CollectionWindow
 from sqlalchemy import or_, select
 
 from gettok.db import session_scope
+from gettok.models.schema import CampaignVideo, Video
+from gettok.tasks.collect.parts import LENGTH_SECONDS, Query, part_length
+from gettok.tasks.collect.windows import CollectionWindow
 
 
 @dataclass(frozen=True)

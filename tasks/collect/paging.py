@@ -31,6 +31,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from pydantic import BaseModel, Field
+from sqlalchemy import update
+
+from gettok.clients.research_api import (
+    DailyQuotaExhausted,
+    InvalidCursor,
+    NetworkFailure,
+    QueryPage,
+    RequestRejected,
+    ResearchApiClient,
+    SearchIdExpired,
+    ServerError,
+    ShortRateLimit,
+    TokenRejected,
+)
+from gettok.db import session_scope
 from gettok.models.campaign import Campaign
 from gettok.models.schema import CollectionWindow as WindowRow
 from gettok.models.schema import WindowStatus, utcnow
@@ -56,22 +72,6 @@ from gettok.tasks.collect.store import (
 from gettok.tasks.collect.windows import (
     CollectionWindow,
 )
-from pydantic import BaseModel, Field
-from sqlalchemy import update
-
-from gettok.clients.research_api import (
-    DailyQuotaExhausted,
-    InvalidCursor,
-    NetworkFailure,
-    QueryPage,
-    RequestRejected,
-    ResearchApiClient,
-    SearchIdExpired,
-    ServerError,
-    ShortRateLimit,
-    TokenRejected,
-)
-from gettok.db import session_scope
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,9 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+
 from gettok.models.api import ResearchVideo
 from gettok.models.schema import CollectionWindow, Video
 from gettok.tasks.collect.video_rows import (
@@ -18,8 +21,6 @@ from gettok.tasks.collect.video_rows import (
     VIDEO_UPDATE_COLUMNS,
     video_row,
 )
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import Session
 
 
 def store_page_postgres(

@@ -7,15 +7,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from gettok.clients.research_api import ApiFault, QueryPage
+from gettok.db import session_scope
 from gettok.models.schema import utcnow
+from gettok.retry import call_with_retries
 from gettok.tasks.collect.narrowing import LeftOut, stored_to_leave_out
 from gettok.tasks.collect.parts import part_hash, split_part
 from gettok.tasks.collect.store import checkpoint_window
 from gettok.tasks.collect.windows import CollectionWindow
-
-from gettok.clients.research_api import ApiFault, QueryPage
-from gettok.db import session_scope
-from gettok.retry import call_with_retries
 
 if TYPE_CHECKING:
     from gettok.tasks.collect.paging import CollectContext

@@ -13,6 +13,12 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gettok.db import dialect_insert, session_scope, upsert_rows
+from gettok.membership import campaign_videos
 from gettok.models.api import ResearchVideo
 from gettok.models.campaign import Campaign
 from gettok.models.schema import Campaign as CampaignRow
@@ -33,12 +39,6 @@ from gettok.tasks.collect.video_rows import (
     video_row,
 )
 from gettok.tasks.collect.windows import CollectionWindow as DateWindow
-from pydantic import BaseModel
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
-from gettok.db import dialect_insert, session_scope, upsert_rows
-from gettok.membership import campaign_videos
 
 
 class StoredPage(BaseModel):

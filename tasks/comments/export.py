@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from gettok.tasks.comments.store import campaign_comments
-from gettok.tasks.export.columns import Column
 from pydantic import SecretStr
 
 from gettok.db import session_scope
+from gettok.tasks.comments.store import campaign_comments
+from gettok.tasks.export.columns import Column
 
 log = logging.getLogger(__name__)
 WHEN = pl.Datetime("us", "UTC")

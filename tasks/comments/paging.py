@@ -18,9 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from gettok.models.schema import CommentStatus, utcnow
-from gettok.tasks.collect.policies import CollectPolicies
-from gettok.tasks.comments.store import move_checkpoint, open_checkpoint, store_comments
 from pydantic import BaseModel, Field
 
 from gettok import claims
@@ -38,7 +35,10 @@ from gettok.clients.research_comments import (
     list_comments,
 )
 from gettok.db import session_scope
+from gettok.models.schema import CommentStatus, utcnow
 from gettok.retry import call_with_retries
+from gettok.tasks.collect.policies import CollectPolicies
+from gettok.tasks.comments.store import move_checkpoint, open_checkpoint, store_comments
 
 log = logging.getLogger(__name__)
 CLAIM_STAGE = "comments"

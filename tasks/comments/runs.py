@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from gettok.clients.research_api import ResearchApiClient
+from gettok.db import session_scope
+from gettok.settings import Settings
+from gettok.stage import StageResult
 from gettok.tasks.collect.policies import CollectPolicies
 from gettok.tasks.collect.windows import next_utc_midnight
 from gettok.tasks.comments.paging import (
@@ -14,11 +18,6 @@ from gettok.tasks.comments.paging import (
     collect_video_comments,
 )
 from gettok.tasks.comments.store import chosen_videos
-
-from gettok.clients.research_api import ResearchApiClient
-from gettok.db import session_scope
-from gettok.settings import Settings
-from gettok.stage import StageResult
 
 STAGE = "comments"
 

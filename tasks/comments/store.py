@@ -11,6 +11,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from gettok.db import dialect_insert, upsert_rows
 from gettok.models.api import ResearchComment, ResearchUser, UserInfo
 from gettok.models.schema import (
     CampaignVideo,
@@ -20,10 +24,6 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
-
-from gettok.db import dialect_insert, upsert_rows
 
 COMMENT_COLUMNS = ("video_id", "parent_comment_id", "text", "like_count", "reply_count")
 # A new sighting refreshes what the API says; first_seen_at is kept.

@@ -10,11 +10,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gettok.models.schema import utcnow
-from gettok.tasks.collect.policies import CollectPolicies
-from gettok.tasks.comments.paging import CommentsContext, retried
-from gettok.tasks.comments.store import campaign_authors, fresh_users, save_user
-
 from gettok.clients.research_api import (
     ApiFault,
     DailyQuotaExhausted,
@@ -25,8 +20,12 @@ from gettok.clients.research_api import (
 )
 from gettok.clients.research_comments import user_info
 from gettok.db import session_scope
+from gettok.models.schema import utcnow
 from gettok.settings import Settings
 from gettok.stage import StageResult
+from gettok.tasks.collect.policies import CollectPolicies
+from gettok.tasks.comments.paging import CommentsContext, retried
+from gettok.tasks.comments.store import campaign_authors, fresh_users, save_user
 
 STAGE = "users"
 

@@ -11,7 +11,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from gettok import claims
 from gettok.models.schema import DownloadStatus
+from gettok.retry import HOUR, rate_limit, task_retries
+from gettok.settings import Settings
 from gettok.tasks.download.files import (  # noqa: F401 (partial_dir, video_file: re-exported)
     partial_dir,
     remove_stale_partials,
@@ -28,12 +34,6 @@ from gettok.tasks.download.store import (
     record_outcome,
     still_pending,
 )
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
-from gettok import claims
-from gettok.retry import HOUR, rate_limit, task_retries
-from gettok.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import ClassVar
 
 import av
-from gettok.models.schema import MediaInfo as MediaInfoRow
-from gettok.models.schema import utcnow
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
+
+from gettok.models.schema import MediaInfo as MediaInfoRow
+from gettok.models.schema import utcnow
 
 
 class MediaInfo(BaseModel):

@@ -21,7 +21,10 @@ import cv2
 import httpx
 import numpy as np
 import requests
+
+from gettok.clients.tiktok_web import PageFailure, VideoPage, read_page, video_url
 from gettok.models.schema import DownloadStatus, utcnow
+from gettok.settings import Settings
 from gettok.tasks.download.files import (
     partial_dir,
     partial_name,
@@ -40,9 +43,6 @@ from gettok.tasks.download.safety import (
     is_refused_connection,
 )
 from gettok.tasks.download.store import Outcome
-
-from gettok.clients.tiktok_web import PageFailure, VideoPage, read_page, video_url
-from gettok.settings import Settings
 
 logger = logging.getLogger(__name__)
 USER_AGENT = (

@@ -10,6 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from pydantic import BaseModel, computed_field
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gettok import db
+from gettok.keyset import KeysetPages
+from gettok.membership import campaign_videos
 from gettok.models.schema import (
     CampaignVideo,
     Download,
@@ -23,15 +30,8 @@ from gettok.models.schema import (
 from gettok.models.schema import (
     MediaInfo as MediaInfoRow,
 )
-from gettok.tasks.download.media import MediaInfo, save_media_info
-from pydantic import BaseModel, computed_field
-from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
-
-from gettok import db
-from gettok.keyset import KeysetPages
-from gettok.membership import campaign_videos
 from gettok.stage import StageResult
+from gettok.tasks.download.media import MediaInfo, save_media_info
 
 STAGE = "download"
 DONE = (DownloadStatus.ok, DownloadStatus.slideshow)

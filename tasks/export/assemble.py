@@ -7,6 +7,7 @@ exported, an ok one preferred over a failed one; annotation values are read from
 from __future__ import annotations
 
 import polars as pl
+
 from gettok.tasks.export.columns import ANNOTATION_KINDS, COLUMNS
 from gettok.tasks.transcribe.text_language import CAPTION, sha256
 

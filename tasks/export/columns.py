@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import polars as pl
+
 from gettok.tasks.validate.exported import HUMAN_CODE_COLUMNS
 
 

@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
+from pydantic import BaseModel, SecretStr
+
+from gettok.db import session_scope
+from gettok.stage import StageResult, file_digests
 from gettok.tasks.export.columns import COLUMNS, ID_POLICIES, Column
 from gettok.tasks.export.public import (
     MENTION,
@@ -32,10 +36,6 @@ from gettok.tasks.export.table import (
     table_batches,
 )
 from gettok.tasks.export.writer import write_batches
-from pydantic import BaseModel, SecretStr
-
-from gettok.db import session_scope
-from gettok.stage import StageResult, file_digests
 
 ExportFormat = Literal["parquet", "csv", "jsonl"]
 IdPolicy = Literal["keep", "hash", "drop"]

@@ -12,8 +12,9 @@ import hmac
 import re
 
 import polars as pl
-from gettok.tasks.export.columns import TEXT_COLUMNS, Column
 from pydantic import SecretStr
+
+from gettok.tasks.export.columns import TEXT_COLUMNS, Column
 
 # A handle after `@`, its fullwidth `＠` or small `﹫` forms, spaces allowed in between ("@ name").
 MENTION = re.compile(r"[@\uff20\ufe6b][^\S\n]*[\w.]+")

@@ -13,6 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
+from sqlalchemy import String, Text, cast, func, select, type_coerce
+from sqlalchemy.orm import Session
+
+from gettok.db import session_scope
 from gettok.models.api import LONE_SURROGATE, SANDBOX_RECORD_MARK
 from gettok.models.schema import (
     Annotation,
@@ -30,10 +34,6 @@ from gettok.tasks.export.assemble import assemble
 from gettok.tasks.export.columns import ANNOTATION_KINDS, COLUMNS
 from gettok.tasks.transcribe.text_language import MODEL as TEXT_LANGUAGE_MODEL
 from gettok.tasks.validate.exported import human_code_table
-from sqlalchemy import String, Text, cast, func, select, type_coerce
-from sqlalchemy.orm import Session
-
-from gettok.db import session_scope
 
 PAGE = 10_000  # videos per page: a few hundred MB at most, 100 pages for a million videos
 

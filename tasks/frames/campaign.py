@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gettok.tasks.frames import store
-from gettok.tasks.frames.extract import FramesResult, extract_frames, frame_settings
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from gettok.keyset import KeysetPages
 from gettok.settings import Settings
+from gettok.tasks.frames import store
+from gettok.tasks.frames.extract import FramesResult, extract_frames, frame_settings
 
 FRAMES_BATCH = 500
 

@@ -18,15 +18,15 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from gettok.models.schema import Download, Frame
-from gettok.tasks.download.media import MediaProblem, probe_media
-from gettok.tasks.frames import store
-from gettok.tasks.frames.sampling import read_image, sample_frames
 from pydantic import BaseModel, Field
 
 from gettok import claims
+from gettok.models.schema import Download, Frame
 from gettok.settings import Settings
 from gettok.stage import StageResult
+from gettok.tasks.download.media import MediaProblem, probe_media
+from gettok.tasks.frames import store
+from gettok.tasks.frames.sampling import read_image, sample_frames
 
 STAGE = "frames"
 JPEG_QUALITY = 90

@@ -11,6 +11,11 @@ import hashlib
 import json
 from collections.abc import Iterable
 
+from sqlalchemy import Select, exists, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from gettok.db import session_scope
+from gettok.membership import campaign_videos
 from gettok.models.schema import (
     Download,
     DownloadStatus,
@@ -20,11 +25,6 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
-from sqlalchemy import Select, exists, or_, select
-from sqlalchemy.exc import IntegrityError
-
-from gettok.db import session_scope
-from gettok.membership import campaign_videos
 
 
 def settings_hash(recorded: dict) -> str:

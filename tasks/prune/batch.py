@@ -21,9 +21,6 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from gettok.models.schema import utcnow
-from gettok.tasks.prune import batch_store, store
-from gettok.tasks.prune.compliance import PruneResult, prune_video
 from pydantic import BaseModel, Field
 
 from gettok.clients.api_faults import ApiFault, DailyQuotaExhausted
@@ -35,7 +32,10 @@ from gettok.clients.research_compliance import (
     create_task,
     task_status,
 )
+from gettok.models.schema import utcnow
 from gettok.retry import POLICIES, RetryPolicy, call_with_retries
+from gettok.tasks.prune import batch_store, store
+from gettok.tasks.prune.compliance import PruneResult, prune_video
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from gettok.models.schema import CampaignVideo, Comment, ComplianceTask, Video, utcnow
 from sqlalchemy import and_, delete, exists, select, update
 
 from gettok.db import session_scope
+from gettok.models.schema import CampaignVideo, Comment, ComplianceTask, Video, utcnow
 
 OPEN = ("creating", "processing")
 

@@ -22,14 +22,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import requests
-from gettok.models.schema import (
-    DownloadStatus,
-)
-from gettok.tasks.prune import store
 from pydantic import BaseModel, Field
 
 from gettok.clients.tiktok_web import PageFailure, read_page, video_url
+from gettok.models.schema import (
+    DownloadStatus,
+)
 from gettok.stage import StageResult
+from gettok.tasks.prune import store
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from sqlalchemy import Select, and_, delete, exists, select, update
+
+from gettok.db import session_scope
 from gettok.models.schema import (
     Annotation,
     CampaignVideo,
@@ -24,9 +27,6 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
-from sqlalchemy import Select, and_, delete, exists, select, update
-
-from gettok.db import session_scope
 
 KNOWN_GONE = (DownloadStatus.private, DownloadStatus.removed)
 

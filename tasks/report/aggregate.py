@@ -11,14 +11,14 @@ from __future__ import annotations
 from datetime import date
 
 import polars as pl
-from gettok.models.schema import CampaignVideo, Video
-from gettok.tasks.export.columns import COLUMNS
-from gettok.tasks.export.table import campaign_id, table_batches
-from gettok.tasks.report import languages, metrics
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 
 from gettok.db import session_scope
+from gettok.models.schema import CampaignVideo, Video
+from gettok.tasks.export.columns import COLUMNS
+from gettok.tasks.export.table import campaign_id, table_batches
+from gettok.tasks.report import languages, metrics
 
 # What the report reads of the table (the other columns are dropped as each page arrives).
 NEEDED = (

@@ -12,8 +12,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from gettok.db import session_scope
+from gettok.membership import campaign_videos
 from gettok.models.campaign import Campaign
 from gettok.models.schema import Annotation
+from gettok.stage import StageResult, file_digests
 from gettok.tasks.export.dataset import campaign_id
 from gettok.tasks.report.aggregate import campaign_figures
 from gettok.tasks.report.compare_transcripts import TranscriptComparison
@@ -39,12 +45,6 @@ from gettok.tasks.report.metrics import (  # noqa: F401  (the report's metrics, 
     transcript_coverage,
 )
 from gettok.tasks.validate.report_section import validation_section
-from pydantic import BaseModel
-from sqlalchemy import func, select
-
-from gettok.db import session_scope
-from gettok.membership import campaign_videos
-from gettok.stage import StageResult, file_digests
 
 
 class LlmCost(BaseModel):
@@ -136,11 +136,10 @@ def build_report(
     """Compute every metric, draw the figures into `out_dir` and write `report.md` there; new
     transcript pairs are compared first (sentence embeddings: GETTOK_EMBEDDING_MODEL); `config`
     (the campaign file) adds its events and `[report]` options to the analyses."""
+    from gettok.settings import get_settings
     from gettok.tasks.report import figures as figs
     from gettok.tasks.report.analyses import run_analyses, scope_note
     from gettok.tasks.report.dataset_tables import write_dataset_tables
-
-    from gettok.settings import get_settings
 
     embedding_model = embedding_model or get_settings().embedding_model
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,15 +8,15 @@ sums of the rows (`campaign_comparison`), not the texts.
 
 from __future__ import annotations
 
-from gettok.models.schema import Transcript, TranscriptComparison, utcnow
-from gettok.tasks.report import compare_transcripts as compare
-from gettok.tasks.report import embeddings
 from sqlalchemy import Float, and_, cast, exists, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from gettok import db
 from gettok.membership import campaign_videos
+from gettok.models.schema import Transcript, TranscriptComparison, utcnow
+from gettok.tasks.report import compare_transcripts as compare
+from gettok.tasks.report import embeddings
 
 BATCH = 500  # pairs per embedding batch and transaction
 DIFFERENCES = tuple(compare.PairDifferences.model_fields)

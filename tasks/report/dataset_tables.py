@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+
 from gettok.tasks.report.aggregate import CampaignFigures
 from gettok.tasks.report.analyses.tables import write_csv
 from gettok.tasks.report.compare_transcripts import TranscriptComparison

@@ -15,13 +15,14 @@ matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
-from gettok.tasks.report.compare_transcripts import TranscriptComparison  # noqa: E402
 from matplotlib.ticker import (  # noqa: E402
     FuncFormatter,
     LogFormatter,
     MaxNLocator,
     PercentFormatter,
 )
+
+from gettok.tasks.report.compare_transcripts import TranscriptComparison  # noqa: E402
 
 DPI = 120
 # Fixed colours per label so a label keeps its colour across figures and reports.

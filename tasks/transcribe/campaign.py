@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from gettok.keyset import KeysetPages
+from gettok.settings import Settings
 from gettok.tasks.transcribe import store
 from gettok.tasks.transcribe.transcriber import TranscribeResult
 from gettok.tasks.transcribe.whisper import WhisperOptions
-
-from gettok.keyset import KeysetPages
-from gettok.settings import Settings
 
 BatchRunner = Callable[[list[int], Settings, WhisperOptions, bool], TranscribeResult]
 

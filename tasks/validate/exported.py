@@ -11,9 +11,10 @@ from collections import defaultdict
 from typing import Any
 
 import polars as pl
+from sqlalchemy.orm import Session
+
 from gettok.tasks.validate.kinds import KINDS, majority_code
 from gettok.tasks.validate.store import human_codes
-from sqlalchemy.orm import Session
 
 # (name, type, description): the export wraps them in its own Column.
 HUMAN_CODE_COLUMNS: list[tuple[str, pl.DataType, str]] = [

@@ -11,6 +11,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from gettok.db import session_scope
 from gettok.tasks.validate import store
 from gettok.tasks.validate.page_html import (
     BAD_NAME,
@@ -21,13 +28,6 @@ from gettok.tasks.validate.page_html import (
     page_state,
     video_body,
 )
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
-
-from gettok.db import session_scope
 
 CODER_NAME = re.compile(r"^[\w.\- ]{1,64}$")
 SCRIPT = Path(__file__).with_name("coding_page.js")

@@ -3,10 +3,9 @@ prompt version, computed from every code stored when the report is written."""
 
 from __future__ import annotations
 
+from gettok.db import session_scope
 from gettok.tasks.validate import TARGET_ACCURACY, figures_for, store
 from gettok.tasks.validate.present import markdown_table, number, threshold_sentence
-
-from gettok.db import session_scope
 
 NO_VALIDATION = (
     "No validation yet: `gettok validate sample` draws a sample for people to code, and "

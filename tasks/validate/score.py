@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import krippendorff
 import numpy as np
-from gettok.tasks.validate import TARGET_ACCURACY
-from gettok.tasks.validate.kinds import majority_code
 from pydantic import BaseModel
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
+
+from gettok.tasks.validate import TARGET_ACCURACY
+from gettok.tasks.validate.kinds import majority_code
 
 # Confidence bins: is a label given with confidence 0.9 right nine times in ten?
 BIN_EDGES = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)

@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
 from gettok.models.schema import (
     Annotation,
     AnnotationKind,
@@ -23,10 +28,6 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 TRANSCRIPT_ENGINES = ("faster-whisper", "tiktok")  # preferred first, as the annotator reads them
 

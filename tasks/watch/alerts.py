@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from gettok.models.schema import Video, WatchAlert, utcnow
-from gettok.tasks.watch.email_alert import EmailAlerts, digest_email, match_email
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from gettok.db import session_scope
+from gettok.models.schema import Video, WatchAlert, utcnow
 from gettok.retry import retrying
+from gettok.tasks.watch.email_alert import EmailAlerts, digest_email, match_email
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
+from pydantic import Field
+
 from gettok.models.annotations import Answer
 from gettok.models.schema import Annotation, AnnotationStatus
 from gettok.tasks.watch.store import (
@@ -23,7 +25,6 @@ from gettok.tasks.watch.store import (
     watch_annotation,
 )
 from gettok.tasks.watch.watchlist import Alerts, WatchResult, announce_match, target_hash
-from pydantic import Field
 
 if TYPE_CHECKING:
     from gettok.clients.llm import LlmOutcome

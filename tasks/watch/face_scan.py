@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+
 from gettok.tasks.frames.sampling import read_image, sample_frames
 from gettok.tasks.watch.face_target import FaceTarget
 from gettok.tasks.watch.faces import Face, FaceSettings, embed, find_faces

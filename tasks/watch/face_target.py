@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from gettok.models.campaign import WatchTarget
 from gettok.tasks.watch.faces import (
     DEFAULT_THRESHOLD,

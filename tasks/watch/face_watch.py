@@ -16,6 +16,7 @@ from typing import Any
 
 import av
 import cv2
+
 from gettok.models.schema import AnnotationStatus
 from gettok.tasks.watch.alerts import Alerts
 from gettok.tasks.watch.face_scan import VideoScan, scan_pictures, scan_video

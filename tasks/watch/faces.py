@@ -18,6 +18,7 @@ from typing import Literal
 import cv2
 import dlib
 import numpy as np
+
 from gettok.tasks.watch.image_match import fit_within
 
 DEFAULT_THRESHOLD = 0.6  # euclidean; dlib's threshold for "same person" on LFW

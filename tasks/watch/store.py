@@ -14,6 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Select
+
+from gettok.db import session_scope
+from gettok.membership import campaign_videos
 from gettok.models.schema import (
     Annotation,
     AnnotationKind,
@@ -24,12 +30,6 @@ from gettok.models.schema import (
     Video,
     utcnow,
 )
-from sqlalchemy import exists, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import Select
-
-from gettok.db import session_scope
-from gettok.membership import campaign_videos
 
 PAGE = 2000  # videos per query
 

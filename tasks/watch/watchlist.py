@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+from pydantic import BaseModel, Field
+
+from gettok.stage import StageResult
 from gettok.tasks.watch.alerts import MATCH_EVENT, Alerts
 from gettok.tasks.watch.image_match import (
     ImageMatch,
@@ -33,9 +36,6 @@ from gettok.tasks.watch.store import (
     unchecked_frames,
     watch_annotation,
 )
-from pydantic import BaseModel, Field
-
-from gettok.stage import StageResult
 
 log = logging.getLogger(__name__)
 

@@ -42,9 +42,8 @@ def run_analyses(
     url: str, campaign: str, out_dir: Path, config: Campaign | None, synthetic: bool
 ) -> list[Section]:
     """Every analysis over the campaign, in the report's order."""
-    from gettok.tasks.report.analyses.stopwords import stop_languages, text_language_videos
-
     from gettok.db import session_scope
+    from gettok.tasks.report.analyses.stopwords import stop_languages, text_language_videos
 
     language = config.language if config else None
     with session_scope(url) as session:
@@ -65,9 +64,8 @@ def run_analyses(
 def scope_note(url: str, campaign: str) -> str | None:
     """Why the analyses' n can be below the dataset's: videos that compliance found no longer
     public (pruned) stay in the dataset's counts but leave the analyses; None when none are."""
-    from gettok.tasks.report.analyses import queries
-
     from gettok.db import session_scope
+    from gettok.tasks.report.analyses import queries
 
     with session_scope(url) as session:
         pruned = queries.pruned_videos(session, campaign)

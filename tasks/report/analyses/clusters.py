@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from gettok.db import session_scope
 from gettok.models.schema import AnnotationKind
 from gettok.tasks.report.analyses import queries
 from gettok.tasks.report.analyses.ngrams import NOISE
 from gettok.tasks.report.analyses.topics_model import class_top_words, fit_tfidf
-
-from gettok.db import session_scope
 
 NOISE_CLUSTER = -1  # HDBSCAN's label for points in no cluster
 MIN_MAP_VIDEOS = 10  # fewer make no neighbourhoods for UMAP nor clusters for HDBSCAN

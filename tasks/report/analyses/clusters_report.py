@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from gettok.db import session_scope
 from gettok.tasks.report.analyses import queries, tables
 from gettok.tasks.report.analyses.clusters import (
     MIN_MAP_VIDEOS,
@@ -14,8 +15,6 @@ from gettok.tasks.report.analyses.clusters import (
 from gettok.tasks.report.analyses.drawing import caption, plt, save, titled
 from gettok.tasks.report.analyses.section import AnalysisContext, Section
 from gettok.tasks.report.figures import LABEL_COLOURS, OTHER_COLOURS
-
-from gettok.db import session_scope
 
 
 def clusters_section(ctx: AnalysisContext) -> Section:

@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from gettok.db import session_scope
 from gettok.tasks.report.analyses import queries, tables
 from gettok.tasks.report.analyses.drawing import caption, plt, save, timeline, titled
 from gettok.tasks.report.analyses.section import AnalysisContext, Section
-
-from gettok.db import session_scope
 
 SERIES = ("videos", "shares", "views", "comments", "likes")
 COLOURS = {

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
+from gettok.db import session_scope
 from gettok.tasks.report.analyses import queries, tables
 from gettok.tasks.report.analyses.drawing import LetteredEvent
 from gettok.tasks.report.analyses.section import AnalysisContext, Section
-
-from gettok.db import session_scope
 
 HEADER = ["letter", "date", "event", "description", "on_timelines"]
 

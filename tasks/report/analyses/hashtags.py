@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from matplotlib.ticker import MaxNLocator
+from sqlalchemy import func, select
+
+from gettok.db import session_scope
 from gettok.models.schema import Video
 from gettok.tasks.report.analyses import queries, tables
 from gettok.tasks.report.analyses.drawing import caption, plt, save, timeline, titled
 from gettok.tasks.report.analyses.section import AnalysisContext, Section
 from gettok.tasks.report.build import is_generic
 from gettok.tasks.report.figures import human_log_axes
-from matplotlib.ticker import MaxNLocator
-from sqlalchemy import func, select
-
-from gettok.db import session_scope
 
 LABELLED = 15  # points named on the scatter
 MIN_VIDEOS = 2  # a tag on one video has no mean worth plotting

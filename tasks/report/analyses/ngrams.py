@@ -12,6 +12,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
+from sqlalchemy import func, select
+
+from gettok.db import session_scope
 from gettok.models.schema import Video
 from gettok.tasks.report.analyses import queries, tables
 from gettok.tasks.report.analyses.drawing import caption, plt, save, titled
@@ -20,9 +23,6 @@ from gettok.tasks.report.analyses.stopwords import (  # noqa: F401 (stop_words i
     MIN_SHARE,
     stop_words,
 )
-from sqlalchemy import func, select
-
-from gettok.db import session_scope
 
 NOISE = re.compile(r"https?://\S+|www\.\S+|[#@＠＃][\w.]+", re.UNICODE)
 WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)

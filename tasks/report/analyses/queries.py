@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
-from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus, Transcript, Video
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from gettok.membership import campaign_videos
+from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus, Transcript, Video
 
 BATCH = 5000
 ENGAGEMENT = ("views", "likes", "comments", "shares")

@@ -10,11 +10,11 @@ from __future__ import annotations
 from functools import lru_cache
 
 import stopwordsiso
-from gettok.models.schema import TextLanguage
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gettok.membership import campaign_videos
+from gettok.models.schema import TextLanguage
 
 MIN_SHARE = 0.05  # of the videos whose texts have an identified language
 MIN_VIDEOS = 2  # one stray (often misidentified) text does not add a language

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus
-from gettok.tasks.report.analyses import queries, tables
-from gettok.tasks.report.analyses.section import AnalysisContext, Section
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from gettok.db import session_scope
+from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus
+from gettok.tasks.report.analyses import queries, tables
+from gettok.tasks.report.analyses.section import AnalysisContext, Section
 
 LABELS = ("entailed", "neutral", "contradicted")
 LISTED = 30  # contradicted summaries shown in the report (all are in the CSV)

@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections import Counter
 from itertools import islice
 
+from gettok.db import session_scope
 from gettok.tasks.report.analyses import queries, tables
 from gettok.tasks.report.analyses.drawing import caption, plt, save, timeline, titled
 from gettok.tasks.report.analyses.ngrams import NOISE
 from gettok.tasks.report.analyses.section import AnalysisContext, Section
 from gettok.tasks.report.analyses.topics_model import NO_TOPIC, TopicModel, fit_topics
-
-from gettok.db import session_scope
 
 ASSIGN_BATCH = 2000
 

@@ -243,5 +243,19 @@ def build(url: str, count: int, name: str = "scale") -> tuple[Campaign, list[int
     campaign = scale_campaign(name)
     ids = add_videos(url, campaign, count)
     add_downstream(url, ids)
+    analyze(url)
     compare_campaign(url, name, COMPARISON_MODEL)
+    analyze(url)
     return campaign, ids
+
+
+def analyze(url: str) -> None:
+    """Fresh planner statistics after the bulk load, as autovacuum gives a live database: on
+    none, Postgres guesses a few rows per table and plans each query as if it were tiny."""
+    if url.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text("ANALYZE"))
+        engine.dispose()

@@ -70,8 +70,9 @@ def compare_campaign(url: str, campaign_name: str, embedding_model: str) -> int:
         # the pairs compared earlier are not scanned again for every page (quadratic otherwise).
         pending = _pending_pairs(campaign_name, model)
         if after is not None:
-            columns = pending.selected_columns
-            pending = pending.where(tuple_(columns[1], columns[4]) > tuple_(*after))
+            w_id, k_id = pending.selected_columns[1], pending.selected_columns[4]
+            # The plain bound lets the index on transcripts.id start the scan at the page.
+            pending = pending.where(w_id >= after[0], tuple_(w_id, k_id) > tuple_(*after))
         with db.session_scope(url) as session:
             rows = session.execute(pending.limit(BATCH)).all()
         if not rows:

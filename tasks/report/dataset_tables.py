@@ -21,7 +21,7 @@ def write_dataset_tables(
     out_dir: Path, f: CampaignFigures, comparison: TranscriptComparison, costs: list[Any]
 ) -> dict[str, Path]:
     """Write each CSV into `out_dir`; returns them by the name the report links them under."""
-    s, d = f.summary, comparison.differences
+    s = f.summary
     ranked = max(len(f.by_count), len(f.by_views))
 
     def nth(ranking: list[tuple[str, int]], i: int) -> list[Any]:
@@ -47,41 +47,7 @@ def write_dataset_tables(
         ),
         "language_disagreements": _frame(out_dir / "language_disagreements.csv", f.disagreements),
         "transcript_comparison": write_csv(
-            out_dir / "transcript_comparison.csv",
-            [
-                "videos",
-                "pearson_r",
-                "r_squared",
-                "mean_jaccard",
-                "mean_cosine",
-                "embedding_model",
-                "whisper_words",
-                "tiktok_words",
-                "capitalisation",
-                "punctuation",
-                "spelling",
-                "other_words",
-                "only_whisper",
-                "only_tiktok",
-            ],
-            [
-                [
-                    comparison.videos,
-                    comparison.pearson_r,
-                    comparison.r_squared,
-                    comparison.mean_jaccard,
-                    comparison.mean_cosine,
-                    comparison.embedding_model or "",
-                    comparison.whisper_words,
-                    comparison.tiktok_words,
-                    d.capitalisation,
-                    d.punctuation,
-                    d.spelling,
-                    d.substituted,
-                    d.only_in_whisper,
-                    d.only_in_tiktok,
-                ]
-            ],
+            out_dir / "transcript_comparison.csv", *_comparison_table(comparison)
         ),
         "stance_over_time": _frame(out_dir / "stance_over_time.csv", f.stance),
         "sentiment_over_time": _frame(out_dir / "sentiment_over_time.csv", f.sentiment),
@@ -97,3 +63,25 @@ def write_dataset_tables(
             ],
         ),
     }
+
+
+def _comparison_table(c: TranscriptComparison) -> tuple[list[str], list[list[Any]]]:
+    """Whisper against TikTok: the header and the campaign's one row."""
+    d = c.differences
+    columns = {
+        "videos": c.videos,
+        "pearson_r": c.pearson_r,
+        "r_squared": c.r_squared,
+        "mean_jaccard": c.mean_jaccard,
+        "mean_cosine": c.mean_cosine,
+        "embedding_model": c.embedding_model or "",
+        "whisper_words": c.whisper_words,
+        "tiktok_words": c.tiktok_words,
+        "capitalisation": d.capitalisation,
+        "punctuation": d.punctuation,
+        "spelling": d.spelling,
+        "other_words": d.substituted,
+        "only_whisper": d.only_in_whisper,
+        "only_tiktok": d.only_in_tiktok,
+    }
+    return list(columns), [list(columns.values())]

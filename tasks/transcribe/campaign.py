@@ -35,11 +35,13 @@ def transcribe_campaign(
         settings.transcription_task_videos,
         limit,
     )
-    result = TranscribeResult()
+    result, number = TranscribeResult(), 0
     for number, page in enumerate(pages, 1):
         batch = run_batch(page, settings, options, retry_failed)
         result = result.merge(batch)
         log.info("batch %d (%d videos so far): %s", number, pages.read, batch.summary())
-    if not pages.read:
-        log.info("no video to transcribe with %s", options.model_name)
+    # Read by people and by the crash trials (tests/chaos_trials.py), which sum these counts.
+    log.info(
+        "%d videos to transcribe with %s, in %d batches", pages.read, options.model_name, number
+    )
     return result

@@ -253,9 +253,8 @@ def analyze(url: str) -> None:
     """Fresh planner statistics after the bulk load, as autovacuum gives a live database: on
     none, Postgres guesses a few rows per table and plans each query as if it were tiny."""
     if url.startswith("postgresql"):
-        from sqlalchemy import create_engine, text
+        from sqlalchemy import text
 
-        engine = create_engine(url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
+        engine = db.get_engine(url)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("ANALYZE"))
-        engine.dispose()

@@ -147,8 +147,11 @@ def _batches(items: list, size: int):
 # --- what Prefect recorded --------------------------------------------------------------------
 
 
-def task_runs_of(flow_run_id, settle_s: float = 60.0) -> tuple[int, int, dict[str, int]]:
-    """(flow runs, task runs, task runs by task) of a flow run and all its descendants.
+def task_runs_of(
+    flow_run_id, settle_s: float = 60.0
+) -> tuple[int, int, dict[str, int], dict[str, int]]:
+    """(flow runs, task runs, task runs by task, artifacts) of a flow run and all its
+    descendants.
 
     Task runs reach the server as events, a moment after the flow returns: read until the count
     holds still for a few seconds."""
@@ -190,7 +193,29 @@ def task_runs_of(flow_run_id, settle_s: float = 60.0) -> tuple[int, int, dict[st
                 break
             time.sleep(1)
     by_task = Counter(t.task_key.rsplit("-", 1)[0] for t in tasks)
-    return len(runs), len(tasks), dict(sorted(by_task.items()))
+    return len(runs), len(tasks), dict(sorted(by_task.items())), _artifacts_of(list(runs))
+
+
+def _artifacts_of(flow_runs: list) -> dict[str, int]:
+    """How many artifacts the flow runs made, and the largest one's stored size in bytes: a
+    table that grew with the videos (not the days or batches) would burden the server's
+    database and the UI."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    artifacts: list = []
+    with get_client(sync_client=True) as client:
+        while True:
+            page = client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=flow_runs)),
+                limit=200,
+                offset=len(artifacts),
+            )
+            artifacts += page
+            if len(page) < 200:
+                break
+    sizes = [len(json.dumps(a.data, default=str)) for a in artifacts]
+    return {"artifacts": len(artifacts), "largest_artifact_bytes": max(sizes, default=0)}
 
 
 # --- the benchmark ----------------------------------------------------------------------------
@@ -204,7 +229,7 @@ def measure(folder: Path, campaign: Campaign, videos: int, per_day: int) -> dict
     direct_counts = stage_counts(direct_url, campaign.name)
     pipeline_url = fresh_database(folder, f"pipeline-{videos}", campaign, days, per_day)
     pipeline_s, run_id, result = run_pipeline(pipeline_url, media_dir, days)
-    flow_runs, task_runs, by_task = task_runs_of(run_id)
+    flow_runs, task_runs, by_task, artifacts = task_runs_of(run_id)
     total = days * per_day
     # The instant work must have reached every video, the same way in both runs.
     assert result.counts == direct_counts, (result.counts, direct_counts)
@@ -219,6 +244,7 @@ def measure(folder: Path, campaign: Campaign, videos: int, per_day: int) -> dict
         "task_runs": task_runs,
         "task_runs_per_1k_videos": round(1000 * task_runs / total, 1),
         "task_runs_by_task": by_task,
+        **artifacts,
         "batches": result.batches,
         "annotations": result.counts.annotations,
     }

@@ -37,6 +37,10 @@ OPERATIONS = (
     "pending_annotate",
     "watch_unchecked",
     "prune_selection",
+    "pages_download",
+    "pages_transcribe",
+    "pages_frames",
+    "pages_annotate",
 )
 LLM_ENV = {
     "GETTOK_LLM_MODEL": "sandbox-vision",
@@ -69,21 +73,74 @@ def run_operation(name: str, url: str, out: Path) -> object:
 
         estimate = estimate_enrich(url, get_settings(), scale_campaign())
         return {k.kind: k.videos for k in estimate.kinds}
-    return len(_pending(name, url))
+    if name.startswith("pages_"):
+        return _keyset_pass(name.removeprefix("pages_"), url)
+    return _pending(name, url)
 
 
-def _pending(name: str, url: str) -> list:
+def _keyset_pass(stage: str, url: str) -> int:
+    """Rows a stage's whole pass over its pending work reads, page by page as the stage's own
+    loop reads them (its page function and size), with no work done between pages: what a
+    backfill's queries cost, beside the work. A page query that scanned the whole campaign would
+    make this quadratic."""
+    from bench.scale_data import scale_campaign
+    from gettok.keyset import KeysetPages
+    from gettok.settings import get_settings
+
+    settings = get_settings()
+    if stage == "download":
+        from gettok.tasks.download import store
+
+        pages = store.pending_pages(url, "scale", settings.download_batch_size)
+    elif stage == "transcribe":
+        from gettok.tasks.transcribe import store
+        from gettok.tasks.transcribe.whisper import WhisperOptions
+
+        options = WhisperOptions()
+        pages = KeysetPages(
+            lambda after, n: store.pending_videos(url, options, "scale", limit=n, after=after),
+            settings.transcription_task_videos,
+        )
+    elif stage == "frames":
+        from gettok.tasks.frames import store
+        from gettok.tasks.frames.campaign import FRAMES_BATCH
+
+        pages = KeysetPages(
+            lambda after, n: [
+                d.video_id
+                for d in store.pending_videos(url, "bench-digest", "scale", limit=n, after=after)
+            ],
+            FRAMES_BATCH,
+        )
+    elif stage == "annotate":
+        from gettok.tasks.annotate.annotator import plan_for
+        from gettok.tasks.annotate.campaign import _pending_page
+
+        campaign = scale_campaign()
+        plan = plan_for("summary", campaign, settings)
+        pages = KeysetPages(
+            lambda after, n: _pending_page(url, campaign, plan, settings, after, n),
+            settings.llm_batch_size,
+        )
+    else:
+        raise ValueError(f"unknown stage {stage!r}")
+    return sum(len(page) for page in pages)
+
+
+def _pending(name: str, url: str) -> int:
+    """How many items the stage's pending query yields (an iterator is counted, not held: the
+    stage itself handles one page at a time)."""
     from bench.scale_data import scale_campaign
 
     if name == "pending_download":
         from gettok.tasks.download import store
 
-        return store.pending_videos(url, "scale", limit=None)
+        return len(store.pending_videos(url, "scale", limit=None))
     if name == "pending_transcribe":
         from gettok.tasks.transcribe import store
         from gettok.tasks.transcribe.whisper import WhisperOptions
 
-        return store.pending_videos(url, WhisperOptions(), "scale")
+        return len(store.pending_videos(url, WhisperOptions(), "scale"))
     if name == "transcribe_tiktok_nothing_new":
         from gettok.tasks.transcribe import store
 
@@ -91,11 +148,11 @@ def _pending(name: str, url: str) -> list:
         start = time.perf_counter()
         changed = store.record_tiktok_transcripts(url, "scale")
         print(f"second run {time.perf_counter() - start:.2f}s", file=sys.stderr)
-        return [None] * changed
+        return changed
     if name == "pending_frames":
         from gettok.tasks.frames import store
 
-        return store.pending_videos(url, "bench-digest", "scale", limit=None)
+        return len(store.pending_videos(url, "bench-digest", "scale", limit=None))
     if name == "pending_annotate":
         from gettok import db
         from gettok.settings import get_settings
@@ -104,26 +161,29 @@ def _pending(name: str, url: str) -> list:
 
         plan = plan_for("summary", scale_campaign(), get_settings())
         with db.session_scope(url) as session:
-            return store.pending_videos(session, "scale", plan)
+            return len(store.pending_videos(session, "scale", plan))
     if name == "watch_unchecked":
         from gettok.tasks.watch.store import unchecked_frames
 
-        return list(unchecked_frames(url, None, "opencv-orb", "bench-target"))
+        return sum(1 for _ in unchecked_frames(url, None, "opencv-orb", "bench-target"))
     if name == "prune_selection":
         from gettok.tasks.prune import store
 
-        return store.pending_videos(url)
+        return len(store.pending_videos(url))
     raise ValueError(f"unknown operation {name!r}")
 
 
 def _warm_imports() -> None:
     """Imports are not the operation's cost (the stores pull in Prefect: seconds under load; the
     first ones compile bytecode)."""
+    import gettok.keyset  # noqa: F401
     import gettok.tasks.annotate.annotator  # noqa: F401
+    import gettok.tasks.annotate.campaign  # noqa: F401
     import gettok.tasks.annotate.cost  # noqa: F401
     import gettok.tasks.annotate.store  # noqa: F401
     import gettok.tasks.download.store  # noqa: F401
     import gettok.tasks.export  # noqa: F401
+    import gettok.tasks.frames.campaign  # noqa: F401
     import gettok.tasks.frames.store  # noqa: F401
     import gettok.tasks.prune.store  # noqa: F401
     import gettok.tasks.report.build  # noqa: F401

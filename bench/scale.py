@@ -84,7 +84,6 @@ def _keyset_pass(stage: str, url: str) -> int:
     backfill's queries cost, beside the work. A page query that scanned the whole campaign would
     make this quadratic."""
     from bench.scale_data import scale_campaign
-    from gettok.keyset import KeysetPages
     from gettok.settings import get_settings
 
     settings = get_settings()
@@ -97,31 +96,18 @@ def _keyset_pass(stage: str, url: str) -> int:
         from gettok.tasks.transcribe.whisper import WhisperOptions
 
         options = WhisperOptions()
-        pages = KeysetPages(
-            lambda after, n: store.pending_videos(url, options, "scale", limit=n, after=after),
-            settings.transcription_task_videos,
-        )
+        pages = store.pending_pages(url, options, "scale", settings.transcription_task_videos)
     elif stage == "frames":
         from gettok.tasks.frames import store
         from gettok.tasks.frames.campaign import FRAMES_BATCH
 
-        pages = KeysetPages(
-            lambda after, n: [
-                d.video_id
-                for d in store.pending_videos(url, "bench-digest", "scale", limit=n, after=after)
-            ],
-            FRAMES_BATCH,
-        )
+        pages = store.pending_pages(url, "bench-digest", "scale", FRAMES_BATCH)
     elif stage == "annotate":
         from gettok.tasks.annotate.annotator import plan_for
-        from gettok.tasks.annotate.campaign import _pending_page
+        from gettok.tasks.annotate.campaign import pending_pages
 
         campaign = scale_campaign()
-        plan = plan_for("summary", campaign, settings)
-        pages = KeysetPages(
-            lambda after, n: _pending_page(url, campaign, plan, settings, after, n),
-            settings.llm_batch_size,
-        )
+        pages = pending_pages(url, campaign, plan_for("summary", campaign, settings), settings)
     else:
         raise ValueError(f"unknown stage {stage!r}")
     return sum(len(page) for page in pages)

@@ -46,3 +46,44 @@ class KeysetPages(Generic[Row, Key]):
             yield page
             if len(page) < wanted:  # the query had no more: spare it one empty read
                 return
+
+
+ID_RANGE = 5000  # videos a ranged page query looks at, at most, in one statement
+
+IdRows = Callable[[int | None, int, int], list[Row]]
+
+
+def in_id_ranges(
+    fetch: IdRows,
+    range_end: Callable[[int | None, int], int | None],
+    span: int | None = None,
+) -> Callable[[int | None, int], list[Row]]:
+    """A page fetch for `KeysetPages` that asks for pending rows one range of ids at a time.
+
+    `fetch(after, until, n)` returns at most n pending rows with ids in (after, until], in id
+    order; `range_end(after, span)` is the id `span` candidates past `after` (None: none left;
+    `span` is ID_RANGE unless given).
+    Bounded above, a page query is planned for at most `span` videos (index probes); bounded
+    below only, Postgres planned it for every video past `after` and read indexes from their
+    start, so each page cost more the larger the campaign (EXPLAIN at 100k: 136 ms a page)."""
+
+    def page(after: int | None, n: int) -> list[Row]:
+        rows: list[Row] = []
+        while len(rows) < n and (until := range_end(after, span or ID_RANGE)) is not None:
+            rows += fetch(after, until, n - len(rows))
+            after = until  # a full page ends the loop: the next page starts past its last row
+        return rows
+
+    return page
+
+
+def id_bounds(after: int | None, until: int | None, *columns) -> list:
+    """SQL: each of `columns` (the same video id, joined) in (after, until]. Every joined copy
+    gets the bounds: Postgres does not carry a range from one side of a join to the other."""
+    clauses = []
+    for column in columns:
+        if after is not None:
+            clauses.append(column > after)
+        if until is not None:
+            clauses.append(column <= until)
+    return clauses

@@ -6,7 +6,8 @@ prune stage removed stays a member (exports list it as pruned) but no stage work
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 
 from gettok.models.schema import Campaign, CampaignVideo, Video
 
@@ -27,3 +28,26 @@ def campaign_videos(campaign: str | int, *, with_pruned: bool = False) -> Select
         )
     # Never borrow the outer query's `videos`: membership is decided inside this subquery alone.
     return query.correlate(None)
+
+
+def range_end(
+    session: Session, campaign: str | int | None, after: int | None, span: int
+) -> int | None:
+    """The id of the campaign's (by name or row id) `span`-th member past `after` (or its last
+    member, if fewer are left); None when none is left. Every video when `campaign` is None.
+    Read from the membership key's index: `span` index entries, whatever the campaign's size."""
+    if campaign is None:
+        ids = select(Video.id.label("video_id"))
+        column = Video.id
+    else:
+        ids = select(CampaignVideo.video_id)
+        if isinstance(campaign, str):
+            ids = ids.join(Campaign, Campaign.id == CampaignVideo.campaign_id)
+            ids = ids.where(Campaign.name == campaign)
+        else:
+            ids = ids.where(CampaignVideo.campaign_id == campaign)
+        column = CampaignVideo.video_id
+    if after is not None:
+        ids = ids.where(column > after)
+    window = ids.order_by(column).limit(span).subquery()
+    return session.scalar(select(func.max(window.c.video_id)))

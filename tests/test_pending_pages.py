@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from bench.scale_data import add_downstream, add_videos, scale_campaign
 from gettok import db
+from gettok.keyset import KeysetPages, in_id_ranges
 from gettok.settings import get_settings
 from gettok.tasks.annotate import store as annotate_store
 from gettok.tasks.annotate.annotator import plan_for
@@ -67,3 +70,28 @@ def test_pending_queries_in_pages_equal_the_whole_list(db_url):
             )
             == whole
         )
+
+
+@pytest.mark.parametrize("span", [1, 3, 7, 10, 100])
+@pytest.mark.parametrize("size", [1, 4, 7])
+def test_id_ranges_give_every_pending_id_once_in_order(span, size):
+    """`in_id_ranges` over candidates 1..60 where some stretches hold nothing pending (longer
+    than a range) and others everything: the pages are the pending ids in order, each query
+    looks at most `span` candidates, and a short page means nothing is left."""
+    candidates = list(range(1, 61))
+    pending = [i for i in candidates if i % 3 == 0 and not 20 < i <= 41 or 50 < i <= 55]
+    looked: list[tuple[int | None, int]] = []
+
+    def fetch(after: int | None, until: int, n: int) -> list[int]:
+        looked.append((after, until))
+        return [i for i in pending if (after is None or i > after) and i <= until][:n]
+
+    def range_end(after: int | None, count: int) -> int | None:
+        past = [i for i in candidates if after is None or i > after][:count]
+        return past[-1] if past else None
+
+    pages = list(KeysetPages(in_id_ranges(fetch, range_end, span=span), size))
+    assert [i for page in pages for i in page] == pending
+    assert all(len(page) == size for page in pages[:-1])
+    for after, until in looked:
+        assert len([i for i in candidates if (after is None or i > after) and i <= until]) <= span

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import update
 
 from bench.scale_data import START, add_downstream, add_videos, scale_campaign
-from gettok import db
+from gettok import db, keyset
 from gettok.clients.llm import Budget
 from gettok.models.schema import (
     Annotation,
@@ -45,8 +45,10 @@ PAGE = 7
 
 @pytest.fixture
 def backlog(db_url, settings_env, monkeypatch):
-    """A campaign of 60 videos whose downloads and transcripts exist (no frames)."""
+    """A campaign of 60 videos whose downloads and transcripts exist (no frames), looked at
+    in ranges of 9 ids, so that pages of 7 cross range borders."""
     monkeypatch.setenv("GETTOK_DATABASE_URL", db_url)
+    monkeypatch.setattr(keyset, "ID_RANGE", 9)
     db.upgrade(db_url)
     ids = add_videos(db_url, scale_campaign(), VIDEOS)
     return db_url, ids

@@ -3,11 +3,12 @@ and skip what a target has already checked or what prune has removed."""
 
 from __future__ import annotations
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select, update
 
 from bench.scale_data import FRAMES_PER_VIDEO, build
-from gettok import db
-from gettok.models.schema import Video, utcnow
+from gettok import db, keyset
+from gettok.models.schema import Campaign, Video, utcnow
 from gettok.tasks.watch.store import (
     store_outcome,
     unchecked_downloads,
@@ -16,11 +17,19 @@ from gettok.tasks.watch.store import (
 )
 
 
-def test_unchecked_frames_pages_by_id_and_skips_checked_and_pruned_videos(db_url):
+@pytest.mark.parametrize("id_range", [2, 5000])  # pages across ranges of ids, and in one
+def test_unchecked_frames_pages_by_id_and_skips_checked_and_pruned_videos(
+    db_url, monkeypatch, id_range
+):
+    monkeypatch.setattr(keyset, "ID_RANGE", id_range)
     _, ids = build(db_url, 13)  # every 10th video (i % 10 == 0) has no download and no frames
     with_frames = [v for i, v in enumerate(ids) if i % 10]
     every = list(unchecked_frames(db_url, None, "opencv-orb", "target-a", page=4))
     assert [video_id for video_id, _ in every] == with_frames
+    with db.session_scope(db_url) as session:
+        campaign_id = session.scalar(select(Campaign.id).where(Campaign.name == "scale"))
+    in_campaign = list(unchecked_frames(db_url, campaign_id, "opencv-orb", "target-a", page=4))
+    assert in_campaign == every
     assert all(len(frames) == FRAMES_PER_VIDEO for _, frames in every)
     assert [f.frame_index for f in every[0][1]] == list(range(FRAMES_PER_VIDEO))
     limited = list(unchecked_frames(db_url, None, "opencv-orb", "target-a", limit=5, page=2))
@@ -47,7 +56,11 @@ def test_unchecked_frames_pages_by_id_and_skips_checked_and_pruned_videos(db_url
     assert again == [v for v in with_frames if v != pruned]
 
 
-def test_unchecked_downloads_lists_playable_downloads_once_per_target(db_url):
+@pytest.mark.parametrize("id_range", [3, 5000])
+def test_unchecked_downloads_lists_playable_downloads_once_per_target(
+    db_url, monkeypatch, id_range
+):
+    monkeypatch.setattr(keyset, "ID_RANGE", id_range)
     _, ids = build(db_url, 12)
     downloaded = [v for i, v in enumerate(ids) if i % 10]
     rows = list(unchecked_downloads(db_url, None, "dlib", "face-a", page=5))

@@ -117,6 +117,10 @@ class Video(Base):
 
 class CampaignVideo(Base):
     __tablename__ = "campaign_videos"
+    # Download pages walk the members in the order they were first seen (migration 0014).
+    __table_args__ = (
+        Index("ix_campaign_videos_first_seen", "campaign_id", "first_seen_at", "video_id"),
+    )
 
     campaign_id: Mapped[int] = mapped_column(
         ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True

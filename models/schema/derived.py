@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -82,7 +83,12 @@ class Transcript(Base):
     """One transcript per video, engine, model and settings (Whisper's or TikTok's own)."""
 
     __tablename__ = "transcripts"
-    __table_args__ = (UniqueConstraint("video_id", "engine", "model", "settings_hash"),)
+    __table_args__ = (
+        UniqueConstraint("video_id", "engine", "model", "settings_hash"),
+        # "Not yet transcribed with these settings" for a page of videos: without it the check
+        # reads every transcript of the index to find none (see migration 0014).
+        Index("ix_transcripts_settings_video", "engine", "model", "settings_hash", "video_id"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
@@ -218,7 +224,11 @@ class Annotation(Base):
     """A derived label or text, with the provenance that made it."""
 
     __tablename__ = "annotations"
-    __table_args__ = (UniqueConstraint("video_id", "kind", "model", "prompt_hash", "inputs_key"),)
+    __table_args__ = (
+        UniqueConstraint("video_id", "kind", "model", "prompt_hash", "inputs_key"),
+        # "Not yet annotated (or checked) by this plan" for a page of videos (migration 0014).
+        Index("ix_annotations_plan_video", "kind", "model", "prompt_hash", "video_id"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True

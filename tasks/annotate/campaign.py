@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from gettok import db
+from gettok import db, membership
 from gettok.clients.llm import LlmClient
 from gettok.clients.llm_budget import Budget, price_for
-from gettok.keyset import KeysetPages
+from gettok.keyset import KeysetPages, in_id_ranges
 from gettok.models.campaign import Campaign
 from gettok.retry import rate_limit
 from gettok.settings import Settings
@@ -50,10 +50,7 @@ def annotate_campaign(
             total = AnnotateResult(
                 kind=plan.kind.value, model=plan.model, prompt_hash=plan.prompt_hash
             )
-            pages = KeysetPages(
-                lambda after, n, plan=plan: _pending_page(url, campaign, plan, settings, after, n),
-                settings.llm_batch_size,
-            )
+            pages = pending_pages(url, campaign, plan, settings)
             for batch in pages:
                 if budget.reached:  # nothing more will be sent: count, do not claim and load
                     total.skipped_budget += len(batch) + _count_rest(
@@ -83,18 +80,29 @@ def annotate_campaign(
     return results
 
 
-def _pending_page(
-    url: str, campaign: Campaign, plan: KindPlan, settings: Settings, after: int | None, size: int
-) -> list[int]:
-    with db.session_scope(url) as session:
-        return store.pending_videos(
-            session,
-            campaign.name,
-            plan,
-            max_tries=settings.llm_invalid_max_tries,
-            after=after,
-            limit=size,
-        )
+def pending_pages(
+    url: str, campaign: Campaign, plan: KindPlan, settings: Settings
+) -> KeysetPages[int, int]:
+    """The videos pending `plan`, `llm_batch_size` at a time, each page read when the batch
+    before it is done, the campaign's ids looked at a range at a time (`in_id_ranges`)."""
+
+    def between(after: int | None, until: int, n: int) -> list[int]:
+        with db.session_scope(url) as session:
+            return store.pending_videos(
+                session,
+                campaign.name,
+                plan,
+                max_tries=settings.llm_invalid_max_tries,
+                after=after,
+                until=until,
+                limit=n,
+            )
+
+    def range_end(after: int | None, span: int) -> int | None:
+        with db.session_scope(url) as session:
+            return membership.range_end(session, campaign.name, after, span)
+
+    return KeysetPages(in_id_ranges(between, range_end), settings.llm_batch_size)
 
 
 def _count_rest(

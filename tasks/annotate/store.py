@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from gettok import db
 from gettok.clients.llm import LlmOutcome
+from gettok.keyset import id_bounds
 from gettok.membership import campaign_videos
 from gettok.models.annotations import Sentiment
 from gettok.models.schema import (
@@ -48,9 +49,12 @@ def _has_final(
     model: str | None = None,
     prompt_hash: str | None = None,
     max_tries: int = 1,
+    after: int | None = None,
+    until: int | None = None,
 ):
     clauses = [
         Annotation.video_id == Video.id,
+        *id_bounds(after, until, Annotation.video_id),  # read only a page's range of them
         Annotation.kind == kind,
         ~_asked_again(max_tries),
         ~is_stale(Annotation),  # made from an old transcript or frames: redone
@@ -92,12 +96,13 @@ def pending_videos(
     max_tries: int = 3,
     *,
     after: int | None = None,
+    until: int | None = None,
     limit: int | None = None,
 ) -> list[int]:
     """Videos of the campaign (or of `among`) with this kind's inputs and no final annotation of
     this plan (an invalid one with fewer than `max_tries` tries is not final, nor a stale one); in
-    id order, a keyset page (`after` the last id of the previous one, `limit` ids) when asked."""
-    query = pending_query(campaign_name, plan, max_tries, among=among, after=after)
+    id order, a keyset page (ids in (after, until], `limit` of them) when asked."""
+    query = pending_query(campaign_name, plan, max_tries, among=among, after=after, until=until)
     return list(session.scalars(query.order_by(Video.id).limit(limit)))
 
 
@@ -121,11 +126,12 @@ def pending_query(
     *,
     among: list[int] | None = None,
     after: int | None = None,
+    until: int | None = None,
 ) -> Select:
     """The SELECT of the ids `pending_videos` lists (unordered), to count or combine in SQL."""
     query = select(Video.id).where(
         Video.id.in_(campaign_videos(campaign_name)),
-        ~_has_final(plan.kind, plan.model, plan.prompt_hash, max_tries),
+        ~_has_final(plan.kind, plan.model, plan.prompt_hash, max_tries, after, until),
     )
     if among is not None:
         query = query.where(Video.id.in_(among))
@@ -137,9 +143,7 @@ def pending_query(
         query = query.where(_has_transcript_text(), _has_ok(AnnotationKind.summary))
     else:
         query = query.where(_has_transcript_text())
-    if after is not None:
-        query = query.where(Video.id > after)
-    return query
+    return query.where(*id_bounds(after, until, Video.id))
 
 
 def count_stale(session: Session, campaign_name: str, plan: KindPlan) -> int:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from gettok.keyset import KeysetPages
 from gettok.settings import Settings
 from gettok.tasks.frames import store
 from gettok.tasks.frames.extract import FramesResult, extract_frames, frame_settings
@@ -28,13 +27,7 @@ def extract_campaign_frames(
     page read once the batch before it is done; a video that fails or that another worker holds
     is not met again in this run (keyset pages)."""
     digest = store.settings_hash(frame_settings(settings))
-    pages = KeysetPages(
-        lambda after, n: [
-            d.video_id
-            for d in store.pending_videos(url, digest, campaign_name, limit=n, after=after)
-        ],
-        batch_size,
-    )
+    pages = store.pending_pages(url, digest, campaign_name, batch_size)
     total = FramesResult()
     for batch in pages:
         total = total.merge(run_frames(url, settings, batch, len(batch)))

@@ -14,7 +14,9 @@ from collections.abc import Iterable
 from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from gettok import membership
 from gettok.db import session_scope
+from gettok.keyset import KeysetPages, id_bounds, in_id_ranges
 from gettok.membership import campaign_videos
 from gettok.models.schema import (
     Download,
@@ -38,10 +40,11 @@ def pending_videos(
     video_ids: Iterable[int] | None = None,
     limit: int | None = 500,
     after: int | None = None,
+    until: int | None = None,
 ) -> list[Download]:
     """Downloads with a usable video or slideshow, no frames yet, not pruned; oldest id first
-    (ids past `after` only: keyset pages)."""
-    query = pending_query(digest, campaign_name, video_ids, after)
+    (ids in (after, until] only: keyset pages, see `pending_pages`)."""
+    query = pending_query(digest, campaign_name, video_ids, after, until)
     with session_scope(db_url) as session:
         return list(session.scalars(query.order_by(Download.video_id).limit(limit)))
 
@@ -51,10 +54,12 @@ def pending_query(
     campaign_name: str | None = None,
     video_ids: Iterable[int] | None = None,
     after: int | None = None,
+    until: int | None = None,
 ) -> Select:
     """The SELECT of `pending_videos` (unordered), to count or group what is pending in SQL."""
     failed_here = exists().where(
         FrameExtraction.video_id == Download.video_id,
+        *id_bounds(after, until, FrameExtraction.video_id),
         FrameExtraction.status == FrameStatus.failed,
         FrameExtraction.settings_hash == digest,
         FrameExtraction.recorded_at >= Download.updated_at,
@@ -68,7 +73,9 @@ def pending_query(
                 (Download.status == DownloadStatus.ok) & Download.path.is_not(None),
                 Download.is_slideshow.is_(True),
             ),
-            ~exists().where(Frame.video_id == Download.video_id),
+            ~exists().where(
+                Frame.video_id == Download.video_id, *id_bounds(after, until, Frame.video_id)
+            ),
             ~failed_here,
         )
     )
@@ -76,9 +83,24 @@ def pending_query(
         query = query.where(Download.video_id.in_(campaign_videos(campaign_name)))
     if video_ids is not None:
         query = query.where(Download.video_id.in_(list(video_ids)))
-    if after is not None:
-        query = query.where(Download.video_id > after)
-    return query
+    return query.where(*id_bounds(after, until, Download.video_id, Video.id))
+
+
+def pending_pages(
+    db_url: str, digest: str, campaign_name: str | None, size: int
+) -> KeysetPages[int, int]:
+    """The ids `pending_videos` lists, `size` at a time, each page read when the previous one is
+    done, the campaign's ids looked at a range at a time (`in_id_ranges`)."""
+
+    def between(after: int | None, until: int, n: int) -> list[int]:
+        rows = pending_videos(db_url, digest, campaign_name, limit=n, after=after, until=until)
+        return [download.video_id for download in rows]
+
+    def range_end(after: int | None, span: int) -> int | None:
+        with session_scope(db_url) as session:
+            return membership.range_end(session, campaign_name, after, span)
+
+    return KeysetPages(in_id_ranges(between, range_end), size)
 
 
 def record_frames(db_url: str, video_id: int, rows: list[Frame], digest: str) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from gettok.keyset import KeysetPages
 from gettok.settings import Settings
 from gettok.tasks.transcribe import store
 from gettok.tasks.transcribe.transcriber import TranscribeResult
@@ -28,12 +27,13 @@ def transcribe_campaign(
     a video that fails stays pending for a later run, never for this one (keyset pages)."""
     log = log or logging.getLogger(__name__)
     url = settings.resolved_database_url
-    pages = KeysetPages(
-        lambda after, n: store.pending_videos(
-            url, options, campaign_name, retry_failed=retry_failed, limit=n, after=after
-        ),
+    pages = store.pending_pages(
+        url,
+        options,
+        campaign_name,
         settings.transcription_task_videos,
-        limit,
+        retry_failed=retry_failed,
+        limit=limit,
     )
     result, number = TranscribeResult(), 0
     for number, page in enumerate(pages, 1):

@@ -15,7 +15,8 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from gettok import db
+from gettok import db, membership
+from gettok.keyset import KeysetPages, id_bounds, in_id_ranges
 from gettok.membership import campaign_videos
 from gettok.models.schema import Download, DownloadStatus, MediaInfo, Transcript, Video, utcnow
 from gettok.tasks.transcribe.audio import AudioError
@@ -40,9 +41,12 @@ def _has_audio_source():
     )
 
 
-def _transcribed(options: WhisperOptions, retry_failed: bool):
+def _transcribed(
+    options: WhisperOptions, retry_failed: bool, after: int | None = None, until: int | None = None
+):
     clauses = [
         Transcript.video_id == Download.video_id,
+        *id_bounds(after, until, Transcript.video_id),  # read only this page's range of them
         Transcript.engine == WHISPER_ENGINE,
         Transcript.model == options.model_name,
         Transcript.settings_hash == settings_hash(options.provenance()),
@@ -61,22 +65,56 @@ def pending_videos(
     retry_failed: bool = False,
     limit: int | None = None,
     after: int | None = None,
+    until: int | None = None,
 ) -> list[int]:
     """Downloaded videos (or slideshows with sound) without a transcript for these settings, in
-    id order (past `after` only: keyset pages)."""
+    id order (ids in (after, until] only: keyset pages, see `pending_pages`)."""
     stmt = (
         select(Download.video_id)
         .join(Video, Video.id == Download.video_id)
-        .where(_has_audio_source(), Video.pruned_at.is_(None), ~_transcribed(options, retry_failed))
+        .where(
+            _has_audio_source(),
+            Video.pruned_at.is_(None),
+            ~_transcribed(options, retry_failed, after, until),
+        )
     )
     if campaign_name is not None:
         stmt = stmt.where(Download.video_id.in_(campaign_videos(campaign_name)))
     if video_ids is not None:
         stmt = stmt.where(Download.video_id.in_(video_ids))
-    if after is not None:
-        stmt = stmt.where(Download.video_id > after)
+    stmt = stmt.where(*id_bounds(after, until, Download.video_id, Video.id))
     with db.session_scope(url) as session:
         return list(session.scalars(stmt.order_by(Download.video_id).limit(limit)))
+
+
+def pending_pages(
+    url: str,
+    options: WhisperOptions,
+    campaign_name: str | None,
+    size: int,
+    *,
+    retry_failed: bool = False,
+    limit: int | None = None,
+) -> KeysetPages[int, int]:
+    """What `pending_videos` lists, `size` ids at a time, each page read when the previous one
+    is done, the campaign's ids looked at a range at a time (`in_id_ranges`)."""
+
+    def between(after: int | None, until: int, n: int) -> list[int]:
+        return pending_videos(
+            url,
+            options,
+            campaign_name,
+            retry_failed=retry_failed,
+            limit=n,
+            after=after,
+            until=until,
+        )
+
+    def range_end(after: int | None, span: int) -> int | None:
+        with db.session_scope(url) as session:
+            return membership.range_end(session, campaign_name, after, span)
+
+    return KeysetPages(in_id_ranges(between, range_end), size, limit)
 
 
 # --- what a batch reads ----------------------------------------------------------------------

@@ -4,13 +4,14 @@ one `watch_match` annotation that records each check.
 A video counts as checked for a target when it has a `watch_match` annotation with the target's
 matcher (`model`) and fingerprint (`prompt_hash`); changing the target or its settings changes the
 fingerprint, so every video is checked again. Unchecked videos are read a page at a time in id
-order (keyset pagination), so memory stays flat however large the campaign and no query carries an
-unbounded id list.
+order (keyset pagination, a range of ids per query), so memory stays flat however large the
+campaign, no query carries an unbounded id list and a page costs the same however many videos
+come before it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,9 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Select
 
+from gettok import membership
 from gettok.db import session_scope
+from gettok.keyset import KeysetPages, id_bounds, in_id_ranges
 from gettok.membership import campaign_videos
 from gettok.models.schema import (
     Annotation,
@@ -43,33 +46,49 @@ class StoredFrame:
     path: str
 
 
-def _unchecked(query: Select, campaign_id: int | None, model: str, prompt_hash: str) -> Select:
-    """`query` (over videos) narrowed to unpruned videos not yet checked for this target."""
+# A query over videos, for the ids in (after, until]: each table it reads is bounded to them.
+RangeQuery = Callable[[int | None, int | None], Select]
+
+
+def _unchecked(
+    query: Select,
+    campaign_id: int | None,
+    model: str,
+    prompt_hash: str,
+    after: int | None,
+    until: int | None,
+) -> Select:
+    """`query` (over videos) narrowed to unpruned videos in (after, until] not yet checked for
+    this target."""
     checked = exists().where(
         Annotation.video_id == Video.id,
         Annotation.kind == AnnotationKind.watch_match,
         Annotation.model == model,
         Annotation.prompt_hash == prompt_hash,
+        *id_bounds(after, until, Annotation.video_id),
     )
-    query = query.where(Video.pruned_at.is_(None), ~checked)
+    query = query.where(Video.pruned_at.is_(None), ~checked, *id_bounds(after, until, Video.id))
     if campaign_id is not None:
         query = query.where(Video.id.in_(campaign_videos(campaign_id)))
     return query
 
 
-def _pages(url: str, query: Select, limit: int | None, page: int) -> Iterator[list[Any]]:
-    """The rows of `query` (its first column a video id) in id order, `page` videos at a time."""
-    after, left = None, limit
-    while left is None or left > 0:
-        size = page if left is None else min(page, left)
-        batch = query if after is None else query.where(Video.id > after)
+def _pages(
+    url: str, query: RangeQuery, campaign_id: int | None, limit: int | None, page: int
+) -> Iterator[list[Any]]:
+    """The rows of `query` (its first column a video id) in id order, `page` videos at a time,
+    the campaign's ids looked at a range at a time (`in_id_ranges`)."""
+
+    def between(after: int | None, until: int, n: int) -> list[Any]:
         with session_scope(url) as session:
-            rows = session.execute(batch.order_by(Video.id).limit(size)).all()
-        if not rows:
-            return
-        yield rows
-        after = rows[-1][0]
-        left = None if left is None else left - len(rows)
+            return list(session.execute(query(after, until).order_by(Video.id).limit(n)).all())
+
+    def range_end(after: int | None, span: int) -> int | None:
+        with session_scope(url) as session:
+            return membership.range_end(session, campaign_id, after, span)
+
+    fetch = in_id_ranges(between, range_end)
+    yield from KeysetPages(fetch, page, limit, key=lambda row: row[0])
 
 
 def unchecked_frames(
@@ -82,9 +101,16 @@ def unchecked_frames(
 ) -> Iterator[tuple[int, list[StoredFrame]]]:
     """(video id, its frames in order) for each video with frames not yet checked for this
     target, in id order."""
-    videos = select(Video.id).where(exists().where(Frame.video_id == Video.id))
-    videos = _unchecked(videos, campaign_id, model, prompt_hash)
-    for rows in _pages(url, videos, limit, page):
+
+    def videos(after: int | None, until: int | None) -> Select:
+        framed = exists().where(
+            Frame.video_id == Video.id, *id_bounds(after, until, Frame.video_id)
+        )
+        return _unchecked(
+            select(Video.id).where(framed), campaign_id, model, prompt_hash, after, until
+        )
+
+    for rows in _pages(url, videos, campaign_id, limit, page):
         ids = [row[0] for row in rows]
         frames: dict[int, list[StoredFrame]] = {video_id: [] for video_id in ids}
         with session_scope(url) as session:
@@ -108,13 +134,19 @@ def unchecked_downloads(
 ) -> Iterator[tuple[int, str | None, list[str]]]:
     """(video id, mp4 path, photo paths) of each downloaded video (or slideshow) not yet checked
     for this target, in id order."""
-    query = (
-        select(Video.id, Download.path, Download.image_paths)
-        .join(Download, Download.video_id == Video.id)
-        .where(Download.status.in_([DownloadStatus.ok, DownloadStatus.slideshow]))
-    )
-    query = _unchecked(query, campaign_id, model, prompt_hash)
-    for rows in _pages(url, query, limit, page):
+
+    def downloads(after: int | None, until: int | None) -> Select:
+        query = (
+            select(Video.id, Download.path, Download.image_paths)
+            .join(Download, Download.video_id == Video.id)
+            .where(
+                Download.status.in_([DownloadStatus.ok, DownloadStatus.slideshow]),
+                *id_bounds(after, until, Download.video_id),
+            )
+        )
+        return _unchecked(query, campaign_id, model, prompt_hash, after, until)
+
+    for rows in _pages(url, downloads, campaign_id, limit, page):
         yield from ((video_id, path, list(images or [])) for video_id, path, images in rows)
 
 

@@ -6,7 +6,9 @@ prune stage removed stays a member (exports list it as pruned) but no stage work
 
 from __future__ import annotations
 
-from sqlalchemy import Select, func, select
+from datetime import datetime
+
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from gettok.models.schema import Campaign, CampaignVideo, Video
@@ -51,3 +53,25 @@ def range_end(
         ids = ids.where(column > after)
     window = ids.order_by(column).limit(span).subquery()
     return session.scalar(select(func.max(window.c.video_id)))
+
+
+def seen_range_end(
+    session: Session, campaign: str, after: tuple[datetime, int] | None, span: int
+) -> tuple[datetime, int] | None:
+    """(first seen, id) of the campaign's `span`-th member past `after` in the order members
+    were first seen (or its last one); None when none is left. Read from the index on
+    (campaign, first seen, video): `span` entries, whatever the campaign's size."""
+    seen, video = CampaignVideo.first_seen_at, CampaignVideo.video_id
+    ids = (
+        select(seen.label("seen"), video.label("video_id"))
+        .join(Campaign, Campaign.id == CampaignVideo.campaign_id)
+        .where(Campaign.name == campaign)
+    )
+    if after is not None:
+        ids = ids.where(tuple_(seen, video) > tuple_(*after))  # one range of the index
+    window = ids.order_by(seen, video).limit(span).subquery()
+    last = select(window.c.seen, window.c.video_id).order_by(
+        window.c.seen.desc(), window.c.video_id.desc()
+    )
+    row = session.execute(last.limit(1)).first()
+    return None if row is None else (row[0], row[1])

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, computed_field
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from gettok import db
-from gettok.keyset import KeysetPages
+from gettok import db, membership
+from gettok.keyset import KeysetPages, in_id_ranges
 from gettok.membership import campaign_videos
 from gettok.models.schema import (
     CampaignVideo,
@@ -256,8 +256,14 @@ def still_pending(url: str, video_ids: list[int], retry_failed: bool = False) ->
 PendingKey = tuple[datetime, int]  # (first seen, video id): where a page of pending work ends
 
 
-def _pending_query(campaign_name: str | None, retry_failed: bool, after: PendingKey | None):
-    """(id, username, first seen) of the videos to ask for, first collected first."""
+def _pending_query(
+    campaign_name: str | None,
+    retry_failed: bool,
+    after: PendingKey | None,
+    until: PendingKey | None = None,
+):
+    """(id, username, first seen) of the videos to ask for, first collected first; with keys
+    in (after, until] only, when given."""
     stmt = (
         select(Video.id, Video.username)
         .outerjoin(Download, Download.video_id == Video.id)
@@ -269,13 +275,17 @@ def _pending_query(campaign_name: str | None, retry_failed: bool, after: Pending
             .add_columns(CampaignVideo.first_seen_at)
             .subquery()
         )
-        seen = members.c.first_seen_at
-        stmt = stmt.join(members, members.c.video_id == Video.id)
+        seen, member = members.c.first_seen_at, members.c.video_id
+        stmt = stmt.join(members, member == Video.id)
     else:
-        seen = Video.first_seen_at
+        seen, member = Video.first_seen_at, Video.id
+    # Row comparisons: Postgres reads them as one range of the (campaign, first seen, video)
+    # index; the same bounds spelt with OR left it scanning and sorting every member.
     if after is not None:
-        stmt = stmt.where(or_(seen > after[0], and_(seen == after[0], Video.id > after[1])))
-    return stmt.add_columns(seen).order_by(seen, Video.id)
+        stmt = stmt.where(tuple_(seen, member) > tuple_(*after))
+    if until is not None:
+        stmt = stmt.where(tuple_(seen, member) <= tuple_(*until))
+    return stmt.add_columns(seen).order_by(seen, member)
 
 
 def pending_videos(
@@ -297,9 +307,10 @@ def _pending_rows(
     retry_failed: bool,
     after: PendingKey | None,
     limit: int | None,
+    until: PendingKey | None = None,
 ) -> list[tuple[int, str | None, datetime]]:
     with db.session_scope(url) as session:
-        query = _pending_query(campaign_name, retry_failed, after).limit(limit)
+        query = _pending_query(campaign_name, retry_failed, after, until).limit(limit)
         return [(i, u, seen) for i, u, seen in session.execute(query)]
 
 
@@ -312,13 +323,21 @@ def pending_pages(
     limit: int | None = None,
 ) -> KeysetPages[tuple[int, str | None, datetime], PendingKey]:
     """What `pending_videos` lists, `size` rows (id, username, first seen) at a time, each page
-    read when the previous one is done."""
-    return KeysetPages(
-        lambda after, n: _pending_rows(url, campaign_name, retry_failed, after, n),
-        size,
-        limit,
-        key=lambda row: (row[2], row[0]),
-    )
+    read when the previous one is done; a campaign's members are looked at a range at a time,
+    in the order they were first seen (`in_id_ranges`: a page sorted every member otherwise)."""
+
+    def between(after: PendingKey | None, until: PendingKey, n: int) -> list:
+        return _pending_rows(url, campaign_name, retry_failed, after, n, until=until)
+
+    def range_end(after: PendingKey | None, span: int) -> PendingKey | None:
+        with db.session_scope(url) as session:
+            return membership.seen_range_end(session, campaign_name, after, span)
+
+    def past(after: PendingKey | None, n: int) -> list:  # every video: no member order to walk
+        return _pending_rows(url, None, retry_failed, after, n)
+
+    fetch = past if campaign_name is None else in_id_ranges(between, range_end)
+    return KeysetPages(fetch, size, limit, key=lambda row: (row[2], row[0]))
 
 
 def transient_due(url: str, campaign_name: str) -> datetime | None:

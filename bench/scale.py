@@ -38,6 +38,7 @@ OPERATIONS = (
     "watch_unchecked",
     "prune_selection",
     "pages_download",
+    "pages_download_retry",
     "pages_transcribe",
     "pages_frames",
     "pages_annotate",
@@ -87,10 +88,11 @@ def _keyset_pass(stage: str, url: str) -> int:
     from gettok.settings import get_settings
 
     settings = get_settings()
-    if stage == "download":
+    if stage in ("download", "download_retry"):  # retry: the 10% private ones are asked again
         from gettok.tasks.download import store
 
-        pages = store.pending_pages(url, "scale", settings.download_batch_size)
+        retry = stage == "download_retry"
+        pages = store.pending_pages(url, "scale", settings.download_batch_size, retry_failed=retry)
     elif stage == "transcribe":
         from gettok.tasks.transcribe import store
         from gettok.tasks.transcribe.whisper import WhisperOptions

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from gettok import db
 from gettok.clients.llm import LlmOutcome
-from gettok.keyset import id_bounds
+from gettok.keyset import id_bounds, inner_bounds
 from gettok.membership import campaign_videos
 from gettok.models.annotations import Sentiment
 from gettok.models.schema import (
@@ -54,7 +54,7 @@ def _has_final(
 ):
     clauses = [
         Annotation.video_id == Video.id,
-        *id_bounds(after, until, Annotation.video_id),  # read only a page's range of them
+        *inner_bounds(after, until, Annotation.video_id),  # read only a page's range of them
         Annotation.kind == kind,
         ~_asked_again(max_tries),
         ~is_stale(Annotation),  # made from an old transcript or frames: redone
@@ -130,7 +130,7 @@ def pending_query(
 ) -> Select:
     """The SELECT of the ids `pending_videos` lists (unordered), to count or combine in SQL."""
     query = select(Video.id).where(
-        Video.id.in_(campaign_videos(campaign_name)),
+        Video.id.in_(campaign_videos(campaign_name, after=after, until=until)),
         ~_has_final(plan.kind, plan.model, plan.prompt_hash, max_tries, after, until),
     )
     if among is not None:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gettok import membership
 from gettok.db import session_scope
-from gettok.keyset import KeysetPages, id_bounds, in_id_ranges
+from gettok.keyset import KeysetPages, id_bounds, in_id_ranges, inner_bounds
 from gettok.membership import campaign_videos
 from gettok.models.schema import (
     Download,
@@ -59,7 +59,7 @@ def pending_query(
     """The SELECT of `pending_videos` (unordered), to count or group what is pending in SQL."""
     failed_here = exists().where(
         FrameExtraction.video_id == Download.video_id,
-        *id_bounds(after, until, FrameExtraction.video_id),
+        *inner_bounds(after, until, FrameExtraction.video_id),
         FrameExtraction.status == FrameStatus.failed,
         FrameExtraction.settings_hash == digest,
         FrameExtraction.recorded_at >= Download.updated_at,
@@ -74,13 +74,14 @@ def pending_query(
                 Download.is_slideshow.is_(True),
             ),
             ~exists().where(
-                Frame.video_id == Download.video_id, *id_bounds(after, until, Frame.video_id)
+                Frame.video_id == Download.video_id, *inner_bounds(after, until, Frame.video_id)
             ),
             ~failed_here,
         )
     )
     if campaign_name is not None:
-        query = query.where(Download.video_id.in_(campaign_videos(campaign_name)))
+        members = campaign_videos(campaign_name, after=after, until=until)
+        query = query.where(Download.video_id.in_(members))
     if video_ids is not None:
         query = query.where(Download.video_id.in_(list(video_ids)))
     return query.where(*id_bounds(after, until, Download.video_id, Video.id))

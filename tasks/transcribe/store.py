@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from gettok import db, membership
-from gettok.keyset import KeysetPages, id_bounds, in_id_ranges
+from gettok.keyset import KeysetPages, id_bounds, in_id_ranges, inner_bounds
 from gettok.membership import campaign_videos
 from gettok.models.schema import Download, DownloadStatus, MediaInfo, Transcript, Video, utcnow
 from gettok.tasks.transcribe.audio import AudioError
@@ -46,7 +46,7 @@ def _transcribed(
 ):
     clauses = [
         Transcript.video_id == Download.video_id,
-        *id_bounds(after, until, Transcript.video_id),  # read only this page's range of them
+        *inner_bounds(after, until, Transcript.video_id),  # read only this page's range of them
         Transcript.engine == WHISPER_ENGINE,
         Transcript.model == options.model_name,
         Transcript.settings_hash == settings_hash(options.provenance()),
@@ -79,7 +79,8 @@ def pending_videos(
         )
     )
     if campaign_name is not None:
-        stmt = stmt.where(Download.video_id.in_(campaign_videos(campaign_name)))
+        members = campaign_videos(campaign_name, after=after, until=until)
+        stmt = stmt.where(Download.video_id.in_(members))
     if video_ids is not None:
         stmt = stmt.where(Download.video_id.in_(video_ids))
     stmt = stmt.where(*id_bounds(after, until, Download.video_id, Video.id))

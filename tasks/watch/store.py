@@ -21,7 +21,7 @@ from sqlalchemy.sql import Select
 
 from gettok import membership
 from gettok.db import session_scope
-from gettok.keyset import KeysetPages, id_bounds, in_id_ranges
+from gettok.keyset import KeysetPages, id_bounds, in_id_ranges, inner_bounds
 from gettok.membership import campaign_videos
 from gettok.models.schema import (
     Annotation,
@@ -65,11 +65,11 @@ def _unchecked(
         Annotation.kind == AnnotationKind.watch_match,
         Annotation.model == model,
         Annotation.prompt_hash == prompt_hash,
-        *id_bounds(after, until, Annotation.video_id),
+        *inner_bounds(after, until, Annotation.video_id),
     )
     query = query.where(Video.pruned_at.is_(None), ~checked, *id_bounds(after, until, Video.id))
     if campaign_id is not None:
-        query = query.where(Video.id.in_(campaign_videos(campaign_id)))
+        query = query.where(Video.id.in_(campaign_videos(campaign_id, after=after, until=until)))
     return query
 
 
@@ -104,7 +104,7 @@ def unchecked_frames(
 
     def videos(after: int | None, until: int | None) -> Select:
         framed = exists().where(
-            Frame.video_id == Video.id, *id_bounds(after, until, Frame.video_id)
+            Frame.video_id == Video.id, *inner_bounds(after, until, Frame.video_id)
         )
         return _unchecked(
             select(Video.id).where(framed), campaign_id, model, prompt_hash, after, until

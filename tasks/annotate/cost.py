@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pydantic import BaseModel
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
 from gettok import db
@@ -135,9 +135,12 @@ def _add_new_descriptions(
     """Add stance requests for the videos this run describes or frames that are not pending
     stance yet (their description is expected at the prompt's usual length)."""
     expected = "x" * 4 * load_prompt("description").expected_output_tokens
-    later = select(func.count()).where(
-        or_(Video.id.in_(described), Video.id.in_(framed)),
-        _not_in(pending),
+    # One set of ids (a UNION), not `id IN (a) OR id IN (b)`: Postgres cannot make a join of an
+    # OR, and once the ids outgrew work_mem it re-ran both for every video (20 min at 500k).
+    either = described.union(framed).subquery()
+    waiting = pending.subquery()
+    later = (
+        select(func.count()).select_from(either).where(~exists().where(waiting.c.id == either.c.id))
     )
     videos = session.scalar(later) or 0
     _add(estimate, plan, VideoInputs(0, description=expected), settings, videos)

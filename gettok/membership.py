@@ -6,12 +6,15 @@ prune stage removed stays a member (exports list it as pruned) but no stage work
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from gettok.keyset import id_bounds
+from gettok import db
+from gettok.keyset import KeysetPages, id_bounds, in_id_ranges
 from gettok.models.schema import Campaign, CampaignVideo, Video
 
 
@@ -60,6 +63,24 @@ def range_end(
         ids = ids.where(column > after)
     window = ids.order_by(column).limit(span).subquery()
     return session.scalar(select(func.max(window.c.video_id)))
+
+
+def member_pages(
+    url: str,
+    campaign: str | int | None,
+    fetch: Callable[[int | None, int, int], list],
+    size: int,
+    limit: int | None = None,
+    key: Callable[[Any], int] = lambda row: row,
+) -> KeysetPages:
+    """A stage's pending work, `size` rows at a time: `fetch(after, until, n)` asked for one
+    range of the campaign's member ids at a time (`in_id_ranges`, ends from `range_end`)."""
+
+    def end(after: int | None, span: int) -> int | None:
+        with db.session_scope(url) as session:
+            return range_end(session, campaign, after, span)
+
+    return KeysetPages(in_id_ranges(fetch, end), size, limit, key=key)
 
 
 def seen_range_end(

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from gettok import db, membership
 from gettok.clients.llm import LlmClient
 from gettok.clients.llm_budget import Budget, price_for
-from gettok.keyset import KeysetPages, in_id_ranges
+from gettok.keyset import KeysetPages
 from gettok.models.campaign import Campaign
 from gettok.retry import rate_limit
 from gettok.settings import Settings
@@ -98,11 +98,7 @@ def pending_pages(
                 limit=n,
             )
 
-    def range_end(after: int | None, span: int) -> int | None:
-        with db.session_scope(url) as session:
-            return membership.range_end(session, campaign.name, after, span)
-
-    return KeysetPages(in_id_ranges(between, range_end), settings.llm_batch_size)
+    return membership.member_pages(url, campaign.name, between, settings.llm_batch_size)
 
 
 def _count_rest(

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gettok import membership
 from gettok.db import session_scope
-from gettok.keyset import KeysetPages, id_bounds, in_id_ranges, inner_bounds
+from gettok.keyset import KeysetPages, id_bounds, inner_bounds
 from gettok.membership import campaign_videos
 from gettok.models.schema import (
     Download,
@@ -97,11 +97,7 @@ def pending_pages(
         rows = pending_videos(db_url, digest, campaign_name, limit=n, after=after, until=until)
         return [download.video_id for download in rows]
 
-    def range_end(after: int | None, span: int) -> int | None:
-        with session_scope(db_url) as session:
-            return membership.range_end(session, campaign_name, after, span)
-
-    return KeysetPages(in_id_ranges(between, range_end), size)
+    return membership.member_pages(db_url, campaign_name, between, size)
 
 
 def record_frames(db_url: str, video_id: int, rows: list[Frame], digest: str) -> int:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from gettok import db, membership
-from gettok.keyset import KeysetPages, id_bounds, in_id_ranges, inner_bounds
+from gettok.keyset import KeysetPages, id_bounds, inner_bounds
 from gettok.membership import campaign_videos
 from gettok.models.schema import Download, DownloadStatus, MediaInfo, Transcript, Video, utcnow
 from gettok.tasks.transcribe.audio import AudioError
@@ -111,11 +111,7 @@ def pending_pages(
             until=until,
         )
 
-    def range_end(after: int | None, span: int) -> int | None:
-        with db.session_scope(url) as session:
-            return membership.range_end(session, campaign_name, after, span)
-
-    return KeysetPages(in_id_ranges(between, range_end), size, limit)
+    return membership.member_pages(url, campaign_name, between, size, limit)
 
 
 # --- what a batch reads ----------------------------------------------------------------------

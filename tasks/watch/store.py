@@ -21,7 +21,7 @@ from sqlalchemy.sql import Select
 
 from gettok import membership
 from gettok.db import session_scope
-from gettok.keyset import KeysetPages, id_bounds, in_id_ranges, inner_bounds
+from gettok.keyset import id_bounds, inner_bounds
 from gettok.membership import campaign_videos
 from gettok.models.schema import (
     Annotation,
@@ -83,12 +83,7 @@ def _pages(
         with session_scope(url) as session:
             return list(session.execute(query(after, until).order_by(Video.id).limit(n)).all())
 
-    def range_end(after: int | None, span: int) -> int | None:
-        with session_scope(url) as session:
-            return membership.range_end(session, campaign_id, after, span)
-
-    fetch = in_id_ranges(between, range_end)
-    yield from KeysetPages(fetch, page, limit, key=lambda row: row[0])
+    yield from membership.member_pages(url, campaign_id, between, page, limit, key=lambda r: r[0])
 
 
 def unchecked_frames(

@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url  # noqa: F401  (re-exported for the CLI)
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from gettok.sql_text import register_sqlite_functions
+
 if TYPE_CHECKING:  # alembic is imported only by the commands that migrate (about a second)
     from alembic.config import Config
 
@@ -39,13 +41,14 @@ def get_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_connection)
         atexit.register(_checkpoint_at_exit, weakref.ref(engine))
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_connection(dbapi_connection, _record) -> None:
+    register_sqlite_functions(dbapi_connection)  # what Postgres computes natively
     # WAL lets readers and one writer work at once; foreign keys are off by default in SQLite.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -114,7 +117,7 @@ def migration_engine(url: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, record) -> None:
         dbapi_connection.isolation_level = None
-        _sqlite_pragmas(dbapi_connection, record)
+        _sqlite_connection(dbapi_connection, record)
 
     @event.listens_for(engine, "begin")
     def _begin(connection) -> None:

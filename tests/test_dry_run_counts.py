@@ -1,18 +1,33 @@
-"""The dry run counts in SQL what later kinds add for videos this run will describe or summarise
-(and the frames it will make, grouped by probed size); the estimate equals one built video by
-video from the pending lists, as the dry run was before it combined them in SQL."""
+"""The dry run counts in SQL: each kind's requests grouped by shape (the material's JSON-escaped
+length, the frames shown), and what later kinds add for videos this run will describe, frame or
+summarise. The estimate equals one built request by request from the pending lists, as the dry
+run was before it counted in SQL, also for text that JSON escapes or str.strip() trims."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from bench.scale_data import add_downstream, add_videos, scale_campaign
 from gettok import db
-from gettok.models.schema import Annotation, AnnotationKind, MediaInfo
+from gettok.models.schema import (
+    Annotation,
+    AnnotationKind,
+    AnnotationStatus,
+    Frame,
+    MediaInfo,
+    Transcript,
+    Video,
+)
 from gettok.settings import get_settings
 from gettok.tasks.annotate import store as annotate_store
-from gettok.tasks.annotate.annotator import VideoInputs, build_request, load_inputs, plan_for
+from gettok.tasks.annotate.annotator import (
+    REQUESTED_KINDS,
+    VideoInputs,
+    build_request,
+    load_inputs,
+    plan_for,
+)
 from gettok.tasks.annotate.cost import DEFAULT_FRAME_SIZE, _planned_frames, estimate_enrich
 from gettok.tasks.annotate.prompts import load_prompt
 from gettok.tasks.frames import store as frames_store
@@ -72,6 +87,15 @@ def _reference(url: str, settings, kinds: list[str]) -> dict[str, tuple[int, int
                 for video_id in no_frames:
                     size = sizes.get(video_id, DEFAULT_FRAME_SIZE)
                     requests.append(VideoInputs(video_id, frames=_planned_frames(settings, size)))
+            if kind == "summary_check" and "summary" in kinds:
+                expected = "x" * 4 * load_prompt("summary").expected_output_tokens
+                summarised = sorted(set(pending["summary"]) - set(pending["summary_check"]))
+                requests += [
+                    VideoInputs(v, transcript=read.transcript, summary=expected)
+                    for v, read in load_inputs(
+                        session, summarised, frozenset({"transcript"})
+                    ).items()
+                ]
             if kind == "stance" and "description" in kinds:
                 described = set(pending["description"]) | set(no_frames)
                 expected = "x" * 4 * load_prompt("description").expected_output_tokens
@@ -96,3 +120,69 @@ def test_combined_counts_equal_the_per_video_estimate(mixed, kinds):
             plan = plan_for("stance", scale_campaign(), settings)
             alone = len(annotate_store.pending_videos(session, "scale", plan))
         assert got["stance"][0] > alone
+
+
+# Text JSON writes longer (quotes, backslashes, control characters), that strip() trims (Unicode
+# whitespace) or that Python and SQL might count differently (accents, emoji, CJK).
+AWKWARD = [
+    'dijo "fuera" \\ ya',
+    "línea uno\nlínea dos\r\n\ttabulada",
+    "\u3000\xa0  Perú 🇵🇪 \x01\x1f control  \u2028",
+    "中文 ＠fan \b\f",
+    "",
+]
+
+
+@pytest.fixture
+def awkward(mixed):
+    """`mixed`, with awkward captions, transcripts, descriptions and summaries; a Whisper
+    transcript of only whitespace (TikTok's is read instead); videos whose frames differ in size."""
+    with db.session_scope(mixed) as session:
+        ids = session.scalars(select(Video.id).order_by(Video.id)).all()
+        for n, video_id in enumerate(ids[:40]):
+            text = AWKWARD[n % len(AWKWARD)]
+            session.execute(
+                update(Video).where(Video.id == video_id).values(video_description=text or None)
+            )
+            session.execute(
+                update(Transcript)
+                .where(Transcript.video_id == video_id, Transcript.engine == "faster-whisper")
+                .values(text=" \u3000\n " if n % 7 == 3 else f"{text} {n}")
+            )
+            value = {"description": text, "onscreen_text": AWKWARD[(n + 1) % len(AWKWARD)]}
+            if n % 6 == 5:
+                value = {"onscreen_text": text}  # no description key
+            session.execute(
+                update(Annotation)
+                .where(
+                    Annotation.video_id == video_id,
+                    Annotation.kind == AnnotationKind.description,
+                )
+                .values(value=value)
+            )
+            session.execute(
+                update(Annotation)
+                .where(Annotation.video_id == video_id, Annotation.kind == AnnotationKind.summary)
+                .values(value={"summary": AWKWARD[(n + 2) % len(AWKWARD)]})
+            )
+        framed = session.scalars(select(Frame.video_id).distinct().order_by(Frame.video_id))
+        for video_id in framed.all()[:3]:
+            first = select(func.min(Frame.id)).where(Frame.video_id == video_id).scalar_subquery()
+            session.execute(update(Frame).where(Frame.id == first).values(width=1080, height=1920))
+        refused = session.scalars(
+            select(Annotation.id).where(Annotation.status != AnnotationStatus.ok)
+        ).all()
+        assert refused  # bench data: some descriptions refused, read as NO_TEXT
+    return mixed
+
+
+@pytest.mark.parametrize("page", [5000, 2])
+def test_estimate_is_exact_for_awkward_text(awkward, page, monkeypatch):
+    from gettok.tasks.annotate import cost
+
+    monkeypatch.setattr(cost, "ID_BATCH", page)  # the videos built one by one: 2 pages of 3
+    settings = get_settings()
+    estimate = estimate_enrich(awkward, settings, scale_campaign(), list(REQUESTED_KINDS))
+    got = {k.kind: (k.videos, k.input_tokens) for k in estimate.kinds}
+    assert got == _reference(awkward, settings, list(REQUESTED_KINDS))
+    assert all(videos for videos, _ in got.values())

@@ -147,20 +147,6 @@ def test_dry_run_estimates_without_asking_and_is_close(rows, db_url, sandbox_env
     assert estimate.total_usd >= result.spent_usd  # expected answers are longer than the sandbox's
 
 
-def test_dry_run_in_pages_of_one_video_estimates_the_same(rows, db_url, sandbox_env, monkeypatch):
-    from gettok.tasks.annotate import cost
-
-    settings = get_settings()
-    whole = estimate_enrich(db_url, settings, rows.campaign)
-    monkeypatch.setattr(cost, "ID_BATCH", 1)  # every pending video its own page
-    paged = estimate_enrich(db_url, settings, rows.campaign)
-    assert [k.model_dump(exclude={"cost_usd"}) for k in paged.kinds] == [
-        k.model_dump(exclude={"cost_usd"}) for k in whole.kinds
-    ]
-    assert paged.total_usd == pytest.approx(whole.total_usd)
-    assert sum(k.videos for k in whole.kinds) > 4
-
-
 @SQLITE_ONLY
 def test_unknown_price_stops_the_run_before_any_request(rows, sandbox_env, monkeypatch):
     from gettok.flows.enrich import enrich_campaign

@@ -4,11 +4,14 @@ Input tokens come from the real prompts of the pending videos (text length / 4, 
 tile formula for each image at its stored size), output tokens from each prompt's expected answer
 length. Videos whose frames or description do not exist yet are counted as this run would make
 them: `llm_max_frames` frames at the configured frame size, a description of expected length.
+Everything is counted in SQL (`request_shapes`): Python prices a few thousand request shapes,
+however many videos are pending.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from pydantic import BaseModel
 from sqlalchemy import Select, exists, func, select
@@ -16,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from gettok import db
 from gettok.clients.llm_budget import cost_usd
+from gettok.clients.llm_request import ChatRequest
 from gettok.models.campaign import Campaign
 from gettok.models.schema import AnnotationKind, Download, Frame, MediaInfo, Video
 from gettok.settings import Settings
@@ -30,6 +34,7 @@ from gettok.tasks.annotate.annotator import (
     plan_for,
 )
 from gettok.tasks.annotate.prompts import load_prompt
+from gettok.tasks.annotate.request_shapes import ShapedRequests, request_shapes
 from gettok.tasks.frames import store as frames_store
 from gettok.tasks.frames.extract import frame_settings
 
@@ -68,9 +73,9 @@ def estimate_enrich(
 ) -> CostEstimate:
     """Estimate the requests an enrich run would make now, without making any.
 
-    Pending videos are streamed a page at a time and only their running totals kept; what
-    later kinds add for the videos this run will frame, describe or summarise is combined in SQL
-    (counts, probed sizes grouped), never held as sets of ids: memory holds a page."""
+    Each kind's pending requests are counted in SQL by shape, and what later kinds add for the
+    videos this run will frame, describe or summarise is combined there too (counts, probed sizes
+    grouped), never held as sets of ids: memory and Python's work hold shapes, not videos."""
     plans = [p for k in kinds or REQUESTED_KINDS if (p := plan_for(k, campaign, settings))]
     tries = settings.llm_invalid_max_tries
     estimates = []
@@ -95,8 +100,10 @@ def estimate_enrich(
                 summarising = plan
             elif plan.kind is AnnotationKind.summary_check and summarising is not None:
                 summarised = annotate_store.pending_query(campaign.name, summarising, tries)
+                # Their summaries are checked too, at the prompt's usual summary length.
+                expected = "x" * 4 * load_prompt("summary").expected_output_tokens
                 not_pending = summarised.where(_not_in(pending))
-                _add_new_summaries(session, estimate, plan, settings, not_pending)
+                _add_pending(session, estimate, plan, settings, not_pending, {"summary": expected})
             estimates.append(estimate)
     budget = settings.llm_budget_usd if budget_usd is None else budget_usd
     return CostEstimate(
@@ -105,13 +112,24 @@ def estimate_enrich(
 
 
 def _add_pending(
-    session: Session, estimate: KindEstimate, plan: KindPlan, settings: Settings, pending: Select
+    session: Session,
+    estimate: KindEstimate,
+    plan: KindPlan,
+    settings: Settings,
+    videos: Select,
+    fixed: dict[str, str] | None = None,
 ) -> None:
-    """Add the requests for the videos pending this kind now, a page at a time."""
-    reads = inputs_read(plan)
-    for ids in _pages(session, pending):
-        for video_inputs in load_inputs(session, ids, reads).values():
-            _add(estimate, plan, video_inputs, settings)
+    """Add a request for each video `videos` selects, priced by shape (counted in SQL); the
+    few whose frames differ in size are built one by one, as the annotator would."""
+    shapes, mixed = request_shapes(session, plan, settings, videos, fixed)
+    requests = ShapedRequests(plan, settings)
+    for shape in shapes:
+        _add_request(estimate, plan, settings, requests.request(shape), shape.videos)
+    if mixed is None:
+        return
+    for ids in _pages(session, mixed):
+        for video_inputs in load_inputs(session, ids, inputs_read(plan)).values():
+            _add(estimate, plan, replace(video_inputs, **(fixed or {})), settings)
 
 
 def _add_frames_to_describe(
@@ -146,18 +164,6 @@ def _add_new_descriptions(
     _add(estimate, plan, VideoInputs(0, description=expected), settings, videos)
 
 
-def _add_new_summaries(
-    session: Session, estimate: KindEstimate, plan: KindPlan, settings: Settings, summarised: Select
-) -> None:
-    """Videos whose summary this run will write get a check of it too (the summary expected at
-    the prompt's usual length)."""
-    expected = "x" * 4 * load_prompt("summary").expected_output_tokens
-    for ids in _pages(session, summarised):
-        for video_id, read in load_inputs(session, ids, frozenset({"transcript"})).items():
-            checked = VideoInputs(video_id, transcript=read.transcript, summary=expected)
-            _add(estimate, plan, checked, settings)
-
-
 def _not_in(ids: Select):
     """SQL: the video is not among `ids`, as NOT EXISTS: Postgres cannot plan `NOT IN
     (subquery)` as an anti-join, and once the ids outgrow work_mem it re-scans them for every
@@ -169,7 +175,7 @@ def _not_in(ids: Select):
 def _pages(session: Session, ids: Select) -> Iterator[list[int]]:
     """Pages of the video ids `ids` selects, in id order, streamed from one run of the query (a
     keyset page per query ran the whole pending query again each page: quadratic in videos)."""
-    ordered = ids.order_by(Video.id)
+    ordered = ids.order_by(*ids.selected_columns)
     result = session.execute(ordered, execution_options={"yield_per": ID_BATCH})
     for page in result.scalars().partitions():
         yield list(page)
@@ -183,7 +189,14 @@ def _add(
     videos: int = 1,
 ) -> None:
     """`videos` requests like this one (the same inputs: the same tokens)."""
-    tokens_in, tokens_out = build_request(plan, inputs, settings, media_dir=None).estimated_tokens()
+    request = build_request(plan, inputs, settings, media_dir=None)
+    _add_request(estimate, plan, settings, request, videos)
+
+
+def _add_request(
+    estimate: KindEstimate, plan: KindPlan, settings: Settings, request: ChatRequest, videos: int
+) -> None:
+    tokens_in, tokens_out = request.estimated_tokens()
     cost = cost_usd(settings, plan.model, tokens_in, tokens_out)
     estimate.videos += videos
     estimate.input_tokens += videos * tokens_in

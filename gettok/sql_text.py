@@ -1,0 +1,81 @@
+"""Two string measures computed in the database that equal Python's, so that a campaign-wide
+estimate can be summed in SQL instead of row by row: `str.strip()` and the length of a string
+once written by `json.dumps(..., ensure_ascii=False)` (how prompts carry their material).
+
+SQLite has no `translate`, so there the length is a Python function registered on each
+connection (`register_sqlite_functions`); it is called per row inside the aggregate query.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Integer, String, literal
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+# Every character str.strip() removes (all of Unicode's whitespace lies below U+3001).
+WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+# json.dumps writes these as two characters (\" \\ \b \f \n \r \t) ...
+ESCAPED_SHORT = '"\\\b\f\n\r\t'
+# ... and the other control characters as six (\u00XX). Postgres text never holds NUL.
+ESCAPED_LONG = "".join(chr(c) for c in range(1, 0x20) if chr(c) not in ESCAPED_SHORT)
+SQLITE_JSON_LENGTH = "gettok_json_length"
+
+
+def json_length(text: str) -> int:
+    """Characters `text` takes inside a JSON document, quotes excluded."""
+    return len(json.dumps(text, ensure_ascii=False)) - 2
+
+
+def register_sqlite_functions(dbapi_connection) -> None:
+    dbapi_connection.create_function(
+        SQLITE_JSON_LENGTH,
+        1,
+        lambda text: None if text is None else json_length(str(text)),
+        deterministic=True,
+    )
+
+
+class json_string_length(FunctionElement):
+    """SQL: `json_length` of a text expression (NULL stays NULL)."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "json_string_length"
+
+
+@compiles(json_string_length)
+def _json_length_sqlite(element: json_string_length, compiler, **kw) -> str:
+    return f"{SQLITE_JSON_LENGTH}({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_string_length, "postgresql")
+def _json_length_postgres(element: json_string_length, compiler, **kw) -> str:
+    text = compiler.process(element.clauses, **kw)
+    short = compiler.process(literal(ESCAPED_SHORT, String()), **kw)
+    long = compiler.process(literal(ESCAPED_LONG, String()), **kw)
+    return (
+        f"(length({text}) + (length({text}) - length(translate({text}, {short}, '')))"
+        f" + 5 * (length({text}) - length(translate({text}, {long}, ''))))"
+    )
+
+
+class stripped(FunctionElement):
+    """SQL: a text expression with `str.strip()`'s whitespace trimmed from both ends."""
+
+    type = String()
+    inherit_cache = True
+    name = "stripped"
+
+
+@compiles(stripped)
+def _stripped(element: stripped, compiler, **kw) -> str:
+    whitespace = compiler.process(literal(WHITESPACE, String()), **kw)
+    return f"trim({compiler.process(element.clauses, **kw)}, {whitespace})"
+
+
+@compiles(stripped, "postgresql")
+def _stripped_postgres(element: stripped, compiler, **kw) -> str:
+    whitespace = compiler.process(literal(WHITESPACE, String()), **kw)
+    return f"btrim({compiler.process(element.clauses, **kw)}, {whitespace})"

@@ -1,0 +1,267 @@
+"""The requests a kind would make for a set of videos, counted in SQL by what sets their size.
+
+A request's estimated input tokens depend on its video only through the JSON-escaped length of
+the material its prompt reads (transcript, caption, description, summary: each chosen as
+`annotator.load_inputs` chooses it) and the frames it shows (how many, at what size). The
+database computes those per video and counts the videos of each combination, so the dry run
+prices a few thousand shapes instead of building a million requests in Python. Videos whose
+frames differ in size are left to the caller: which of them a request shows is the annotator's
+choice, so those requests are built one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from sqlalchemy import (
+    CTE,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from gettok.clients.llm_request import ChatRequest
+from gettok.models.schema import (
+    Annotation,
+    AnnotationKind,
+    AnnotationStatus,
+    Frame,
+    Transcript,
+    Video,
+)
+from gettok.settings import Settings
+from gettok.sql_text import json_length, json_string_length, stripped
+from gettok.tasks.annotate.annotator import (
+    NO_TEXT,
+    TRANSCRIPT_ENGINES,
+    KindPlan,
+    VideoInputs,
+    build_request,
+)
+from gettok.tasks.annotate.provenance import is_stale, usable_current
+
+ON_SCREEN = "\nOn-screen text: "  # how the annotator appends a description's on-screen text
+
+
+@dataclass(frozen=True)
+class RequestShape:
+    """`videos` requests alike in size: their material's escaped length and frames shown."""
+
+    material_length: int
+    frames: int
+    frame_size: tuple[int, int] | None
+    videos: int
+
+
+def request_shapes(
+    session: Session,
+    plan: KindPlan,
+    settings: Settings,
+    videos: Select,
+    fixed: Mapping[str, str] | None = None,
+) -> tuple[list[RequestShape], Select | None]:
+    """The shapes of `plan`'s requests for the videos `videos` selects (one id column), and a
+    SELECT of those whose frames differ in size (None when there are none).
+
+    `fixed` gives material values this run will have written by then (a summary not yet made:
+    its expected length), in place of what the database holds."""
+    fixed = dict(fixed or {})
+    ids = videos.cte("shaped_videos")
+    video_id = ids.c[0]
+    read = [name for name in plan.prompt.material if name not in fixed]
+    unknown = set(read) - {"caption", *_CHOSEN}
+    if unknown:
+        raise ValueError(f"prompt {plan.prompt.id} reads {sorted(unknown)}: no size in SQL")
+    chosen = {name: _CHOSEN[name](ids) for name in read if name in _CHOSEN}
+    texts = [Video.video_description if name == "caption" else chosen[name].c.text for name in read]
+    constant = sum(
+        json_length(fixed[name] or NO_TEXT) for name in plan.prompt.material if name in fixed
+    )
+    material = sum((_length(text) for text in texts), literal(constant))
+
+    query = select(video_id.label("id"), material.label("length")).select_from(ids)
+    if "caption" in read:
+        query = query.join(Video, Video.id == video_id)
+    for subquery in chosen.values():
+        query = query.outerjoin(subquery, subquery.c.video_id == video_id)
+    if shows_frames(plan):
+        frames = _frame_sizes(ids)
+        query = query.outerjoin(frames, frames.c.video_id == video_id)
+        shown = _frames_shown(plan, settings, frames.c.count)
+        uniform = or_(
+            frames.c.count.is_(None),
+            and_(frames.c.min_w == frames.c.max_w, frames.c.min_h == frames.c.max_h),
+        )
+        query = query.add_columns(
+            shown.label("frames"),
+            case((shown > 0, frames.c.min_w)).label("width"),
+            case((shown > 0, frames.c.min_h)).label("height"),
+            case((uniform, 1), else_=0).label("uniform"),
+        )
+    else:
+        query = query.add_columns(
+            literal_column("0").label("frames"),
+            cast(null(), Integer).label("width"),
+            cast(null(), Integer).label("height"),
+            literal_column("1").label("uniform"),
+        )
+    per_video = query.subquery("per_video")
+    keys = (per_video.c.length, per_video.c.frames, per_video.c.width, per_video.c.height)
+    grouped = select(*keys, per_video.c.uniform, func.count()).group_by(*keys, per_video.c.uniform)
+    shapes, mixed = [], False
+    for length, frames_shown, width, height, uniform, count in session.execute(grouped):
+        if not uniform:
+            mixed = True
+            continue
+        size = (width, height) if frames_shown else None
+        shapes.append(RequestShape(int(length), int(frames_shown), size, count))
+    mixed_ids = select(per_video.c.id).where(per_video.c.uniform == 0) if mixed else None
+    return shapes, mixed_ids
+
+
+def shows_frames(plan: KindPlan) -> bool:
+    return plan.kind in (AnnotationKind.description, AnnotationKind.stance)
+
+
+class ShapedRequests:
+    """Requests of given shapes for one plan: the real request for a video with those frames,
+    its user text replaced by as many characters as the shape's material makes it."""
+
+    def __init__(self, plan: KindPlan, settings: Settings) -> None:
+        self.plan, self.settings = plan, settings
+        self._layouts: dict[tuple, tuple[ChatRequest, int]] = {}
+
+    def request(self, shape: RequestShape) -> ChatRequest:
+        layout = (shape.frames, shape.frame_size)
+        if layout not in self._layouts:
+            self._layouts[layout] = self._without_material(*layout)
+        request, base = self._layouts[layout]
+        return replace(request, user_text="x" * (base + shape.material_length))
+
+    def _without_material(self, frames: int, size: tuple[int, int] | None):
+        width, height = size or (0, 0)
+        shown = [
+            Frame(id=None, frame_index=i, path="", width=width, height=height)
+            for i in range(frames)
+        ]
+        request = build_request(
+            self.plan, VideoInputs(0, frames=shown), self.settings, media_dir=None
+        )
+        # Rendered with NO_TEXT as every material value; what is left is the prompt's own text.
+        return request, len(request.user_text) - len(self.plan.prompt.material) * json_length(
+            NO_TEXT
+        )
+
+
+def _length(text):
+    """The escaped length of a material value as the prompt carries it (empty: NO_TEXT)."""
+    return case(
+        (func.coalesce(text, "") == "", json_length(NO_TEXT)), else_=json_string_length(text)
+    )
+
+
+# --- each material value, chosen per video as annotator.load_inputs chooses it ----------------
+
+
+def _transcript(ids: CTE):
+    """The current usable transcript with words once stripped: Whisper's over TikTok's, then
+    the newest."""
+    rank = case(
+        {engine: n for n, engine in enumerate(TRANSCRIPT_ENGINES)}, value=Transcript.engine, else_=9
+    )
+    text = stripped(Transcript.text)
+    return _newest(
+        select(Transcript.video_id, text.label("text")).where(
+            Transcript.video_id.in_(select(ids.c[0])), *usable_current(Transcript), text != ""
+        ),
+        (rank, Transcript.created_at.desc(), Transcript.id.desc()),
+        Transcript.video_id,
+        "transcript",
+    )
+
+
+def _description(ids: CTE):
+    """The newest description that is neither failed nor stale: its text (NO_TEXT unless ok)
+    and on-screen text."""
+    said = case(
+        (
+            Annotation.status == AnnotationStatus.ok,
+            func.coalesce(Annotation.value["description"].as_string(), NO_TEXT),
+        ),
+        else_=literal(NO_TEXT),
+    )
+    onscreen = Annotation.value["onscreen_text"].as_string()
+    text = said + case(
+        (func.coalesce(onscreen, "") != "", literal(ON_SCREEN) + onscreen), else_=literal("")
+    )
+    return _newest(
+        select(Annotation.video_id, text.label("text")).where(
+            Annotation.video_id.in_(select(ids.c[0])),
+            Annotation.kind == AnnotationKind.description,
+            Annotation.status != AnnotationStatus.failed,
+            ~is_stale(Annotation),
+        ),
+        (Annotation.created_at.desc(), Annotation.id.desc()),
+        Annotation.video_id,
+        "description",
+    )
+
+
+def _summary(ids: CTE):
+    """The newest ok summary's text."""
+    text = func.coalesce(Annotation.value["summary"].as_string(), "")
+    return _newest(
+        select(Annotation.video_id, text.label("text")).where(
+            Annotation.video_id.in_(select(ids.c[0])),
+            Annotation.kind == AnnotationKind.summary,
+            Annotation.status == AnnotationStatus.ok,
+        ),
+        (Annotation.created_at.desc(), Annotation.id.desc()),
+        Annotation.video_id,
+        "summary",
+    )
+
+
+def _newest(query: Select, order: tuple, partition, name: str):
+    """The first row of `query` per video in `order` (a window, one pass in both databases)."""
+    number = func.row_number().over(partition_by=partition, order_by=order)
+    ranked = query.add_columns(number.label("n")).subquery(f"{name}_ranked")
+    return select(ranked.c.video_id, ranked.c.text).where(ranked.c.n == 1).subquery(name)
+
+
+_CHOSEN = {"transcript": _transcript, "description": _description, "summary": _summary}
+
+
+def _frame_sizes(ids: CTE):
+    return (
+        select(
+            Frame.video_id,
+            func.count().label("count"),
+            func.min(Frame.width).label("min_w"),
+            func.max(Frame.width).label("max_w"),
+            func.min(Frame.height).label("min_h"),
+            func.max(Frame.height).label("max_h"),
+        )
+        .where(Frame.video_id.in_(select(ids.c[0])))
+        .group_by(Frame.video_id)
+        .subquery("frame_sizes")
+    )
+
+
+def _frames_shown(plan: KindPlan, settings: Settings, count):
+    """How many frames the request shows: up to `llm_max_frames` spread across the video for a
+    description, the middle one for stance."""
+    if plan.kind is AnnotationKind.description:
+        most = settings.llm_max_frames
+        return case((count > most, most), else_=func.coalesce(count, 0))
+    return case((count > 0, 1), else_=0)

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url  # noqa: F401  (re-exported for the CLI)
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -97,6 +97,16 @@ def session_scope(url: str) -> Iterator[Session]:
         session.close()
 
 
+def without_jit(session: Session) -> None:
+    """Turn Postgres' JIT off for the rest of this transaction (no-op elsewhere).
+
+    For campaign-wide aggregates over CTEs Postgres has no statistics for, so it guesses row
+    counts in the millions and JIT-compiles hundreds of functions: 6 s of a 27 s dry-run query
+    at 100k videos, and the whole dry run took 40 s with JIT and 23 s without."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
+
+
 # Any constant shared by every gettok process: pg_advisory_xact_lock's key for schema upgrades.
 MIGRATION_LOCK_KEY = 0x6765_74746F6B  # "gettok"
 
@@ -163,7 +173,7 @@ _DOWN_REVISION = re.compile(r'^down_revision(?:: str \| None)? = "([^"]+)"', re.
 def ensure_schema(url: str) -> None:
     """Migrate only when the database is not at head: the commands people run many times a day
     (export, report, status) then cost one query, not an Alembic start."""
-    from sqlalchemy import inspect, text
+    from sqlalchemy import inspect
 
     engine = get_engine(url)
     with engine.connect() as connection:
@@ -183,7 +193,6 @@ def current_revision(url: str) -> str | None:
 
 def database_identity(url: str) -> str:
     """The random id the first migration gave this database (for cache keys)."""
-    from sqlalchemy import text
 
     with get_engine(url).connect() as connection:
         return connection.execute(text("SELECT id FROM database_identity")).scalar_one()

@@ -52,12 +52,24 @@ def _json_length_sqlite(element: json_string_length, compiler, **kw) -> str:
 
 @compiles(json_string_length, "postgresql")
 def _json_length_postgres(element: json_string_length, compiler, **kw) -> str:
+    """length + 1 per short escape + 5 per long one. Each count is skipped by a regular
+    expression when the text holds none (most do): translate() reads the whole set for every
+    character, 20 times slower than the match at 100k transcripts."""
     text = compiler.process(element.clauses, **kw)
-    short = compiler.process(literal(ESCAPED_SHORT, String()), **kw)
-    long = compiler.process(literal(ESCAPED_LONG, String()), **kw)
+
+    def bound(value: str) -> str:
+        return compiler.process(literal(value, String()), **kw)
+
+    # Bracket expressions of the characters themselves (a backslash escaped for the regex).
+    has_short = bound("[" + ESCAPED_SHORT.replace("\\", "\\\\") + "]")
+    has_long = bound("[" + ESCAPED_LONG + "]")
+    short = " + ".join(
+        f"(length({text}) - length(replace({text}, {bound(c)}, '')))" for c in ESCAPED_SHORT
+    )
+    long = f"(length({text}) - length(translate({text}, {bound(ESCAPED_LONG)}, '')))"
     return (
-        f"(length({text}) + (length({text}) - length(translate({text}, {short}, '')))"
-        f" + 5 * (length({text}) - length(translate({text}, {long}, ''))))"
+        f"(length({text}) + CASE WHEN {text} ~ {has_short} THEN {short} ELSE 0 END"
+        f" + CASE WHEN {text} ~ {has_long} THEN 5 * {long} ELSE 0 END)"
     )
 
 

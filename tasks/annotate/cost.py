@@ -80,6 +80,7 @@ def estimate_enrich(
     tries = settings.llm_invalid_max_tries
     estimates = []
     with db.session_scope(database_url) as session:
+        db.without_jit(session)
         # The description and summary plans of this run, once estimated: later kinds also count
         # the videos those will be made for.
         describing: KindPlan | None = None

@@ -83,11 +83,7 @@ class stripped(FunctionElement):
 
 @compiles(stripped)
 def _stripped(element: stripped, compiler, **kw) -> str:
+    # Both trim a set of characters from both ends; Postgres spells it btrim.
+    function = "btrim" if compiler.dialect.name == "postgresql" else "trim"
     whitespace = compiler.process(literal(WHITESPACE, String()), **kw)
-    return f"trim({compiler.process(element.clauses, **kw)}, {whitespace})"
-
-
-@compiles(stripped, "postgresql")
-def _stripped_postgres(element: stripped, compiler, **kw) -> str:
-    whitespace = compiler.process(literal(WHITESPACE, String()), **kw)
-    return f"btrim({compiler.process(element.clauses, **kw)}, {whitespace})"
+    return f"{function}({compiler.process(element.clauses, **kw)}, {whitespace})"

@@ -79,33 +79,36 @@ def request_shapes(
     ids = videos.cte("shaped_videos")
     video_id = ids.c[0]
     read = [name for name in plan.prompt.material if name not in fixed]
-    unknown = set(read) - {"caption", *_CHOSEN}
+    unknown = set(read) - set(_CHOSEN)
     if unknown:
         raise ValueError(f"prompt {plan.prompt.id} reads {sorted(unknown)}: no size in SQL")
-    chosen = {name: _CHOSEN[name](ids) for name in read if name in _CHOSEN}
-    texts = [Video.video_description if name == "caption" else chosen[name].c.text for name in read]
+    # Each value once per video, behind OFFSET 0: Postgres would otherwise pull the subqueries
+    # up into the length expressions, which name their text a dozen times. The frames join sits
+    # inside too: outside, SQLite scanned every video's frame sizes for each video.
+    values = select(video_id.label("id"), *(_CHOSEN[name](video_id).label(name) for name in read))
+    values = values.select_from(ids)
+    if shows_frames(plan):
+        frames = _frame_sizes(ids)
+        values = values.outerjoin(frames, frames.c.video_id == video_id).add_columns(
+            *(frames.c[c] for c in ("count", "min_w", "max_w", "min_h", "max_h"))
+        )
+    values = values.offset(0).subquery("material")
     constant = sum(
         json_length(fixed[name] or NO_TEXT) for name in plan.prompt.material if name in fixed
     )
-    material = sum((_length(text) for text in texts), literal(constant))
+    material = sum((_length(values.c[name]) for name in read), literal(constant))
 
-    query = select(video_id.label("id"), material.label("length")).select_from(ids)
-    if "caption" in read:
-        query = query.join(Video, Video.id == video_id)
-    for subquery in chosen.values():
-        query = query.outerjoin(subquery, subquery.c.video_id == video_id)
+    query = select(values.c.id, material.label("length"))
     if shows_frames(plan):
-        frames = _frame_sizes(ids)
-        query = query.outerjoin(frames, frames.c.video_id == video_id)
-        shown = _frames_shown(plan, settings, frames.c.count)
+        shown = _frames_shown(plan, settings, values.c.count)
         uniform = or_(
-            frames.c.count.is_(None),
-            and_(frames.c.min_w == frames.c.max_w, frames.c.min_h == frames.c.max_h),
+            values.c.count.is_(None),
+            and_(values.c.min_w == values.c.max_w, values.c.min_h == values.c.max_h),
         )
         query = query.add_columns(
             shown.label("frames"),
-            case((shown > 0, frames.c.min_w)).label("width"),
-            case((shown > 0, frames.c.min_h)).label("height"),
+            case((shown > 0, values.c.min_w)).label("width"),
+            case((shown > 0, values.c.min_h)).label("height"),
             case((uniform, 1), else_=0).label("uniform"),
         )
     else:
@@ -170,27 +173,32 @@ def _length(text):
     )
 
 
-# --- each material value, chosen per video as annotator.load_inputs chooses it ----------------
+# --- each material value of one video, chosen as annotator.load_inputs chooses it ----------
+# Correlated subqueries, one index probe per video: joined to a window over the same rows,
+# SQLite scanned the whole window for every video (333 s for 18,000 stance requests).
 
 
-def _transcript(ids: CTE):
+def _caption(video_id):
+    return select(Video.video_description).where(Video.id == video_id).scalar_subquery()
+
+
+def _transcript(video_id):
     """The current usable transcript with words once stripped: Whisper's over TikTok's, then
     the newest."""
     rank = case(
         {engine: n for n, engine in enumerate(TRANSCRIPT_ENGINES)}, value=Transcript.engine, else_=9
     )
     text = stripped(Transcript.text)
-    return _newest(
-        select(Transcript.video_id, text.label("text")).where(
-            Transcript.video_id.in_(select(ids.c[0])), *usable_current(Transcript), text != ""
-        ),
-        (rank, Transcript.created_at.desc(), Transcript.id.desc()),
-        Transcript.video_id,
-        "transcript",
+    return (
+        select(text)
+        .where(Transcript.video_id == video_id, *usable_current(Transcript), text != "")
+        .order_by(rank, Transcript.created_at.desc(), Transcript.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )
 
 
-def _description(ids: CTE):
+def _description(video_id):
     """The newest description that is neither failed nor stale: its text (NO_TEXT unless ok)
     and on-screen text."""
     said = case(
@@ -205,41 +213,36 @@ def _description(ids: CTE):
         (func.coalesce(onscreen, "") != "", literal(ON_SCREEN) + onscreen), else_=literal("")
     )
     return _newest(
-        select(Annotation.video_id, text.label("text")).where(
-            Annotation.video_id.in_(select(ids.c[0])),
-            Annotation.kind == AnnotationKind.description,
-            Annotation.status != AnnotationStatus.failed,
-            ~is_stale(Annotation),
-        ),
-        (Annotation.created_at.desc(), Annotation.id.desc()),
-        Annotation.video_id,
-        "description",
+        text,
+        Annotation.video_id == video_id,
+        Annotation.kind == AnnotationKind.description,
+        Annotation.status != AnnotationStatus.failed,
+        ~is_stale(Annotation),
     )
 
 
-def _summary(ids: CTE):
+def _summary(video_id):
     """The newest ok summary's text."""
-    text = func.coalesce(Annotation.value["summary"].as_string(), "")
     return _newest(
-        select(Annotation.video_id, text.label("text")).where(
-            Annotation.video_id.in_(select(ids.c[0])),
-            Annotation.kind == AnnotationKind.summary,
-            Annotation.status == AnnotationStatus.ok,
-        ),
-        (Annotation.created_at.desc(), Annotation.id.desc()),
-        Annotation.video_id,
-        "summary",
+        func.coalesce(Annotation.value["summary"].as_string(), ""),
+        Annotation.video_id == video_id,
+        Annotation.kind == AnnotationKind.summary,
+        Annotation.status == AnnotationStatus.ok,
     )
 
 
-def _newest(query: Select, order: tuple, partition, name: str):
-    """The first row of `query` per video in `order` (a window, one pass in both databases)."""
-    number = func.row_number().over(partition_by=partition, order_by=order)
-    ranked = query.add_columns(number.label("n")).subquery(f"{name}_ranked")
-    return select(ranked.c.video_id, ranked.c.text).where(ranked.c.n == 1).subquery(name)
+def _newest(text, *conditions):
+    """`text` of the newest annotation meeting `conditions`."""
+    newest = (Annotation.created_at.desc(), Annotation.id.desc())
+    return select(text).where(*conditions).order_by(*newest).limit(1).scalar_subquery()
 
 
-_CHOSEN = {"transcript": _transcript, "description": _description, "summary": _summary}
+_CHOSEN = {
+    "caption": _caption,
+    "transcript": _transcript,
+    "description": _description,
+    "summary": _summary,
+}
 
 
 def _frame_sizes(ids: CTE):

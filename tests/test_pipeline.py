@@ -1,6 +1,8 @@
 """The pipeline flow on the real Prefect engine against the sandbox: every collected video ends
 downloaded (or with a status that explains why not), transcribed and annotated, exactly once."""
 
+import threading
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -142,12 +144,16 @@ def test_a_failed_batch_does_not_stop_the_batches_after_it(
     from gettok.tasks.collect.paging import WindowOutcome
 
     downloads = []
+    first_batch_started = threading.Event()
 
     def collect_window(ctx, window):
+        if window.start.day == 8:  # the first batch must not be left to the second
+            assert first_batch_started.wait(60)
         return WindowOutcome(window=window, status="done", videos=1, new_videos=1)
 
     def download(campaign, **options):
         downloads.append(options["transient_rounds"])
+        first_batch_started.set()
         if len(downloads) == 1:
             raise RuntimeError("the first window's batch breaks")
 
@@ -180,4 +186,58 @@ def test_a_failed_batch_does_not_stop_the_batches_after_it(
 
     with pytest.raises(PipelineIncomplete, match="1 batch"):
         two_windows()
-    assert downloads == [0, 0, 1]  # both windows and the final sweep still ran
+    # The first window's batch failed and the final sweep still ran; the second window's batch
+    # ran too, unless the final sweep was already queued behind it when it started.
+    assert downloads in ([0, 0, 1], [0, 1])
+
+
+def test_a_batch_with_a_later_one_queued_leaves_its_videos_to_it(
+    prefect_harness, sqlite_url, monkeypatch
+):
+    """Collection outran processing: the windows queued while the first batch ran are processed
+    by the final sweep's one pass, not one pass each."""
+    from prefect import flow
+
+    from gettok.flows.pipeline import RunDates, Stages, run_pipeline
+    from gettok.settings import get_settings
+    from gettok.tasks.collect.paging import WindowOutcome
+
+    collected, downloads = [], []
+
+    def collect_window(ctx, window):
+        collected.append(window)
+        return WindowOutcome(window=window, status="done", videos=1, new_videos=1)
+
+    def download(campaign, **options):
+        downloads.append(options["transient_rounds"])
+        if len(downloads) == 1:  # the first batch is slow: every window is collected meanwhile
+            deadline = time.monotonic() + 60
+            while len(collected) < 4 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1.0)  # and the last two batches queued
+
+    stages = Stages(
+        download=download,
+        transcribe=lambda **_: None,
+        enrich=lambda **_: None,
+        collect_window=collect_window,
+    )
+    settings = get_settings(
+        database_url=sqlite_url, tiktok_client_key="k", tiktok_client_secret="s"
+    )
+
+    @flow
+    def four_windows():
+        return run_pipeline(
+            campaign(),
+            "t.toml",
+            settings,
+            RunDates(start=date(2022, 12, 7), end=date(2022, 12, 10)),
+            None,
+            None,
+            stages,
+        )
+
+    result = four_windows()
+    assert len(collected) == 4 and result.batches == 5
+    assert downloads == [0, 1]  # the first window's batch, then the final sweep alone

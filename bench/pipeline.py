@@ -13,7 +13,8 @@ every pending query sees the work done):
 - downloading writes `ok` download rows, transcribing writes Whisper transcript rows, frame
   extraction one frame row per video, annotating one row per kind (two for a description).
 Instant collection outruns processing, so later windows' videos join an earlier process batch
-(as in a backfill, where downloads are the slow part).
+(as in a backfill, where downloads are the slow part), and the batches queued meanwhile leave
+their videos to the last one queued (`BatchQueue`).
 
 The baseline calls the same instant functions directly, window by window, in the same batches,
 without Prefect and without the pipeline's pending queries, artifacts and logs. Overhead per

@@ -169,12 +169,18 @@ def task_runs_of(
             runs = {flow_run_id}
             frontier = [flow_run_id]
             while frontier:
-                children = client.read_flow_runs(
-                    flow_run_filter=FlowRunFilter(
-                        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=frontier)
-                    ),
-                    limit=200,
-                )
+                children = []
+                while True:  # in pages: a run with 600 child flows was once counted as 200
+                    page = client.read_flow_runs(
+                        flow_run_filter=FlowRunFilter(
+                            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=frontier)
+                        ),
+                        limit=200,
+                        offset=len(children),
+                    )
+                    children += page
+                    if len(page) < 200:
+                        break
                 frontier = [c.id for c in children if c.id not in runs]
                 runs.update(frontier)
             tasks = []

@@ -136,11 +136,8 @@ def _matches(video, campaign) -> bool:
 def test_a_failed_batch_does_not_stop_the_batches_after_it(
     prefect_harness, sqlite_url, monkeypatch
 ):
-    from prefect import flow
-
     import gettok.flows.pipeline as pipeline_module
-    from gettok.flows.pipeline import PipelineIncomplete, RunDates, Stages, run_pipeline
-    from gettok.settings import get_settings
+    from gettok.flows.pipeline import PipelineIncomplete
     from gettok.tasks.collect.paging import WindowOutcome
 
     downloads = []
@@ -157,35 +154,13 @@ def test_a_failed_batch_does_not_stop_the_batches_after_it(
         if len(downloads) == 1:
             raise RuntimeError("the first window's batch breaks")
 
-    stages = Stages(
-        download=download,
-        transcribe=lambda **_: None,
-        enrich=lambda **_: None,
-        collect_window=collect_window,
-    )
     monkeypatch.setattr(
         pipeline_module,
         "process_new_videos",
         pipeline_module.process_new_videos.with_options(retries=0),
     )
-    settings = get_settings(
-        database_url=sqlite_url, tiktok_client_key="k", tiktok_client_secret="s"
-    )
-
-    @flow
-    def two_windows():
-        return run_pipeline(
-            campaign(),
-            "t.toml",
-            settings,
-            RunDates(start=date(2022, 12, 7), end=date(2022, 12, 8)),
-            None,
-            None,
-            stages,
-        )
-
     with pytest.raises(PipelineIncomplete, match="1 batch"):
-        two_windows()
+        _run_windows(sqlite_url, collect_window, download, last_day=8)
     # The first window's batch failed and the final sweep still ran; the second window's batch
     # ran too, unless the final sweep was already queued behind it when it started.
     assert downloads in ([0, 0, 1], [0, 1])
@@ -196,10 +171,6 @@ def test_a_batch_with_a_later_one_queued_leaves_its_videos_to_it(
 ):
     """Collection outran processing: the windows queued while the first batch ran are processed
     by the final sweep's one pass, not one pass each."""
-    from prefect import flow
-
-    from gettok.flows.pipeline import RunDates, Stages, run_pipeline
-    from gettok.settings import get_settings
     from gettok.tasks.collect.paging import WindowOutcome
 
     collected, downloads = [], []
@@ -216,28 +187,30 @@ def test_a_batch_with_a_later_one_queued_leaves_its_videos_to_it(
                 time.sleep(0.05)
             time.sleep(1.0)  # and the last two batches queued
 
+    result = _run_windows(sqlite_url, collect_window, download, last_day=10)
+    assert len(collected) == 4 and result.batches == 5
+    assert downloads == [0, 1]  # the first window's batch, then the final sweep alone
+
+
+def _run_windows(url: str, collect_window, download, last_day: int):
+    """`run_pipeline` over 7 December .. `last_day` December 2022 in a flow, with instant stages
+    but `collect_window` and `download`."""
+    from prefect import flow
+
+    from gettok.flows.pipeline import RunDates, Stages, run_pipeline
+    from gettok.settings import get_settings
+
     stages = Stages(
         download=download,
         transcribe=lambda **_: None,
         enrich=lambda **_: None,
         collect_window=collect_window,
     )
-    settings = get_settings(
-        database_url=sqlite_url, tiktok_client_key="k", tiktok_client_secret="s"
-    )
+    settings = get_settings(database_url=url, tiktok_client_key="k", tiktok_client_secret="s")
+    dates = RunDates(start=date(2022, 12, 7), end=date(2022, 12, last_day))
 
     @flow
-    def four_windows():
-        return run_pipeline(
-            campaign(),
-            "t.toml",
-            settings,
-            RunDates(start=date(2022, 12, 7), end=date(2022, 12, 10)),
-            None,
-            None,
-            stages,
-        )
+    def windows():
+        return run_pipeline(campaign(), "t.toml", settings, dates, None, None, stages)
 
-    result = four_windows()
-    assert len(collected) == 4 and result.batches == 5
-    assert downloads == [0, 1]  # the first window's batch, then the final sweep alone
+    return windows()

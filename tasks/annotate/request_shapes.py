@@ -47,6 +47,7 @@ from gettok.tasks.annotate.annotator import (
     KindPlan,
     VideoInputs,
     build_request,
+    inputs_read,
 )
 from gettok.tasks.annotate.provenance import is_stale, usable_current
 
@@ -133,7 +134,8 @@ def request_shapes(
 
 
 def shows_frames(plan: KindPlan) -> bool:
-    return plan.kind in (AnnotationKind.description, AnnotationKind.stance)
+    """The kinds whose requests show frames, as `inputs_read` decides what the dry run loads."""
+    return "frame_sizes" in inputs_read(plan)
 
 
 class ShapedRequests:

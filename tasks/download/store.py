@@ -264,28 +264,53 @@ def _pending_query(
 ):
     """(id, username, first seen) of the videos to ask for, first collected first; with keys
     in (after, until] only, when given."""
-    stmt = (
-        select(Video.id, Video.username)
-        .outerjoin(Download, Download.video_id == Video.id)
-        .where(Video.pruned_at.is_(None), _askable(retry_failed))
-    )
-    if campaign_name is not None:
-        members = (
-            campaign_videos(campaign_name, with_pruned=True)
-            .add_columns(CampaignVideo.first_seen_at)
-            .subquery()
-        )
-        seen, member = members.c.first_seen_at, members.c.video_id
-        stmt = stmt.join(members, member == Video.id)
-    else:
+    if campaign_name is None:
         seen, member = Video.first_seen_at, Video.id
-    # Row comparisons: Postgres reads them as one range of the (campaign, first seen, video)
-    # index; the same bounds spelt with OR left it scanning and sorting every member.
+        stmt = (
+            select(Video.id, Video.username, seen)
+            .outerjoin(Download, Download.video_id == Video.id)
+            .where(
+                Video.pruned_at.is_(None),
+                _askable(retry_failed),
+                *_seen_bounds(after, until, seen, member),
+            )
+        )
+        return stmt.order_by(seen, member)
+    # Members worth asking for first (one `downloads` probe each), then `videos` for those only,
+    # behind OFFSET 0 so Postgres keeps that order: planned for a row each, it probed `videos`
+    # (the widest table, the first to outgrow the cache) for every member and sorted the whole
+    # range before the page's LIMIT. EXPLAIN at 100k, a retry page: 43 ms, then 7 ms.
+    seen, member = CampaignVideo.first_seen_at, CampaignVideo.video_id
+    askable = (
+        select(member.label("video_id"), seen.label("first_seen_at"))
+        .outerjoin(Download, Download.video_id == member)
+        .where(
+            CampaignVideo.campaign_id == membership.campaign_id(campaign_name),
+            _askable(retry_failed),
+            *_seen_bounds(after, until, seen, member),
+        )
+        .order_by(seen, member)
+        .offset(0)
+        .subquery("askable")
+    )
+    stmt = (
+        select(Video.id, Video.username, askable.c.first_seen_at)
+        .join(askable, askable.c.video_id == Video.id)
+        .where(Video.pruned_at.is_(None))
+    )
+    return stmt.order_by(askable.c.first_seen_at, askable.c.video_id)
+
+
+def _seen_bounds(after: PendingKey | None, until: PendingKey | None, seen, member) -> list:
+    """(first seen, id) in (after, until]. Row comparisons: Postgres reads them as one range of
+    the (campaign, first seen, video) index; the same bounds spelt with OR left it scanning and
+    sorting every member."""
+    bounds = []
     if after is not None:
-        stmt = stmt.where(tuple_(seen, member) > tuple_(*after))
+        bounds.append(tuple_(seen, member) > tuple_(*after))
     if until is not None:
-        stmt = stmt.where(tuple_(seen, member) <= tuple_(*until))
-    return stmt.add_columns(seen).order_by(seen, member)
+        bounds.append(tuple_(seen, member) <= tuple_(*until))
+    return bounds
 
 
 def pending_videos(

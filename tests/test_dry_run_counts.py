@@ -28,8 +28,9 @@ from gettok.tasks.annotate.annotator import (
     load_inputs,
     plan_for,
 )
-from gettok.tasks.annotate.cost import DEFAULT_FRAME_SIZE, _planned_frames, estimate_enrich
+from gettok.tasks.annotate.cost import estimate_enrich
 from gettok.tasks.annotate.prompts import load_prompt
+from gettok.tasks.annotate.request_shapes import DEFAULT_FRAME_SIZE, planned_frames
 from gettok.tasks.frames import store as frames_store
 from gettok.tasks.frames.extract import frame_settings
 
@@ -86,7 +87,7 @@ def _reference(url: str, settings, kinds: list[str]) -> dict[str, tuple[int, int
             if kind == "description":
                 for video_id in no_frames:
                     size = sizes.get(video_id, DEFAULT_FRAME_SIZE)
-                    requests.append(VideoInputs(video_id, frames=_planned_frames(settings, size)))
+                    requests.append(VideoInputs(video_id, frames=planned_frames(settings, size)))
             if kind == "summary_check" and "summary" in kinds:
                 expected = "x" * 4 * load_prompt("summary").expected_output_tokens
                 summarised = sorted(set(pending["summary"]) - set(pending["summary_check"]))
@@ -97,12 +98,17 @@ def _reference(url: str, settings, kinds: list[str]) -> dict[str, tuple[int, int
                     ).items()
                 ]
             if kind == "stance" and "description" in kinds:
+                # As their requests will be: what the database holds, the description this run
+                # writes and, for the videos it frames, the frames it extracts.
                 described = set(pending["description"]) | set(no_frames)
                 expected = "x" * 4 * load_prompt("description").expected_output_tokens
-                requests += [
-                    VideoInputs(v, description=expected)
-                    for v in sorted(described - set(pending["stance"]))
-                ]
+                later = sorted(described - set(pending["stance"]))
+                for video_id, read in load_inputs(session, later).items():
+                    read.description = expected
+                    if video_id in no_frames:
+                        size = sizes.get(video_id, DEFAULT_FRAME_SIZE)
+                        read.frames = planned_frames(settings, size)
+                    requests.append(read)
             tokens = sum(_tokens(plan, inputs, settings)[0] for inputs in requests)
             found[kind] = (len(requests), tokens)
     return found

@@ -14,14 +14,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from pydantic import BaseModel
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
 from gettok import db
 from gettok.clients.llm_budget import cost_usd
 from gettok.clients.llm_request import ChatRequest
 from gettok.models.campaign import Campaign
-from gettok.models.schema import AnnotationKind, Download, Frame, MediaInfo, Video
+from gettok.models.schema import AnnotationKind, Download
 from gettok.settings import Settings
 from gettok.tasks.annotate import store as annotate_store
 from gettok.tasks.annotate.annotator import (
@@ -38,7 +38,6 @@ from gettok.tasks.annotate.request_shapes import ShapedRequests, request_shapes
 from gettok.tasks.frames import store as frames_store
 from gettok.tasks.frames.extract import frame_settings
 
-DEFAULT_FRAME_SIZE = (720, 1280)  # TikTok's usual portrait size, when nothing was probed
 ID_BATCH = 5000  # videos per page (and per IN list of the prompts' inputs)
 
 
@@ -91,7 +90,8 @@ def estimate_enrich(
             pending = annotate_store.pending_query(campaign.name, plan, tries)
             _add_pending(session, estimate, plan, settings, pending)
             if plan.kind is AnnotationKind.description:
-                _add_frames_to_describe(session, estimate, plan, settings, campaign.name)
+                framed = _frames_pending(settings, campaign.name)
+                _add_pending(session, estimate, plan, settings, framed, frames_planned=True)
                 describing = plan
             elif plan.kind is AnnotationKind.stance and describing is not None:
                 described = annotate_store.pending_query(campaign.name, describing, tries)
@@ -103,7 +103,7 @@ def estimate_enrich(
                 summarised = annotate_store.pending_query(campaign.name, summarising, tries)
                 # Their summaries are checked too, at the prompt's usual summary length.
                 expected = "x" * 4 * load_prompt("summary").expected_output_tokens
-                not_pending = summarised.where(_not_in(pending))
+                not_pending = _except(summarised, pending)
                 _add_pending(session, estimate, plan, settings, not_pending, {"summary": expected})
             estimates.append(estimate)
     budget = settings.llm_budget_usd if budget_usd is None else budget_usd
@@ -119,10 +119,11 @@ def _add_pending(
     settings: Settings,
     videos: Select,
     fixed: dict[str, str] | None = None,
+    frames_planned: bool = False,
 ) -> None:
     """Add a request for each video `videos` selects, priced by shape (counted in SQL); the
     few whose frames differ in size are built one by one, as the annotator would."""
-    shapes, mixed = request_shapes(session, plan, settings, videos, fixed)
+    shapes, mixed = request_shapes(session, plan, settings, videos, fixed, frames_planned)
     requests = ShapedRequests(plan, settings)
     for shape in shapes:
         _add_request(estimate, plan, settings, requests.request(shape), shape.videos)
@@ -131,15 +132,6 @@ def _add_pending(
     for ids in _pages(session, mixed):
         for video_inputs in load_inputs(session, ids, inputs_read(plan)).values():
             _add(estimate, plan, replace(video_inputs, **(fixed or {})), settings)
-
-
-def _add_frames_to_describe(
-    session: Session, estimate: KindEstimate, plan: KindPlan, settings: Settings, campaign: str
-) -> None:
-    """Add descriptions of the videos whose frames this run will extract, grouped by size."""
-    for size, videos in _sizes(session, _frames_pending(settings, campaign)):
-        frames = _planned_frames(settings, size)
-        _add(estimate, plan, VideoInputs(0, frames=frames), settings, videos)
 
 
 def _add_new_descriptions(
@@ -151,26 +143,24 @@ def _add_new_descriptions(
     framed: Select,
     pending: Select,
 ) -> None:
-    """Add stance requests for the videos this run describes or frames that are not pending
-    stance yet (their description is expected at the prompt's usual length)."""
-    expected = "x" * 4 * load_prompt("description").expected_output_tokens
-    # One set of ids (a UNION), not `id IN (a) OR id IN (b)`: Postgres cannot make a join of an
-    # OR, and once the ids outgrew work_mem it re-ran both for every video (20 min at 500k).
-    either = described.union(framed).subquery()
-    waiting = pending.subquery()
-    later = (
-        select(func.count()).select_from(either).where(~exists().where(waiting.c.id == either.c.id))
-    )
-    videos = session.scalar(later) or 0
-    _add(estimate, plan, VideoInputs(0, description=expected), settings, videos)
+    """Add stance requests for the videos this run frames or describes that are not pending
+    stance yet: each as its request will be, its description at the prompt's usual length and,
+    for the videos still to be framed, showing the frames this run will extract."""
+    expected = {"description": "x" * 4 * load_prompt("description").expected_output_tokens}
+    framed_later = _except(framed, pending)
+    described_later = _except(described, pending, framed)
+    _add_pending(session, estimate, plan, settings, framed_later, expected, frames_planned=True)
+    _add_pending(session, estimate, plan, settings, described_later, expected)
 
 
-def _not_in(ids: Select):
-    """SQL: the video is not among `ids`, as NOT EXISTS: Postgres cannot plan `NOT IN
-    (subquery)` as an anti-join, and once the ids outgrow work_mem it re-scans them for every
-    video (a dry-run count ran over 15 minutes at 500k videos)."""
-    among = ids.subquery()
-    return ~exists().where(among.c.id == Video.id)
+def _except(ids: Select, *others: Select) -> Select:
+    """SQL: the ids `ids` selects that none of `others` selects, as NOT EXISTS (an anti-join:
+    Postgres cannot make a join of `NOT IN (subquery)` or of an OR of `IN`s, and a dry-run
+    count that tried ran for 20 minutes at 500k)."""
+    chosen = ids.subquery()
+    video_id = chosen.c[0]
+    excluded = [~exists().where(other.subquery().c[0] == video_id) for other in others]
+    return select(video_id.label("id")).where(*excluded)
 
 
 def _pages(session: Session, ids: Select) -> Iterator[list[int]]:
@@ -210,31 +200,3 @@ def _frames_pending(settings: Settings, campaign_name: str) -> Select:
     """The ids of the videos the frames stage would work on now."""
     digest = frames_store.settings_hash(frame_settings(settings))
     return frames_store.pending_query(digest, campaign_name).with_only_columns(Download.video_id)
-
-
-def _sizes(session: Session, videos: Select) -> Iterator[tuple[tuple[int, int], int]]:
-    """(probed size, videos) of `videos`, grouped in SQL; unprobed ones at the default size."""
-    probed = (
-        select(MediaInfo.width, MediaInfo.height, func.count())
-        .where(MediaInfo.video_id.in_(videos))
-        .group_by(MediaInfo.width, MediaInfo.height)
-    )
-    counted = 0
-    for width, height, count in session.execute(probed):
-        counted += count
-        if width and height:
-            yield (width, height), count
-        else:
-            yield DEFAULT_FRAME_SIZE, count
-    unprobed = session.scalar(select(func.count()).select_from(videos.subquery())) - counted
-    if unprobed:
-        yield DEFAULT_FRAME_SIZE, unprobed
-
-
-def _planned_frames(settings: Settings, size: tuple[int, int]) -> list[Frame]:
-    scale = min(1.0, settings.frame_max_side / max(size))
-    width, height = round(size[0] * scale), round(size[1] * scale)
-    count = min(settings.llm_max_frames, settings.frame_max_per_video)
-    return [
-        Frame(id=None, frame_index=i, path="", width=width, height=height) for i in range(count)
-    ]

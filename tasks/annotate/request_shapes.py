@@ -36,6 +36,7 @@ from gettok.models.schema import (
     AnnotationKind,
     AnnotationStatus,
     Frame,
+    MediaInfo,
     Transcript,
     Video,
 )
@@ -52,6 +53,7 @@ from gettok.tasks.annotate.annotator import (
 from gettok.tasks.annotate.provenance import is_stale, usable_current
 
 ON_SCREEN = "\nOn-screen text: "  # how the annotator appends a description's on-screen text
+DEFAULT_FRAME_SIZE = (720, 1280)  # TikTok's usual portrait size, when nothing was probed
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,14 @@ def request_shapes(
     settings: Settings,
     videos: Select,
     fixed: Mapping[str, str] | None = None,
+    frames_planned: bool = False,
 ) -> tuple[list[RequestShape], Select | None]:
     """The shapes of `plan`'s requests for the videos `videos` selects (one id column), and a
     SELECT of those whose frames differ in size (None when there are none).
 
     `fixed` gives material values this run will have written by then (a summary not yet made:
-    its expected length), in place of what the database holds."""
+    its expected length), in place of what the database holds; `frames_planned`, that the
+    request shows the frames this run will extract (`planned_frames`), not those stored."""
     fixed = dict(fixed or {})
     ids = videos.cte("shaped_videos")
     video_id = ids.c[0]
@@ -89,7 +93,10 @@ def request_shapes(
     values = select(video_id.label("id"), *(_CHOSEN[name](video_id).label(name) for name in read))
     values = values.select_from(ids)
     if shows_frames(plan):
-        frames = _frame_sizes(ids)
+        if frames_planned:
+            frames = _planned_sizes(ids, len(planned_frames(settings, DEFAULT_FRAME_SIZE)))
+        else:
+            frames = _frame_sizes(ids)
         values = values.outerjoin(frames, frames.c.video_id == video_id).add_columns(
             *(frames.c[c] for c in ("count", "min_w", "max_w", "min_h", "max_h"))
         )
@@ -128,6 +135,8 @@ def request_shapes(
             mixed = True
             continue
         size = (width, height) if frames_shown else None
+        if size is not None and frames_planned:  # grouped by probed size: scaled here
+            size = planned_size(settings, size)
         shapes.append(RequestShape(int(length), int(frames_shown), size, count))
     mixed_ids = select(per_video.c.id).where(per_video.c.uniform == 0) if mixed else None
     return shapes, mixed_ids
@@ -261,6 +270,45 @@ def _frame_sizes(ids: CTE):
         .group_by(Frame.video_id)
         .subquery("frame_sizes")
     )
+
+
+def _planned_sizes(ids: CTE, count: int):
+    """Each video's frames as this run will extract them: `count`, at its probed size (the
+    default size when unprobed), scaled to the configured size after grouping."""
+    video_id = ids.c[0]
+    probed = and_(MediaInfo.width > 0, MediaInfo.height > 0)
+    width = case((probed, MediaInfo.width), else_=DEFAULT_FRAME_SIZE[0])
+    height = case((probed, MediaInfo.height), else_=DEFAULT_FRAME_SIZE[1])
+    return (
+        select(
+            video_id.label("video_id"),
+            literal(count).label("count"),
+            width.label("min_w"),
+            width.label("max_w"),
+            height.label("min_h"),
+            height.label("max_h"),
+        )
+        .select_from(ids)
+        .outerjoin(MediaInfo, MediaInfo.video_id == video_id)
+        .subquery("planned_sizes")
+    )
+
+
+def planned_size(settings: Settings, size: tuple[int, int]) -> tuple[int, int]:
+    """A frame of a video of `size` as the frames stage stores it (longest side at most
+    `frame_max_side`)."""
+    scale = min(1.0, settings.frame_max_side / max(size))
+    return round(size[0] * scale), round(size[1] * scale)
+
+
+def planned_frames(settings: Settings, size: tuple[int, int]) -> list[Frame]:
+    """The frames this run will extract from a video of probed `size`, as the annotator will
+    find them."""
+    width, height = planned_size(settings, size)
+    count = min(settings.llm_max_frames, settings.frame_max_per_video)
+    return [
+        Frame(id=None, frame_index=i, path="", width=width, height=height) for i in range(count)
+    ]
 
 
 def _frames_shown(plan: KindPlan, settings: Settings, count):

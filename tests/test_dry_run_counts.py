@@ -30,7 +30,11 @@ from gettok.tasks.annotate.annotator import (
 )
 from gettok.tasks.annotate.cost import estimate_enrich
 from gettok.tasks.annotate.prompts import load_prompt
-from gettok.tasks.annotate.request_shapes import DEFAULT_FRAME_SIZE, planned_frames
+from gettok.tasks.annotate.request_shapes import (
+    DEFAULT_FRAME_SIZE,
+    planned_frame_count,
+    planned_size,
+)
 from gettok.tasks.frames import store as frames_store
 from gettok.tasks.frames.extract import frame_settings
 
@@ -58,6 +62,15 @@ def mixed(db_url, settings_env, monkeypatch):
             )
         )
     return db_url
+
+
+def planned_frames(settings, size: tuple[int, int]) -> list[Frame]:
+    """The frames a video of probed `size` will have once this run extracts them."""
+    width, height = planned_size(settings, size)
+    return [
+        Frame(id=None, frame_index=i, path="", width=width, height=height)
+        for i in range(planned_frame_count(settings))
+    ]
 
 
 def _tokens(plan, inputs, settings) -> tuple[int, int]:

@@ -79,7 +79,8 @@ def request_shapes(
 
     `fixed` gives material values this run will have written by then (a summary not yet made:
     its expected length), in place of what the database holds; `frames_planned`, that the
-    request shows the frames this run will extract (`planned_frames`), not those stored."""
+    request shows the frames this run will extract (`planned_frame_count` of `planned_size`),
+    not those stored."""
     fixed = dict(fixed or {})
     ids = videos.cte("shaped_videos")
     video_id = ids.c[0]
@@ -94,7 +95,7 @@ def request_shapes(
     values = values.select_from(ids)
     if shows_frames(plan):
         if frames_planned:
-            frames = _planned_sizes(ids, len(planned_frames(settings, DEFAULT_FRAME_SIZE)))
+            frames = _planned_sizes(ids, planned_frame_count(settings))
         else:
             frames = _frame_sizes(ids)
         values = values.outerjoin(frames, frames.c.video_id == video_id).add_columns(
@@ -301,14 +302,10 @@ def planned_size(settings: Settings, size: tuple[int, int]) -> tuple[int, int]:
     return round(size[0] * scale), round(size[1] * scale)
 
 
-def planned_frames(settings: Settings, size: tuple[int, int]) -> list[Frame]:
-    """The frames this run will extract from a video of probed `size`, as the annotator will
-    find them."""
-    width, height = planned_size(settings, size)
-    count = min(settings.llm_max_frames, settings.frame_max_per_video)
-    return [
-        Frame(id=None, frame_index=i, path="", width=width, height=height) for i in range(count)
-    ]
+def planned_frame_count(settings: Settings) -> int:
+    """The frames counted for a video this run will extract them from: as many as a description
+    may show, at most the frames stage keeps (an upper bound: short videos have fewer)."""
+    return min(settings.llm_max_frames, settings.frame_max_per_video)
 
 
 def _frames_shown(plan: KindPlan, settings: Settings, count):

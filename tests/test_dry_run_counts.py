@@ -30,19 +30,17 @@ from gettok.tasks.annotate.annotator import (
 )
 from gettok.tasks.annotate.cost import estimate_enrich
 from gettok.tasks.annotate.prompts import load_prompt
-from gettok.tasks.annotate.request_shapes import (
-    DEFAULT_FRAME_SIZE,
-    planned_frame_count,
-    planned_size,
-)
+from gettok.tasks.annotate.request_shapes import DEFAULT_FRAME_SIZE, planned_size
 from gettok.tasks.frames import store as frames_store
 from gettok.tasks.frames.extract import frame_settings
+from gettok.tasks.frames.sampling import frame_indices
 
 
 @pytest.fixture
 def mixed(db_url, settings_env, monkeypatch):
-    """Half the videos framed, half waiting for frames (some unprobed, one size changed); some
-    without a description yet, so stance also counts the ones this run will describe."""
+    """Half the videos framed, half waiting for frames (some unprobed, some larger, some ten
+    minutes long); some without a description yet, so stance also counts the ones this run will
+    describe."""
     monkeypatch.setenv("GETTOK_DATABASE_URL", db_url)
     db.upgrade(db_url)
     ids = add_videos(db_url, scale_campaign(), 120)
@@ -56,6 +54,11 @@ def mixed(db_url, settings_env, monkeypatch):
             .values(width=1080, height=1920)
         )
         session.execute(
+            update(MediaInfo)
+            .where(MediaInfo.video_id.in_(ids[105:110]))
+            .values(duration_s=600.0, frame_count=18_000)
+        )
+        session.execute(
             delete(Annotation).where(
                 Annotation.kind == AnnotationKind.description,
                 Annotation.video_id.in_(ids[5:15] + ids[70:85]),
@@ -64,13 +67,16 @@ def mixed(db_url, settings_env, monkeypatch):
     return db_url
 
 
-def planned_frames(settings, size: tuple[int, int]) -> list[Frame]:
-    """The frames a video of probed `size` will have once this run extracts them."""
+def planned_frames(settings, probed: tuple[int, int, int] | None) -> list[Frame]:
+    """The frames a video probed at (width, height, frame count) will have once this run
+    extracts them: those the frames stage keeps; as many as it may keep when unprobed."""
+    if probed is None:
+        size, kept = DEFAULT_FRAME_SIZE, settings.frame_max_per_video
+    else:
+        size = probed[:2]
+        kept = len(frame_indices(probed[2], settings.frame_every, settings.frame_max_per_video))
     width, height = planned_size(settings, size)
-    return [
-        Frame(id=None, frame_index=i, path="", width=width, height=height)
-        for i in range(planned_frame_count(settings))
-    ]
+    return [Frame(id=None, frame_index=i, path="", width=width, height=height) for i in range(kept)]
 
 
 def _tokens(plan, inputs, settings) -> tuple[int, int]:
@@ -92,15 +98,17 @@ def _reference(url: str, settings, kinds: list[str]) -> dict[str, tuple[int, int
         no_frames = [
             d.video_id for d in frames_store.pending_videos(url, digest, "scale", limit=None)
         ]
-        probed = session.execute(select(MediaInfo.video_id, MediaInfo.width, MediaInfo.height))
-        sizes = {v: (w, h) for v, w, h in probed if w and h}
+        probed = session.execute(
+            select(MediaInfo.video_id, MediaInfo.width, MediaInfo.height, MediaInfo.frame_count)
+        )
+        media = {v: (w, h, n) for v, w, h, n in probed if w and h}
         for kind in kinds:
             plan = plan_for(kind, campaign, settings)
             requests = [*load_inputs(session, pending[kind]).values()]
             if kind == "description":
                 for video_id in no_frames:
-                    size = sizes.get(video_id, DEFAULT_FRAME_SIZE)
-                    requests.append(VideoInputs(video_id, frames=planned_frames(settings, size)))
+                    frames = planned_frames(settings, media.get(video_id))
+                    requests.append(VideoInputs(video_id, frames=frames))
             if kind == "summary_check" and "summary" in kinds:
                 expected = "x" * 4 * load_prompt("summary").expected_output_tokens
                 summarised = sorted(set(pending["summary"]) - set(pending["summary_check"]))
@@ -119,8 +127,7 @@ def _reference(url: str, settings, kinds: list[str]) -> dict[str, tuple[int, int
                 for video_id, read in load_inputs(session, later).items():
                     read.description = expected
                     if video_id in no_frames:
-                        size = sizes.get(video_id, DEFAULT_FRAME_SIZE)
-                        read.frames = planned_frames(settings, size)
+                        read.frames = planned_frames(settings, media.get(video_id))
                     requests.append(read)
             tokens = sum(_tokens(plan, inputs, settings)[0] for inputs in requests)
             found[kind] = (len(requests), tokens)
@@ -128,7 +135,10 @@ def _reference(url: str, settings, kinds: list[str]) -> dict[str, tuple[int, int
 
 
 @pytest.mark.parametrize("kinds", [["description", "stance"], ["stance"]])
-def test_combined_counts_equal_the_per_video_estimate(mixed, kinds):
+@pytest.mark.parametrize("frame_max", [None, 4])
+def test_combined_counts_equal_the_per_video_estimate(mixed, kinds, frame_max, monkeypatch):
+    if frame_max is not None:  # fewer frames kept than a description may show
+        monkeypatch.setenv("GETTOK_FRAME_MAX_PER_VIDEO", str(frame_max))
     settings = get_settings()
     estimate = estimate_enrich(mixed, settings, scale_campaign(), kinds)
     got = {k.kind: (k.videos, k.input_tokens) for k in estimate.kinds}

@@ -3,7 +3,8 @@
 Input tokens come from the real prompts of the pending videos (text length / 4, plus OpenAI's
 tile formula for each image at its stored size), output tokens from each prompt's expected answer
 length. Videos whose frames or description do not exist yet are counted as this run would make
-them: `llm_max_frames` frames at the configured frame size, a description of expected length.
+them: the frames the frames stage keeps of their probed length (every `frame_every`-th, at most
+`frame_max_per_video`) at the configured frame size, a description of expected length.
 Everything is counted in SQL (`request_shapes`): Python prices a few thousand request shapes,
 however many videos are pending.
 """

@@ -79,8 +79,7 @@ def request_shapes(
 
     `fixed` gives material values this run will have written by then (a summary not yet made:
     its expected length), in place of what the database holds; `frames_planned`, that the
-    request shows the frames this run will extract (`planned_frame_count` of `planned_size`),
-    not those stored."""
+    request shows the frames this run will extract (`_planned_sizes`), not those stored."""
     fixed = dict(fixed or {})
     ids = videos.cte("shaped_videos")
     video_id = ids.c[0]
@@ -95,7 +94,7 @@ def request_shapes(
     values = values.select_from(ids)
     if shows_frames(plan):
         if frames_planned:
-            frames = _planned_sizes(ids, planned_frame_count(settings))
+            frames = _planned_sizes(ids, settings)
         else:
             frames = _frame_sizes(ids)
         values = values.outerjoin(frames, frames.c.video_id == video_id).add_columns(
@@ -273,17 +272,24 @@ def _frame_sizes(ids: CTE):
     )
 
 
-def _planned_sizes(ids: CTE, count: int):
-    """Each video's frames as this run will extract them: `count`, at its probed size (the
-    default size when unprobed), scaled to the configured size after grouping."""
+def _planned_sizes(ids: CTE, settings: Settings):
+    """Each video's frames as this run will extract them: as many as the frames stage keeps of
+    its probed frame count (`frame_max_per_video` when unprobed: an upper bound), at its probed
+    size (the default size when unprobed), scaled to the configured size after grouping."""
     video_id = ids.c[0]
     probed = and_(MediaInfo.width > 0, MediaInfo.height > 0)
     width = case((probed, MediaInfo.width), else_=DEFAULT_FRAME_SIZE[0])
     height = case((probed, MediaInfo.height), else_=DEFAULT_FRAME_SIZE[1])
+    every, cap = settings.frame_every, settings.frame_max_per_video
+    kept = (MediaInfo.frame_count + (every - 1)) // every  # 0, every, 2*every, ... below it
+    count = case(
+        (MediaInfo.frame_count.is_(None) | (MediaInfo.frame_count < 1) | (kept > cap), cap),
+        else_=kept,
+    )
     return (
         select(
             video_id.label("video_id"),
-            literal(count).label("count"),
+            count.label("count"),
             width.label("min_w"),
             width.label("max_w"),
             height.label("min_h"),
@@ -300,12 +306,6 @@ def planned_size(settings: Settings, size: tuple[int, int]) -> tuple[int, int]:
     `frame_max_side`)."""
     scale = min(1.0, settings.frame_max_side / max(size))
     return round(size[0] * scale), round(size[1] * scale)
-
-
-def planned_frame_count(settings: Settings) -> int:
-    """The frames counted for a video this run will extract them from: as many as a description
-    may show, at most the frames stage keeps (an upper bound: short videos have fewer)."""
-    return min(settings.llm_max_frames, settings.frame_max_per_video)
 
 
 def _frames_shown(plan: KindPlan, settings: Settings, count):

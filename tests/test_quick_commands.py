@@ -44,7 +44,9 @@ def run_without_prefect(
         env=env | {"PROBE_FORBIDDEN": forbidden},
         capture_output=True,
         text=True,
-        timeout=120,
+        # A hang guard, not a timing: the report loads torch to embed new transcript pairs, which
+        # took over 120 s on a 2-core machine that was also building a million-video database.
+        timeout=600,
     )
     took = time.monotonic() - began
     assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
@@ -110,7 +112,9 @@ def test_status_without_a_prefect_server_says_so_and_counts_stages(quick_env, tm
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        # A hang guard, not a timing: the report loads torch to embed new transcript pairs, which
+        # took over 120 s on a 2-core machine that was also building a million-video database.
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr
     assert "no Prefect server configured (PREFECT_API_URL)" in done.stdout

@@ -8,7 +8,7 @@ of a wrapper whose only child is the operation). Between two sizes it reports th
 exponent log(t2/t1)/log(n2/n1): 1 is linear, 2 quadratic. The last stdout line is one JSON object.
 
     python -m bench.scale                         # 20k and 100k videos, Postgres
-    python -m bench.scale --sizes 100000,1000000  # the million: build takes about 20 min/1M here
+    python -m bench.scale --sizes 100000,1000000  # the million: its build took 102 min here
     python -m bench.scale --only export_parquet,report --keep   # a subset; keep the databases
 
 Postgres is GETTOK_BENCH_POSTGRES (default postgresql://postgres@127.0.0.1:5432, trust auth).

@@ -281,7 +281,8 @@ def _planned_sizes(ids: CTE, settings: Settings):
     width = case((probed, MediaInfo.width), else_=DEFAULT_FRAME_SIZE[0])
     height = case((probed, MediaInfo.height), else_=DEFAULT_FRAME_SIZE[1])
     every, cap = settings.frame_every, settings.frame_max_per_video
-    kept = (MediaInfo.frame_count + (every - 1)) // every  # 0, every, 2*every, ... below it
+    # As `frames.sampling.frame_indices` keeps them: 0, every, 2*every, ... below the count.
+    kept = (MediaInfo.frame_count + (every - 1)) // every
     count = case(
         (MediaInfo.frame_count.is_(None) | (MediaInfo.frame_count < 1) | (kept > cap), cap),
         else_=kept,

@@ -16,7 +16,7 @@ import polars as pl
 from sqlalchemy import String, Text, cast, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from gettok.db import session_scope
+from gettok.db import session_scope, without_jit
 from gettok.keyset import id_bounds
 from gettok.membership import range_end
 from gettok.models.api import LONE_SURROGATE, SANDBOX_RECORD_MARK
@@ -59,6 +59,7 @@ def table_batches(
     `with_raw=False` leaves the raw API payloads (the largest column) in the database.
     """
     with session_scope(url) as session:
+        without_jit(session)  # 0.7 s of JIT for a 50 ms annotations query, every page at 1M
         cid = campaign_id(session, campaign)
         humans = human_code_table(session, cid)
         after: int | None = None

@@ -11,11 +11,11 @@ from sqlalchemy import insert, select, text
 
 from bench.scale_data import scale_campaign
 from gettok import db
+from gettok.membership import range_end
 from gettok.models.schema import Campaign as CampaignRow
 from gettok.models.schema import CampaignVideo, Frame, Video
 from gettok.settings import get_settings
 from gettok.tasks.annotate.cost import estimate_enrich
-from gettok.membership import range_end
 from gettok.tasks.collect import store as collect_store
 from gettok.tasks.export.table import videos_query
 from gettok.tasks.watch.store import unchecked_frames

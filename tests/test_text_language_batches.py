@@ -25,7 +25,7 @@ def _identified(url: str) -> list[tuple[int, str, str]]:
     return sorted(tuple(r) for r in rows)
 
 
-def test_every_text_of_the_campaign_is_identified_once_across_ranges(db_url, monkeypatch):
+def test_every_text_of_the_campaign_is_identified_once_across_batches(db_url, monkeypatch):
     monkeypatch.setattr(text_language, "BATCH", 4)  # ends inside a video's texts
     db.upgrade(db_url)
     ids = add_videos(db_url, scale_campaign(), VIDEOS)

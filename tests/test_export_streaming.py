@@ -50,6 +50,13 @@ def _add_edge_rows(url: str) -> None:
         s.get(Video, ids[5]).extra_fields = {SANDBOX_RECORD_MARK: True}
         s.get(Video, ids[6]).video_description = "hola ＠ josé_2 y @ana.b\n@ x, ﹫Ünï ok"
         s.get(Video, ids[7]).username = ""
+        first = s.get(Video, ids[0])
+        first.raw = {**first.raw, "odd": RAW_TEXTS}
+
+
+# Texts whose JSON escapes the export rewrites (or keeps): accents, an emoji (a UTF-16 pair),
+# half a pair, DEL, controls, a NUL, a literal backslash-u, quotes, a slash.
+RAW_TEXTS = ["José ＠", "🇵🇪😀", "cut \ud83d", "\udc00 x", "\x7f\x01\x00", "\\u00e9", '"/', "\u2028"]
 
 
 @pytest.fixture(params=["bench", "outputs"])

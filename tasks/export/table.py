@@ -17,6 +17,7 @@ from sqlalchemy import String, Text, cast, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from gettok.db import session_scope, without_jit
+from gettok.json_text import export_json_column
 from gettok.keyset import id_bounds
 from gettok.membership import range_end
 from gettok.models.api import LONE_SURROGATE, SANDBOX_RECORD_MARK
@@ -31,9 +32,10 @@ from gettok.models.schema import (
     Video,
 )
 from gettok.models.schema import Campaign as CampaignRow
+from gettok.query_frame import read_frame
 from gettok.tasks.annotate.provenance import is_stale
 from gettok.tasks.export.assemble import assemble
-from gettok.tasks.export.columns import ANNOTATION_KINDS, COLUMNS
+from gettok.tasks.export.columns import ANNOTATION_KINDS
 from gettok.tasks.transcribe.text_language import MODEL as TEXT_LANGUAGE_MODEL
 from gettok.tasks.validate.exported import human_code_table
 
@@ -71,12 +73,12 @@ def table_batches(
             lo, hi = videos["video_id"][0], videos["video_id"][-1]
             yield assemble(
                 videos,
-                downloads=_read(session, _downloads_query(lo, hi)),
-                media=_read(session, _media_query(lo, hi)),
-                frames=_read(session, _frames_query(lo, hi)),
-                transcripts=_read(session, _transcripts_query(lo, hi)),
-                annotations=_read(session, _annotations_query(lo, hi)),
-                languages=_read(session, _languages_query(lo, hi)),
+                downloads=read_frame(session, _downloads_query(lo, hi)),
+                media=read_frame(session, _media_query(lo, hi)),
+                frames=read_frame(session, _frames_query(lo, hi)),
+                transcripts=read_frame(session, _transcripts_query(lo, hi)),
+                annotations=read_frame(session, _annotations_query(lo, hi)),
+                languages=read_frame(session, _languages_query(lo, hi)),
                 humans=humans,
             )
 
@@ -84,21 +86,6 @@ def table_batches(
 def campaign_table(url: str, campaign: str, *, with_raw: bool = True) -> pl.DataFrame:
     """The whole table at once: for small campaigns and tests (memory grows with the campaign)."""
     return pl.concat(list(table_batches(url, campaign, with_raw=with_raw)), how="vertical")
-
-
-def _read(session: Session, query) -> pl.DataFrame:
-    """A query's rows as a frame (polars infers the types; all-null columns are typed when the
-    table is assembled)."""
-    result = session.execute(query)
-    return _frame(list(result.keys()), result.all())
-
-
-def _frame(names: list[str], rows: list) -> pl.DataFrame:
-    """Rows as a frame, built column by column (faster than polars' row constructor)."""
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-    return pl.DataFrame(
-        {n: pl.Series(n, list(c), strict=False) for n, c in zip(names, columns, strict=True)}
-    )
 
 
 VIDEO_COLUMNS = (
@@ -135,7 +122,7 @@ def videos_query(cid: int, after: int | None, until: int, with_raw: bool):
             cast(Video.extra_fields, Text).label("extra_fields"),
             cast(Video.hashtag_names, Text).label("hashtags"),
             cast(Video.video_mention_list, Text).label("mentions"),
-            *([Video.raw] if with_raw else []),
+            *([cast(Video.raw, Text).label("raw")] if with_raw else []),
         )
         .join(CampaignVideo, CampaignVideo.video_id == Video.id)
         .where(CampaignVideo.campaign_id == cid)
@@ -148,36 +135,21 @@ def _videos(
     session: Session, cid: int, after: int | None, until: int, with_raw: bool
 ) -> pl.DataFrame:
     """The page's videos; JSON lists and the sandbox mark are read from their JSON text by polars,
-    the raw payload re-written as the export writes it."""
-    result = session.execute(videos_query(cid, after, until, with_raw))
-    names = list(result.keys())
-    rows = result.all()
-    page = _frame([n for n in names if n != "raw"], [r[: len(names) - with_raw] for r in rows])
-    raw = [raw_json(r.raw) for r in rows] if with_raw else [None] * len(rows)
-    del rows
+    the raw payload's stored text rewritten as the export writes it (`export_json_column`)."""
+    page = read_frame(session, videos_query(cid, after, until, with_raw))
     mark = pl.col("extra_fields").str.json_path_match(f"$.{SANDBOX_RECORD_MARK}")
+    raw = export_json_column(page["raw"]) if with_raw else pl.lit(None, dtype=pl.Utf8)
     return page.with_columns(
-        pl.col(name).cast(dtype) for name, dtype in _VIDEO_TYPES.items() if name in names
-    ).with_columns(
         sandbox_record=mark.is_not_null() & ~mark.is_in(["false", "0", '""', "null"]),
         hashtags=_json_list("hashtags"),
         mentions=_json_list("mentions"),
-        raw=pl.Series(raw, dtype=pl.Utf8),
+        raw=raw,
     )
 
 
 def _json_list(name: str) -> pl.Expr:
     """A JSON list of strings as a list column; a missing list is an empty one."""
     return pl.col(name).str.json_decode(pl.List(pl.Utf8)).fill_null(pl.lit([], pl.List(pl.Utf8)))
-
-
-_VIDEO_TYPES = {c.name: c.dtype for c in COLUMNS if c.name in VIDEO_COLUMNS} | {
-    "video_id": pl.Int64,
-    "voice_to_text": pl.Utf8,
-    "extra_fields": pl.Utf8,
-    "hashtags": pl.Utf8,
-    "mentions": pl.Utf8,
-}
 
 
 def raw_json(raw: Any) -> str:

@@ -8,12 +8,19 @@ import random
 
 import numpy as np
 import pytest
+from sklearn.cluster import HDBSCAN
 from sqlalchemy import select
 
 from gettok.db import session_scope
 from gettok.models.campaign import ReportOptions
 from gettok.models.schema import Transcript, Video
-from gettok.tasks.report.analyses.clusters import NOISE_CLUSTER, cluster_map
+from gettok.tasks.report.analyses.clusters import (
+    NOISE_CLUSTER,
+    cluster_map,
+    embed,
+    exact_neighbours,
+    layout,
+)
 from gettok.tasks.report.analyses.ngrams import stop_words
 from gettok.tasks.report.analyses.section import AnalysisContext
 from gettok.tasks.report.analyses.topics import topics_section
@@ -138,3 +145,22 @@ def test_cluster_map_is_seeded_and_clusters_do_not_mix_vocabularies(
         vocabulary = FOOTBALL if members[cluster] == {0} else ELECTIONS
         assert terms and set(terms) <= set(vocabulary)
     assert first.provenance["embeddings"].startswith("tfidf+svd")
+
+
+def test_a_map_above_umaps_exact_search_takes_exact_neighbours_and_separates_vocabularies():
+    texts, groups = documents([FOOTBALL, ELECTIONS], per_group=2_100)  # 4,200 > 4,096
+    vectors, _ = embed(texts, None, seed=3, stop=set())
+    indices, distances, _ = exact_neighbours(vectors, 15)  # what UMAP gets, not its NN-descent
+    assert (
+        indices is not None
+        and indices.shape == (4_200, 15)
+        and (distances[:, 0] <= distances[:, 1]).all()
+    )
+    assert all(groups[j] == groups[i] for i, row in enumerate(indices) for j in row)
+    xy = layout(vectors, 15, seed=3)
+    clusters = HDBSCAN(min_cluster_size=len(texts) // 50, copy=True).fit_predict(xy).tolist()
+    members: dict[int, set[int]] = {}
+    for group, cluster in zip(groups, clusters, strict=True):
+        if cluster != NOISE_CLUSTER:
+            members.setdefault(cluster, set()).add(group)
+    assert len(members) >= 2 and all(len(g) == 1 for g in members.values()), members

@@ -86,13 +86,13 @@ def run_child(
     args: argparse.Namespace,
     module: str,
     run_operation: Callable[[str, str, Path], object],
-    warm_imports: Callable[[], None],
+    warm_imports: Callable[[str], None],
     env: dict[str, str] | None = None,
 ) -> bool:
     """Whether this process is one of the driver's children, after doing its part: `--op` runs
     one operation and prints its seconds and figure; `--measure` runs `measure` on one."""
     if args.op:
-        warm_imports()
+        warm_imports(args.op)
         start = time.perf_counter()
         figure = run_operation(args.op, args.url, Path(args.out))
         print(json.dumps({"seconds": time.perf_counter() - start, "result": figure}))

@@ -74,8 +74,8 @@ def ratios(figures: dict[str, dict]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _warm_imports() -> None:
-    """Imports (umap's ~30 s) are not the analysis' cost."""
+def _warm_imports(operation: str) -> None:
+    """Imports (umap's ~30 s) are not the analysis' cost (the same for every operation)."""
     import sklearn.cluster  # noqa: F401
     import umap  # noqa: F401
 

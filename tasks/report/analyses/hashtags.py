@@ -2,19 +2,24 @@
 the mean views of the videos carrying it, and the selected hashtags day by day.
 
 Hashtags are case-folded, counted once per video, generic feed tags (fyp, parati, ...) excluded.
-Two streamed passes: totals first, then the days of the selected hashtags only.
+Two passes, a range of members at a time: totals first, then the days of the selected hashtags.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import polars as pl
 from matplotlib.ticker import MaxNLocator
-from sqlalchemy import func, select
+from sqlalchemy import Date, Text, cast, func, select, type_coerce
 
 from gettok.db import session_scope
+from gettok.keyset import id_bounds
+from gettok.membership import range_end
 from gettok.models.schema import Video
+from gettok.query_frame import read_frame
 from gettok.tasks.report.analyses import queries, tables
 from gettok.tasks.report.analyses.drawing import caption, plt, save, timeline, titled
 from gettok.tasks.report.analyses.section import AnalysisContext, Section
@@ -22,6 +27,7 @@ from gettok.tasks.report.build import is_generic
 from gettok.tasks.report.figures import human_log_axes
 
 LABELLED = 15  # points named on the scatter
+PAGE = 10_000  # campaign members read at a time
 MIN_VIDEOS = 2  # a tag on one video has no mean worth plotting
 
 
@@ -32,40 +38,68 @@ class HashtagPoint:
     mean_views: float
 
 
-def video_tags(names) -> set[str]:
-    tags = {str(t).casefold().lstrip("#").strip() for t in names or [] if t}
-    return {t for t in tags if t and not is_generic(t)}
+def _tag(name) -> str:
+    """The hashtag as counted ("" for a generic one): case-folded, without its '#'."""
+    tag = str(name).casefold().lstrip("#").strip()
+    return "" if is_generic(tag) else tag
 
 
-def _rows(session, campaign: str):
-    day = queries.utc_day(session)
-    query = select(day, func.coalesce(Video.view_count, 0), Video.hashtag_names).where(
-        queries.in_campaign(campaign)
-    )
-    for d, views, names in queries.stream(session, query):
-        yield (queries.as_date(d) if d else None), int(views), video_tags(names)
+def tagged_videos(session, campaign: str) -> Iterator[pl.DataFrame]:
+    """(video id, UTC day, views, tag), each tag once per video, a range of the campaign's
+    members at a time: Python sees each distinct hashtag of a page once, not every video."""
+    day = type_coerce(queries.utc_day(session), Date).label("day")
+    after = None
+    while (until := range_end(session, campaign, after, PAGE)) is not None:
+        query = select(
+            Video.id,
+            day,
+            func.coalesce(Video.view_count, 0).label("views"),
+            cast(Video.hashtag_names, Text).label("names"),
+        ).where(queries.in_campaign(campaign), *id_bounds(after, until, Video.id))
+        after = until
+        rows = (
+            read_frame(session, query)
+            .with_columns(pl.col("names").str.json_decode(pl.List(pl.Utf8)))
+            .explode("names")
+            .filter(pl.col("names").str.len_chars() > 0)
+        )
+        names = rows["names"].unique()
+        tags = pl.DataFrame({"names": names, "tag": [_tag(n) for n in names]})
+        yield (
+            rows.join(tags, on="names")
+            .filter(pl.col("tag") != "")
+            .unique(["id", "tag"])
+            .select("id", "day", "views", "tag")
+        )
 
 
 def hashtag_points(session, campaign: str, min_videos: int = MIN_VIDEOS) -> list[HashtagPoint]:
     """Every non-generic hashtag on `min_videos` or more videos, most frequent first."""
-    videos: Counter = Counter()
-    views: Counter = Counter()
-    for _, v, tags in _rows(session, campaign):
-        for tag in tags:
-            videos[tag] += 1
-            views[tag] += v
-    points = [HashtagPoint(t, n, views[t] / n) for t, n in videos.items() if n >= min_videos]
+    totals = [
+        page.group_by("tag").agg(videos=pl.len(), views=pl.col("views").sum())
+        for page in tagged_videos(session, campaign)
+    ]
+    if not totals:
+        return []
+    summed = pl.concat(totals).group_by("tag").agg(pl.col("videos", "views").sum())
+    points = [
+        HashtagPoint(tag, n, views / n)
+        for tag, n, views in summed.filter(pl.col("videos") >= min_videos).iter_rows()
+    ]
     return sorted(points, key=lambda p: (-p.videos, p.tag))
 
 
 def hashtags_by_day(session, campaign: str, selected: list[str]) -> dict[str, Counter]:
     """Per selected hashtag, its videos per UTC day."""
-    wanted = set(selected)
     out: dict[str, Counter] = {tag: Counter() for tag in selected}
-    for d, _, tags in _rows(session, campaign):
-        for tag in tags & wanted:
-            if d is not None:
-                out[tag][d] += 1
+    for page in tagged_videos(session, campaign):
+        counts = (
+            page.filter(pl.col("tag").is_in(selected), pl.col("day").is_not_null())
+            .group_by("tag", "day")
+            .len()
+        )
+        for tag, day, n in counts.iter_rows():
+            out[tag][day] += n
     return out
 
 

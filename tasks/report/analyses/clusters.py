@@ -81,7 +81,7 @@ def embed(texts: list[str], model_name: str | None, seed: int, stop) -> tuple[np
 def exact_neighbours(
     vectors: np.ndarray, k: int
 ) -> tuple[np.ndarray | None, np.ndarray | None, None]:
-    """Every point's `k` nearest by cosine distance (itself first) and their distances, for
+    """Every point's `k` nearest by cosine distance (itself included) and their distances, for
     UMAP's graph; (None, None, None) where UMAP's own search is used.
 
     UMAP finds them exactly below 4,096 points and by NN-descent above, whose numba code compiles

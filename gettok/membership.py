@@ -6,7 +6,7 @@ prune stage removed stays a member (exports list it as pruned) but no stage work
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +63,17 @@ def range_end(
         ids = ids.where(column > after)
     window = ids.order_by(column).limit(span).subquery()
     return session.scalar(select(func.max(window.c.video_id)))
+
+
+def member_ranges(
+    session: Session, campaign: str | int, span: int
+) -> Iterator[tuple[int | None, int]]:
+    """(after, until]: the campaign's member ids `span` at a time, in id order, for a pass over
+    the whole campaign that reads each range with its own queries (`range_end` per range)."""
+    after = None
+    while (until := range_end(session, campaign, after, span)) is not None:
+        yield after, until
+        after = until
 
 
 def member_pages(

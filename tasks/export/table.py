@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from gettok.db import session_scope, without_jit
 from gettok.json_text import export_json_column
 from gettok.keyset import id_bounds
-from gettok.membership import range_end
+from gettok.membership import member_ranges
 from gettok.models.api import LONE_SURROGATE, SANDBOX_RECORD_MARK
 from gettok.models.schema import (
     Annotation,
@@ -64,10 +64,8 @@ def table_batches(
         without_jit(session)  # 0.7 s of JIT for a 50 ms annotations query, every page at 1M
         cid = campaign_id(session, campaign)
         humans = human_code_table(session, cid)
-        after: int | None = None
-        while (until := range_end(session, cid, after, size or PAGE)) is not None:
+        for after, until in member_ranges(session, cid, size or PAGE):
             videos = _videos(session, cid, after, until, with_raw)
-            after = until
             if videos.height == 0:  # its members were deleted since `range_end` read them
                 continue
             lo, hi = videos["video_id"][0], videos["video_id"][-1]

@@ -17,7 +17,7 @@ from sqlalchemy import Date, Text, cast, func, select, type_coerce
 
 from gettok.db import session_scope
 from gettok.keyset import id_bounds
-from gettok.membership import range_end
+from gettok.membership import campaign_videos, member_ranges
 from gettok.models.schema import Video
 from gettok.query_frame import read_frame
 from gettok.tasks.report.analyses import queries, tables
@@ -48,15 +48,14 @@ def tagged_videos(session, campaign: str) -> Iterator[pl.DataFrame]:
     """(video id, UTC day, views, tag), each tag once per video, a range of the campaign's
     members at a time: Python sees each distinct hashtag of a page once, not every video."""
     day = type_coerce(queries.utc_day(session), Date).label("day")
-    after = None
-    while (until := range_end(session, campaign, after, PAGE)) is not None:
+    for after, until in member_ranges(session, campaign, PAGE):
+        members = campaign_videos(campaign, after=after, until=until)  # one range, on SQLite too
         query = select(
             Video.id,
             day,
             func.coalesce(Video.view_count, 0).label("views"),
             cast(Video.hashtag_names, Text).label("names"),
-        ).where(queries.in_campaign(campaign), *id_bounds(after, until, Video.id))
-        after = until
+        ).where(Video.id.in_(members), *id_bounds(after, until, Video.id))
         rows = (
             read_frame(session, query)
             .with_columns(pl.col("names").str.json_decode(pl.List(pl.Utf8)))

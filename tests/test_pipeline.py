@@ -171,9 +171,17 @@ def test_a_batch_with_a_later_one_queued_leaves_its_videos_to_it(
 ):
     """Collection outran processing: the windows queued while the first batch ran are processed
     by the final sweep's one pass, not one pass each."""
+    from gettok.flows.pipeline import ProcessingChain
     from gettok.tasks.collect.paging import WindowOutcome
 
-    collected, downloads = [], []
+    collected, downloads, queued = [], [], []
+    submit = ProcessingChain.process
+
+    def process(chain, label, final):
+        submit(chain, label, final)
+        queued.append(label)
+
+    monkeypatch.setattr(ProcessingChain, "process", process)
 
     def collect_window(ctx, window):
         collected.append(window)
@@ -181,11 +189,11 @@ def test_a_batch_with_a_later_one_queued_leaves_its_videos_to_it(
 
     def download(campaign, **options):
         downloads.append(options["transient_rounds"])
-        if len(downloads) == 1:  # the first batch is slow: every window is collected meanwhile
-            deadline = time.monotonic() + 60
-            while len(collected) < 4 and time.monotonic() < deadline:
+        if len(downloads) == 1:  # the first batch is slow: every window is collected and the
+            # final sweep queued meanwhile (waited for, not slept on: a loaded CI is slow to submit)
+            deadline = time.monotonic() + 120
+            while "final sweep" not in queued and time.monotonic() < deadline:
                 time.sleep(0.05)
-            time.sleep(1.0)  # and the last two batches queued
 
     result = _run_windows(sqlite_url, collect_window, download, last_day=10)
     assert len(collected) == 4 and result.batches == 5

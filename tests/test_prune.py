@@ -9,7 +9,16 @@ import pytest
 from sqlalchemy import func, select
 
 from gettok.db import session_scope
-from gettok.models.schema import Download, DownloadStatus, Frame, PruneRecord, Video
+from gettok.models.schema import (
+    Campaign,
+    Download,
+    DownloadStatus,
+    Frame,
+    PruneRecord,
+    TopicFit,
+    Video,
+    VideoTopic,
+)
 from gettok.sandbox.config import SandboxConfig
 from gettok.tasks.prune import check_page, pending_videos, prune_videos
 
@@ -106,6 +115,17 @@ def test_prune_deletes_private_and_removed_only(db_url, sandbox, tmp_path):
     picked = pick_videos(sandbox.state.corpus)
     videos = [v for vs in picked.values() for v in vs]
     files = store(db_url, media_dir, videos)
+    with session_scope(db_url) as s:  # each video's topic, as a report stores it
+        campaign = Campaign(name="c", query={}, query_hash="q", start_date=date(2022, 12, 7),
+                            region_codes=[])  # fmt: skip
+        s.add(campaign)
+        s.flush()
+        fit = TopicFit(
+            campaign_id=campaign.id, fingerprint="f", provenance={}, members=1, model=b""
+        )
+        s.add(fit)
+        s.flush()
+        s.add_all(VideoTopic(fit_id=fit.id, video_id=v.id, topic=0) for v in videos)
     gone = {v.id: v.web_state for v in videos if v.web_state in ("private", "removed")}
     # A run killed after deleting one video's files but before marking its rows.
     half_done, *others = list(gone)
@@ -141,6 +161,8 @@ def test_prune_deletes_private_and_removed_only(db_url, sandbox, tmp_path):
             s.execute(select(Frame.video_id, func.count()).group_by(Frame.video_id)).all()
         )
         assert set(frames) == {v.id for v in videos} - set(gone)
+        topics = set(s.scalars(select(VideoTopic.video_id)))
+        assert topics == {v.id for v in videos} - set(gone)  # derived from their text
 
     # A second run checks only what is still stored and records nothing twice.
     again = prune_videos(db_url, media_dir, sandbox.base_url, pending_videos(db_url))

@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 from sklearn.cluster import HDBSCAN
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gettok.db import session_scope
 from gettok.models.campaign import ReportOptions
@@ -164,3 +164,122 @@ def test_a_map_above_umaps_exact_search_takes_exact_neighbours_and_separates_voc
         if cluster != NOISE_CLUSTER:
             members.setdefault(cluster, set()).add(group)
     assert len(members) >= 2 and all(len(g) == 1 for g in members.values()), members
+
+
+def _stored_topics(db_url) -> dict[int, tuple[int, int]]:
+    from gettok.models.schema import VideoTopic
+
+    with session_scope(db_url) as session:
+        rows = session.execute(select(VideoTopic.video_id, VideoTopic.fit_id, VideoTopic.topic))
+        return {vid: (fit, topic) for vid, fit, topic in rows}
+
+
+def test_a_kept_fit_assigns_only_new_or_changed_videos_and_resumes_after_a_crash(
+    db_url, tmp_path, two_topic_campaign, monkeypatch
+):
+    from datetime import timedelta
+
+    from gettok.models.schema import TopicFit, utcnow
+    from gettok.tasks.report.analyses import topic_store
+    from gettok.tasks.report.analyses.topics import document, fit_campaign_topics
+
+    campaign, groups = two_topic_campaign
+    ctx = AnalysisContext(db_url, campaign, tmp_path, ReportOptions(topics=2, topic_fit_videos=10))
+    monkeypatch.setattr(topic_store, "ASSIGN_SPAN", 10)  # 56 videos: six transactions
+    fit = topic_store.current_fit(ctx, fit_campaign_topics)
+    calls = []
+
+    def assign_then_die(texts):  # the third transaction's process is killed
+        calls.append(len(texts))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return type(fit.model).assign(fit.model, texts)
+
+    monkeypatch.setattr(fit.model, "assign", assign_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        topic_store.assign_pending(ctx, fit, document)
+    assert len(_stored_topics(db_url)) == 20  # two transactions landed
+    monkeypatch.undo()
+    monkeypatch.setattr(topic_store, "ASSIGN_SPAN", 10)
+    assert topic_store.assign_pending(ctx, fit, document) == len(groups) - 20
+    first = _stored_topics(db_url)
+    assert set(first) == set(groups) and {f for f, _ in first.values()} == {fit.id}
+    ids = sorted(groups)
+    assert_separates([first[i][1] for i in ids], [groups[i] for i in ids])
+
+    kept = topic_store.current_fit(ctx, fit_campaign_topics)
+    assert (kept.id, kept.refitted) == (fit.id, False)
+    assert topic_store.assign_pending(ctx, kept, document) == 0
+
+    # One video is transcribed again in the other vocabulary; another is seen again.
+    moved, seen = ids[0], ids[1]
+    with session_scope(db_url) as session:
+        session.add(
+            Transcript(
+                video_id=moved,
+                engine="faster-whisper",
+                model="base",
+                settings={},
+                settings_hash="again",
+                text=" ".join([ELECTIONS, FOOTBALL][groups[moved]] * 2),
+                created_at=utcnow() + timedelta(seconds=1),
+            )
+        )
+        session.get(Video, seen).last_seen_at = utcnow() + timedelta(seconds=1)
+    assert topic_store.assign_pending(ctx, kept, document) == 2
+    after = _stored_topics(db_url)
+    other = next(first[i][1] for i in ids if groups[i] != groups[moved])
+    assert after[moved][1] == other and after[seen] == first[seen]
+    assert {i: t for i, t in after.items() if i != moved} == {
+        i: t for i, t in first.items() if i != moved
+    }
+
+    # The campaign doubled since the fit (as stored): refitted, the old topics replaced.
+    with session_scope(db_url) as session:
+        session.get(TopicFit, fit.id).members = len(groups) // 2 - 1
+    refit = topic_store.current_fit(ctx, fit_campaign_topics)
+    assert refit.refitted and _stored_topics(db_url) == {}  # (SQLite may reuse the id)
+    # A setting that decides the fit (the seed) refits too.
+    topic_store.assign_pending(ctx, refit, document)
+    reseeded = AnalysisContext(
+        db_url, campaign, tmp_path, ReportOptions(topics=2, topic_fit_videos=10, seed=9)
+    )
+    assert topic_store.current_fit(reseeded, fit_campaign_topics).refitted
+    assert topic_store.current_fit(reseeded, fit_campaign_topics).refitted is False
+    with session_scope(db_url) as session:
+        assert session.scalar(select(func.count()).select_from(TopicFit)) == 1
+
+
+def test_a_fit_on_fewer_texts_than_its_sample_is_refitted_every_report(
+    db_url, tmp_path, two_topic_campaign
+):
+    from gettok.tasks.report.analyses import topic_store
+    from gettok.tasks.report.analyses.topics import fit_campaign_topics
+
+    campaign, groups = two_topic_campaign
+    ctx = AnalysisContext(db_url, campaign, tmp_path, ReportOptions(topics=2))  # sample 20,000
+    first = topic_store.current_fit(ctx, fit_campaign_topics)
+    again = topic_store.current_fit(ctx, fit_campaign_topics)
+    assert first.refitted and again.refitted
+    assert again.provenance["fit_videos"] == len(groups) and again.provenance["sample_size"] == 20_000
+
+
+def test_the_seeded_sample_is_a_hash_of_the_id_alone_on_every_database(db_url, two_topic_campaign):
+    from gettok.tasks.report.analyses import queries
+
+    campaign, groups = two_topic_campaign
+    rng = random.Random(7)
+    a, b = rng.randrange(1, queries.HASH_PRIME), rng.randrange(queries.HASH_PRIME)
+    place = {vid: (vid % queries.HASH_PRIME * a + b) % queries.HASH_PRIME for vid in groups}
+    with session_scope(db_url) as session:
+        sample = queries.seeded_sample(session, campaign, 9, 7, keep=lambda row: True)
+        odd = queries.seeded_sample(session, campaign, 9, 7, keep=lambda row: row[0] % 2 == 1)
+        assert [r[0] for r in sample] == sorted(sorted(groups, key=place.get)[:9])
+        assert [r[0] for r in odd] == sorted(
+            sorted((v for v in groups if v % 2), key=place.get)[:9]
+        )
+        assert sample[0][2:] == next(
+            row[2:] for row in queries.video_texts(session, campaign) if row[0] == sample[0][0]
+        )
+        other = queries.seeded_sample(session, campaign, 9, 8, keep=lambda row: True)
+    assert [r[0] for r in other] != [r[0] for r in sample]

@@ -41,8 +41,10 @@ from gettok.models.schema.derived import (
     FrameExtraction,
     MediaInfo,
     TextLanguage,
+    TopicFit,
     Transcript,
     TranscriptComparison,
+    VideoTopic,
 )
 from gettok.models.schema.operations import (
     DatabaseIdentity,
@@ -84,6 +86,7 @@ __all__ = [
     "RejectedRecord",
     "TextLanguage",
     "TikTokUser",
+    "TopicFit",
     "Transcript",
     "TranscriptComparison",
     "UTCDateTime",
@@ -92,6 +95,7 @@ __all__ = [
     "ValidationSample",
     "ValidationScore",
     "Video",
+    "VideoTopic",
     "WatchAlert",
     "WindowStatus",
     "WorkClaim",

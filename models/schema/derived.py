@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -263,3 +264,40 @@ class Annotation(Base):
     first_frame_id: Mapped[int | None] = mapped_column(BigInteger)  # lowest frame id it read
     inputs_key: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TopicFit(Base):
+    """A campaign's fitted topic model, kept so that a daily report assigns only the videos that
+    are new or changed since (`video_topics`) and its topics keep their numbers from one report
+    to the next. Refitted when its settings change or the campaign has doubled."""
+
+    __tablename__ = "topic_fits"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+    fingerprint: Mapped[str] = mapped_column(String(64))  # of the settings that decide the fit
+    provenance: Mapped[dict[str, Any]]
+    members: Mapped[int] = mapped_column(Integer)  # the campaign's videos when it was fitted
+    model: Mapped[bytes] = mapped_column(LargeBinary)  # the pickled scikit-learn model
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VideoTopic(Base):
+    """A video's topic under one fit; read as current while the video was not seen again and no
+    transcript was made for it after `assigned_at`."""
+
+    __tablename__ = "video_topics"
+
+    fit_id: Mapped[int] = mapped_column(
+        ForeignKey("topic_fits.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Indexed: deleting a video deletes its rows, which without an index scans them all.
+    video_id: Mapped[int] = mapped_column(
+        ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    topic: Mapped[int] = mapped_column(Integer)  # -1: the text has no counted word
+    assigned_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -25,6 +25,7 @@ from gettok.models.schema import (
     Transcript,
     ValidationItem,
     Video,
+    VideoTopic,
     utcnow,
 )
 
@@ -137,6 +138,7 @@ def mark_pruning(url: str, video_id: int, reason: str, paths: list[str]) -> None
         session.execute(delete(Frame).where(Frame.video_id == video_id))
         session.execute(delete(FrameExtraction).where(FrameExtraction.video_id == video_id))
         session.execute(delete(MediaInfo).where(MediaInfo.video_id == video_id))
+        session.execute(delete(VideoTopic).where(VideoTopic.video_id == video_id))  # of its text
         session.execute(
             update(Download)
             .where(Download.video_id == video_id)

@@ -44,9 +44,12 @@ def sample_texts(ctx) -> tuple[list[int], list[str], list[str]]:
     """Ids, texts and stance labels of a seeded sample of `map_videos` videos with any text."""
     opts = ctx.options
     with session_scope(ctx.url) as session:
-        rows = queries.video_texts(session, ctx.campaign)
-        sample = queries.reservoir(
-            (r for r in rows if r[2].strip() or r[3].strip()), opts.map_videos, opts.seed
+        sample = queries.seeded_sample(
+            session,
+            ctx.campaign,
+            opts.map_videos,
+            opts.seed,
+            keep=lambda r: bool(r[2].strip() or r[3].strip()),
         )
         ids = [r[0] for r in sample]
         described = queries.latest_labels(session, AnnotationKind.description, ids)

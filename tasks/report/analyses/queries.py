@@ -1,7 +1,8 @@
 """The analyses' reads: SQL aggregates where SQL can say it, else rows streamed in batches.
 
 Nothing here holds a campaign's rows at once: a 100,000-video campaign is read `BATCH` rows at a
-time (a server-side cursor on Postgres), and samples are drawn by a seeded reservoir.
+time (a server-side cursor on Postgres), and samples are the videos first in a seeded order of
+their ids, read from the database without streaming the campaign's texts.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import date
+from itertools import islice
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, case, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from gettok.membership import campaign_videos
@@ -101,31 +103,64 @@ def best_text():
     )
 
 
-def video_texts(session: Session, campaign: str) -> Iterator[tuple[int, date | None, str, str]]:
-    """(video id, day, speech, caption) of every video in id order; speech falls back to
-    TikTok's `voice_to_text`, then to "" (music-only videos: the caption stands in)."""
+def video_texts(
+    session: Session, campaign: str | None, *where: Any
+) -> Iterator[tuple[int, date | None, str, str]]:
+    """(video id, day, speech, caption) of every video (of the campaign, and passing `where`)
+    in id order; speech falls back to TikTok's `voice_to_text`, then to "" (music-only videos:
+    the caption stands in)."""
     day = utc_day(session)
     speech = func.coalesce(best_text(), Video.voice_to_text, "")
+    mine = [in_campaign(campaign)] if campaign is not None else []
     query = (
         select(Video.id, day, speech, func.coalesce(Video.video_description, ""))
-        .where(in_campaign(campaign))
+        .where(*mine, *where)
         .order_by(Video.id)
     )
     for vid, d, text, caption in stream(session, query):
         yield vid, (as_date(d) if d else None), text or "", caption or ""
 
 
-def reservoir(rows: Iterator[Any], k: int, seed: int) -> list[Any]:
-    """A uniform sample of `k` rows in one pass (Algorithm R), reproducible for a seed."""
+def texts_of(session: Session, ids: list[int]) -> list[tuple[int, date | None, str, str]]:
+    """`video_texts` of the videos `ids` (a bounded list), in id order."""
+    rows = []
+    for start in range(0, len(ids), 1000):
+        rows += video_texts(session, None, Video.id.in_(ids[start : start + 1000]))
+    return sorted(rows)
+
+
+# The seeded order of a sample: a multiplicative hash of the id modulo a prime (2^31 - 1, so
+# the product stays inside 64 bits on Postgres and SQLite alike).
+HASH_PRIME = 2_147_483_647
+SAMPLE_READ = 25_000  # ids read per step of a sample, in its seeded order
+
+
+def sample_order(seed: int):
+    """SQL: a video's place in the sample of `seed`. It depends on the video's id alone, so a
+    campaign that grows keeps its sample but where a new video takes a place."""
     rng = random.Random(seed)
+    a, b = rng.randrange(1, HASH_PRIME), rng.randrange(HASH_PRIME)
+    return (Video.id % HASH_PRIME * a + b) % HASH_PRIME
+
+
+def seeded_sample(session: Session, campaign: str, k: int, seed: int, keep) -> list[Any]:
+    """The first `k` videos in the seeded order whose `video_texts` row passes `keep`, in id
+    order: a uniform sample, reproducible for a seed, that reads the texts of about `k`
+    videos rather than the campaign's."""
+    order = sample_order(seed).label("place")
     sample: list[Any] = []
-    for i, row in enumerate(rows):
-        if i < k:
-            sample.append(row)
-        else:
-            j = rng.randrange(i + 1)
-            if j < k:
-                sample[j] = row
+    after = None
+    while len(sample) < k:
+        query = select(order, Video.id).where(in_campaign(campaign))
+        if after is not None:
+            query = query.where(tuple_(order, Video.id) > tuple_(*after))
+        step = session.execute(query.order_by(order, Video.id).limit(SAMPLE_READ)).all()
+        if not step:
+            break
+        after = tuple(step[-1])
+        texts = {row[0]: row for row in texts_of(session, [vid for _, vid in step])}
+        kept = (texts[vid] for _, vid in step if vid in texts and keep(texts[vid]))
+        sample += list(islice(kept, k - len(sample)))
     return sorted(sample, key=lambda r: r[0])
 
 

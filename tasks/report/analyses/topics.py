@@ -1,19 +1,20 @@
 """Topics of transcripts (captions where a video has no speech): sizes, top words and topics over
-time, from `topics_model` fitted on a seeded sample and applied to every video in batches."""
+time, from `topics_model` fitted on a seeded sample and applied to every video; the fit and each
+video's topic are stored (`topic_store`), so a report assigns only what is new or changed."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
-from itertools import islice
 
 from gettok.db import session_scope
-from gettok.tasks.report.analyses import queries, tables
+from gettok.tasks.report.analyses import queries, tables, topic_store
 from gettok.tasks.report.analyses.drawing import caption, plt, save, timeline, titled
 from gettok.tasks.report.analyses.ngrams import NOISE
 from gettok.tasks.report.analyses.section import AnalysisContext, Section
 from gettok.tasks.report.analyses.topics_model import NO_TOPIC, TopicModel, fit_topics
 
-ASSIGN_BATCH = 2000
+log = logging.getLogger(__name__)
 
 
 def document(speech: str, caption_text: str) -> str:
@@ -28,53 +29,58 @@ def topic_name(model: TopicModel, topic: int) -> str:
 
 
 def fit_campaign_topics(ctx: AnalysisContext) -> TopicModel | None:
+    """A model fitted on the seeded sample of `topic_fit_videos` videos with any text."""
     opts = ctx.options
     with session_scope(ctx.url) as session:
-        docs = (
-            (vid, document(s, c)) for vid, _, s, c in queries.video_texts(session, ctx.campaign)
+        sample = queries.seeded_sample(
+            session,
+            ctx.campaign,
+            opts.topic_fit_videos,
+            opts.seed,
+            keep=lambda r: bool(document(r[2], r[3])),
         )
-        sample = queries.reservoir((d for d in docs if d[1]), opts.topic_fit_videos, opts.seed)
-    texts = [text for _, text in sample]
+    texts = [document(s, c) for _, _, s, c in sample]
     return fit_topics(texts, opts.topics, opts.seed, ctx.stop_words(), opts.topic_model)
 
 
-def assign_campaign(ctx: AnalysisContext, model: TopicModel):
-    """(video id, day, topic) of every video, assigned `ASSIGN_BATCH` at a time."""
-    with session_scope(ctx.url) as session:
-        rows = queries.video_texts(session, ctx.campaign)
-        while batch := list(islice(rows, ASSIGN_BATCH)):
-            topics = model.assign([document(s, c) for _, _, s, c in batch])
-            yield from ((vid, day, t) for (vid, day, _, _), t in zip(batch, topics, strict=True))
-
-
 def topics_section(ctx: AnalysisContext) -> Section:
-    model = fit_campaign_topics(ctx)
-    if model is None:
+    fit = topic_store.current_fit(ctx, fit_campaign_topics)
+    if fit is None:
         why = (
             "Too little text yet for a topic model (it needs two or more videos and two or more "
             "words left once stop words are removed)."
         )
         return Section("topics", "Topics", why)
-    assignments = list(assign_campaign(ctx, model))
-    sizes, per_day = sizes_and_days(assignments)
+    model = fit.model
+    assigned = topic_store.assign_pending(ctx, fit, document)
+    log.info(
+        "topics: %s fit %d, %d videos assigned", "new" if fit.refitted else "kept", fit.id, assigned
+    )
+    sizes, per_day = topic_store.topic_counts(ctx, fit.id)
     days = sorted({d for d, _ in per_day})
-    subtitle = caption(len(assignments), min(days, default=None), max(days, default=None))
+    subtitle = caption(sum(sizes.values()), min(days, default=None), max(days, default=None))
     sizes_png = draw_sizes(model, sizes, subtitle, ctx, ctx.out_dir / "topics.png")
     time_png = draw_over_time(
         model, per_day, days, subtitle, ctx, ctx.out_dir / "topics_over_time.png"
     )
-    rows, (csv_topics, csv_videos, csv_days) = write_tables(ctx, model, assignments)
-    prov = model.provenance() | {"stop_words": ", ".join(ctx.stop_languages_used())}
+    rows, (csv_topics, csv_videos, csv_days) = write_tables(
+        ctx, model, sizes, per_day, topic_store.assignments(ctx, fit.id)
+    )
+    prov = fit.provenance
     how = (
         f"scikit-learn NMF on TF-IDF, {prov['topics']} topics, seed {prov['seed']}"
         if model.nmf is not None
         else f"{prov['model']} embeddings clustered by k-means, {prov['topics']} topics, "
         f"seed {prov['seed']}"
     )
+    fitted = (
+        f"when the campaign had {prov['fitted_on_members']:,} videos; it is kept, and only new "
+        "or changed videos are assigned, until the campaign doubles or these settings change"
+    )
     text = "\n\n".join(
         [
             f"Topics of transcripts (the caption where a video has no speech): {how}, fitted on "
-            f"{prov['fit_videos']:,} videos and applied to all.",
+            f"{prov['fit_videos']:,} videos and applied to all; {fitted}.",
             tables.markdown(["topic", "videos", "top words"], rows),
             "![topic sizes](topics.png)",
             "![topics over time](topics_over_time.png)",
@@ -87,17 +93,11 @@ def topics_section(ctx: AnalysisContext) -> Section:
     )
 
 
-def sizes_and_days(assignments) -> tuple[Counter, Counter]:
-    """Videos per topic, and per (day, topic)."""
-    sizes = Counter(t for _, _, t in assignments)
-    return sizes, Counter((d, t) for _, d, t in assignments if d is not None)
-
-
-def write_tables(ctx: AnalysisContext, model: TopicModel, assignments):
-    """The topics (size, top words), every video's topic, and topics per day, as CSV."""
-    sizes, per_day = sizes_and_days(assignments)
+def write_tables(ctx: AnalysisContext, model: TopicModel, sizes: Counter, per_day: Counter, rows):
+    """The topics (size, top words), every video's topic (`rows`: video id, day, topic, in id
+    order) and topics per day, as CSV."""
     order = sorted(sizes, key=lambda t: (t == NO_TOPIC, -sizes[t], t))
-    rows = [
+    table = [
         [
             t + 1 if t != NO_TOPIC else "",
             sizes[t],
@@ -106,14 +106,11 @@ def write_tables(ctx: AnalysisContext, model: TopicModel, assignments):
         for t in order
     ]
     out = ctx.out_dir
-    csv_topics = tables.write_csv(out / "topics.csv", ["topic", "videos", "top_words"], rows)
+    csv_topics = tables.write_csv(out / "topics.csv", ["topic", "videos", "top_words"], table)
     csv_videos = tables.write_csv(
         out / "topic_assignments.csv",
         ["video_id", "day", "topic"],
-        [
-            [v, d.isoformat() if d else "", t + 1 if t != NO_TOPIC else ""]
-            for v, d, t in assignments
-        ],
+        ([v, d.isoformat() if d else "", t + 1 if t != NO_TOPIC else ""] for v, d, t in rows),
     )
     csv_days = tables.write_csv(
         out / "topics_over_time.csv",
@@ -123,7 +120,7 @@ def write_tables(ctx: AnalysisContext, model: TopicModel, assignments):
             for (d, t), n in sorted(per_day.items())
         ],
     )
-    return rows, (csv_topics, csv_videos, csv_days)
+    return table, (csv_topics, csv_videos, csv_days)
 
 
 def draw_sizes(model: TopicModel, sizes: Counter, subtitle: str, ctx: AnalysisContext, path):

@@ -26,6 +26,12 @@ UMAP_EXACT_BELOW = 4_096  # UMAP computes every distance for fewer points
 EXACT_NEIGHBOURS_UP_TO = 20_000
 
 
+def epochs(points: int) -> int | None:
+    """UMAP's optimisation epochs: 200 from 4,096 points, what UMAP itself takes above 10,000
+    (5,000 points: 21 s against 54 s with its 500, 2 busy cores); below, UMAP's own choice."""
+    return 200 if points >= UMAP_EXACT_BELOW else None
+
+
 @dataclass
 class ClusterMap:
     video_ids: list[int]
@@ -112,6 +118,7 @@ def layout(vectors: np.ndarray, neighbours: int, seed: int) -> np.ndarray:
             metric="cosine",
             random_state=seed,
             n_jobs=1,
+            n_epochs=epochs(len(vectors)),
             precomputed_knn=exact_neighbours(vectors, neighbours),
         ).fit_transform(vectors)
 
@@ -143,6 +150,7 @@ def cluster_map(ctx) -> ClusterMap | None:
         "min_dist": 0.1,
         "metric": "cosine",
         "neighbours": "nn-descent" if len(ids) > EXACT_NEIGHBOURS_UP_TO else "exact",
+        "n_epochs": epochs(len(ids)) or "umap default",
         "clustering": "hdbscan",
         "min_cluster_size": min_size,
         "seed": seed,

@@ -2,7 +2,8 @@
 the mean views of the videos carrying it, and the selected hashtags day by day.
 
 Hashtags are case-folded, counted once per video, generic feed tags (fyp, parati, ...) excluded.
-Two passes, a range of members at a time: totals first, then the days of the selected hashtags.
+One pass, a range of members at a time, sums videos and views per hashtag and day; the totals and
+the selected hashtags' days are both read from those sums.
 """
 
 from __future__ import annotations
@@ -72,41 +73,57 @@ def tagged_videos(session, campaign: str) -> Iterator[pl.DataFrame]:
         )
 
 
-def hashtag_points(session, campaign: str, min_videos: int = MIN_VIDEOS) -> list[HashtagPoint]:
+def hashtag_tallies(session, campaign: str) -> pl.DataFrame:
+    """Videos and summed views per (hashtag, UTC day): the pages' sums, added up as they come
+    (one row per hashtag and day, whatever the campaign's size)."""
+    summed: list[pl.DataFrame] = []
+    for page in tagged_videos(session, campaign):
+        summed.append(page.group_by("tag", "day").agg(videos=pl.len(), views=pl.col("views").sum()))
+        if len(summed) >= 8:
+            summed = [_added(summed)]
+    return _added(summed)
+
+
+def _added(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    if not frames:
+        schema = {"tag": pl.Utf8, "day": pl.Date, "videos": pl.UInt32, "views": pl.Int64}
+        return pl.DataFrame(schema=schema)
+    return pl.concat(frames).group_by("tag", "day").agg(pl.col("videos", "views").sum())
+
+
+def hashtag_points(
+    session, campaign: str, min_videos: int = MIN_VIDEOS, tallies: pl.DataFrame | None = None
+) -> list[HashtagPoint]:
     """Every non-generic hashtag on `min_videos` or more videos, most frequent first."""
-    totals = [
-        page.group_by("tag").agg(videos=pl.len(), views=pl.col("views").sum())
-        for page in tagged_videos(session, campaign)
-    ]
-    if not totals:
-        return []
-    summed = pl.concat(totals).group_by("tag").agg(pl.col("videos", "views").sum())
+    tallies = hashtag_tallies(session, campaign) if tallies is None else tallies
+    summed = tallies.group_by("tag").agg(pl.col("videos", "views").sum())
     points = [
         HashtagPoint(tag, n, views / n)
-        for tag, n, views in summed.filter(pl.col("videos") >= min_videos).iter_rows()
+        for tag, n, views in summed.filter(pl.col("videos") >= min_videos)
+        .select("tag", "videos", "views")
+        .iter_rows()
     ]
     return sorted(points, key=lambda p: (-p.videos, p.tag))
 
 
-def hashtags_by_day(session, campaign: str, selected: list[str]) -> dict[str, Counter]:
+def hashtags_by_day(
+    session, campaign: str, selected: list[str], tallies: pl.DataFrame | None = None
+) -> dict[str, Counter]:
     """Per selected hashtag, its videos per UTC day."""
+    tallies = hashtag_tallies(session, campaign) if tallies is None else tallies
     out: dict[str, Counter] = {tag: Counter() for tag in selected}
-    for page in tagged_videos(session, campaign):
-        counts = (
-            page.filter(pl.col("tag").is_in(selected), pl.col("day").is_not_null())
-            .group_by("tag", "day")
-            .len()
-        )
-        for tag, day, n in counts.iter_rows():
-            out[tag][day] += n
+    days = tallies.filter(pl.col("tag").is_in(selected), pl.col("day").is_not_null())
+    for tag, day, n in days.select("tag", "day", "videos").iter_rows():
+        out[tag][day] += n
     return out
 
 
 def hashtags_section(ctx: AnalysisContext) -> Section:
     with session_scope(ctx.url) as session:
-        points = hashtag_points(session, ctx.campaign)
+        tallies = hashtag_tallies(session, ctx.campaign)
+        points = hashtag_points(session, ctx.campaign, tallies=tallies)
         selected = ctx.options.hashtags or [p.tag for p in points[: ctx.options.top_hashtags]]
-        per_day = hashtags_by_day(session, ctx.campaign, selected)
+        per_day = hashtags_by_day(session, ctx.campaign, selected, tallies)
         n, first, last = queries.campaign_extent(session, ctx.campaign)
     subtitle = caption(n, first, last)
     scatter = draw_scatter(points, subtitle, ctx, ctx.out_dir / "hashtag_views.png")

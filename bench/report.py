@@ -6,6 +6,8 @@ bench/measure.py: ru_maxrss of a wrapper whose only child is the operation). The
 measured in the same run, reads every video's record as Python objects (`campaign_records`), as
 an analysis that loads the campaign would before computing anything. The last stdout line is one
 JSON object: per size and operation seconds and peak MB, and the ratios to the baseline.
+`topics` runs first and stores the topic model and every video's topic; `analyses` and `report`
+after it reuse them where their settings match (as a daily report does).
 
     python -m bench.report                      # 10k and 100k videos, Postgres
     python -m bench.report --sizes 2000 --only ngrams,topics

@@ -108,3 +108,15 @@ def test_pages_hold_the_whole_table(campaign, monkeypatch):
     whole = table.campaign_table(url, name, with_raw=False)
     assert pl.concat(pages).equals(whole)
     assert whole["video_id"].is_sorted() and whole["video_id"].is_unique().all()
+
+
+def test_a_page_without_media_and_frames_keeps_every_other_column(campaign):
+    url, name = campaign
+    whole = table.campaign_table(url, name, with_raw=False)
+    pages = table.table_batches(url, name, with_raw=False, without=frozenset({"media", "frames"}))
+    lean = pl.concat(list(pages))
+    queries = (table._media_query(0, 0), table._frames_query(0, 0))
+    unread = [c.name for q in queries for c in q.selected_columns if c.name != "video_id"]
+    assert whole.select(unread).null_count().sum_horizontal()[0] < whole.height * len(unread)
+    assert lean.drop(unread).equals(whole.drop(unread))
+    assert lean["duration_s"].null_count() == lean.height and (lean["frames_extracted"] == 0).all()

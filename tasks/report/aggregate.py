@@ -42,6 +42,9 @@ NEEDED = (
     "sentiment",
 )
 
+# Parts of the table none of those columns come from: not read.
+UNREAD = frozenset({"media", "frames"})
+
 
 class CampaignFigures(BaseModel):
     """Everything the report shows about the videos."""
@@ -85,7 +88,7 @@ def campaign_figures(url: str, campaign: str) -> CampaignFigures:
     parts: dict[str, list[pl.DataFrame]] = {name: [] for name in PARTS}
     disagree: list[pl.DataFrame] = []
     synthetic = 0
-    for page in table_batches(url, campaign, with_raw=False):
+    for page in table_batches(url, campaign, with_raw=False, without=UNREAD):
         page = page.select(NEEDED)
         for name, (partial, _) in PARTS.items():
             parts[name].append(partial(page))

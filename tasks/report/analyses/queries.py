@@ -145,7 +145,7 @@ def sample_order(seed: int):
 
 def seeded_sample(session: Session, campaign: str, k: int, seed: int, keep) -> list[Any]:
     """The first `k` videos in the seeded order whose `video_texts` row passes `keep`, in id
-    order: a uniform sample, reproducible for a seed, that reads the texts of about `k`
+    order: a pseudo-random sample, reproducible for a seed, that reads the texts of about `k`
     videos rather than the campaign's."""
     order = sample_order(seed).label("place")
     sample: list[Any] = []

@@ -261,7 +261,8 @@ def test_a_fit_on_fewer_texts_than_its_sample_is_refitted_every_report(
     first = topic_store.current_fit(ctx, fit_campaign_topics)
     again = topic_store.current_fit(ctx, fit_campaign_topics)
     assert first.refitted and again.refitted
-    assert again.provenance["fit_videos"] == len(groups) and again.provenance["sample_size"] == 20_000
+    assert again.provenance["fit_videos"] == len(groups)
+    assert again.provenance["sample_size"] == 20_000
 
 
 def test_the_seeded_sample_is_a_hash_of_the_id_alone_on_every_database(db_url, two_topic_campaign):

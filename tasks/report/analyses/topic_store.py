@@ -182,7 +182,7 @@ def topic_counts(ctx: AnalysisContext, fit_id: int) -> tuple[Counter, Counter]:
         rows = session.execute(
             select(day, VideoTopic.topic, func.count())
             .join(Video, Video.id == VideoTopic.video_id)
-            .where(VideoTopic.fit_id == fit_id, _members(ctx.campaign))
+            .where(VideoTopic.fit_id == fit_id, queries.in_campaign(ctx.campaign))
             .group_by(day, VideoTopic.topic)
         ).all()
     for d, topic, n in rows:
@@ -199,12 +199,8 @@ def assignments(ctx: AnalysisContext, fit_id: int) -> Iterator[tuple[int, date |
         query = (
             select(VideoTopic.video_id, day, VideoTopic.topic)
             .join(Video, Video.id == VideoTopic.video_id)
-            .where(VideoTopic.fit_id == fit_id, _members(ctx.campaign))
+            .where(VideoTopic.fit_id == fit_id, queries.in_campaign(ctx.campaign))
             .order_by(VideoTopic.video_id)
         )
         for vid, d, topic in queries.stream(session, query):
             yield vid, (queries.as_date(d) if d else None), topic
-
-
-def _members(campaign: str):
-    return VideoTopic.video_id.in_(campaign_videos(campaign))

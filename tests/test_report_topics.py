@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import random
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -159,11 +160,15 @@ def test_a_map_above_umaps_exact_search_takes_exact_neighbours_and_separates_voc
     assert all(groups[j] == groups[i] for i, row in enumerate(indices) for j in row)
     xy = layout(vectors, 15, seed=3)
     clusters = HDBSCAN(min_cluster_size=len(texts) // 50, copy=True).fit_predict(xy).tolist()
-    members: dict[int, set[int]] = {}
+    members: dict[int, Counter] = {}
     for group, cluster in zip(groups, clusters, strict=True):
         if cluster != NOISE_CLUSTER:
-            members.setdefault(cluster, set()).add(group)
-    assert len(members) >= 2 and all(len(g) == 1 for g in members.values()), members
+            members.setdefault(cluster, Counter())[group] += 1
+    # Each cluster is one vocabulary's: a stray point of the other (1 in 1,300 was seen on one
+    # machine, where 200 epochs left it between the two) is all UMAP's seeded layout may vary.
+    dominant = {c: n.most_common(1)[0] for c, n in members.items()}
+    assert {group for group, _ in dominant.values()} == {0, 1}, members
+    assert all(k >= 0.99 * members[c].total() for c, (_, k) in dominant.items()), members
 
 
 def _stored_topics(db_url) -> dict[int, tuple[int, int]]:

@@ -50,7 +50,7 @@ def run_operation(name: str, url: str, out: Path) -> object:
         report = build_report(url, "scale", out, embedding_model=COMPARISON_MODEL, config=config())
         return len(report.figures)
     if name == "analyses":
-        return len(analyses.run_analyses(url, "scale", out, config(), synthetic=False))
+        return len(analyses.run_analyses(url, "scale", out, config()))
     section = _section(name)
     cfg = config()
     ctx = analyses.AnalysisContext(url, "scale", out, cfg.report, [], cfg.language)

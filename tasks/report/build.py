@@ -8,6 +8,7 @@ dataset always agree and memory does not grow with the campaign; figures are dra
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -144,18 +145,19 @@ def build_report(
     embedding_model = embedding_model or get_settings().embedding_model
     out_dir.mkdir(parents=True, exist_ok=True)
     before = file_digests(out_dir.iterdir())
-    f = campaign_figures(url, campaign)
-    compare_campaign(url, campaign, embedding_model)
-    comparison = campaign_comparison(url, campaign, embedding_model)
-    word_counts = word_count_points(url, campaign, embedding_model)
-    costs = llm_costs(url, campaign)
+    compare_campaign(url, campaign, embedding_model)  # the one writer of the dataset part
+    # The dataset part only reads: it runs beside the analyses, in a thread. Both spend much of
+    # their time in Postgres, polars and numpy, which leave the GIL; all drawing stays here.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-dataset") as pool:
+        dataset = pool.submit(_dataset_part, url, campaign, embedding_model)
+        analyses = run_analyses(url, campaign, out_dir, config)
+        f, comparison, word_counts, costs = dataset.result()
 
     figures = _dataset_figures(out_dir, f, comparison, word_counts, config)
     csvs = write_dataset_tables(out_dir, f, comparison, costs)
+    figures += [path for section in analyses for path in section.figures]
     if f.synthetic:
         figures = [figs.mark_synthetic(path) for path in figures]
-    analyses = run_analyses(url, campaign, out_dir, config, bool(f.synthetic))
-    figures += [path for section in analyses for path in section.figures]
 
     def link(*names: str) -> str:
         return "Tables: " + ", ".join(f"[{csvs[n].name}]({csvs[n].name})" for n in names)
@@ -184,6 +186,17 @@ def build_report(
         analyses=[(s.key, s.title, s.text()) for s in analyses],
         tables=[*csvs.values(), *(path for section in analyses for path in section.tables)],
         changed=file_digests(out_dir.iterdir()) != before,
+    )
+
+
+def _dataset_part(url: str, campaign: str, embedding_model: str):
+    """What the dataset figures and tables read: the table pass's figures, the transcript
+    comparison, its word counts and the LLM costs."""
+    return (
+        campaign_figures(url, campaign),
+        campaign_comparison(url, campaign, embedding_model),
+        word_count_points(url, campaign, embedding_model),
+        llm_costs(url, campaign),
     )
 
 

@@ -38,10 +38,9 @@ def _sections() -> list[Callable[[AnalysisContext], Section]]:
     ]
 
 
-def run_analyses(
-    url: str, campaign: str, out_dir: Path, config: Campaign | None, synthetic: bool
-) -> list[Section]:
-    """Every analysis over the campaign, in the report's order."""
+def run_analyses(url: str, campaign: str, out_dir: Path, config: Campaign | None) -> list[Section]:
+    """Every analysis over the campaign, in the report's order (figures without the sandbox
+    banner: the report stamps it on every figure once it knows the data is synthetic)."""
     from gettok.db import session_scope
     from gettok.tasks.report.analyses.stopwords import stop_languages, text_language_videos
 
@@ -55,7 +54,6 @@ def run_analyses(
         options=config.report if config else ReportOptions(),
         events=lettered(config.events) if config else [],
         language=language,
-        synthetic=synthetic,
         stop_languages=stop,
     )
     return [section(ctx) for section in _sections()]

@@ -114,4 +114,4 @@ def draw(found: ClusterMap, ctx: AnalysisContext, path, subtitle: str = ""):
         ax.set_yticks([])
         ax.legend(fontsize=7, frameon=True, framealpha=0.85, markerscale=1.5, loc="best")
         titled(ax, f"Videos by text embedding, {title}", subtitle)
-    return save(fig, path, ctx.synthetic)
+    return save(fig, path)

@@ -12,7 +12,6 @@ from gettok.models.campaign import Event
 from gettok.tasks.report.figures import (  # noqa: F401
     _dates,
     _save,
-    mark_synthetic,
     plt,
     titled,
 )
@@ -80,7 +79,8 @@ def timeline(ax, days: list[date], events: list[LetteredEvent]) -> list[Lettered
     return mark_events(ax, events, days)
 
 
-def save(fig, path: Path, synthetic: bool) -> Path:
+def save(fig, path: Path) -> Path:
+    """The figure, laid out, saved whole (the report stamps sandbox figures afterwards)."""
     fig.tight_layout()
     _save(fig, path)
-    return mark_synthetic(path) if synthetic else path
+    return path

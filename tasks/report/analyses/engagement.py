@@ -87,4 +87,4 @@ def draw(daily: list[dict[str, Any]], ctx: AnalysisContext, path):
         "Videos and engagement per day, each normalised to its maximum",
         caption(n, min(days, default=None), max(days, default=None)),
     )
-    return save(fig, path, ctx.synthetic)
+    return save(fig, path)

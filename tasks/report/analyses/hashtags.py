@@ -199,7 +199,7 @@ def draw_scatter(points: list[HashtagPoint], subtitle: str, ctx: AnalysisContext
     ax.set_ylabel("mean views of those videos (log)")
     ax.spines[["top", "right"]].set_visible(False)
     titled(ax, "Hashtag frequency against mean views", f"{subtitle}; {len(points)} hashtags")
-    return save(fig, path, ctx.synthetic)
+    return save(fig, path)
 
 
 def draw_over_time(per_day: dict[str, Counter], subtitle: str, ctx: AnalysisContext, path):
@@ -214,4 +214,4 @@ def draw_over_time(per_day: dict[str, Counter], subtitle: str, ctx: AnalysisCont
     ax.set_ylabel("videos carrying the hashtag")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     titled(ax, "Selected hashtags over time", subtitle)
-    return save(fig, path, ctx.synthetic)
+    return save(fig, path)

@@ -98,4 +98,4 @@ def draw(bigrams, trigrams, subtitle: str, ctx: AnalysisContext, path):
         ax.set_xlabel("occurrences in captions")
         ax.tick_params(axis="y", labelsize=8)
         titled(ax, f"Most frequent caption {name}", subtitle)
-    return save(fig, path, ctx.synthetic)
+    return save(fig, path)

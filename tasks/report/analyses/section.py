@@ -19,7 +19,6 @@ class AnalysisContext:
     options: ReportOptions
     events: list[LetteredEvent] = field(default_factory=list)
     language: str | None = None  # the campaign's language: its stop words are removed
-    synthetic: bool = False  # sandbox data: every figure carries the banner
     # Whose stop words are removed (analyses.stopwords.stop_languages); empty: `language`'s only.
     stop_languages: tuple[str, ...] = ()
 

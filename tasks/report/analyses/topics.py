@@ -131,7 +131,7 @@ def draw_sizes(model: TopicModel, sizes: Counter, subtitle: str, ctx: AnalysisCo
     ax.tick_params(axis="y", labelsize=8)
     ax.spines[["top", "right"]].set_visible(False)
     titled(ax, "Topics of transcripts: size and top words", subtitle)
-    return save(fig, path, ctx.synthetic)
+    return save(fig, path)
 
 
 def draw_over_time(model: TopicModel, per_day: Counter, days, subtitle, ctx, path):
@@ -147,4 +147,4 @@ def draw_over_time(model: TopicModel, per_day: Counter, days, subtitle, ctx, pat
     ax.set_xlabel("posting day (UTC)")
     ax.set_ylabel("share of the day's videos")
     titled(ax, "Topics over time", subtitle)
-    return save(fig, path, ctx.synthetic)
+    return save(fig, path)

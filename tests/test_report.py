@@ -250,3 +250,33 @@ def test_report_of_sandbox_data_says_so_in_text_and_on_every_figure(sqlite_url, 
         image, before = Image.open(synthetic).convert("RGB"), Image.open(plain)
         assert image.height > before.height and image.width == before.width
         assert image.getpixel((2, 2)) == (192, 0, 0)  # the red banner across the top
+
+
+def test_the_dataset_part_is_read_beside_the_analyses(db_url, tmp_path, monkeypatch):
+    """Each side waits for the other to have started: run one after the other, neither would
+    see the other start and the report would stop at the first wait."""
+    import threading
+
+    from gettok.tasks.report import analyses, build
+
+    data = build_dataset(db_url, days=2, per_day=4, seed=5)
+    table_started, analyses_started = threading.Event(), threading.Event()
+    figures, sections = build.campaign_figures, analyses._sections
+
+    def figures_once_the_analyses_run(url, campaign):
+        table_started.set()
+        assert analyses_started.wait(60), "the analyses did not start beside the table pass"
+        return figures(url, campaign)
+
+    def first_section(ctx):
+        analyses_started.set()
+        assert table_started.wait(60), "the table pass did not start beside the analyses"
+        return sections()[0](ctx)
+
+    monkeypatch.setattr(build, "campaign_figures", figures_once_the_analyses_run)
+    monkeypatch.setattr(analyses, "_sections", lambda: [first_section, *sections()[1:]])
+
+    result = build_report(db_url, data.campaign, tmp_path, "Peru 2022")
+
+    assert result.dataset.videos == len(data.videos)
+    assert [key for key, _, _ in result.analyses][0] == "events"

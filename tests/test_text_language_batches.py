@@ -65,3 +65,29 @@ def test_every_text_of_the_campaign_is_identified_once_across_batches(db_url, mo
     assert _identified(db_url) == expected
     assert identify_campaign(db_url, "scale") == 0  # nothing new: nothing identified again
     assert _identified(db_url) == expected
+
+
+def test_each_batch_of_transcripts_is_asked_past_the_last_one(db_url, monkeypatch):
+    """Keyset pages: a batch asked from the start again walked every text identified before it
+    (at a million videos, every batch of a backfill walked the campaign)."""
+    from sqlalchemy import event
+
+    monkeypatch.setattr(text_language, "BATCH", 4)
+    db.upgrade(db_url)
+    add_downstream(db_url, add_videos(db_url, scale_campaign(), 12), frames=False)
+    batches: list[str] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        if "FROM transcripts" in statement and "LIMIT" in statement.upper():
+            batches.append(statement)
+
+    engine = db.get_engine(db_url)
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        written = text_language._identify_transcripts(db_url, "scale")
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+
+    assert written > 8 and len(batches) >= 3  # two or more batches, then an empty ask
+    assert "transcripts.id >" not in batches[0]
+    assert all("transcripts.id >" in statement for statement in batches[1:])

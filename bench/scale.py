@@ -8,7 +8,7 @@ of a wrapper whose only child is the operation). Between two sizes it reports th
 exponent log(t2/t1)/log(n2/n1): 1 is linear, 2 quadratic. The last stdout line is one JSON object.
 
     python -m bench.scale                         # 20k and 100k videos, Postgres
-    python -m bench.scale --sizes 100000,1000000  # the million: its build took 102 min here
+    python -m bench.scale --sizes 100000,1000000  # the million: built in 18-102 min here
     python -m bench.scale --only export_parquet,report --keep   # a subset; keep the databases
 
 `report_first` is a campaign's first report (it fits the topic model and assigns every video);

@@ -43,7 +43,7 @@ def clusters_section(ctx: AnalysisContext) -> Section:
     with session_scope(ctx.url) as session:
         _, first, last = queries.campaign_extent(session, ctx.campaign)
     subtitle = caption(len(found.video_ids), first, last, "sampled videos")
-    path = draw(found, ctx, ctx.out_dir / "clusters.png", subtitle)
+    path = draw(found, ctx.out_dir / "clusters.png", subtitle)
     p = found.provenance
     text = "\n\n".join(
         [
@@ -89,7 +89,7 @@ def legend_name(value: str, found: ClusterMap) -> str:
     return value
 
 
-def draw(found: ClusterMap, ctx: AnalysisContext, path, subtitle: str = ""):
+def draw(found: ClusterMap, path, subtitle: str = ""):
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.8))
     xs, ys = found.xy[:, 0], found.xy[:, 1]
     for ax, values, title in (

@@ -126,7 +126,7 @@ def hashtags_section(ctx: AnalysisContext) -> Section:
         per_day = hashtags_by_day(session, ctx.campaign, selected, tallies)
         n, first, last = queries.campaign_extent(session, ctx.campaign)
     subtitle = caption(n, first, last)
-    scatter = draw_scatter(points, subtitle, ctx, ctx.out_dir / "hashtag_views.png")
+    scatter = draw_scatter(points, subtitle, ctx.out_dir / "hashtag_views.png")
     over_time = draw_over_time(per_day, subtitle, ctx, ctx.out_dir / "hashtags_over_time.png")
     point_rows = [[p.tag, p.videos, round(p.mean_views, 1)] for p in points]
     csv_points = tables.write_csv(
@@ -165,7 +165,7 @@ def hashtags_section(ctx: AnalysisContext) -> Section:
     )
 
 
-def draw_scatter(points: list[HashtagPoint], subtitle: str, ctx: AnalysisContext, path):
+def draw_scatter(points: list[HashtagPoint], subtitle: str, path):
     fig, ax = plt.subplots(figsize=(9, 6))
     if points:
         ax.scatter(

@@ -65,7 +65,7 @@ def ngrams_section(ctx: AnalysisContext) -> Section:
         n, first, last = queries.campaign_extent(session, ctx.campaign)
     bigrams, trigrams = top(counts[2]), top(counts[3])
     path = ctx.out_dir / "caption_ngrams.png"
-    draw(bigrams, trigrams, caption(n, first, last, "captions"), ctx, path)
+    draw(bigrams, trigrams, caption(n, first, last, "captions"), path)
     rows = [["bigram", g, c] for g, c in bigrams] + [["trigram", g, c] for g, c in trigrams]
     csv_path = tables.write_csv(ctx.out_dir / "caption_ngrams.csv", ["n", "ngram", "count"], rows)
     language = ", ".join(ctx.stop_languages_used())
@@ -84,7 +84,7 @@ def ngrams_section(ctx: AnalysisContext) -> Section:
     return Section("ngrams", "Caption n-grams", text, [path], [csv_path], provenance)
 
 
-def draw(bigrams, trigrams, subtitle: str, ctx: AnalysisContext, path):
+def draw(bigrams, trigrams, subtitle: str, path):
     fig, axes = plt.subplots(1, 2, figsize=(11, 6))
     for ax, data, name, colour in (
         (axes[0], bigrams, "bigrams", "#1f78b4"),

@@ -59,7 +59,7 @@ def topics_section(ctx: AnalysisContext) -> Section:
     sizes, per_day = topic_store.topic_counts(ctx, fit.id)
     days = sorted({d for d, _ in per_day})
     subtitle = caption(sum(sizes.values()), min(days, default=None), max(days, default=None))
-    sizes_png = draw_sizes(model, sizes, subtitle, ctx, ctx.out_dir / "topics.png")
+    sizes_png = draw_sizes(model, sizes, subtitle, ctx.out_dir / "topics.png")
     time_png = draw_over_time(
         model, per_day, days, subtitle, ctx, ctx.out_dir / "topics_over_time.png"
     )
@@ -123,7 +123,7 @@ def write_tables(ctx: AnalysisContext, model: TopicModel, sizes: Counter, per_da
     return table, (csv_topics, csv_videos, csv_days)
 
 
-def draw_sizes(model: TopicModel, sizes: Counter, subtitle: str, ctx: AnalysisContext, path):
+def draw_sizes(model: TopicModel, sizes: Counter, subtitle: str, path):
     fig, ax = plt.subplots(figsize=(10, 0.45 * max(4, len(sizes)) + 1.5))
     order = sorted(sizes, key=lambda t: (t == NO_TOPIC, -sizes[t], t))[::-1]
     ax.barh([topic_name(model, t) for t in order], [sizes[t] for t in order], color="#1f78b4")

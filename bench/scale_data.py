@@ -76,14 +76,18 @@ def _api_record(i: int, video_id: int) -> dict[str, Any]:
     }
 
 
-def add_videos(url: str, campaign: Campaign, count: int) -> list[int]:
-    """`count` videos collected into the campaign through the collector's store."""
-    seen = START + timedelta(days=1)
+def add_videos(
+    url: str, campaign: Campaign, count: int, first: int = 0, seen: datetime | None = None
+) -> list[int]:
+    """`count` videos (the `first`-th synthetic video on) collected into the campaign through
+    the collector's store, first seen at `seen` (a day into the campaign unless given)."""
+    seen = seen or START + timedelta(days=1)
     ids = []
     with db.session_scope(url) as session:
         cid = collect_store.save_campaign(session, campaign)
-    for start in range(0, count, PAGE):
-        raws = [_api_record(i, FIRST_ID + i) for i in range(start, min(count, start + PAGE))]
+    for start in range(first, first + count, PAGE):
+        end = min(first + count, start + PAGE)
+        raws = [_api_record(i, FIRST_ID + i) for i in range(start, end)]
         videos = [ResearchVideo.model_validate(r) for r in raws]
         with db.session_scope(url) as session:
             window = collect_store.ensure_window(

@@ -49,6 +49,7 @@ from gettok.models.schema.derived import (
 from gettok.models.schema.operations import (
     DatabaseIdentity,
     PruneRecord,
+    StageWatermark,
     ValidationCode,
     ValidationItem,
     ValidationSample,
@@ -87,6 +88,7 @@ __all__ = [
     "TextLanguage",
     "TikTokUser",
     "TopicFit",
+    "StageWatermark",
     "Transcript",
     "TranscriptComparison",
     "UTCDateTime",

@@ -35,6 +35,8 @@ from gettok.models.schema.base import (
 
 class Download(Base):
     __tablename__ = "downloads"
+    # A daily start's downstream stages read what was downloaded since their watermark (0016).
+    __table_args__ = (Index("ix_downloads_updated_at", "updated_at"),)
 
     video_id: Mapped[int] = mapped_column(
         ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True

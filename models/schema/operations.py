@@ -84,6 +84,25 @@ class WorkClaim(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class StageWatermark(Base):
+    """How far a stage's work for one campaign and one settings fingerprint is known settled.
+
+    Every input that became ready for the stage (collected, downloaded) at or before `mark` has
+    its outcome row, so a daily start looks only at inputs ready after it (`gettok.watermarks`);
+    `walked_at` is the last pass that looked at every member, the check that nothing slipped.
+    """
+
+    __tablename__ = "stage_watermarks"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mark: Mapped[datetime]
+    walked_at: Mapped[datetime]
+
+
 class DatabaseIdentity(Base):
     """One random id per database, made by the first migration.
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from gettok import claims
+from gettok import claims, watermarks
 from gettok.models.schema import DownloadStatus
 from gettok.retry import HOUR, rate_limit, task_retries
 from gettok.settings import Settings
@@ -29,6 +29,7 @@ from gettok.tasks.download.store import (
     STAGE,
     DownloadResult,
     GiveUp,
+    first_unsettled,
     global_backoff_until,
     pending_pages,
     record_outcome,
@@ -127,8 +128,15 @@ def download_round(
 ) -> DownloadResult:
     """One pass over what is pending, first collected first: a page of `size` videos per
     batch, each page read once the batch before it is done. A throttle or an outage puts the
-    rest off: counted a page at a time, not asked."""
-    pages = pending_pages(url, campaign_name, size, retry_failed=retry_failed, limit=limit)
+    rest off: counted a page at a time, not asked.
+
+    A campaign's pass starts at the stage's watermark (`gettok.watermarks`): members seen
+    since the last pass, and the retries now due; `retry_failed` looks at every member."""
+    sweep = watermarks.begin(url, campaign_name, STAGE, "", whole=retry_failed)
+    since = sweep.since if sweep else None
+    pages = pending_pages(
+        url, campaign_name, size, retry_failed=retry_failed, limit=limit, since=since
+    )
     result = DownloadResult(blocked_until=global_backoff_until(url))
     if result.blocked_until is None:
         for number, page in enumerate(pages, 1):
@@ -138,10 +146,19 @@ def download_round(
             if batch.blocked_until is not None or batch.outage:
                 break
         else:
+            _advance(sweep)
             return result
     # Put off: what the pages still hold, less what this run already gave a status.
     put_off = sum(i not in result.statuses for page in pages for i, _, _ in page)
+    _advance(sweep)
     return result.merge(DownloadResult(put_off=put_off))
+
+
+def _advance(sweep: watermarks.Sweep | None) -> None:
+    """Move the watermark to just before the first member still without a download row."""
+    if sweep is not None:
+        unsettled = first_unsettled(sweep.url, sweep.campaign_id, sweep.since)
+        watermarks.finish(sweep, unsettled)
 
 
 def download_pending(

@@ -346,10 +346,14 @@ def pending_pages(
     *,
     retry_failed: bool = False,
     limit: int | None = None,
+    since: datetime | None = None,
 ) -> KeysetPages[tuple[int, str | None, datetime], PendingKey]:
     """What `pending_videos` lists, `size` rows (id, username, first seen) at a time, each page
     read when the previous one is done; a campaign's members are looked at a range at a time,
-    in the order they were first seen (`in_id_ranges`: a page sorted every member otherwise)."""
+    in the order they were first seen (`in_id_ranges`: a page sorted every member otherwise).
+
+    With `since` (the stage's watermark: every member seen by then has a row), only members
+    seen after it are walked; the older ones' retries come from the status index first."""
 
     def between(after: PendingKey | None, until: PendingKey, n: int) -> list:
         return _pending_rows(url, campaign_name, retry_failed, after, n, until=until)
@@ -362,7 +366,74 @@ def pending_pages(
         return _pending_rows(url, None, retry_failed, after, n)
 
     fetch = past if campaign_name is None else in_id_ranges(between, range_end)
+    if since is not None and campaign_name is not None:
+        fetch = _past_watermark(url, campaign_name, since, fetch)
     return KeysetPages(fetch, size, limit, key=lambda row: (row[2], row[0]))
+
+
+LAST_ID = 2**63 - 1  # above every video id: (since, LAST_ID) ends every key seen at `since`
+
+
+def _past_watermark(url: str, campaign_name: str, since: datetime, walk):
+    """A page fetch over the retries of members seen up to `since` (by the status index: they
+    are the few with a retryable row), then the walk of members seen after it; one key order."""
+    start = (since, LAST_ID)
+
+    def fetch(after: PendingKey | None, n: int) -> list:
+        rows = []
+        if after is None or after < start:
+            rows = _due_retries(url, campaign_name, after, start, n)
+        if len(rows) < n:
+            rows += walk(max(after, start) if after is not None else start, n - len(rows))
+        return rows
+
+    return fetch
+
+
+def _due_retries(
+    url: str, campaign_name: str, after: PendingKey | None, until: PendingKey, n: int
+) -> list[tuple[int, str | None, datetime]]:
+    """(id, username, first seen) of members with a dropped or throttled download now due,
+    keys in (after, until], from the rows of those statuses rather than from every member."""
+    seen, member = CampaignVideo.first_seen_at, CampaignVideo.video_id
+    stmt = (
+        select(Video.id, Video.username, seen)
+        .select_from(Download)
+        .join(CampaignVideo, CampaignVideo.video_id == Download.video_id)
+        .join(Video, Video.id == Download.video_id)
+        .where(
+            Download.status.in_([DownloadStatus.transient, DownloadStatus.blocked]),
+            or_(Download.next_attempt_at.is_(None), Download.next_attempt_at <= utcnow()),
+            CampaignVideo.campaign_id == membership.campaign_id(campaign_name),
+            Video.pruned_at.is_(None),
+            *_seen_bounds(after, until, seen, member),
+        )
+        .order_by(seen, member)
+        .limit(n)
+    )
+    with db.session_scope(url) as session:
+        return [(i, u, t) for i, u, t in session.execute(stmt)]
+
+
+def first_unsettled(url: str, campaign: str | int, since: datetime | None) -> datetime | None:
+    """When the first member (seen after `since`, when given) still without any download row
+    was first seen: the download stage's watermark stays before it (`gettok.watermarks`)."""
+    seen, member = CampaignVideo.first_seen_at, CampaignVideo.video_id
+    stmt = (
+        select(seen)
+        .join(Video, Video.id == member)
+        .where(
+            CampaignVideo.campaign_id == membership.campaign_id(campaign),
+            Video.pruned_at.is_(None),
+            ~select(Download.video_id).where(Download.video_id == member).exists(),
+        )
+        .order_by(seen, member)
+        .limit(1)
+    )
+    if since is not None:
+        stmt = stmt.where(seen > since)
+    with db.session_scope(url) as session:
+        return session.scalar(stmt)
 
 
 def transient_due(url: str, campaign_name: str) -> datetime | None:

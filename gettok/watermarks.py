@@ -1,0 +1,98 @@
+"""Stage watermarks: a daily start does work in proportion to what is new, not to the campaign.
+
+A stage's input becomes ready at a recorded time: a video joins the campaign (`first_seen_at`),
+its download changes (`downloads.updated_at`). After a pass, the stage's watermark for the
+campaign and its settings' fingerprint is set to a time at or before which every ready input has
+its outcome row (done or failed): the earliest input still without one, or the pass's start,
+whichever is earlier. The next pass looks only at inputs ready after it, plus the retries the
+stage keeps its own index of.
+
+The mark is read from the data, not from what the pass did, so an input a dead worker held or a
+limit left keeps the mark before it. What it cannot see is a row written with an earlier time
+than its commit (a long transaction, a worker's clock behind the database's): the mark stays
+`MARGIN` behind the pass's start for those, and every `WALK_EVERY` a pass looks at every member
+again, so an input that slipped anyway is found within a week, not lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from gettok import db
+from gettok.membership import campaign_id
+from gettok.models.schema import StageWatermark, utcnow
+
+log = logging.getLogger(__name__)
+
+MARGIN = timedelta(hours=1)  # how late a commit may come after the time it recorded
+WALK_EVERY = timedelta(days=7)  # how often a pass looks at every member regardless
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One pass of one stage over one campaign: from where it looks (`since`; None: at every
+    member) and when it started (the mark it may set is at most `started - MARGIN`)."""
+
+    url: str
+    campaign_id: int
+    stage: str
+    fingerprint: str
+    started: datetime
+    since: datetime | None
+    walked_at: datetime | None  # the last pass over every member (None: none yet)
+
+    @property
+    def whole(self) -> bool:
+        return self.since is None
+
+
+def begin(
+    url: str, campaign: str | int | None, stage: str, fingerprint: str, *, whole: bool = False
+) -> Sweep | None:
+    """The pass a stage starts now: past its watermark, or over every member when `whole`, when
+    there is none yet for these settings or the last whole pass is `WALK_EVERY` old. None for a
+    pass over every video of every campaign (no campaign: nothing to keep a mark for)."""
+    if campaign is None:
+        return None
+    started = utcnow()
+    with db.session_scope(url) as session:
+        cid = session.scalar(select(campaign_id(campaign)))
+        if cid is None:
+            return None
+        row = session.get(StageWatermark, (cid, stage, fingerprint))
+        mark, walked = (row.mark, row.walked_at) if row else (None, None)
+    due = walked is None or started - walked >= WALK_EVERY
+    since = None if whole or due else mark
+    return Sweep(url, cid, stage, fingerprint, started, since, walked)
+
+
+def finish(sweep: Sweep | None, first_unsettled: datetime | None) -> datetime | None:
+    """Record the mark after a pass: just before `first_unsettled` (when the earliest input
+    still without an outcome became ready; None: none is left) and at most `MARGIN` before the
+    pass started. Returns the mark."""
+    if sweep is None:
+        return None
+    mark = sweep.started - MARGIN
+    if first_unsettled is not None:
+        mark = min(mark, first_unsettled - timedelta(microseconds=1))
+    walked = sweep.started if sweep.whole else sweep.walked_at
+    key = (sweep.campaign_id, sweep.stage, sweep.fingerprint)
+    try:
+        with db.session_scope(sweep.url) as session:
+            row = session.get(StageWatermark, key)
+            if row is None:
+                session.add(StageWatermark(**_fields(key), mark=mark, walked_at=walked))
+            else:
+                row.mark, row.walked_at = mark, max(walked, row.walked_at)
+    except IntegrityError:  # a concurrent pass recorded its own first: it is as true as ours
+        log.info("%s watermark for campaign %d recorded by another pass", *key[1::-1])
+    return mark
+
+
+def _fields(key: tuple[int, str, str]) -> dict:
+    return dict(zip(("campaign_id", "stage", "fingerprint"), key, strict=True))

@@ -1,0 +1,109 @@
+"""A daily start looks only at what became ready since the stage's watermark, finds every retry
+that is due, keeps the mark before anything left undone, and once a week looks at everything
+again, which finds an input that slipped behind the mark (a commit later than its time)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bench.scale_data import add_videos, scale_campaign
+from gettok import db, watermarks
+from gettok.models.schema import Download, DownloadStatus, StageWatermark, utcnow
+from gettok.tasks.download.downloader import download_round
+from gettok.tasks.download.store import DownloadResult
+
+
+def _downloading(url: str, asked: list[list[int]], status=DownloadStatus.ok):
+    """A batch runner that records `status` for every video it is given, and notes them."""
+
+    def run(videos: list[tuple[int, str | None]]) -> DownloadResult:
+        ids = [i for i, _ in videos]
+        asked.append(ids)
+        with db.session_scope(url) as session:
+            for i in ids:
+                row = session.get(Download, i) or Download(video_id=i, attempts=0)
+                row.status, row.path, row.next_attempt_at = status, f"videos/{i}.mp4", None
+                session.merge(row)
+        return DownloadResult(statuses=dict.fromkeys(ids, status))
+
+    return run
+
+
+def _round(url: str, asked: list[list[int]], **options) -> list[int]:
+    asked.clear()
+    download_round(url, "scale", 4, _downloading(url, asked), **options)
+    return sorted(i for page in asked for i in page)
+
+
+def _mark(url: str, stage: str, fingerprint: str = "") -> StageWatermark:
+    with db.session_scope(url) as session:
+        row = session.scalar(
+            select(StageWatermark).where(
+                StageWatermark.stage == stage, StageWatermark.fingerprint == fingerprint
+            )
+        )
+        session.expunge(row)
+        return row
+
+
+def _shift(url: str, **by: timedelta) -> None:
+    """Move the stored watermarks' times (`mark`, `walked_at`) back by the given amounts."""
+    with db.session_scope(url) as session:
+        for row in session.scalars(select(StageWatermark)):
+            for name, delta in by.items():
+                setattr(row, name, getattr(row, name) - delta)
+
+
+def test_a_daily_download_start_looks_past_its_watermark_and_weekly_at_everything(db_url):
+    db.upgrade(db_url)
+    campaign, now = scale_campaign(), utcnow()
+    old = add_videos(db_url, campaign, 10, seen=now - timedelta(days=3))
+    asked: list[list[int]] = []
+
+    assert _round(db_url, asked) == old  # no mark yet: every member
+    first = _mark(db_url, "download")
+    assert now - watermarks.MARGIN <= first.mark <= utcnow() - watermarks.MARGIN
+
+    # Behind the mark: one member that arrived late (its commit after the pass, its time
+    # before) and one dropped connection now due; after it, three new members.
+    slipped = add_videos(db_url, campaign, 1, first=10, seen=now - timedelta(days=2))
+    with db.session_scope(db_url) as session:
+        session.get(Download, old[3]).status = DownloadStatus.transient
+    new = add_videos(db_url, campaign, 3, first=20, seen=now)
+
+    assert _round(db_url, asked) == sorted([old[3], *new])  # not the slipped one, not the rest
+    assert _round(db_url, asked) == []
+
+    _shift(db_url, walked_at=timedelta(days=8))  # a week on: every member is looked at once more
+    assert _round(db_url, asked) == slipped
+    assert _mark(db_url, "download").walked_at > now
+
+
+def test_the_mark_stays_before_what_a_pass_left_undone(db_url):
+    db.upgrade(db_url)
+    campaign, now = scale_campaign(), utcnow()
+    add_videos(db_url, campaign, 2, seen=now - timedelta(days=5))
+    asked: list[list[int]] = []
+    _round(db_url, asked)
+    _shift(db_url, mark=timedelta(days=4))  # as if that pass had been five days ago
+    later = [
+        add_videos(db_url, campaign, 1, first=10 + k, seen=now - timedelta(days=4 - k))[0]
+        for k in range(4)
+    ]
+
+    assert _round(db_url, asked, limit=2) == later[:2]  # a limit leaves two for later
+    assert _mark(db_url, "download").mark < now - timedelta(days=2)  # before the third
+    assert _round(db_url, asked) == later[2:]
+    assert _mark(db_url, "download").mark > now - timedelta(days=1)
+
+
+def test_retry_failed_looks_at_every_member(db_url):
+    db.upgrade(db_url)
+    campaign, now = scale_campaign(), utcnow()
+    ids = add_videos(db_url, campaign, 5, seen=now - timedelta(days=3))
+    asked: list[list[int]] = []
+    download_round(db_url, "scale", 4, _downloading(db_url, asked, DownloadStatus.private))
+    assert _round(db_url, asked) == []
+    assert _round(db_url, asked, retry_failed=True) == ids

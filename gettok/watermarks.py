@@ -17,15 +17,20 @@ again, so an input that slipped anyway is found within a week, not lost.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from gettok import db
+from gettok import db, membership
+from gettok.keyset import KeysetPages
 from gettok.membership import campaign_id
-from gettok.models.schema import StageWatermark, utcnow
+from gettok.models.schema import CampaignVideo, Download, StageWatermark, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +101,83 @@ def finish(sweep: Sweep | None, first_unsettled: datetime | None) -> datetime | 
 
 def _fields(key: tuple[int, str, str]) -> dict:
     return dict(zip(("campaign_id", "stage", "fingerprint"), key, strict=True))
+
+
+# --- stages that take a downloaded video (transcribe, frames) ---------------------------------
+
+CHUNK = 500  # ids one query of a stage's pending check is given, at most
+
+
+def ready_since(url: str, campaign: int, since: datetime) -> list[int]:
+    """The campaign's members whose download changed, or who joined it, after `since`, in id
+    order: read from the index on each time, however many members came before."""
+    member = (CampaignVideo.video_id == Download.video_id) & (CampaignVideo.campaign_id == campaign)
+    downloaded = select(Download.video_id).join(CampaignVideo, member)
+    joined = select(CampaignVideo.video_id).where(CampaignVideo.campaign_id == campaign)
+    with db.session_scope(url) as session:
+        ids = set(session.scalars(downloaded.where(Download.updated_at > since)))
+        ids.update(session.scalars(joined.where(CampaignVideo.first_seen_at > since)))
+    return sorted(ids)
+
+
+def first_ready(url: str, campaign: int, ids: Iterable[int]) -> datetime | None:
+    """The earliest time any of `ids` became ready for a stage that takes its download: the later
+    of when its download last changed and when it joined the campaign."""
+    first = None
+    stmt = select(Download.updated_at, CampaignVideo.first_seen_at).join(
+        CampaignVideo,
+        (CampaignVideo.video_id == Download.video_id) & (CampaignVideo.campaign_id == campaign),
+    )
+    with db.session_scope(url) as session:
+        for chunk in _chunks(ids, CHUNK):
+            for changed, joined in session.execute(stmt.where(Download.video_id.in_(chunk))):
+                ready = max(changed, joined)
+                first = ready if first is None else min(first, ready)
+    return first
+
+
+def _chunks(items: Iterable[int], size: int) -> Iterator[list[int]]:
+    items = iter(items)
+    while chunk := list(islice(items, size)):
+        yield chunk
+
+
+PendingIds = Callable[[list[int], int], list[Any]]  # (candidate ids, n) -> pending rows
+
+
+def downstream_pages(
+    url: str,
+    sweep: Sweep | None,
+    campaign: str | int | None,
+    walk: Callable[[int | None, int, int], list],
+    pending_among: PendingIds,
+    size: int,
+    limit: int | None = None,
+    key: Callable[[Any], int] = lambda row: row,
+) -> KeysetPages:
+    """A downstream stage's pending work: past the sweep's mark, `pending_among` the members
+    ready since (`ready_since`), a chunk of ids per query; over every member (`walk`, the
+    stage's ranged query) when the sweep is whole or there is none."""
+    if sweep is None or sweep.whole:
+        return membership.member_pages(url, campaign, walk, size, limit, key=key)
+    ready = ready_since(url, sweep.campaign_id, sweep.since)
+
+    def fetch(after: int | None, n: int) -> list:
+        start = 0 if after is None else bisect_right(ready, after)
+        rows: list = []
+        while len(rows) < n and start < len(ready):
+            rows += pending_among(ready[start : start + CHUNK], n - len(rows))
+            start += CHUNK
+        return rows
+
+    return KeysetPages(fetch, size, limit, key=key)
+
+
+def finish_downstream(sweep: Sweep | None, pages: Callable[[], KeysetPages]) -> None:
+    """Set the mark of a downstream stage after its pass: what `pages()` (the same pending
+    work, asked again) still holds keeps the mark before the earliest of it to become ready."""
+    if sweep is None:
+        return
+    again = pages()
+    left = (again.key(row) for page in again for row in page)
+    finish(sweep, first_ready(sweep.url, sweep.campaign_id, left))

@@ -6,13 +6,31 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from bench.scale_data import add_videos, scale_campaign
 from gettok import db, watermarks
-from gettok.models.schema import Download, DownloadStatus, StageWatermark, utcnow
+from gettok.models.schema import (
+    Download,
+    DownloadStatus,
+    FrameExtraction,
+    FrameStatus,
+    StageWatermark,
+    utcnow,
+)
+from gettok.settings import get_settings
 from gettok.tasks.download.downloader import download_round
 from gettok.tasks.download.store import DownloadResult
+from gettok.tasks.frames import store as frames_store
+from gettok.tasks.frames.campaign import extract_campaign_frames
+from gettok.tasks.frames.extract import FramesResult, frame_settings
+from gettok.tasks.transcribe import store as transcribe_store
+from gettok.tasks.transcribe.campaign import transcribe_campaign
+from gettok.tasks.transcribe.transcriber import TranscribeResult
+from gettok.tasks.transcribe.whisper import WhisperOptions
+
+ANY = None  # `_mark`: whatever the fingerprint
 
 
 def _downloading(url: str, asked: list[list[int]], status=DownloadStatus.ok):
@@ -37,13 +55,12 @@ def _round(url: str, asked: list[list[int]], **options) -> list[int]:
     return sorted(i for page in asked for i in page)
 
 
-def _mark(url: str, stage: str, fingerprint: str = "") -> StageWatermark:
+def _mark(url: str, stage: str, fingerprint: str | None = "") -> StageWatermark:
+    query = select(StageWatermark).where(StageWatermark.stage == stage)
+    if fingerprint is not None:
+        query = query.where(StageWatermark.fingerprint == fingerprint)
     with db.session_scope(url) as session:
-        row = session.scalar(
-            select(StageWatermark).where(
-                StageWatermark.stage == stage, StageWatermark.fingerprint == fingerprint
-            )
-        )
+        row = session.scalar(query)
         session.expunge(row)
         return row
 
@@ -107,3 +124,81 @@ def test_retry_failed_looks_at_every_member(db_url):
     download_round(db_url, "scale", 4, _downloading(db_url, asked, DownloadStatus.private))
     assert _round(db_url, asked) == []
     assert _round(db_url, asked, retry_failed=True) == ids
+
+
+def _downloaded(url: str, ids: list[int], at) -> None:
+    """Good downloads of `ids`, last changed at `at`."""
+    with db.session_scope(url) as session:
+        for i in ids:
+            row = session.get(Download, i) or Download(video_id=i, attempts=1)
+            row.status, row.path, row.updated_at = DownloadStatus.ok, f"videos/{i}.mp4", at
+            session.merge(row)
+
+
+def _transcribing(url: str, settings, asked: list[list[int]]):
+    options = WhisperOptions()
+
+    def run_batch(ids, settings, options_, retry_failed):
+        asked.append(list(ids))
+        for i in ids:
+            transcribe_store.record_failure(url, i, options, "audio: unreadable")
+        return TranscribeResult()
+
+    return lambda: transcribe_campaign(settings, options, "scale", run_batch)
+
+
+def _extracting(url: str, settings, asked: list[list[int]]):
+    digest = frames_store.settings_hash(frame_settings(settings))
+
+    def run_frames(url_, settings_, ids, limit):
+        asked.append(list(ids))
+        with db.session_scope(url) as session:
+            for i in ids:
+                session.merge(
+                    FrameExtraction(
+                        video_id=i,
+                        status=FrameStatus.failed,
+                        reason="missing",
+                        settings_hash=digest,
+                    )
+                )
+        return FramesResult()
+
+    return lambda: extract_campaign_frames(url, settings, "scale", run_frames, batch_size=4)
+
+
+@pytest.mark.parametrize(
+    ("stage", "runner"), [("transcribe", _transcribing), ("frames", _extracting)]
+)
+def test_a_stage_after_download_looks_at_what_was_downloaded_or_joined_since(
+    db_url, settings_env, monkeypatch, stage, runner
+):
+    """Past the mark: a new download of an old member, and a video downloaded long ago for
+    another campaign that joins this one now. Behind it, one download whose commit came late
+    is left for the weekly pass over every member."""
+    monkeypatch.setenv("GETTOK_DATABASE_URL", db_url)
+    db.upgrade(db_url)
+    now, day = utcnow(), timedelta(days=1)
+    old = add_videos(db_url, scale_campaign(), 12, seen=now - 3 * day)
+    _downloaded(db_url, old[:8], now - 3 * day)
+    elsewhere = add_videos(db_url, scale_campaign("other"), 2, first=30, seen=now - 3 * day)
+    _downloaded(db_url, elsewhere, now - 3 * day)
+    asked: list[list[int]] = []
+    run = runner(db_url, get_settings(), asked)
+
+    def done() -> list[int]:
+        asked.clear()
+        run()
+        return sorted(i for batch in asked for i in batch)
+
+    assert done() == old[:8]  # no mark yet: every member
+    assert _mark(db_url, stage, fingerprint=ANY).walked_at > now
+
+    _downloaded(db_url, [old[8]], now)  # downloaded today
+    joined = add_videos(db_url, scale_campaign(), 1, first=30, seen=now)  # from "other", today
+    _downloaded(db_url, [old[9]], now - 2 * day)  # its commit after the last pass: slipped
+    assert done() == sorted([old[8], *joined])
+    assert done() == []
+
+    _shift(db_url, walked_at=timedelta(days=8))
+    assert done() == [old[9]]

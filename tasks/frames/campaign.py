@@ -7,11 +7,13 @@ from collections.abc import Callable
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from gettok import watermarks
 from gettok.settings import Settings
 from gettok.tasks.frames import store
 from gettok.tasks.frames.extract import FramesResult, extract_frames, frame_settings
 
 FRAMES_BATCH = 500
+STAGE = "frames"
 
 FramesRunner = Callable[..., FramesResult]
 
@@ -27,10 +29,14 @@ def extract_campaign_frames(
     page read once the batch before it is done; a video that fails or that another worker holds
     is not met again in this run (keyset pages)."""
     digest = store.settings_hash(frame_settings(settings))
-    pages = store.pending_pages(url, digest, campaign_name, batch_size)
+    sweep = watermarks.begin(url, campaign_name, STAGE, digest)
+    pages = store.pending_pages(url, digest, campaign_name, batch_size, sweep)
     total = FramesResult()
     for batch in pages:
         total = total.merge(run_frames(url, settings, batch, len(batch)))
+    watermarks.finish_downstream(
+        sweep, lambda: store.pending_pages(url, digest, campaign_name, batch_size, sweep)
+    )
     return total
 
 

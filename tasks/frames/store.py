@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from gettok import membership
+from gettok import watermarks
 from gettok.db import session_scope
 from gettok.keyset import KeysetPages, id_bounds, inner_bounds
 from gettok.membership import campaign_videos
@@ -88,16 +88,24 @@ def pending_query(
 
 
 def pending_pages(
-    db_url: str, digest: str, campaign_name: str | None, size: int
+    db_url: str,
+    digest: str,
+    campaign_name: str | None,
+    size: int,
+    sweep: watermarks.Sweep | None = None,
 ) -> KeysetPages[int, int]:
     """The ids `pending_videos` lists, `size` at a time, each page read when the previous one is
-    done, the campaign's ids looked at a range at a time (`in_id_ranges`)."""
+    done, the campaign's ids looked at a range at a time (`in_id_ranges`); past the stage's
+    watermark, only among the members downloaded or collected since (`sweep`)."""
 
     def between(after: int | None, until: int, n: int) -> list[int]:
         rows = pending_videos(db_url, digest, campaign_name, limit=n, after=after, until=until)
         return [download.video_id for download in rows]
 
-    return membership.member_pages(db_url, campaign_name, between, size)
+    def among(ids: list[int], n: int) -> list[int]:  # members already: no campaign to join
+        return [d.video_id for d in pending_videos(db_url, digest, video_ids=ids, limit=n)]
+
+    return watermarks.downstream_pages(db_url, sweep, campaign_name, between, among, size)
 
 
 def record_frames(db_url: str, video_id: int, rows: list[Frame], digest: str) -> int:

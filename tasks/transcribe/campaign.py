@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from gettok import watermarks
 from gettok.settings import Settings
 from gettok.tasks.transcribe import store
 from gettok.tasks.transcribe.transcriber import TranscribeResult
 from gettok.tasks.transcribe.whisper import WhisperOptions
+
+STAGE = "transcribe"
 
 BatchRunner = Callable[[list[int], Settings, WhisperOptions, bool], TranscribeResult]
 
@@ -27,19 +30,21 @@ def transcribe_campaign(
     a video that fails stays pending for a later run, never for this one (keyset pages)."""
     log = log or logging.getLogger(__name__)
     url = settings.resolved_database_url
+    size = settings.transcription_task_videos
+    sweep = watermarks.begin(
+        url, campaign_name, STAGE, store.fingerprint(options), whole=retry_failed
+    )
     pages = store.pending_pages(
-        url,
-        options,
-        campaign_name,
-        settings.transcription_task_videos,
-        retry_failed=retry_failed,
-        limit=limit,
+        url, options, campaign_name, size, retry_failed=retry_failed, limit=limit, sweep=sweep
     )
     result, number = TranscribeResult(), 0
     for number, page in enumerate(pages, 1):
         batch = run_batch(page, settings, options, retry_failed)
         result = result.merge(batch)
         log.info("batch %d (%d videos so far): %s", number, pages.read, batch.summary())
+    watermarks.finish_downstream(  # failed ones are done unless asked again: not what is left
+        sweep, lambda: store.pending_pages(url, options, campaign_name, size, sweep=sweep)
+    )
     # Read by people and by the crash trials (tests/chaos_trials.py), which sum these counts.
     log.info(
         "%d videos to transcribe with %s, in %d batches", pages.read, options.model_name, number

@@ -15,7 +15,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from gettok import db, membership
+from gettok import db, watermarks
 from gettok.keyset import KeysetPages, id_bounds, inner_bounds
 from gettok.membership import campaign_videos
 from gettok.models.schema import Download, DownloadStatus, MediaInfo, Transcript, Video, utcnow
@@ -96,9 +96,11 @@ def pending_pages(
     *,
     retry_failed: bool = False,
     limit: int | None = None,
+    sweep: watermarks.Sweep | None = None,
 ) -> KeysetPages[int, int]:
     """What `pending_videos` lists, `size` ids at a time, each page read when the previous one
-    is done, the campaign's ids looked at a range at a time (`in_id_ranges`)."""
+    is done, the campaign's ids looked at a range at a time (`in_id_ranges`); past the
+    stage's watermark, only among the members downloaded or collected since (`sweep`)."""
 
     def between(after: int | None, until: int, n: int) -> list[int]:
         return pending_videos(
@@ -111,7 +113,15 @@ def pending_pages(
             until=until,
         )
 
-    return membership.member_pages(url, campaign_name, between, size, limit)
+    def among(ids: list[int], n: int) -> list[int]:  # members already: no campaign to join
+        return pending_videos(url, options, video_ids=ids, retry_failed=retry_failed, limit=n)
+
+    return watermarks.downstream_pages(url, sweep, campaign_name, between, among, size, limit)
+
+
+def fingerprint(options: WhisperOptions) -> str:
+    """What a transcript row is keyed by besides its video: the stage's watermark is per this."""
+    return settings_hash({"model": options.model_name, "settings": options.provenance()})
 
 
 # --- what a batch reads ----------------------------------------------------------------------

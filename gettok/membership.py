@@ -85,13 +85,21 @@ def member_pages(
     key: Callable[[Any], int] = lambda row: row,
 ) -> KeysetPages:
     """A stage's pending work, `size` rows at a time: `fetch(after, until, n)` asked for one
-    range of the campaign's member ids at a time (`in_id_ranges`, ends from `range_end`)."""
+    range of the campaign's member ids at a time (`member_fetch`)."""
+    return KeysetPages(member_fetch(url, campaign, fetch), size, limit, key=key)
+
+
+def member_fetch(
+    url: str, campaign: str | int | None, fetch: Callable[[int | None, int, int], list]
+) -> Callable[[int | None, int], list]:
+    """A page fetch for `KeysetPages`: `fetch(after, until, n)` asked for one range of the
+    campaign's member ids at a time (`in_id_ranges`, ends from `range_end`)."""
 
     def end(after: int | None, span: int) -> int | None:
         with db.session_scope(url) as session:
             return range_end(session, campaign, after, span)
 
-    return KeysetPages(in_id_ranges(fetch, end), size, limit, key=key)
+    return in_id_ranges(fetch, end)
 
 
 def seen_range_end(

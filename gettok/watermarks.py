@@ -17,6 +17,7 @@ again, so an input that slipped anyway is found within a week, not lost.
 from __future__ import annotations
 
 import logging
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -143,6 +144,26 @@ def _chunks(items: Iterable[int], size: int) -> Iterator[list[int]]:
 
 
 PendingIds = Callable[[list[int], int], list[Any]]  # (candidate ids, n) -> pending rows
+StillPending = Callable[[list[int]], list[int]]  # (ids) -> those still pending
+
+
+class SweepPages(KeysetPages):
+    """Keyset pages that remember every id they gave (`met`), so that after the pass the stage
+    re-checks only those, not the campaign, for what is still left (`finish_downstream`)."""
+
+    def __init__(self, fetch, size: int, limit: int | None, key: Callable[[Any], int]) -> None:
+        super().__init__(fetch, size, limit, key)
+        self.met = array("q")
+
+    def __iter__(self):
+        for page in super().__iter__():
+            self.met.extend(self.key(row) for row in page)
+            yield page
+
+    @property
+    def complete(self) -> bool:
+        """The pass met everything pending (no limit cut it short)."""
+        return self.limit is None or self.read < self.limit
 
 
 def downstream_pages(
@@ -154,30 +175,55 @@ def downstream_pages(
     size: int,
     limit: int | None = None,
     key: Callable[[Any], int] = lambda row: row,
-) -> KeysetPages:
+    ready: Callable[[Sweep], list[int]] | None = None,
+) -> SweepPages:
     """A downstream stage's pending work: past the sweep's mark, `pending_among` the members
-    ready since (`ready_since`), a chunk of ids per query; over every member (`walk`, the
-    stage's ranged query) when the sweep is whole or there is none."""
+    ready since (`ready(sweep)`, sorted ids; `ready_since` unless given), a chunk of ids per
+    query; over every member (`walk`, the stage's ranged query) when the sweep is whole or
+    there is none."""
     if sweep is None or sweep.whole:
-        return membership.member_pages(url, campaign, walk, size, limit, key=key)
-    ready = ready_since(url, sweep.campaign_id, sweep.since)
+        return SweepPages(membership.member_fetch(url, campaign, walk), size, limit, key)
+    ids = (ready or _downloaded_or_joined)(sweep)
 
     def fetch(after: int | None, n: int) -> list:
-        start = 0 if after is None else bisect_right(ready, after)
+        start = 0 if after is None else bisect_right(ids, after)
         rows: list = []
-        while len(rows) < n and start < len(ready):
-            rows += pending_among(ready[start : start + CHUNK], n - len(rows))
+        while len(rows) < n and start < len(ids):
+            rows += pending_among(ids[start : start + CHUNK], n - len(rows))
             start += CHUNK
         return rows
 
-    return KeysetPages(fetch, size, limit, key=key)
+    return SweepPages(fetch, size, limit, key)
 
 
-def finish_downstream(sweep: Sweep | None, pages: Callable[[], KeysetPages]) -> None:
-    """Set the mark of a downstream stage after its pass: what `pages()` (the same pending
-    work, asked again) still holds keeps the mark before the earliest of it to become ready."""
-    if sweep is None:
+def _downloaded_or_joined(sweep: Sweep) -> list[int]:
+    return ready_since(sweep.url, sweep.campaign_id, sweep.since)
+
+
+def _left(pages: SweepPages, still_pending: StillPending) -> Iterator[int]:
+    for chunk in _chunks(pages.met, CHUNK):
+        yield from still_pending(chunk)
+
+
+def finish_downstream(sweep: Sweep | None, pages: SweepPages, still_pending: StillPending) -> None:
+    """Set the mark of a stage that takes a download after its pass: what the pass met and is
+    `still_pending` keeps it before the earliest of those to become ready. A pass a limit cut
+    short leaves the mark as it was."""
+    if sweep is not None and pages.complete:
+        finish(sweep, first_ready(sweep.url, sweep.campaign_id, _left(pages, still_pending)))
+
+
+def finish_if_settled(
+    sweep: Sweep | None,
+    pages: SweepPages,
+    still_pending: StillPending,
+    retried: set[int] = frozenset(),
+) -> None:
+    """Set the mark after a pass whose inputs have no single time to become ready by (several
+    inputs, each with its own): to the pass's start, less `MARGIN`, only if nothing it met is
+    still pending but the `retried` (the stage finds those by their status). Otherwise the
+    mark, and the last whole pass, stay as they were, and the next pass looks again."""
+    if sweep is None or not pages.complete:
         return
-    again = pages()
-    left = (again.key(row) for page in again for row in page)
-    finish(sweep, first_ready(sweep.url, sweep.campaign_id, left))
+    if all(i in retried for i in _left(pages, still_pending)):
+        finish(sweep, None)

@@ -91,6 +91,8 @@ class Transcript(Base):
         # "Not yet transcribed with these settings" for a page of videos: without it the check
         # reads every transcript of the index to find none (see migration 0014).
         Index("ix_transcripts_settings_video", "engine", "model", "settings_hash", "video_id"),
+        # What was transcribed since a stage's watermark (annotate; migration 0016).
+        Index("ix_transcripts_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(
@@ -211,6 +213,8 @@ class FrameExtraction(Base):
     """
 
     __tablename__ = "frame_extractions"
+    # What was framed since a stage's watermark (annotate, watch; migration 0016).
+    __table_args__ = (Index("ix_frame_extractions_recorded_at", "recorded_at"),)
 
     video_id: Mapped[int] = mapped_column(
         ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True
@@ -231,6 +235,9 @@ class Annotation(Base):
         UniqueConstraint("video_id", "kind", "model", "prompt_hash", "inputs_key"),
         # "Not yet annotated (or checked) by this plan" for a page of videos (migration 0014).
         Index("ix_annotations_plan_video", "kind", "model", "prompt_hash", "video_id"),
+        # Answered since a stage's watermark; the few a later run asks again (migration 0016).
+        Index("ix_annotations_created_at", "created_at"),
+        Index("ix_annotations_status", "status"),
     )
 
     id: Mapped[int] = mapped_column(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from gettok import db, membership
+from gettok import db, watermarks
 from gettok.clients.llm import LlmClient
 from gettok.clients.llm_budget import Budget, price_for
 from gettok.keyset import KeysetPages
@@ -50,11 +50,14 @@ def annotate_campaign(
             total = AnnotateResult(
                 kind=plan.kind.value, model=plan.model, prompt_hash=plan.prompt_hash
             )
-            pages = pending_pages(url, campaign, plan, settings)
+            max_tries = settings.llm_invalid_max_tries
+            fingerprint = store.plan_fingerprint(plan, max_tries)
+            sweep = watermarks.begin(url, campaign.name, plan.stage, fingerprint)
+            pages = pending_pages(url, campaign, plan, settings, sweep)
             for batch in pages:
                 if budget.reached:  # nothing more will be sent: count, do not claim and load
                     total.skipped_budget += len(batch) + _count_rest(
-                        url, campaign, plan, settings, pages.after
+                        url, campaign, plan, settings, pages, sweep
                     )
                     break
                 total.add(
@@ -68,6 +71,8 @@ def annotate_campaign(
                         budget=budget,
                     )
                 )
+            else:
+                store.settle(sweep, pages, plan, max_tries)
             results.append(total)
             log.info("%s: %s", plan.kind.value, total.model_dump())
     finally:
@@ -81,31 +86,29 @@ def annotate_campaign(
 
 
 def pending_pages(
-    url: str, campaign: Campaign, plan: KindPlan, settings: Settings
+    url: str,
+    campaign: Campaign,
+    plan: KindPlan,
+    settings: Settings,
+    sweep: watermarks.Sweep | None = None,
 ) -> KeysetPages[int, int]:
-    """The videos pending `plan`, `llm_batch_size` at a time, each page read when the batch
-    before it is done, the campaign's ids looked at a range at a time (`in_id_ranges`)."""
-
-    def between(after: int | None, until: int, n: int) -> list[int]:
-        with db.session_scope(url) as session:
-            return store.pending_videos(
-                session,
-                campaign.name,
-                plan,
-                max_tries=settings.llm_invalid_max_tries,
-                after=after,
-                until=until,
-                limit=n,
-            )
-
-    return membership.member_pages(url, campaign.name, between, settings.llm_batch_size)
+    """The videos pending `plan`, `llm_batch_size` at a time (`store.plan_pages`)."""
+    max_tries, size = settings.llm_invalid_max_tries, settings.llm_batch_size
+    return store.plan_pages(url, campaign.name, plan, max_tries, size, sweep)
 
 
 def _count_rest(
-    url: str, campaign: Campaign, plan: KindPlan, settings: Settings, after: int | None
+    url: str,
+    campaign: Campaign,
+    plan: KindPlan,
+    settings: Settings,
+    pages: KeysetPages[int, int],
+    sweep: watermarks.Sweep | None,
 ) -> int:
     """What is still pending past the last page read: left for the budget, never read."""
+    if sweep is not None and not sweep.whole:  # the members changed since the mark: few
+        return sum(len(page) for page in pages)
     with db.session_scope(url) as session:
         return store.count_pending(
-            session, campaign.name, plan, settings.llm_invalid_max_tries, after=after
+            session, campaign.name, plan, settings.llm_invalid_max_tries, after=pages.after
         )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
-from gettok import claims, db
+from gettok import claims, db, watermarks
 from gettok.models.campaign import Campaign
 from gettok.models.schema import Annotation, AnnotationKind, AnnotationStatus, utcnow
 from gettok.settings import Settings
@@ -54,13 +54,14 @@ def annotate_locally(
     classifier: LocalClassifier,
     kind: str,
 ) -> AnnotateResult:
-    """Every pending video of the campaign, `BATCH` at a time, claimed while it is classified."""
+    """Every pending video of the campaign, a page of `BATCH` at a time (read when the batch
+    before it is done), claimed while it is classified."""
     plan = LocalPlan(AnnotationKind(kind), classifier.model, classifier.settings_hash)
     result = AnnotateResult(kind=kind, model=plan.model, prompt_hash=plan.prompt_hash)
-    with db.session_scope(database_url) as session:
-        pending = store.pending_videos(session, campaign.name, plan, max_tries=1)
-    for start in range(0, len(pending), BATCH):
-        batch = pending[start : start + BATCH]
+    fingerprint = store.plan_fingerprint(plan, 1)
+    sweep = watermarks.begin(database_url, campaign.name, plan.stage, fingerprint)
+    pages = store.plan_pages(database_url, campaign.name, plan, 1, BATCH, sweep)
+    for batch in pages:
         held = claims.claim(database_url, plan.stage, batch, lease_s=600)
         try:
             with db.session_scope(database_url) as session:
@@ -72,6 +73,7 @@ def annotate_locally(
             claims.release(database_url, plan.stage, held)
         result.done += len(todo)
         result.skipped_taken += len(batch) - len(todo)
+    store.settle(sweep, pages, plan, 1)
     return result
 
 

@@ -9,6 +9,8 @@ until it has had `llm_invalid_max_tries` tries (counted in `tries`); any other s
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -16,7 +18,7 @@ from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from gettok import db
+from gettok import db, watermarks
 from gettok.clients.llm import LlmOutcome
 from gettok.keyset import id_bounds, inner_bounds
 from gettok.membership import campaign_videos
@@ -25,7 +27,10 @@ from gettok.models.schema import (
     Annotation,
     AnnotationKind,
     AnnotationStatus,
+    CampaignVideo,
     Frame,
+    FrameExtraction,
+    Transcript,
     Video,
     utcnow,
 )
@@ -34,6 +39,7 @@ from gettok.tasks.annotate.provenance import current_transcript_exists, inputs_k
 
 if TYPE_CHECKING:
     from gettok.tasks.annotate.annotator import KindPlan, VideoInputs
+    from gettok.tasks.annotate.local_run import LocalPlan
 
 
 def _asked_again(max_tries: int):
@@ -90,7 +96,7 @@ def _has_transcript_text():
 
 def pending_videos(
     session: Session,
-    campaign_name: str,
+    campaign_name: str | None,
     plan: KindPlan,
     among: list[int] | None = None,
     max_tries: int = 3,
@@ -120,7 +126,7 @@ def count_pending(
 
 
 def pending_query(
-    campaign_name: str,
+    campaign_name: str | None,
     plan: KindPlan,
     max_tries: int = 3,
     *,
@@ -130,11 +136,12 @@ def pending_query(
 ) -> Select:
     """The SELECT of the ids `pending_videos` lists (unordered), to count or combine in SQL."""
     query = select(Video.id).where(
-        Video.id.in_(campaign_videos(campaign_name, after=after, until=until)),
         ~_has_final(plan.kind, plan.model, plan.prompt_hash, max_tries, after, until),
     )
+    if campaign_name is not None:  # None: `among` are the campaign's members already
+        query = query.where(Video.id.in_(campaign_videos(campaign_name, after=after, until=until)))
     if among is not None:
-        query = query.where(Video.id.in_(among))
+        query = query.where(Video.id.in_(among), Video.pruned_at.is_(None))
     if plan.kind is AnnotationKind.description:
         query = query.where(exists().where(Frame.video_id == Video.id))
     elif plan.kind is AnnotationKind.stance:
@@ -144,6 +151,100 @@ def pending_query(
     else:
         query = query.where(_has_transcript_text())
     return query.where(*id_bounds(after, until, Video.id))
+
+
+def changed_since(url: str, campaign_id: int, since: datetime) -> set[int]:
+    """The campaign's members any kind's input changed for after `since`: joined, transcribed,
+    framed, or annotated (a description for stance, a summary for its check; an overwritten
+    answer counts as new), each read from the index on its time."""
+    member = CampaignVideo.campaign_id == campaign_id
+    joined = select(CampaignVideo.video_id).where(member, CampaignVideo.first_seen_at > since)
+    queries = [joined]
+    for video, made in (
+        (Transcript.video_id, Transcript.created_at),
+        (FrameExtraction.video_id, FrameExtraction.recorded_at),
+        (Annotation.video_id, Annotation.created_at),
+    ):
+        on = (CampaignVideo.video_id == video) & member
+        queries.append(select(video).join(CampaignVideo, on).where(made > since))
+    with db.session_scope(url) as session:
+        return {i for query in queries for i in session.scalars(query)}
+
+
+def asked_again(url: str, campaign_id: int, plan: KindPlan | LocalPlan, max_tries: int) -> set[int]:
+    """The campaign's members whose answer of this plan a later run asks again (failed, or
+    invalid with tries left), read by status: the retries a pass past the watermark adds."""
+    on = (CampaignVideo.video_id == Annotation.video_id) & (
+        CampaignVideo.campaign_id == campaign_id
+    )
+    query = (
+        select(Annotation.video_id)
+        .join(CampaignVideo, on)
+        .where(
+            Annotation.status.in_([AnnotationStatus.failed, AnnotationStatus.invalid]),
+            _asked_again(max_tries),
+            Annotation.kind == plan.kind,
+            Annotation.model == plan.model,
+            Annotation.prompt_hash == plan.prompt_hash,
+        )
+    )
+    with db.session_scope(url) as session:
+        return set(session.scalars(query))
+
+
+def plan_pages(
+    url: str,
+    campaign_name: str,
+    plan: KindPlan | LocalPlan,
+    max_tries: int,
+    size: int,
+    sweep: watermarks.Sweep | None = None,
+) -> watermarks.SweepPages:
+    """The videos pending `plan`, `size` at a time, each page read when the batch before it is
+    done, the campaign's ids looked at a range at a time (`in_id_ranges`); past the stage's
+    watermark (`sweep`), only among the members whose inputs changed since, and the retries."""
+
+    def between(after: int | None, until: int, n: int) -> list[int]:
+        with db.session_scope(url) as session:
+            return pending_videos(
+                session, campaign_name, plan, max_tries=max_tries, after=after, until=until, limit=n
+            )
+
+    def among(ids: list[int], n: int) -> list[int]:  # members already: no campaign to join
+        with db.session_scope(url) as session:
+            return pending_videos(session, None, plan, ids, max_tries, limit=n)
+
+    def ready(sweep: watermarks.Sweep) -> list[int]:
+        changed = changed_since(url, sweep.campaign_id, sweep.since)
+        return sorted(changed | asked_again(url, sweep.campaign_id, plan, max_tries))
+
+    return watermarks.downstream_pages(url, sweep, campaign_name, between, among, size, ready=ready)
+
+
+def plan_fingerprint(plan: KindPlan | LocalPlan, max_tries: int) -> str:
+    """What decides a plan's pending work: the stage's watermark is kept per this."""
+    key = f"{plan.kind.value}|{plan.model}|{plan.prompt_hash}|{max_tries}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def settle(
+    sweep: watermarks.Sweep | None,
+    pages: watermarks.SweepPages,
+    plan: KindPlan | LocalPlan,
+    max_tries: int,
+) -> None:
+    """After a pass: the plan's watermark moves on if nothing the pass met is still pending but
+    the answers a later run asks again anyway (`asked_again`)."""
+    if sweep is None:
+        return
+    url = sweep.url
+
+    def still_pending(ids: list[int]) -> list[int]:
+        with db.session_scope(url) as session:
+            return list(session.scalars(pending_query(None, plan, max_tries, among=ids)))
+
+    retried = asked_again(url, sweep.campaign_id, plan, max_tries)
+    watermarks.finish_if_settled(sweep, pages, still_pending, retried)
 
 
 def count_stale(session: Session, campaign_name: str, plan: KindPlan) -> int:

@@ -34,9 +34,7 @@ def extract_campaign_frames(
     total = FramesResult()
     for batch in pages:
         total = total.merge(run_frames(url, settings, batch, len(batch)))
-    watermarks.finish_downstream(
-        sweep, lambda: store.pending_pages(url, digest, campaign_name, batch_size, sweep)
-    )
+    watermarks.finish_downstream(sweep, pages, lambda ids: store.still_pending(url, digest, ids))
     return total
 
 

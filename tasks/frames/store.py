@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gettok import watermarks
 from gettok.db import session_scope
-from gettok.keyset import KeysetPages, id_bounds, inner_bounds
+from gettok.keyset import id_bounds, inner_bounds
 from gettok.membership import campaign_videos
 from gettok.models.schema import (
     Download,
@@ -93,7 +93,7 @@ def pending_pages(
     campaign_name: str | None,
     size: int,
     sweep: watermarks.Sweep | None = None,
-) -> KeysetPages[int, int]:
+) -> watermarks.SweepPages:
     """The ids `pending_videos` lists, `size` at a time, each page read when the previous one is
     done, the campaign's ids looked at a range at a time (`in_id_ranges`); past the stage's
     watermark, only among the members downloaded or collected since (`sweep`)."""
@@ -106,6 +106,14 @@ def pending_pages(
         return [d.video_id for d in pending_videos(db_url, digest, video_ids=ids, limit=n)]
 
     return watermarks.downstream_pages(db_url, sweep, campaign_name, between, among, size)
+
+
+def still_pending(db_url: str, digest: str, video_ids: list[int]) -> list[int]:
+    """Which of `video_ids` (a campaign's members) still have their frames to extract: what a
+    pass left, which keeps the stage's watermark before it."""
+    query = pending_query(digest, video_ids=video_ids).with_only_columns(Download.video_id)
+    with session_scope(db_url) as session:
+        return list(session.scalars(query))
 
 
 def record_frames(db_url: str, video_id: int, rows: list[Frame], digest: str) -> int:

@@ -42,9 +42,7 @@ def transcribe_campaign(
         batch = run_batch(page, settings, options, retry_failed)
         result = result.merge(batch)
         log.info("batch %d (%d videos so far): %s", number, pages.read, batch.summary())
-    watermarks.finish_downstream(  # failed ones are done unless asked again: not what is left
-        sweep, lambda: store.pending_pages(url, options, campaign_name, size, sweep=sweep)
-    )
+    watermarks.finish_downstream(sweep, pages, lambda ids: store.still_pending(url, options, ids))
     # Read by people and by the crash trials (tests/chaos_trials.py), which sum these counts.
     log.info(
         "%d videos to transcribe with %s, in %d batches", pages.read, options.model_name, number

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from gettok import db, watermarks
-from gettok.keyset import KeysetPages, id_bounds, inner_bounds
+from gettok.keyset import id_bounds, inner_bounds
 from gettok.membership import campaign_videos
 from gettok.models.schema import Download, DownloadStatus, MediaInfo, Transcript, Video, utcnow
 from gettok.tasks.transcribe.audio import AudioError
@@ -69,6 +69,19 @@ def pending_videos(
 ) -> list[int]:
     """Downloaded videos (or slideshows with sound) without a transcript for these settings, in
     id order (ids in (after, until] only: keyset pages, see `pending_pages`)."""
+    stmt = _pending(options, campaign_name, video_ids, retry_failed, after, until)
+    with db.session_scope(url) as session:
+        return list(session.scalars(stmt.order_by(Download.video_id).limit(limit)))
+
+
+def still_pending(url: str, options: WhisperOptions, video_ids: list[int]) -> list[int]:
+    """Which of `video_ids` (a campaign's members) a run still has to transcribe: what a pass
+    left, which keeps the stage's watermark before it (a failed one is done unless retried)."""
+    with db.session_scope(url) as session:
+        return list(session.scalars(_pending(options, None, video_ids, False, None, None)))
+
+
+def _pending(options, campaign_name, video_ids, retry_failed, after, until):
     stmt = (
         select(Download.video_id)
         .join(Video, Video.id == Download.video_id)
@@ -83,9 +96,7 @@ def pending_videos(
         stmt = stmt.where(Download.video_id.in_(members))
     if video_ids is not None:
         stmt = stmt.where(Download.video_id.in_(video_ids))
-    stmt = stmt.where(*id_bounds(after, until, Download.video_id, Video.id))
-    with db.session_scope(url) as session:
-        return list(session.scalars(stmt.order_by(Download.video_id).limit(limit)))
+    return stmt.where(*id_bounds(after, until, Download.video_id, Video.id))
 
 
 def pending_pages(
@@ -97,7 +108,7 @@ def pending_pages(
     retry_failed: bool = False,
     limit: int | None = None,
     sweep: watermarks.Sweep | None = None,
-) -> KeysetPages[int, int]:
+) -> watermarks.SweepPages:
     """What `pending_videos` lists, `size` ids at a time, each page read when the previous one
     is done, the campaign's ids looked at a range at a time (`in_id_ranges`); past the
     stage's watermark, only among the members downloaded or collected since (`sweep`)."""

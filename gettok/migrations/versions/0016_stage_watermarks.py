@@ -2,8 +2,8 @@
 
 stage_watermarks: per campaign, stage and settings fingerprint, the time up to which every
 input the stage could take has its outcome recorded, and when a pass last looked at every
-member. ix_downloads_updated_at: the downstream stages find what was downloaded since their
-watermark by this index, not by walking every member's download.
+member. The indexes on each input's time: a stage finds what was downloaded, transcribed,
+framed or answered since its watermark by them, not by walking every member.
 
 Revision ID: 0016_watermarks
 Revises: 0015_topics
@@ -19,6 +19,17 @@ revision: str = "0016_watermarks"
 down_revision: str | None = "0015_topics"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+# What became ready since a watermark, each read from the index on its time; and the few
+# answers a later run asks again, by status.
+INDEXES = {
+    "ix_downloads_updated_at": ("downloads", ["updated_at"]),
+    "ix_transcripts_created_at": ("transcripts", ["created_at"]),
+    "ix_frame_extractions_recorded_at": ("frame_extractions", ["recorded_at"]),
+    "ix_annotations_created_at": ("annotations", ["created_at"]),
+    "ix_annotations_status": ("annotations", ["status"]),
+}
 
 
 def upgrade() -> None:
@@ -37,9 +48,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("campaign_id", "stage", "fingerprint", name="pk_stage_watermarks"),
     )
-    op.create_index("ix_downloads_updated_at", "downloads", ["updated_at"])
+    for name, (table, columns) in INDEXES.items():
+        op.create_index(name, table, columns)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_downloads_updated_at", table_name="downloads")
+    for name, (table, _) in INDEXES.items():
+        op.drop_index(name, table_name=table)
     op.drop_table("stage_watermarks")

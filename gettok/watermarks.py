@@ -16,6 +16,7 @@ again, so an input that slipped anyway is found within a week, not lost.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from array import array
 from bisect import bisect_right
@@ -109,30 +110,42 @@ def _fields(key: tuple[int, str, str]) -> dict:
 CHUNK = 500  # ids one query of a stage's pending check is given, at most
 
 
-def ready_since(url: str, campaign: int, since: datetime) -> list[int]:
-    """The campaign's members whose download changed, or who joined it, after `since`, in id
-    order: read from the index on each time, however many members came before."""
-    member = (CampaignVideo.video_id == Download.video_id) & (CampaignVideo.campaign_id == campaign)
-    downloaded = select(Download.video_id).join(CampaignVideo, member)
+DOWNLOADED = (Download.video_id, Download.updated_at)  # the input most stages take
+
+
+def fingerprint(*parts: str) -> str:
+    """A watermark's key for settings made of several parts."""
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def ready_since(
+    url: str, campaign: int, since: datetime, video=DOWNLOADED[0], changed=DOWNLOADED[1]
+) -> list[int]:
+    """The campaign's members whose input (a table's `video` id and `changed` time columns:
+    their download unless given) changed, or who joined it, after `since`, in id order: read
+    from the index on each time, however many members came before."""
+    member = (CampaignVideo.video_id == video) & (CampaignVideo.campaign_id == campaign)
+    inputs = select(video).join(CampaignVideo, member)
     joined = select(CampaignVideo.video_id).where(CampaignVideo.campaign_id == campaign)
     with db.session_scope(url) as session:
-        ids = set(session.scalars(downloaded.where(Download.updated_at > since)))
+        ids = set(session.scalars(inputs.where(changed > since)))
         ids.update(session.scalars(joined.where(CampaignVideo.first_seen_at > since)))
     return sorted(ids)
 
 
-def first_ready(url: str, campaign: int, ids: Iterable[int]) -> datetime | None:
-    """The earliest time any of `ids` became ready for a stage that takes its download: the later
-    of when its download last changed and when it joined the campaign."""
+def first_ready(
+    url: str, campaign: int, ids: Iterable[int], video=DOWNLOADED[0], changed=DOWNLOADED[1]
+) -> datetime | None:
+    """The earliest time any of `ids` became ready for a stage: the later of when its input
+    (columns as in `ready_since`) last changed and when it joined the campaign."""
     first = None
-    stmt = select(Download.updated_at, CampaignVideo.first_seen_at).join(
-        CampaignVideo,
-        (CampaignVideo.video_id == Download.video_id) & (CampaignVideo.campaign_id == campaign),
+    stmt = select(changed, CampaignVideo.first_seen_at).join(
+        CampaignVideo, (CampaignVideo.video_id == video) & (CampaignVideo.campaign_id == campaign)
     )
     with db.session_scope(url) as session:
         for chunk in _chunks(ids, CHUNK):
-            for changed, joined in session.execute(stmt.where(Download.video_id.in_(chunk))):
-                ready = max(changed, joined)
+            for changed_at, joined in session.execute(stmt.where(video.in_(chunk))):
+                ready = max(changed_at, joined)
                 first = ready if first is None else min(first, ready)
     return first
 
@@ -205,12 +218,18 @@ def _left(pages: SweepPages, still_pending: StillPending) -> Iterator[int]:
         yield from still_pending(chunk)
 
 
-def finish_downstream(sweep: Sweep | None, pages: SweepPages, still_pending: StillPending) -> None:
-    """Set the mark of a stage that takes a download after its pass: what the pass met and is
-    `still_pending` keeps it before the earliest of those to become ready. A pass a limit cut
-    short leaves the mark as it was."""
+def finish_downstream(
+    sweep: Sweep | None,
+    pages: SweepPages,
+    still_pending: StillPending,
+    ready: tuple[Any, Any] = DOWNLOADED,
+) -> None:
+    """Set the mark of a stage after its pass: what the pass met and is `still_pending` keeps
+    it before the earliest of those to become ready (`first_ready` by the `ready` columns). A
+    pass a limit cut short leaves the mark as it was."""
     if sweep is not None and pages.complete:
-        finish(sweep, first_ready(sweep.url, sweep.campaign_id, _left(pages, still_pending)))
+        left = _left(pages, still_pending)
+        finish(sweep, first_ready(sweep.url, sweep.campaign_id, left, *ready))
 
 
 def finish_if_settled(

@@ -7,19 +7,27 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bench.scale_data import add_videos, scale_campaign
 from gettok import db, watermarks
+from gettok.clients.llm_budget import Budget
 from gettok.models.schema import (
+    Annotation,
+    AnnotationStatus,
+    Campaign,
     Download,
     DownloadStatus,
+    Frame,
     FrameExtraction,
     FrameStatus,
     StageWatermark,
+    Transcript,
     utcnow,
 )
 from gettok.settings import get_settings
+from gettok.tasks.annotate.annotator import AnnotateResult, plan_for
+from gettok.tasks.annotate.campaign import annotate_campaign
 from gettok.tasks.download.downloader import download_round
 from gettok.tasks.download.store import DownloadResult
 from gettok.tasks.frames import store as frames_store
@@ -29,6 +37,7 @@ from gettok.tasks.transcribe import store as transcribe_store
 from gettok.tasks.transcribe.campaign import transcribe_campaign
 from gettok.tasks.transcribe.transcriber import TranscribeResult
 from gettok.tasks.transcribe.whisper import WhisperOptions
+from gettok.tasks.watch.store import store_outcome, unchecked_frames, watch_annotation
 
 ANY = None  # `_mark`: whatever the fingerprint
 
@@ -202,3 +211,110 @@ def test_a_stage_after_download_looks_at_what_was_downloaded_or_joined_since(
 
     _shift(db_url, walked_at=timedelta(days=8))
     assert done() == [old[9]]
+
+
+def _transcribed(url: str, ids: list[int], at) -> None:
+    """TikTok's transcript for each of `ids`, made at `at`."""
+    with db.session_scope(url) as session:
+        for i in ids:
+            session.add(
+                Transcript(
+                    video_id=i,
+                    engine=transcribe_store.TIKTOK_ENGINE,
+                    model=transcribe_store.TIKTOK_MODEL,
+                    settings={},
+                    settings_hash="tiktok",
+                    text=f"hola {i}",
+                    created_at=at,
+                )
+            )
+
+
+def test_annotation_looks_at_what_was_transcribed_since_and_what_it_asks_again(
+    db_url, settings_env, monkeypatch
+):
+    monkeypatch.setenv("GETTOK_DATABASE_URL", db_url)
+    db.upgrade(db_url)
+    now, day = utcnow(), timedelta(days=1)
+    campaign, settings = scale_campaign(), get_settings()
+    plan = plan_for("summary", campaign, settings)
+    old = add_videos(db_url, campaign, 8, seen=now - 3 * day)
+    _transcribed(db_url, old[:5], now - 3 * day)
+    asked: list[list[int]] = []
+
+    def run_batch(url, settings, campaign, kind, video_ids, *, client, budget):
+        """An ok summary for each, but an invalid one (asked again) for the first video."""
+        asked.append(list(video_ids))
+        with db.session_scope(url) as session:
+            for i in video_ids:
+                row = session.scalar(select(Annotation).where(Annotation.video_id == i))
+                row = row or Annotation(
+                    video_id=i,
+                    kind=plan.kind,
+                    model=plan.model,
+                    prompt_id="summary",
+                    prompt_hash=plan.prompt_hash,
+                )
+                invalid = i == old[0] and row.id is None
+                row.status = AnnotationStatus.invalid if invalid else AnnotationStatus.ok
+                row.value = {"summary": "x"}
+                session.add(row)
+        return AnnotateResult(kind=kind, model=plan.model, prompt_hash=plan.prompt_hash)
+
+    def done() -> list[int]:
+        asked.clear()
+        annotate_campaign(campaign, settings, Budget(1.0), kinds=["summary"], run_batch=run_batch)
+        return sorted(i for batch in asked for i in batch)
+
+    assert done() == old[:5]  # no mark yet: every member
+    with db.session_scope(db_url) as session:  # the invalid answer was given days ago
+        session.execute(update(Annotation).values(created_at=now - 2 * day))
+    _transcribed(db_url, [old[5]], now)  # transcribed today
+    _transcribed(db_url, [old[6]], now - 2 * day)  # its commit after the last pass: slipped
+    assert done() == [old[0], old[5]]  # and the invalid answer, asked again
+    assert done() == []
+
+    _shift(db_url, walked_at=timedelta(days=8))
+    assert done() == [old[6]]
+
+
+def _framed(url: str, ids: list[int], at) -> None:
+    with db.session_scope(url) as session:
+        for i in ids:
+            session.add(Frame(video_id=i, frame_index=0, path=f"f/{i}.jpg", width=8, height=8))
+            session.merge(
+                FrameExtraction(
+                    video_id=i, status=FrameStatus.ok, frames=1, settings_hash="x", recorded_at=at
+                )
+            )
+
+
+def test_a_watch_target_looks_at_what_was_framed_or_joined_since(db_url):
+    db.upgrade(db_url)
+    now, day = utcnow(), timedelta(days=1)
+    old = add_videos(db_url, scale_campaign(), 8, seen=now - 3 * day)
+    _framed(db_url, old[:5], now - 3 * day)
+    elsewhere = add_videos(db_url, scale_campaign("other"), 1, first=30, seen=now - 3 * day)
+    _framed(db_url, elsewhere, now - 3 * day)
+    with db.session_scope(db_url) as session:
+        campaign_id = session.scalar(select(Campaign.id).where(Campaign.name == "scale"))
+
+    def done() -> list[int]:
+        checked = []
+        for video_id, _frames in unchecked_frames(db_url, campaign_id, "orb", "target-1"):
+            row = watch_annotation(
+                video_id, {"matched": False}, model="orb", prompt_id="t", prompt_hash="target-1",
+                settings={},
+            )  # fmt: skip
+            store_outcome(db_url, row)
+            checked.append(video_id)
+        return checked
+
+    assert done() == old[:5]
+    _framed(db_url, [old[5]], now)  # framed today
+    joined = add_videos(db_url, scale_campaign(), 1, first=30, seen=now)  # framed for "other"
+    _framed(db_url, [old[6]], now - 2 * day)  # slipped
+    assert done() == sorted([old[5], *joined])
+    assert done() == []
+    _shift(db_url, walked_at=timedelta(days=8))
+    assert done() == [old[6]]

@@ -9,7 +9,6 @@ until it has had `llm_invalid_max_tries` tries (counted in `tries`); any other s
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -223,8 +222,7 @@ def plan_pages(
 
 def plan_fingerprint(plan: KindPlan | LocalPlan, max_tries: int) -> str:
     """What decides a plan's pending work: the stage's watermark is kept per this."""
-    key = f"{plan.kind.value}|{plan.model}|{plan.prompt_hash}|{max_tries}"
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+    return watermarks.fingerprint(plan.kind.value, plan.model, plan.prompt_hash, str(max_tries))
 
 
 def settle(

@@ -19,7 +19,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Select
 
-from gettok import membership
+from gettok import watermarks
 from gettok.db import session_scope
 from gettok.keyset import id_bounds, inner_bounds
 from gettok.membership import campaign_videos
@@ -30,11 +30,13 @@ from gettok.models.schema import (
     Download,
     DownloadStatus,
     Frame,
+    FrameExtraction,
     Video,
     utcnow,
 )
 
 PAGE = 2000  # videos per query
+STAGE = "watch"
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,9 @@ class StoredFrame:
     path: str
 
 
-# A query over videos, for the ids in (after, until]: each table it reads is bounded to them.
-RangeQuery = Callable[[int | None, int | None], Select]
+# A query over videos, for the ids in (after, until] of the campaign (None: of any campaign):
+# each table it reads is bounded to them.
+RangeQuery = Callable[[int | None, int | None, int | None], Select]
 
 
 def _unchecked(
@@ -74,16 +77,47 @@ def _unchecked(
 
 
 def _pages(
-    url: str, query: RangeQuery, campaign_id: int | None, limit: int | None, page: int
+    url: str,
+    query: RangeQuery,
+    campaign_id: int | None,
+    limit: int | None,
+    page: int,
+    target: tuple[str, str],
+    ready: tuple[Any, Any],
 ) -> Iterator[list[Any]]:
     """The rows of `query` (its first column a video id) in id order, `page` videos at a time,
-    the campaign's ids looked at a range at a time (`in_id_ranges`)."""
+    the campaign's ids looked at a range at a time (`in_id_ranges`); past the target's
+    watermark, only among the members that joined or whose `ready` input (video id and time
+    columns) changed since. The mark moves when the caller has read every row."""
 
     def between(after: int | None, until: int, n: int) -> list[Any]:
         with session_scope(url) as session:
-            return list(session.execute(query(after, until).order_by(Video.id).limit(n)).all())
+            rows = query(after, until, campaign_id).order_by(Video.id).limit(n)
+            return list(session.execute(rows).all())
 
-    yield from membership.member_pages(url, campaign_id, between, page, limit, key=lambda r: r[0])
+    def among(ids: list[int], n: int) -> list[Any]:  # members already: no campaign to join
+        with session_scope(url) as session:
+            rows = query(None, None, None).where(Video.id.in_(ids)).order_by(Video.id).limit(n)
+            return list(session.execute(rows).all())
+
+    def still_pending(ids: list[int]) -> list[int]:
+        return [row[0] for row in among(ids, len(ids))]
+
+    fingerprint = watermarks.fingerprint(*target)
+    sweep = watermarks.begin(url, campaign_id, STAGE, fingerprint)
+    pages = watermarks.downstream_pages(
+        url,
+        sweep,
+        campaign_id,
+        between,
+        among,
+        page,
+        limit,
+        key=lambda row: row[0],
+        ready=lambda sweep: watermarks.ready_since(url, sweep.campaign_id, sweep.since, *ready),
+    )
+    yield from pages
+    watermarks.finish_downstream(sweep, pages, still_pending, ready)
 
 
 def unchecked_frames(
@@ -97,15 +131,16 @@ def unchecked_frames(
     """(video id, its frames in order) for each video with frames not yet checked for this
     target, in id order."""
 
-    def videos(after: int | None, until: int | None) -> Select:
+    def videos(after: int | None, until: int | None, campaign: int | None) -> Select:
         framed = exists().where(
             Frame.video_id == Video.id, *inner_bounds(after, until, Frame.video_id)
         )
         return _unchecked(
-            select(Video.id).where(framed), campaign_id, model, prompt_hash, after, until
+            select(Video.id).where(framed), campaign, model, prompt_hash, after, until
         )
 
-    for rows in _pages(url, videos, campaign_id, limit, page):
+    framed_at = (FrameExtraction.video_id, FrameExtraction.recorded_at)
+    for rows in _pages(url, videos, campaign_id, limit, page, (model, prompt_hash), framed_at):
         ids = [row[0] for row in rows]
         frames: dict[int, list[StoredFrame]] = {video_id: [] for video_id in ids}
         with session_scope(url) as session:
@@ -130,7 +165,7 @@ def unchecked_downloads(
     """(video id, mp4 path, photo paths) of each downloaded video (or slideshow) not yet checked
     for this target, in id order."""
 
-    def downloads(after: int | None, until: int | None) -> Select:
+    def downloads(after: int | None, until: int | None, campaign: int | None) -> Select:
         query = (
             select(Video.id, Download.path, Download.image_paths)
             .join(Download, Download.video_id == Video.id)
@@ -139,9 +174,11 @@ def unchecked_downloads(
                 *id_bounds(after, until, Download.video_id),
             )
         )
-        return _unchecked(query, campaign_id, model, prompt_hash, after, until)
+        return _unchecked(query, campaign, model, prompt_hash, after, until)
 
-    for rows in _pages(url, downloads, campaign_id, limit, page):
+    downloaded_at = (Download.video_id, Download.updated_at)
+    target = (model, prompt_hash)
+    for rows in _pages(url, downloads, campaign_id, limit, page, target, downloaded_at):
         yield from ((video_id, path, list(images or [])) for video_id, path, images in rows)
 
 

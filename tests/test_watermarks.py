@@ -23,6 +23,7 @@ from gettok.models.schema import (
     FrameStatus,
     StageWatermark,
     Transcript,
+    Video,
     utcnow,
 )
 from gettok.settings import get_settings
@@ -318,3 +319,22 @@ def test_a_watch_target_looks_at_what_was_framed_or_joined_since(db_url):
     assert done() == []
     _shift(db_url, walked_at=timedelta(days=8))
     assert done() == [old[6]]
+
+
+def test_the_tiktok_transcript_copy_reads_what_was_seen_since(db_url):
+    db.upgrade(db_url)
+    now, day = utcnow(), timedelta(days=1)
+    old = add_videos(db_url, scale_campaign(), 9, seen=now - 3 * day)  # every third: no text
+    copied = transcribe_store.record_tiktok_transcripts(db_url, "scale")
+    assert copied == 6
+
+    def reword(video_id: int, seen) -> None:
+        with db.session_scope(db_url) as session:
+            video = session.get(Video, video_id)
+            video.voice_to_text, video.last_seen_at = f"nuevo {video_id}", seen
+
+    reword(old[1], now)  # seen again today, with new words
+    reword(old[2], now - 2 * day)  # its commit after the last copy: slipped
+    assert transcribe_store.record_tiktok_transcripts(db_url, "scale") == 1
+    _shift(db_url, walked_at=timedelta(days=8))
+    assert transcribe_store.record_tiktok_transcripts(db_url, "scale") == 1

@@ -105,7 +105,8 @@ class Video(Base):
     extra_fields: Mapped[dict[str, Any] | None]
     raw: Mapped[dict[str, Any]] = mapped_column(RawJSON)
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
-    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Indexed: the TikTok transcript copy reads the videos seen again since its watermark.
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     # Compliance: set when a re-check found the video no longer public and its media was pruned.
     pruned_at: Mapped[datetime | None]
     pruned_reason: Mapped[str | None] = mapped_column(String(32))

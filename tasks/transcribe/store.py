@@ -276,13 +276,40 @@ def record_failure(url: str, video_id: int, options: WhisperOptions, error: str)
 # --- TikTok's own transcripts --------------------------------------------------------------
 
 
+TIKTOK_STAGE = "tiktok-transcripts"
+
+
 def record_tiktok_transcripts(url: str, campaign_name: str | None = None) -> int:
-    """Copy `voice_to_text` into `transcripts` (engine "tiktok"); returns the rows changed."""
+    """Copy `voice_to_text` into `transcripts` (engine "tiktok"); returns the rows changed.
+
+    A campaign's copy past its watermark reads only the members collected or seen again since
+    (the collector writes `voice_to_text` and `last_seen_at` together)."""
+    sweep = watermarks.begin(url, campaign_name, TIKTOK_STAGE, "")
+    if sweep is None or sweep.whole:
+        changed = _copy_tiktok(url, campaign_name, None)
+    else:
+        seen = watermarks.ready_since(url, sweep.campaign_id, sweep.since, *SEEN)
+        changed = sum(_copy_tiktok(url, None, chunk) for chunk in _batched(seen, 500))
+    watermarks.finish(sweep, None)  # every text it read is copied: nothing is left
+    return changed
+
+
+SEEN = (Video.id, Video.last_seen_at)  # when the collector last wrote a video's fields
+
+
+def _batched(items: list[int], size: int) -> list[list[int]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _copy_tiktok(url: str, campaign_name: str | None, video_ids: list[int] | None) -> int:
+    """The copy for a campaign's videos (all videos when None), or for `video_ids` only."""
     stmt = select(Video.id, Video.voice_to_text, Video.video_duration).where(
         Video.voice_to_text.is_not(None), Video.voice_to_text != ""
     )
     if campaign_name is not None:
         stmt = stmt.where(Video.id.in_(campaign_videos(campaign_name)))
+    if video_ids is not None:
+        stmt = stmt.where(Video.id.in_(video_ids))
     provenance = {"engine": TIKTOK_ENGINE, "source": "research-api", "field": "voice_to_text"}
     digest = settings_hash(provenance)
     changed = 0

@@ -25,6 +25,7 @@ depends_on: str | Sequence[str] | None = None
 # answers a later run asks again, by status.
 INDEXES = {
     "ix_downloads_updated_at": ("downloads", ["updated_at"]),
+    "ix_videos_last_seen_at": ("videos", ["last_seen_at"]),
     "ix_transcripts_created_at": ("transcripts", ["created_at"]),
     "ix_frame_extractions_recorded_at": ("frame_extractions", ["recorded_at"]),
     "ix_annotations_created_at": ("annotations", ["created_at"]),

@@ -1,17 +1,21 @@
 """Stage watermarks: a daily start does work in proportion to what is new, not to the campaign.
 
-A stage's input becomes ready at a recorded time: a video joins the campaign (`first_seen_at`),
-its download changes (`downloads.updated_at`). After a pass, the stage's watermark for the
-campaign and its settings' fingerprint is set to a time at or before which every ready input has
-its outcome row (done or failed): the earliest input still without one, or the pass's start,
-whichever is earlier. The next pass looks only at inputs ready after it, plus the retries the
-stage keeps its own index of.
+A stage's input becomes ready at a recorded time: a video joins the campaign (`first_seen_at`)
+or is seen again (`last_seen_at`), its download changes (`updated_at`), it is transcribed,
+framed or answered (`created_at`, `recorded_at`). Each of those times is indexed. After a pass,
+the stage's watermark for the campaign and its settings' fingerprint is set to a time at or
+before which every ready input has its outcome row (done or failed): before the earliest input
+the pass met and left pending (`finish_downstream`; a stage whose inputs have several times
+moves it only when nothing is left, `finish_if_settled`), and at most `MARGIN` before the
+pass's start. The next pass looks only at inputs ready after the mark, plus the retries each
+stage finds by their status (dropped downloads, answers asked again).
 
-The mark is read from the data, not from what the pass did, so an input a dead worker held or a
-limit left keeps the mark before it. What it cannot see is a row written with an earlier time
-than its commit (a long transaction, a worker's clock behind the database's): the mark stays
-`MARGIN` behind the pass's start for those, and every `WALK_EVERY` a pass looks at every member
-again, so an input that slipped anyway is found within a week, not lost.
+The mark is read from the data, so an input a dead worker held or a limit left keeps the mark
+before it. What it cannot see is a row written with an earlier time than its commit (a long
+transaction, a worker's clock behind the others'): the mark stays `MARGIN` behind the pass's
+start for those, and every `WALK_EVERY` a pass looks at every member again, so an input that
+slipped anyway is found within a week, not lost. A pass with other settings (a new Whisper
+model, prompt or watch target) has no mark yet: it looks at every member.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from gettok.tasks.frames.campaign import extract_campaign_frames
 from gettok.tasks.frames.extract import FramesResult, frame_settings
 from gettok.tasks.transcribe import store as transcribe_store
 from gettok.tasks.transcribe.campaign import transcribe_campaign
+from gettok.tasks.transcribe.text_language import identify_campaign
 from gettok.tasks.transcribe.transcriber import TranscribeResult
 from gettok.tasks.transcribe.whisper import WhisperOptions
 from gettok.tasks.watch.store import store_outcome, unchecked_frames, watch_annotation
@@ -338,3 +339,20 @@ def test_the_tiktok_transcript_copy_reads_what_was_seen_since(db_url):
     assert transcribe_store.record_tiktok_transcripts(db_url, "scale") == 1
     _shift(db_url, walked_at=timedelta(days=8))
     assert transcribe_store.record_tiktok_transcripts(db_url, "scale") == 1
+
+
+def test_the_text_identifier_reads_what_was_transcribed_or_seen_since(db_url):
+    db.upgrade(db_url)
+    now, day = utcnow(), timedelta(days=1)
+    old = add_videos(db_url, scale_campaign(), 4, seen=now - 3 * day)
+    with db.session_scope(db_url) as session:  # collected days ago
+        for video in session.scalars(select(Video)):
+            video.last_seen_at = now - 3 * day
+    _transcribed(db_url, old[:2], now - 3 * day)
+    assert identify_campaign(db_url, "scale") == 4 + 2  # every caption, two transcripts
+
+    _transcribed(db_url, [old[2]], now)  # transcribed today
+    _transcribed(db_url, [old[3]], now - 2 * day)  # its commit after the last run: slipped
+    assert identify_campaign(db_url, "scale") == 1
+    _shift(db_url, walked_at=timedelta(days=8))
+    assert identify_campaign(db_url, "scale") == 1

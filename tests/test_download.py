@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import Counter
 from datetime import date, timedelta
@@ -376,3 +377,30 @@ def test_gate_closes_on_a_worker_asleep_in_the_pause():
     with pytest.raises(GateClosed):
         gate.wait()
     assert gate.requests == 0
+
+
+@pytest.mark.parametrize("answer", ["succeeded", "done", "throttled"])
+def test_after_a_pause_one_request_goes_first_and_the_others_wait_for_its_answer(answer):
+    """Workers a slot apart after a pause were each throttled again (up to block_limit +
+    workers - 1 throttles in a row); now the first request is a probe, and the next goes only
+    once it has an answer: through, none (a dropped connection: the next one probes), or
+    throttled again (the next one probes after the new pause)."""
+    clock = [0.0]
+    gate = DownloadGate(2.0, 10.0, 3, clock=lambda: clock[0], sleep=lambda s: None)
+    gate.throttled()
+    clock[0] = 11.0  # the pause is over
+    gate.wait()  # this worker's request is the probe
+    asked = threading.Event()
+
+    def sleep(seconds: float) -> None:  # the other worker's waits, a thousand times faster
+        time.sleep(seconds / 1000)
+        clock[0] += seconds
+
+    gate._sleep = sleep
+    other = threading.Thread(target=lambda: (gate.wait(), asked.set()))
+    other.start()
+    assert not asked.wait(0.3)  # held back while the probe is out
+    getattr(gate, answer)()
+    other.join(5)
+    assert asked.is_set() and gate.requests == 2
+    assert clock[0] >= 11.0 + (20.0 if answer == "throttled" else 0.0)

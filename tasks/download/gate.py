@@ -1,9 +1,10 @@
 """One gate for every request to tiktok.com from this process: a polite rate and a shared back-off.
 
 When TikTok throttles one download worker, every worker pauses (the back-off doubles while the
-throttling goes on); after `block_limit` throttles in a row the gate closes for the run, and the
-videos not yet asked for wait for a later run instead of feeding a retry storm. Across processes,
-`also_wait` takes a callable such as `gettok.retry.rate_limit("download-rate")`.
+throttling goes on), then one request goes first, alone, to see whether it is over; after
+`block_limit` throttles in a row the gate closes for the run, and the videos not yet asked for
+wait for a later run instead of feeding a retry storm. Across processes, `also_wait` takes a
+callable such as `gettok.retry.rate_limit("download-rate")`.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ class DownloadGate:
         self.outage_refusals = outage_refusals
         self._refusals_in_a_row = 0
         self.host_down: HostDown | None = None
+        # After a throttle's pause one request goes first (a probe); the others wait for its
+        # answer, so workers that were a slot apart cannot each be throttled again.
+        self._probe_due = False
+        self._prober: int | None = None  # the thread whose request is the probe
 
     @classmethod
     def from_settings(cls, settings: Settings, also_wait: Callable[[], None] | None = None):
@@ -97,10 +102,14 @@ class DownloadGate:
                 now = self._clock()
                 if self._paused_until > now:
                     delay, slot = self._paused_until - now, None
+                elif self._probe_due and self._prober not in (None, threading.get_ident()):
+                    delay, slot = self.interval, None  # the probe is out: wait for its answer
                 else:
                     slot = max(now, self._next_slot)
                     self._next_slot = slot + self.interval
                     delay = slot - now
+                    if self._probe_due:
+                        self._prober = threading.get_ident()
             if delay > 0:
                 self._sleep(delay)
             if slot is None:
@@ -122,6 +131,7 @@ class DownloadGate:
             self._throttles_in_a_row += 1
             pause = self.pause.backoff_s(self._throttles_in_a_row)
             self._paused_until = max(self._paused_until, self._clock() + pause)
+            self._probe_due, self._prober = True, None
             until = datetime.now(UTC) + timedelta(seconds=self._paused_until - self._clock())
             if self._throttles_in_a_row >= self.block_limit:
                 self.closed_until = until
@@ -139,3 +149,11 @@ class DownloadGate:
         with self._lock:
             self._throttles_in_a_row = 0
             self._refusals_in_a_row = 0
+            self._probe_due, self._prober = False, None
+
+    def done(self) -> None:
+        """This worker's request has its answer, whatever it was: if it was the probe and said
+        neither "through" nor "throttled" (a dropped connection), the next worker probes."""
+        with self._lock:
+            if self._prober == threading.get_ident():
+                self._prober = None

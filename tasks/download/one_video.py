@@ -99,6 +99,12 @@ class Downloader:
 
     def _attempt(self, video_id: int, url: str) -> Outcome:
         try:
+            return self._attempt_once(video_id, url)
+        finally:
+            self.gate.done()
+
+    def _attempt_once(self, video_id: int, url: str) -> Outcome:
+        try:
             return self._read_and_save(video_id, url)
         except PageFailure as failure:
             if failure.status != DownloadStatus.blocked:

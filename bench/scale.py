@@ -11,6 +11,10 @@ exponent log(t2/t1)/log(n2/n1): 1 is linear, 2 quadratic. The last stdout line i
     python -m bench.scale --sizes 100000,1000000  # the million: built in 18-102 min here
     python -m bench.scale --only export_parquet,report --keep   # a subset; keep the databases
 
+`daily_start` is every stage's start on a day with nothing new, past the watermarks a daily
+run leaves (`gettok.watermarks`); the `pages_*` operations are the passes over every member it
+replaces, the naive baseline (the JSON's `daily_start_vs_whole_pass`).
+
 `report_first` is a campaign's first report (it fits the topic model and assigns every video);
 `report` the one after it, as a daily report is (`report` alone measures both, in that order).
 
@@ -47,6 +51,7 @@ OPERATIONS = (
     "pages_transcribe",
     "pages_frames",
     "pages_annotate",
+    "daily_start",  # every stage's start past its watermark, nothing new: constant, not linear
 )
 LLM_ENV = {
     "GETTOK_LLM_MODEL": "sandbox-vision",
@@ -81,7 +86,19 @@ def run_operation(name: str, url: str, out: Path) -> object:
         return {k.kind: k.videos for k in estimate.kinds}
     if name.startswith("pages_"):
         return _keyset_pass(name.removeprefix("pages_"), url)
+    if name == "daily_start":
+        return _daily_start(url)
     return _pending(name, url)
+
+
+def _daily_start(url: str) -> dict[str, float]:
+    """Every stage's daily start when nothing changed since its watermark, through the stages'
+    own entry points (their batch runners do no work: nothing reaches them). The marks are set
+    just past the campaign's last change, as the last daily run would have left them. Returns
+    each stage's seconds (the `pages_*` operations are the same passes over every member)."""
+    from bench import daily
+
+    return daily.start_with_nothing_new(url)
 
 
 def _keyset_pass(stage: str, url: str) -> int:
@@ -213,7 +230,22 @@ def main() -> None:
         only.insert(only.index("report"), "report_first")
     results = measure_sizes("bench.scale", sizes, args.backend, only, args.keep)
     summary = {"backend": args.backend, "sizes": results, "growth_exponent": exponents(results)}
+    if "daily_start" in only:
+        summary["daily_start_vs_whole_pass"] = _daily_ratios(results)
     print(json.dumps(summary))
+
+
+def _daily_ratios(results: dict[int, dict[str, dict]]) -> dict[int, dict[str, float]]:
+    """Per size: each stage's whole pass (`pages_*`) over its daily start, in time."""
+    ratios = {}
+    for size, ops in results.items():
+        daily = (ops.get("daily_start") or {}).get("result") or {}
+        ratios[size] = {
+            stage: round(ops[f"pages_{stage}"]["seconds"] / max(daily[stage], 1e-3), 1)
+            for stage in ("download", "transcribe", "frames", "annotate")
+            if f"pages_{stage}" in ops and stage in daily
+        }
+    return ratios
 
 
 if __name__ == "__main__":

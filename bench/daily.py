@@ -44,6 +44,7 @@ def start_with_nothing_new(url: str) -> dict[str, float]:
     from gettok.tasks.frames.campaign import extract_campaign_frames
     from gettok.tasks.frames.extract import frame_settings
     from gettok.tasks.transcribe import store as transcribe_store
+    from gettok.tasks.transcribe import text_language
     from gettok.tasks.transcribe.campaign import transcribe_campaign
     from gettok.tasks.transcribe.whisper import WhisperOptions
     from gettok.tasks.watch.store import unchecked_frames
@@ -61,6 +62,7 @@ def start_with_nothing_new(url: str) -> dict[str, float]:
             plan.stage: annotate_store.plan_fingerprint(plan, settings.llm_invalid_max_tries),
             "watch": watermarks.fingerprint(*WATCH_TARGET),
             transcribe_store.TIKTOK_STAGE: "",
+            text_language.STAGE: text_language.MODEL,
         },
     )
     with db.session_scope(url) as session:
@@ -82,6 +84,7 @@ def start_with_nothing_new(url: str) -> dict[str, float]:
         ),
         "watch": lambda: sum(1 for _ in unchecked_frames(url, campaign_id, *WATCH_TARGET)),
         "tiktok_transcripts": lambda: transcribe_store.record_tiktok_transcripts(url, "scale"),
+        "text_languages": lambda: text_language.identify_campaign(url, "scale"),
     }
     seconds = {}
     for stage, start in starts.items():

@@ -97,16 +97,20 @@ def finish(sweep: Sweep | None, first_unsettled: datetime | None) -> datetime | 
         with db.session_scope(sweep.url) as session:
             row = session.get(StageWatermark, key)
             if row is None:
-                session.add(StageWatermark(**_fields(key), mark=mark, walked_at=walked))
+                session.add(
+                    StageWatermark(
+                        campaign_id=sweep.campaign_id,
+                        stage=sweep.stage,
+                        fingerprint=sweep.fingerprint,
+                        mark=mark,
+                        walked_at=walked,
+                    )
+                )
             else:
                 row.mark, row.walked_at = mark, max(walked, row.walked_at)
     except IntegrityError:  # a concurrent pass recorded its own first: it is as true as ours
         log.info("%s watermark for campaign %d recorded by another pass", *key[1::-1])
     return mark
-
-
-def _fields(key: tuple[int, str, str]) -> dict:
-    return dict(zip(("campaign_id", "stage", "fingerprint"), key, strict=True))
 
 
 # --- stages that take a downloaded video (transcribe, frames) ---------------------------------
@@ -147,14 +151,15 @@ def first_ready(
         CampaignVideo, (CampaignVideo.video_id == video) & (CampaignVideo.campaign_id == campaign)
     )
     with db.session_scope(url) as session:
-        for chunk in _chunks(ids, CHUNK):
+        for chunk in chunks(ids, CHUNK):
             for changed_at, joined in session.execute(stmt.where(video.in_(chunk))):
                 ready = max(changed_at, joined)
                 first = ready if first is None else min(first, ready)
     return first
 
 
-def _chunks(items: Iterable[int], size: int) -> Iterator[list[int]]:
+def chunks(items: Iterable[int], size: int = CHUNK) -> Iterator[list[int]]:
+    """`items` as lists of at most `size`: the id lists one query is given."""
     items = iter(items)
     while chunk := list(islice(items, size)):
         yield chunk
@@ -218,7 +223,7 @@ def _downloaded_or_joined(sweep: Sweep) -> list[int]:
 
 
 def _left(pages: SweepPages, still_pending: StillPending) -> Iterator[int]:
-    for chunk in _chunks(pages.met, CHUNK):
+    for chunk in chunks(pages.met, CHUNK):
         yield from still_pending(chunk)
 
 

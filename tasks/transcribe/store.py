@@ -289,16 +289,12 @@ def record_tiktok_transcripts(url: str, campaign_name: str | None = None) -> int
         changed = _copy_tiktok(url, campaign_name, None)
     else:
         seen = watermarks.ready_since(url, sweep.campaign_id, sweep.since, *SEEN)
-        changed = sum(_copy_tiktok(url, None, chunk) for chunk in _batched(seen, 500))
+        changed = sum(_copy_tiktok(url, None, chunk) for chunk in watermarks.chunks(seen))
     watermarks.finish(sweep, None)  # every text it read is copied: nothing is left
     return changed
 
 
 SEEN = (Video.id, Video.last_seen_at)  # when the collector last wrote a video's fields
-
-
-def _batched(items: list[int], size: int) -> list[list[int]]:
-    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _copy_tiktok(url: str, campaign_name: str | None, video_ids: list[int] | None) -> int:

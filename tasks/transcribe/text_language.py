@@ -65,14 +65,14 @@ def identify_campaign(url: str, campaign_name: str | None = None) -> int:
         transcribed = watermarks.ready_since(*since, Transcript.video_id, Transcript.created_at)
         seen = watermarks.ready_since(*since, Video.id, Video.last_seen_at)
         written = sum(
-            _identify_transcripts(url, None, chunk) for chunk in _chunks(transcribed)
-        ) + sum(_identify_captions(url, None, chunk) for chunk in _chunks(seen))
+            _identify_transcripts(url, None, chunk)
+            for chunk in watermarks.chunks(transcribed, BATCH)
+        )
+        written += sum(
+            _identify_captions(url, None, chunk) for chunk in watermarks.chunks(seen, BATCH)
+        )
     watermarks.finish(sweep, None)
     return written
-
-
-def _chunks(ids: list[int]) -> list[list[int]]:
-    return [ids[start : start + BATCH] for start in range(0, len(ids), BATCH)]
 
 
 def _identify_transcripts(
